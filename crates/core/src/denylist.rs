@@ -1,0 +1,44 @@
+//! Revoked tokens: a denylist of JWT ids kept until the token's own expiry, and a per-user
+//! "revoked before" time that rejects every older token (logout everywhere for JWTs).
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::ids::{TokenId, UserId};
+use crate::time::Timestamp;
+
+/// Why a token is refused, or that it is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// Neither denied nor revoked.
+    Valid,
+    /// Its `jti` is on the denylist.
+    Denied,
+    /// It was issued before the user's revoke-before time.
+    Revoked,
+}
+
+/// Storage of denied token ids and per-user revoke-before times.
+///
+/// Contract: a denied id is reported denied from the moment [`TokenDenylist::deny`] returns until
+/// exactly `until` (engine clock), then forgotten. Revoke-before times only move forward.
+#[async_trait]
+pub trait TokenDenylist: Send + Sync + 'static {
+    /// Denies `jti` until `until`. Denying again keeps the later of the two times. A time in the
+    /// past stores nothing (the token has expired anyway).
+    async fn deny(&self, jti: &TokenId, until: Timestamp) -> Result<()>;
+
+    /// `Some(until)` while `jti` is denied, else `None`.
+    async fn denied_until(&self, jti: &TokenId) -> Result<Option<Timestamp>>;
+
+    /// Removes `jti` from the denylist; `false` if it was not on it.
+    async fn undeny(&self, jti: &TokenId) -> Result<bool>;
+
+    /// Rejects every token of `user` issued before `before`; kept until `keep_until` (the
+    /// longest a token can live). Never moves an existing time backwards: returns the time in
+    /// force afterwards.
+    async fn revoke_before(&self, user: &UserId, before: Timestamp, keep_until: Timestamp) -> Result<Timestamp>;
+
+    /// The user's revoke-before time, if any.
+    async fn revoked_before(&self, user: &UserId) -> Result<Option<Timestamp>>;
+}

@@ -1,0 +1,47 @@
+//! [`Engine`]: the capability implementations one engine provides, chosen once at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::denylist::TokenDenylist;
+use crate::error::Result;
+use crate::ratelimit::RateLimiter;
+use crate::session::SessionStore;
+
+/// Liveness and identity of an engine.
+#[async_trait]
+pub trait EngineHealth: Send + Sync + 'static {
+    /// One round trip to the engine's backing store; the time it took.
+    async fn ping(&self) -> Result<Duration>;
+
+    /// What the engine is, for `/api/v1/info` and `doctor`.
+    fn info(&self) -> EngineInfo;
+}
+
+/// Description of a running engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EngineInfo {
+    /// `memory` or `redis`.
+    pub name: String,
+    /// Where it keeps its state, secrets redacted (e.g. `redis://127.0.0.1:6379/0`).
+    pub location: String,
+    /// Key prefix (Redis) or empty.
+    pub key_prefix: String,
+}
+
+/// One engine's implementations of every capability, as trait objects.
+#[derive(Clone)]
+pub struct Engine {
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Token denylist.
+    pub denylist: Arc<dyn TokenDenylist>,
+    /// Rate limits.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Health.
+    pub health: Arc<dyn EngineHealth>,
+}

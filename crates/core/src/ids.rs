@@ -1,0 +1,243 @@
+//! Validated identifiers. Every id that comes from outside is checked once, here, when it is
+//! built; the rest of the code can trust it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::error::{Error, Result};
+use crate::limits::{MAX_ID_BYTES, MAX_RATE_LIMIT_KEY_BYTES};
+
+fn id_char_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
+}
+
+/// Checks `value` against the id rule of SPEC §2 (1–`max` bytes of `[A-Za-z0-9._:@-]`, plus any
+/// `extra` bytes), naming `field` in the error.
+pub fn validate_id(field: &str, value: &str, max: usize, extra: &[u8]) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(field, format!("must be at most {max} bytes")));
+    }
+    if let Some(bad) = value.bytes().find(|b| !id_char_ok(*b) && !extra.contains(b)) {
+        let shown = if bad.is_ascii_graphic() { format!("{:?}", bad as char) } else { format!("byte 0x{bad:02x}") };
+        return Err(Error::invalid(field, format!("contains {shown}; allowed are A-Z a-z 0-9 . _ : @ -")));
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $extra:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "alice"))]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps `value`.
+            pub fn new(value: impl Into<String>) -> Result<Self> {
+                let value = value.into();
+                validate_id($field, &value, $max, $extra)?;
+                Ok(Self(value))
+            }
+
+            /// Like [`Self::new`] but naming `field` in the error (e.g. a path segment).
+            pub fn parse_field(field: &str, value: impl Into<String>) -> Result<Self> {
+                let value = value.into();
+                validate_id(field, &value, $max, $extra)?;
+                Ok(Self(value))
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Error;
+            fn try_from(value: String) -> Result<Self> {
+                Self::new(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::new(s)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user id: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    UserId, "user_id", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A device id: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    DeviceId, "device_id", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A JWT id (`jti`): 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    TokenId, "jti", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A rate-limit key such as `ip:10.0.0.1` or `user:42/send_message`: 1–256 bytes of
+    /// `[A-Za-z0-9._:@/-]`.
+    RateLimitKey, "key", MAX_RATE_LIMIT_KEY_BYTES, b"/"
+);
+
+/// Random bytes in a session id, after the two shard bytes: 128 bits.
+const SESSION_RANDOM_BYTES: usize = 16;
+const SESSION_ID_BYTES: usize = 2 + SESSION_RANDOM_BYTES;
+
+/// A session id: URL-safe base64 (no padding) of two shard bytes derived from the user id and
+/// 128 random bits. The shard lets the Redis engine keep a user's sessions and their index in one
+/// hash slot (so one script can evict atomically on Cluster) while a lookup by id alone still
+/// finds the slot. Equality is constant time.
+#[derive(Clone, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "q83vAAECAwQFBgcICQoLDA0ODw"))]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// A fresh id for a session of `user`.
+    pub fn generate(user: &UserId) -> Result<Self> {
+        let mut bytes = [0u8; SESSION_ID_BYTES];
+        bytes[..2].copy_from_slice(&user_shard(user).to_be_bytes());
+        getrandom::fill(&mut bytes[2..]).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+        Ok(SessionId(URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Validates the shape of a session id received from outside.
+    pub fn new(value: impl Into<String>) -> Result<Self> {
+        let value = value.into();
+        let ok = value.len() == 24 && URL_SAFE_NO_PAD.decode(&value).is_ok_and(|b| b.len() == SESSION_ID_BYTES);
+        if ok { Ok(SessionId(value)) } else { Err(Error::invalid("session_id", "is not a session id")) }
+    }
+
+    /// The shard the session's user maps to (see [`user_shard`]).
+    pub fn shard(&self) -> u16 {
+        match URL_SAFE_NO_PAD.decode(&self.0) {
+            Ok(b) if b.len() >= 2 => u16::from_be_bytes([b[0], b[1]]),
+            _ => 0,
+        }
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stable 16-bit hash of a user id (FNV-1a folded), used to co-locate a user's keys.
+pub fn user_shard(user: &UserId) -> u16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in user.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    ((h >> 16) ^ (h & 0xffff)) as u16
+}
+
+impl PartialEq for SessionId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+impl Eq for SessionId {}
+
+impl TryFrom<String> for SessionId {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Self::new(value)
+    }
+}
+
+impl From<SessionId> for String {
+    fn from(id: SessionId) -> String {
+        id.0
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::new(s)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    // Session ids are bearer secrets: keep them out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({}…)", &self.0[..4.min(self.0.len())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_spec_alphabet() {
+        assert!(UserId::new("alice@example.com:web-1_2").is_ok());
+        assert!(UserId::new("").is_err());
+        assert!(UserId::new("a b").unwrap_err().to_string().contains("user_id"));
+        assert!(UserId::new("x".repeat(129)).is_err());
+        assert!(UserId::new("x".repeat(128)).is_ok());
+        assert!(UserId::new("é").is_err());
+        assert!(RateLimitKey::new("user:1/send").is_ok());
+        assert!(DeviceId::new("dev/1").is_err());
+    }
+
+    #[test]
+    fn session_ids_carry_the_user_shard_and_128_random_bits() {
+        let user = UserId::new("alice").unwrap();
+        let a = SessionId::generate(&user).unwrap();
+        let b = SessionId::generate(&user).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 24);
+        assert_eq!(a.shard(), user_shard(&user));
+        assert_eq!(SessionId::new(a.as_str()).unwrap(), a);
+        assert!(SessionId::new("not-a-session").is_err());
+        assert!(!format!("{a:?}").contains(a.as_str()));
+    }
+}

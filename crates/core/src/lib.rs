@@ -1,0 +1,50 @@
+//! Switchboard's core: identifiers, domain types, errors, one trait per capability (the contract
+//! is written on the trait), the domain services that add defaults, validation and metrics on top
+//! of the traits, and the [`Switchboard`] facade. No HTTP and no Redis here: engines implement the
+//! traits, the server exposes the services.
+//!
+//! # Layout
+//! - [`error`]: the error kinds every layer shares ([`Error`], [`Result`]).
+//! - [`ids`]: validated identifiers ([`UserId`], [`DeviceId`], [`SessionId`], ...).
+//! - [`time`]: [`Timestamp`], milliseconds since the epoch, RFC 3339 on the wire.
+//! - [`limits`]: the input bounds of SPEC §2.
+//! - [`session`]: sessions and the [`SessionStore`] contract.
+//! - [`denylist`]: revoked tokens and the [`TokenDenylist`] contract.
+//! - [`ratelimit`]: policies, decisions, the reference algorithms and the [`RateLimiter`] contract.
+//! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
+//! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
+//! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`]: what the server and library users call.
+//! - [`switchboard`]: the [`Switchboard`] facade.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo(sb: switchboard_core::Switchboard) -> switchboard_core::Result<()> {
+//! use switchboard_core::{CreateSession, UserId};
+//! let created = sb.sessions().create(CreateSession::for_user(UserId::new("alice")?)).await?;
+//! let again = sb.sessions().touch(&created.session.id).await?;
+//! assert!(again.is_some());
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod denylist;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod limits;
+pub mod ratelimit;
+pub mod services;
+pub mod session;
+pub mod switchboard;
+pub mod time;
+
+pub use config::{RateLimitsConfig, SessionsConfig, SwitchboardConfig, TokensConfig};
+pub use denylist::{TokenCheck, TokenDenylist};
+pub use engine::{Engine, EngineHealth, EngineInfo};
+pub use error::{Error, Result};
+pub use ids::{DeviceId, RateLimitKey, SessionId, TokenId, UserId};
+pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
+pub use services::{CheckOutcome, CreateSession, KeyDecision, PolicyRef, RateLimitCheck, RateLimits, Sessions, Tokens};
+pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
+pub use switchboard::Switchboard;
+pub use time::Timestamp;

@@ -1,0 +1,16 @@
+//! The input bounds of SPEC §2, in one place so every layer enforces the same numbers.
+
+/// Longest identifier (user, device, conversation, ...), in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest rate-limit key, in bytes.
+pub const MAX_RATE_LIMIT_KEY_BYTES: usize = 256;
+/// Largest free-form `data` object, serialized, in bytes.
+pub const MAX_DATA_BYTES: usize = 4 * 1024;
+/// Longest short text field (device os, browser, location, status text...), in bytes.
+pub const MAX_SHORT_TEXT_BYTES: usize = 256;
+/// Longest user agent kept with a session, in bytes.
+pub const MAX_USER_AGENT_BYTES: usize = 512;
+/// Largest batch (multi-key checks, bulk queries).
+pub const MAX_BATCH: usize = 1000;
+/// Default largest JSON body, in bytes (configurable on the server).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;

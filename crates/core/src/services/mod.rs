@@ -1,0 +1,41 @@
+//! Domain services: what the server and library users call. Each wraps an engine trait with
+//! defaults from [`crate::SwitchboardConfig`], input validation, and engine-call metrics.
+//!
+//! # Layout
+//! - `sessions`: [`Sessions`].
+//! - `tokens`: [`Tokens`].
+//! - `rate_limits`: [`RateLimits`].
+
+mod rate_limits;
+mod sessions;
+mod tokens;
+
+pub use rate_limits::{CheckOutcome, KeyDecision, PolicyRef, RateLimitCheck, RateLimits};
+pub use sessions::{CreateSession, Sessions};
+pub use tokens::Tokens;
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// Runs one engine call, recording its latency and (for engine failures) an error count.
+async fn observe<T>(capability: &'static str, op: &'static str, call: impl Future<Output = Result<T>>) -> Result<T> {
+    let started = Instant::now();
+    let result = call.await;
+    metrics::histogram!("switchboard_engine_call_duration_seconds", "capability" => capability, "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    if let Err(e @ (Error::Unavailable(_) | Error::Internal(_))) = &result {
+        metrics::counter!("switchboard_engine_errors_total", "capability" => capability, "op" => op, "kind" => e.kind())
+            .increment(1);
+    }
+    result
+}
+
+/// Checks an optional short text field's length.
+fn check_text(field: &str, value: &Option<String>, max: usize) -> Result<()> {
+    match value {
+        Some(v) if v.len() > max => Err(Error::invalid(field, format!("must be at most {max} bytes"))),
+        _ => Ok(()),
+    }
+}

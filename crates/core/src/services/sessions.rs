@@ -1,0 +1,169 @@
+//! [`Sessions`]: session defaults, validation and metrics over a [`SessionStore`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_text, observe};
+use crate::config::SessionsConfig;
+use crate::error::{Error, Result};
+use crate::ids::{SessionId, UserId};
+use crate::limits::{MAX_SHORT_TEXT_BYTES, MAX_USER_AGENT_BYTES};
+use crate::session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore, data_size};
+
+/// Longest TTL a session may ask for: one year.
+const MAX_TTL_SECONDS: u64 = 365 * 86_400;
+
+/// A request to create a session; unset TTLs take the configured defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateSession {
+    /// Owner of the session.
+    pub user_id: UserId,
+    /// Device the session lives on.
+    #[serde(default)]
+    pub device: DeviceInfo,
+    /// Client IP address.
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// Client user agent.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Initial data (at most 4 KiB).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: SessionData,
+    /// Idle TTL in seconds (default from config, 1 h).
+    #[serde(default)]
+    pub idle_ttl_seconds: Option<u64>,
+    /// Absolute TTL in seconds (default from config, 30 d).
+    #[serde(default)]
+    pub absolute_ttl_seconds: Option<u64>,
+}
+
+impl CreateSession {
+    /// A request with only the user set.
+    pub fn for_user(user_id: UserId) -> Self {
+        CreateSession {
+            user_id,
+            device: DeviceInfo::default(),
+            ip: None,
+            user_agent: None,
+            data: SessionData::new(),
+            idle_ttl_seconds: None,
+            absolute_ttl_seconds: None,
+        }
+    }
+}
+
+/// The sessions service.
+#[derive(Clone)]
+pub struct Sessions {
+    store: Arc<dyn SessionStore>,
+    config: SessionsConfig,
+}
+
+impl Sessions {
+    /// Wraps `store` with `config`'s defaults.
+    pub fn new(store: Arc<dyn SessionStore>, config: SessionsConfig) -> Self {
+        Sessions { store, config }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &SessionsConfig {
+        &self.config
+    }
+
+    /// Creates a session, evicting the user's least recently active ones beyond the maximum.
+    /// See [`SessionStore::create`].
+    pub async fn create(&self, req: CreateSession) -> Result<CreatedSession> {
+        let new = self.validate(req)?;
+        let created = observe("sessions", "create", self.store.create(new, self.config.max_per_user)).await?;
+        metrics::counter!("switchboard_sessions_created_total").increment(1);
+        if !created.evicted.is_empty() {
+            metrics::counter!("switchboard_sessions_evicted_total").increment(created.evicted.len() as u64);
+        }
+        Ok(created)
+    }
+
+    fn validate(&self, req: CreateSession) -> Result<NewSession> {
+        let d = &req.device;
+        for (field, value) in [
+            ("device.type", &d.kind),
+            ("device.os", &d.os),
+            ("device.browser", &d.browser),
+            ("device.location", &d.location),
+            ("device.app_version", &d.app_version),
+        ] {
+            check_text(field, value, MAX_SHORT_TEXT_BYTES)?;
+        }
+        check_text("ip", &req.ip, 64)?;
+        check_text("user_agent", &req.user_agent, MAX_USER_AGENT_BYTES)?;
+        self.check_data_size(&req.data)?;
+        let idle = ttl("idle_ttl_seconds", req.idle_ttl_seconds.unwrap_or(self.config.idle_ttl_seconds))?;
+        let absolute = ttl("absolute_ttl_seconds", req.absolute_ttl_seconds.unwrap_or(self.config.absolute_ttl_seconds))?;
+        Ok(NewSession {
+            user_id: req.user_id,
+            device: req.device,
+            ip: req.ip,
+            user_agent: req.user_agent,
+            data: req.data,
+            idle_ttl: idle,
+            absolute_ttl: absolute,
+        })
+    }
+
+    fn check_data_size(&self, data: &SessionData) -> Result<()> {
+        let max = self.config.max_data_bytes;
+        if data_size(data) > max {
+            return Err(Error::PayloadTooLarge(format!("data: must be at most {max} bytes")));
+        }
+        Ok(())
+    }
+
+    /// The live session, or `None`. See [`SessionStore::get`].
+    pub async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
+        observe("sessions", "get", self.store.get(id)).await
+    }
+
+    /// Slides the idle expiry. See [`SessionStore::touch`].
+    pub async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
+        observe("sessions", "touch", self.store.touch(id)).await
+    }
+
+    /// Merges `patch` into the data field by field (`null` deletes). See
+    /// [`SessionStore::update_data`].
+    pub async fn update_data(&self, id: &SessionId, patch: &SessionData) -> Result<Option<Session>> {
+        self.check_data_size(patch)?;
+        observe("sessions", "update", self.store.update_data(id, patch, self.config.max_data_bytes)).await
+    }
+
+    /// Deletes one session. See [`SessionStore::delete`].
+    pub async fn delete(&self, id: &SessionId) -> Result<bool> {
+        observe("sessions", "delete", self.store.delete(id)).await
+    }
+
+    /// The user's live sessions, most recently active first.
+    pub async fn list(&self, user: &UserId) -> Result<Vec<Session>> {
+        observe("sessions", "list", self.store.list(user)).await
+    }
+
+    /// Logout everywhere (or everywhere else, keeping `except`).
+    pub async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
+        observe("sessions", "delete_user", self.store.delete_user_sessions(user, except)).await
+    }
+
+    /// Number of live sessions.
+    pub async fn count_active(&self) -> Result<u64> {
+        observe("sessions", "count", self.store.count_active()).await
+    }
+}
+
+fn ttl(field: &str, seconds: u64) -> Result<Duration> {
+    if seconds == 0 || seconds > MAX_TTL_SECONDS {
+        return Err(Error::invalid(field, format!("must be 1..={MAX_TTL_SECONDS}")));
+    }
+    Ok(Duration::from_secs(seconds))
+}

@@ -1,0 +1,66 @@
+//! [`Tokens`]: the token denylist and revoke-before times, with validation and metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::observe;
+use crate::config::TokensConfig;
+use crate::denylist::{TokenCheck, TokenDenylist};
+use crate::error::Result;
+use crate::ids::{TokenId, UserId};
+use crate::time::Timestamp;
+
+/// The tokens service.
+#[derive(Clone)]
+pub struct Tokens {
+    store: Arc<dyn TokenDenylist>,
+    config: TokensConfig,
+}
+
+impl Tokens {
+    /// Wraps `store`.
+    pub fn new(store: Arc<dyn TokenDenylist>, config: TokensConfig) -> Self {
+        Tokens { store, config }
+    }
+
+    /// Denies `jti` until `expires_at` (the token's `exp`). See [`TokenDenylist::deny`].
+    pub async fn deny(&self, jti: &TokenId, expires_at: Timestamp) -> Result<()> {
+        observe("tokens", "deny", self.store.deny(jti, expires_at)).await
+    }
+
+    /// `Some(until)` while denied.
+    pub async fn denied_until(&self, jti: &TokenId) -> Result<Option<Timestamp>> {
+        observe("tokens", "is_denied", self.store.denied_until(jti)).await
+    }
+
+    /// Takes `jti` off the denylist.
+    pub async fn undeny(&self, jti: &TokenId) -> Result<bool> {
+        observe("tokens", "undeny", self.store.undeny(jti)).await
+    }
+
+    /// Rejects every token of `user` issued before `before` (default now); returns the time in
+    /// force (revoke times never move backwards).
+    pub async fn revoke_before(&self, user: &UserId, before: Option<Timestamp>) -> Result<Timestamp> {
+        let before = before.unwrap_or_else(Timestamp::now);
+        let keep_until = before.add(Duration::from_secs(self.config.max_token_ttl_seconds));
+        observe("tokens", "revoke", self.store.revoke_before(user, before, keep_until)).await
+    }
+
+    /// The user's revoke-before time.
+    pub async fn revoked_before(&self, user: &UserId) -> Result<Option<Timestamp>> {
+        observe("tokens", "revoked_before", self.store.revoked_before(user)).await
+    }
+
+    /// Whether a token (its `jti`, `sub` and `iat`) may still be used.
+    pub async fn check(&self, jti: Option<&TokenId>, user: &UserId, issued_at: Timestamp) -> Result<TokenCheck> {
+        if let Some(jti) = jti
+            && self.denied_until(jti).await?.is_some()
+        {
+            return Ok(TokenCheck::Denied);
+        }
+        match self.revoked_before(user).await? {
+            Some(before) if issued_at < before => Ok(TokenCheck::Revoked),
+            _ => Ok(TokenCheck::Valid),
+        }
+    }
+}
