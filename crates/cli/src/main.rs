@@ -1,1 +1,132 @@
-fn main() {}
+//! The `switchboard` binary: `serve` (the server), `init` (write a config with fresh secrets),
+//! `token` (mint a client JWT), `doctor` (check the engine and print the effective config) and
+//! `bench` (measure the capabilities).
+//!
+//! # Layout
+//! - `settings`: every setting from file, environment and flags.
+//! - `serve`: engine selection, dev mode, the server's life and graceful shutdown.
+//! - `secrets`: random API keys and token secrets.
+//! - `token`: client JWTs.
+//! - `init`, `doctor`, `bench`: the other subcommands.
+
+mod bench;
+mod doctor;
+mod init;
+mod secrets;
+mod serve;
+mod settings;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use settings::{EngineKind, FlagOverrides, FlagRedis, LogFormat};
+
+/// Switchboard: real-time state for chat, social and notification apps.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. With no configuration at all: dev mode (memory engine, loopback, random
+    /// API key and token secret printed at start).
+    Serve(CommonArgs),
+    /// Write a config file with fresh random secrets.
+    Init {
+        /// Where to write it.
+        #[arg(long, default_value = settings::DEFAULT_CONFIG_FILE)]
+        output: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mint a client JWT (HS256 with the configured token secret).
+    Token(token::TokenArgs),
+    /// Check the engine (Redis version, persistence, eviction policy) and print the effective
+    /// config with secrets redacted.
+    Doctor(CommonArgs),
+    /// Measure rate-limit checks and session get/touch through the library and HTTP.
+    Bench(bench::BenchArgs),
+}
+
+/// Settings every subcommand that loads the config accepts.
+#[derive(Args, Clone, Default)]
+pub(crate) struct CommonArgs {
+    /// Config file (default: ./switchboard.toml when it exists).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// host:port to listen on [env: SWITCHBOARD_LISTEN].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Engine [env: SWITCHBOARD_ENGINE].
+    #[arg(long, value_enum)]
+    engine: Option<EngineKind>,
+    /// Redis URL [env: REDIS_URL].
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Redis key prefix [env: SWITCHBOARD_REDIS__KEY_PREFIX].
+    #[arg(long)]
+    key_prefix: Option<String>,
+    /// Comma-separated API keys, each `name:key` or `key` [env: SWITCHBOARD_API_KEYS].
+    #[arg(long, value_delimiter = ',')]
+    api_keys: Option<Vec<String>>,
+    /// HS256 secret for client tokens [env: SWITCHBOARD_TOKEN_SECRET].
+    #[arg(long)]
+    token_secret: Option<String>,
+    /// Node name [env: SWITCHBOARD_NODE_ID].
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Log format [env: SWITCHBOARD_LOG_FORMAT].
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl CommonArgs {
+    pub(crate) fn load(&self) -> anyhow::Result<settings::Loaded> {
+        let redis = (self.redis_url.is_some() || self.key_prefix.is_some())
+            .then(|| FlagRedis { url: self.redis_url.clone(), key_prefix: self.key_prefix.clone() });
+        let flags = FlagOverrides {
+            listen: self.listen.clone(),
+            engine: self.engine,
+            api_keys: self.api_keys.clone(),
+            token_secret: self.token_secret.clone(),
+            node_id: self.node_id.clone(),
+            log_format: self.log_format,
+            redis,
+        };
+        settings::load(self.config.as_deref(), flags)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Init { output, force } => init::run(&output, force),
+            Command::Token(args) => token::run(args),
+            Command::Doctor(args) => doctor::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

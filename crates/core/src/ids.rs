@@ -127,10 +127,17 @@ const SESSION_ID_BYTES: usize = 2 + SESSION_RANDOM_BYTES;
 /// 128 random bits. The shard lets the Redis engine keep a user's sessions and their index in one
 /// hash slot (so one script can evict atomically on Cluster) while a lookup by id alone still
 /// finds the slot. Equality is constant time.
-#[derive(Clone, Hash, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "q83vAAECAwQFBgcICQoLDA0ODw"))]
 pub struct SessionId(String);
+
+impl std::hash::Hash for SessionId {
+    // Consistent with the constant-time `PartialEq`: equal ids have equal bytes.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.as_bytes().hash(state);
+    }
+}
 
 impl SessionId {
     /// A fresh id for a session of `user`.

@@ -30,7 +30,7 @@ impl Timestamp {
     }
 
     /// This time plus `d` (saturating).
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         Timestamp(self.0.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
     }
 
@@ -89,7 +89,10 @@ mod tests {
         let s = t.to_rfc3339();
         assert!(s.ends_with(".123Z"), "{s}");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
-        assert_eq!(Timestamp::parse_rfc3339("2026-11-22T10:00:00+01:00").map(|t| t.to_rfc3339()), Some("2026-11-22T09:00:00.000Z".into()));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-11-22T10:00:00+01:00").map(|t| t.to_rfc3339()),
+            Some("2026-11-22T09:00:00.000Z".into())
+        );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
     }
 }

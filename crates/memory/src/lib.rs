@@ -1,1 +1,60 @@
-//! stub
+//! Switchboard's embedded in-memory engine: every capability in one process, nothing to install.
+//! State lives in mutex-guarded maps; expiry is checked lazily on every read and a sweeper task
+//! removes what expired in between, so memory stays bounded by live state. Its stated limit: state
+//! is lost on restart.
+//!
+//! # Layout
+//! - `config`: [`MemoryConfig`].
+//! - `session`: `MemorySessions`, the [`switchboard_core::SessionStore`].
+//! - `denylist`: `MemoryDenylist`, the [`switchboard_core::TokenDenylist`].
+//! - `ratelimit`: `MemoryRateLimiter`, the [`switchboard_core::RateLimiter`].
+//! - `health`: `MemoryHealth`.
+//! - `sweeper`: the background task that drops expired entries.
+
+mod config;
+mod denylist;
+mod health;
+mod ratelimit;
+mod session;
+mod sweeper;
+
+use std::sync::Arc;
+
+use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
+
+pub use config::MemoryConfig;
+
+/// Builds the memory engine. Call it inside a tokio runtime so the sweeper can start; outside
+/// one, expired entries are still never returned but are only dropped when next read.
+pub fn engine(config: MemoryConfig) -> Engine {
+    let sessions = Arc::new(session::MemorySessions::default());
+    let denylist = Arc::new(denylist::MemoryDenylist::default());
+    let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::default());
+    sweeper::spawn(
+        config.sweep_interval,
+        vec![
+            Arc::downgrade(&sessions) as sweeper::WeakSweepable,
+            Arc::downgrade(&denylist) as sweeper::WeakSweepable,
+            Arc::downgrade(&rate_limiter) as sweeper::WeakSweepable,
+        ],
+    );
+    Engine { sessions, denylist, rate_limiter, health: Arc::new(health::MemoryHealth) }
+}
+
+/// `Switchboard::memory(config)`: the facade on a fresh memory engine.
+pub trait MemoryEngineExt: Sized {
+    /// A [`Switchboard`] on a fresh memory engine with default [`MemoryConfig`].
+    fn memory(config: SwitchboardConfig) -> Result<Self>;
+}
+
+impl MemoryEngineExt for Switchboard {
+    fn memory(config: SwitchboardConfig) -> Result<Self> {
+        Switchboard::new(engine(MemoryConfig::default()), config)
+    }
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section in this crate leaves its map
+/// consistent before anything that can panic, so the data behind a poisoned lock is still valid.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,1 +1,73 @@
-//! stub
+//! Switchboard's Redis engine: every capability on a standalone Redis (6.2 or later), each
+//! multi-step operation one Lua script called by SHA, all times from the Redis server's clock.
+//! One multiplexed connection is shared by everything; it reconnects with backoff, and every
+//! call has a timeout, so while Redis is down calls fail fast with
+//! [`switchboard_core::Error::Unavailable`] and work again once it is back.
+//!
+//! ```no_run
+//! # async fn demo() -> switchboard_core::Result<()> {
+//! use switchboard_core::{Switchboard, SwitchboardConfig};
+//! use switchboard_redis::{RedisConfig, RedisEngineExt};
+//! let sb = Switchboard::redis(SwitchboardConfig::default(), RedisConfig::new("redis://127.0.0.1:6379")).await?;
+//! # let _ = sb; Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - `config`: [`RedisConfig`], validated, with the URL's password redacted in logs.
+//! - `connection`: the shared connection manager, the timeout around every call, the mapping
+//!   of Redis errors to core's kinds, and how scripts are built from `lua/*.lua`.
+//! - `keys`: the only place key names are built (prefix, hash tags, the key layout table).
+//! - `session`: `RedisSessions`, the [`switchboard_core::SessionStore`].
+//! - `denylist`: `RedisDenylist`, the [`switchboard_core::TokenDenylist`].
+//! - `ratelimit`: `RedisRateLimiter`, the [`switchboard_core::RateLimiter`].
+//! - `health`: `RedisHealth`, PING latency and engine info.
+//! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
+//! - `lua/`: one script per atomic operation, each opening with its KEYS and ARGV;
+//!   `common.lua` (server clock, helpers) is prepended to each.
+
+mod config;
+mod connection;
+mod denylist;
+mod doctor;
+mod health;
+mod keys;
+mod ratelimit;
+mod session;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
+
+pub use config::RedisConfig;
+pub use doctor::{Check, CheckLevel, diagnose};
+
+/// Connects to Redis and builds the engine. Fails with
+/// [`switchboard_core::Error::InvalidArgument`] if `config` is invalid and with
+/// [`switchboard_core::Error::Unavailable`] if Redis cannot be reached within
+/// `connect_timeout` (or is older than 6.2).
+pub async fn connect(config: RedisConfig) -> Result<Engine> {
+    config.validate()?;
+    let conn = connection::Conn::connect(&config).await?;
+    let keys = keys::Keys::new(&config.key_prefix);
+    Ok(Engine {
+        sessions: Arc::new(session::RedisSessions::new(conn.clone(), keys.clone())),
+        denylist: Arc::new(denylist::RedisDenylist::new(conn.clone(), keys.clone())),
+        rate_limiter: Arc::new(ratelimit::RedisRateLimiter::new(conn.clone(), keys)),
+        health: Arc::new(health::RedisHealth::new(conn, &config)),
+    })
+}
+
+/// `Switchboard::redis(config, redis_config).await`: the facade on a Redis engine.
+pub trait RedisEngineExt {
+    /// Connects to Redis (see [`connect`]) and wires the services with `config`.
+    fn redis(config: SwitchboardConfig, redis: RedisConfig) -> impl Future<Output = Result<Switchboard>> + Send;
+}
+
+impl RedisEngineExt for Switchboard {
+    async fn redis(config: SwitchboardConfig, redis: RedisConfig) -> Result<Switchboard> {
+        // Check the service settings before opening a connection.
+        config.validate()?;
+        Switchboard::new(connect(redis).await?, config)
+    }
+}

@@ -1,1 +1,106 @@
-//! stub
+//! Switchboard's HTTP server: the `/api/v1` JSON API for app backends (sessions, token denylist,
+//! rate limits, info), API-key authentication, health, Prometheus metrics, and the OpenAPI 3.1
+//! document with Swagger UI. Handlers are thin: they validate ids, call the core services, and
+//! turn answers and errors into JSON.
+//!
+//! # Layout
+//! - [`config`]: [`ServerConfig`] and [`ApiKey`].
+//! - [`state`]: [`AppState`], what every handler shares.
+//! - [`error`]: [`ApiError`], the JSON error envelope, logged once at the boundary.
+//! - [`extract`]: `Json` / `Path` / `Query` extractors whose rejections become the envelope.
+//! - [`auth`]: bearer API-key check, constant time over every key.
+//! - [`metrics`]: the Prometheus recorder ([`metrics_handle`]), request metrics, `/metrics`.
+//! - [`health`]: `/health`, `/health/live`, `/health/ready`, `/health/{component}`.
+//! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
+//! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `info`.
+//!
+//! # Example
+//! ```no_run
+//! # async fn demo(sb: switchboard_core::Switchboard) -> std::io::Result<()> {
+//! use switchboard_server::{ApiKey, AppState, ServerConfig, serve};
+//! let config = ServerConfig { api_keys: vec![ApiKey::new("backend", "s3cret")], ..ServerConfig::default() };
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! serve(listener, AppState::new(sb, config), shutdown).await
+//! # }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+mod routes;
+pub mod state;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use config::{ApiKey, ServerConfig};
+pub use error::ApiError;
+pub use metrics::metrics_handle;
+pub use openapi::openapi;
+pub use state::AppState;
+
+/// The whole HTTP application: `/api/v1` (authenticated), health, `/metrics`, the OpenAPI
+/// document at `/api/v1/openapi.json` and Swagger UI at `/docs`.
+pub fn router(state: AppState) -> Router {
+    if state.config().api_keys.iter().all(|k| k.key.is_empty()) {
+        tracing::warn!("no API keys configured: every /api/v1 request will be rejected with 401");
+    }
+    let api = routes::api().layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+    let (app, doc) = openapi::assemble(api);
+    let max_body = state.config().max_body_bytes;
+    app.merge(SwaggerUi::new("/docs").url(openapi::SPEC_PATH, doc))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(method_not_allowed))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting and
+/// waits for in-flight requests to finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(listen.addr = %addr, "HTTP server listening");
+    }
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+/// One span per request: method and route template only. Never the raw URI: session ids in
+/// paths are bearer secrets.
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("http", http.method = %req.method(), http.route = route, api_key = tracing::field::Empty)
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// Gives axum's bare 405 answers the JSON envelope. axum adds the `Allow` header afterwards.
+async fn method_not_allowed(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let response = next.run(req).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED || response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let message = format!("method {method} is not allowed on this route (see the Allow header)");
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_argument", message).into_response()
+}

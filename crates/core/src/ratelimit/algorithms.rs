@@ -251,7 +251,10 @@ mod tests {
     #[test]
     fn policy_shorthand_parses() {
         assert_eq!("10 per 60 s".parse::<Policy>().unwrap(), Policy::gcra(10, 60_000));
-        assert_eq!("5 per 1m sliding_log".parse::<Policy>().unwrap(), Policy::gcra(5, 60_000).with_algorithm(Algorithm::SlidingLog));
+        assert_eq!(
+            "5 per 1m sliding_log".parse::<Policy>().unwrap(),
+            Policy::gcra(5, 60_000).with_algorithm(Algorithm::SlidingLog)
+        );
         assert_eq!("10 per 1 s burst 20".parse::<Policy>().unwrap().burst, Some(20));
         assert!("10 every 60 s".parse::<Policy>().is_err());
         assert!("0 per 1 s".parse::<Policy>().is_err());

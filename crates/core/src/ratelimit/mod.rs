@@ -97,7 +97,10 @@ impl Policy {
             return Err(Error::invalid(&format!("{field}.burst"), format!("must be 1..={MAX_POLICY_LIMIT}")));
         }
         if self.algorithm == Algorithm::SlidingLog && self.limit > MAX_LOG_LIMIT {
-            return Err(Error::invalid(&format!("{field}.limit"), format!("sliding_log allows at most {MAX_LOG_LIMIT}")));
+            return Err(Error::invalid(
+                &format!("{field}.limit"),
+                format!("sliding_log allows at most {MAX_LOG_LIMIT}"),
+            ));
         }
         Ok(())
     }
@@ -114,7 +117,12 @@ impl fmt::Display for Policy {
 impl FromStr for Policy {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::invalid("policy", format!("{s:?} is not like \"10 per 60 s [gcra|sliding_window|sliding_log] [burst N]\""));
+        let bad = || {
+            Error::invalid(
+                "policy",
+                format!("{s:?} is not like \"10 per 60 s [gcra|sliding_window|sliding_log] [burst N]\""),
+            )
+        };
         let words: Vec<&str> = s.split_whitespace().collect();
         let (limit, rest) = match words.as_slice() {
             [limit, "per", rest @ ..] => (limit.parse::<u32>().map_err(|_| bad())?, rest),

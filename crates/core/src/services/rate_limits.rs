@@ -119,14 +119,21 @@ impl RateLimits {
             let (policy, name) = self.resolve(&format!("checks[{i}].policy"), &c.policy)?;
             let cost = c.cost.unwrap_or(1);
             if cost == 0 || cost > policy.capacity() {
-                return Err(Error::invalid(&format!("checks[{i}].cost"), format!("must be 1..={} for this policy", policy.capacity())));
+                return Err(Error::invalid(
+                    &format!("checks[{i}].cost"),
+                    format!("must be 1..={} for this policy", policy.capacity()),
+                ));
             }
             requests.push(RateLimitRequest { key: c.key.clone(), policy, cost });
             names.push(name);
         }
         let decisions = observe("rate_limits", "check", self.limiter.check(&requests)).await?;
         if decisions.len() != requests.len() {
-            return Err(Error::Internal(format!("engine answered {} decisions for {} keys", decisions.len(), requests.len())));
+            return Err(Error::Internal(format!(
+                "engine answered {} decisions for {} keys",
+                decisions.len(),
+                requests.len()
+            )));
         }
         let allowed = decisions.iter().all(|d| d.allowed);
         metrics::counter!("switchboard_rate_limit_decisions_total", "result" => if allowed { "allowed" } else { "denied" })

@@ -103,7 +103,8 @@ impl Sessions {
         check_text("user_agent", &req.user_agent, MAX_USER_AGENT_BYTES)?;
         self.check_data_size(&req.data)?;
         let idle = ttl("idle_ttl_seconds", req.idle_ttl_seconds.unwrap_or(self.config.idle_ttl_seconds))?;
-        let absolute = ttl("absolute_ttl_seconds", req.absolute_ttl_seconds.unwrap_or(self.config.absolute_ttl_seconds))?;
+        let absolute =
+            ttl("absolute_ttl_seconds", req.absolute_ttl_seconds.unwrap_or(self.config.absolute_ttl_seconds))?;
         Ok(NewSession {
             user_id: req.user_id,
             device: req.device,

@@ -42,7 +42,7 @@ impl Tokens {
     /// force (revoke times never move backwards).
     pub async fn revoke_before(&self, user: &UserId, before: Option<Timestamp>) -> Result<Timestamp> {
         let before = before.unwrap_or_else(Timestamp::now);
-        let keep_until = before.add(Duration::from_secs(self.config.max_token_ttl_seconds));
+        let keep_until = before.plus(Duration::from_secs(self.config.max_token_ttl_seconds));
         observe("tokens", "revoke", self.store.revoke_before(user, before, keep_until)).await
     }
 

@@ -1,0 +1,281 @@
+//! `switchboard bench`: measures rate-limit checks and session get/touch on an engine, through
+//! the library and through HTTP (an in-process server on a loopback port, driven by keep-alive
+//! clients in the same process), and — for Redis — the same run's `redis-benchmark` figure for one
+//! EVALSHA of a trivial script at the same concurrency: the physical limit of the Redis engine.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use switchboard_core::{
+    CreateSession, Policy, PolicyRef, RateLimitCheck, RateLimitKey, SessionId, Switchboard, UserId,
+};
+use switchboard_server::{ApiKey, AppState, ServerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{EngineKind, Settings};
+
+/// Arguments of `switchboard bench`.
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Engine to measure.
+    #[arg(long, value_enum, default_value = "memory")]
+    engine: EngineKind,
+    /// Redis URL (for `--engine redis`) [env: REDIS_URL].
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds per workload.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Skip the HTTP workloads.
+    #[arg(long)]
+    no_http: bool,
+}
+
+/// Figures of one workload.
+struct Figures {
+    name: String,
+    ops: u64,
+    elapsed: Duration,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+impl Figures {
+    fn print(&self) {
+        let rate = self.ops as f64 / self.elapsed.as_secs_f64();
+        println!("| {:<34} | {:>10.0} | {:>8} | {:>8} |", self.name, rate, self.p50_us, self.p99_us);
+    }
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut settings = Settings { engine: Some(args.engine), ..Settings::default() };
+    if let Some(url) = &args.redis_url {
+        settings.redis.url = Some(url.clone());
+    }
+    // A fresh prefix per run so figures never depend on an earlier run's keys.
+    settings.redis.key_prefix = format!("sbbench:{}:", std::process::id());
+    let sb = crate::serve::build_switchboard(&settings).await?;
+    let duration = Duration::from_secs(args.seconds);
+    let c = args.concurrency.max(1);
+    println!(
+        "engine: {} ({}), concurrency {c}, {}s per workload, {} CPUs",
+        args.engine_name(),
+        sb.engine().health.info().location,
+        args.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("| {:<34} | {:>10} | {:>8} | {:>8} |", "workload", "ops/s", "p50 µs", "p99 µs");
+    println!("|{:-<36}|{:->12}|{:->10}|{:->10}|", "", "", "", "");
+
+    if args.engine == EngineKind::Redis
+        && let Some(url) = &args.redis_url
+    {
+        match redis_benchmark_evalsha(url, c, duration).await {
+            Ok(f) => f.print(),
+            Err(e) => println!("| redis-benchmark EVALSHA: unavailable ({e:#}) |"),
+        }
+    }
+
+    let sessions = seed_sessions(&sb, 1000).await?;
+    let policy = Policy::gcra(1_000_000_000, 1000);
+    let sessions = Arc::new(sessions);
+
+    let rl = sb.rate_limits().clone();
+    measure("library rate_limit.check (gcra)", c, duration, move |task, i| {
+        let rl = rl.clone();
+        async move {
+            let key =
+                RateLimitKey::new(format!("bench:{}", (task * 7919 + i) % 10_000)).map_err(anyhow::Error::from)?;
+            rl.check(&[RateLimitCheck { key, policy: PolicyRef::Inline(policy), cost: None }]).await?;
+            Ok(())
+        }
+    })
+    .await?
+    .print();
+    let (s, ids) = (sb.sessions().clone(), sessions.clone());
+    measure("library session.get", c, duration, move |task, i| {
+        let (s, ids) = (s.clone(), ids.clone());
+        async move {
+            s.get(&ids[(task + i) % ids.len()]).await?.context("session vanished")?;
+            Ok(())
+        }
+    })
+    .await?
+    .print();
+    let (s, ids) = (sb.sessions().clone(), sessions.clone());
+    measure("library session.touch", c, duration, move |task, i| {
+        let (s, ids) = (s.clone(), ids.clone());
+        async move {
+            s.touch(&ids[(task + i) % ids.len()]).await?.context("session vanished")?;
+            Ok(())
+        }
+    })
+    .await?
+    .print();
+
+    if !args.no_http {
+        http_workloads(sb.clone(), sessions, c, duration).await?;
+    }
+    Ok(())
+}
+
+impl BenchArgs {
+    fn engine_name(&self) -> &'static str {
+        match self.engine {
+            EngineKind::Memory => "memory",
+            EngineKind::Redis => "redis",
+        }
+    }
+}
+
+async fn seed_sessions(sb: &Switchboard, n: usize) -> anyhow::Result<Vec<SessionId>> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let user = UserId::new(format!("bench-user-{i}"))?;
+        ids.push(sb.sessions().create(CreateSession::for_user(user)).await?.session.id);
+    }
+    Ok(ids)
+}
+
+async fn http_workloads(
+    sb: Switchboard,
+    sessions: Arc<Vec<SessionId>>,
+    c: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
+    let key = "bench-key-0123456789abcdef".to_owned();
+    let config =
+        ServerConfig { api_keys: vec![ApiKey { name: "bench".into(), key: key.clone() }], ..ServerConfig::default() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}/api/v1", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(switchboard_server::serve(listener, AppState::new(sb, config), shutdown.clone()));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(c).build()?;
+    let auth = format!("Bearer {key}");
+
+    let (cl, b, a) = (client.clone(), base.clone(), auth.clone());
+    measure("http POST /rate-limits/check", c, duration, move |task, i| {
+        let (cl, b, a) = (cl.clone(), b.clone(), a.clone());
+        async move {
+            let body = serde_json::json!({"key": format!("bench:{}", (task * 7919 + i) % 10_000), "policy": {"limit": 1_000_000_000u32, "window_ms": 1000}});
+            expect_ok(cl.post(format!("{b}/rate-limits/check")).header("authorization", a).json(&body).send().await?).await
+        }
+    })
+    .await?
+    .print();
+    let (cl, b, a, ids) = (client.clone(), base.clone(), auth.clone(), sessions.clone());
+    measure("http GET /sessions/{id}", c, duration, move |task, i| {
+        let (cl, b, a, ids) = (cl.clone(), b.clone(), a.clone(), ids.clone());
+        async move {
+            let id = &ids[(task + i) % ids.len()];
+            expect_ok(cl.get(format!("{b}/sessions/{id}")).header("authorization", a).send().await?).await
+        }
+    })
+    .await?
+    .print();
+    let (cl, b, a, ids) = (client.clone(), base.clone(), auth.clone(), sessions.clone());
+    measure("http POST /sessions/{id}/touch", c, duration, move |task, i| {
+        let (cl, b, a, ids) = (cl.clone(), b.clone(), a.clone(), ids.clone());
+        async move {
+            let id = &ids[(task + i) % ids.len()];
+            expect_ok(cl.post(format!("{b}/sessions/{id}/touch")).header("authorization", a).send().await?).await
+        }
+    })
+    .await?
+    .print();
+    shutdown.cancel();
+    server.await??;
+    Ok(())
+}
+
+async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
+    let status = response.status();
+    let _ = response.bytes().await?;
+    anyhow::ensure!(status.is_success(), "HTTP {status}");
+    Ok(())
+}
+
+/// Runs `op(task, iteration)` from `concurrency` tasks for `duration`; counts and times each call.
+async fn measure<F, Fut>(name: &str, concurrency: usize, duration: Duration, op: F) -> anyhow::Result<Figures>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    // Warm up connections and caches before measuring.
+    for task in 0..concurrency {
+        op(task, 0).await?;
+    }
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|task| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies_us = Vec::with_capacity(1 << 16);
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    op(task, i).await?;
+                    latencies_us.push(t.elapsed().as_micros() as u64);
+                    i += 1;
+                }
+                anyhow::Ok(latencies_us)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    all.sort_unstable();
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    Ok(Figures { name: name.to_owned(), ops: all.len() as u64, elapsed, p50_us: pct(0.50), p99_us: pct(0.99) })
+}
+
+/// `redis-benchmark` running EVALSHA of `return 1` at the same concurrency.
+async fn redis_benchmark_evalsha(url: &str, concurrency: usize, duration: Duration) -> anyhow::Result<Figures> {
+    let sha =
+        tokio::process::Command::new("redis-cli").args(["-u", url, "SCRIPT", "LOAD", "return 1"]).output().await?;
+    anyhow::ensure!(sha.status.success(), "redis-cli SCRIPT LOAD failed");
+    let sha = String::from_utf8_lossy(&sha.stdout).trim().to_owned();
+    // Enough requests to run about as long as our workloads at ~100k/s.
+    let n = (duration.as_secs().max(1) * 100_000).to_string();
+    let out = tokio::process::Command::new("redis-benchmark")
+        .args(["-u", url, "-c", &concurrency.to_string(), "-n", &n, "-q", "EVALSHA", &sha, "0"])
+        .output()
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("requests per second"))
+        .context("no figure in redis-benchmark output")?;
+    // "EVALSHA ...: 123456.78 requests per second, p50=0.199 msec"
+    let rate: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .context("unparsable redis-benchmark figure")?;
+    let p50_us = line
+        .split("p50=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(0, |ms| (ms * 1000.0) as u64);
+    Ok(Figures {
+        name: "redis-benchmark EVALSHA (limit)".into(),
+        ops: rate as u64,
+        elapsed: Duration::from_secs(1),
+        p50_us,
+        p99_us: 0,
+    })
+}

@@ -1,0 +1,61 @@
+//! `switchboard init`: writes a commented config file with fresh random secrets.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+use crate::secrets::random_secret;
+
+pub(crate) fn run(output: &Path, force: bool) -> anyhow::Result<()> {
+    if output.exists() && !force {
+        bail!("{} already exists (use --force to overwrite)", output.display());
+    }
+    let api_key = random_secret(32)?;
+    let token_secret = random_secret(48)?;
+    let text = format!(
+        r#"# Switchboard configuration. Every setting can also be set as SWITCHBOARD_<NAME> (nested:
+# SWITCHBOARD_SESSIONS__MAX_PER_USER) or as a flag of `switchboard serve`.
+
+listen = "{listen}"
+# engine = "memory"            # or "redis"; redis is chosen when a Redis address is set
+api_keys = ["backend:{api_key}"]
+token_secret = "{token_secret}"
+# max_body_bytes = 1048576
+
+[redis]
+# url = "redis://127.0.0.1:6379/0"   # rediss:// for TLS; or host/port/password/db
+key_prefix = "sb:"
+connect_timeout_ms = 5000
+command_timeout_ms = 2000
+
+[sessions]
+idle_ttl_seconds = 3600
+absolute_ttl_seconds = 2592000
+max_per_user = 10
+
+[tokens]
+max_token_ttl_seconds = 2592000
+
+[rate_limits.policies]
+send_message = "10 per 60 s"
+login = "5 per 15 m sliding_log"
+"#,
+        listen = crate::settings::DEFAULT_LISTEN,
+    );
+    write_private(output, &text).with_context(|| format!("cannot write {}", output.display()))?;
+    println!("wrote {} (API key and token secret are in it; keep it private)", output.display());
+    Ok(())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

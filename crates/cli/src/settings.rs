@@ -1,0 +1,305 @@
+//! [`Settings`]: every setting of the binary, merged from defaults, `switchboard.toml`,
+//! `SWITCHBOARD_*` / `REDIS_*` environment variables and command-line flags (later wins).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_core::SwitchboardConfig;
+
+/// The default listen address: loopback only.
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+/// The config file read from the working directory when no `--config` is given.
+pub(crate) const DEFAULT_CONFIG_FILE: &str = "switchboard.toml";
+
+/// Which engine holds the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum EngineKind {
+    /// In-process, single node, nothing to install.
+    Memory,
+    /// Redis: durable, many nodes.
+    Redis,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every setting of the binary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct Settings {
+    /// host:port to listen on.
+    pub(crate) listen: String,
+    /// Engine; unset means redis when a Redis address is configured, memory otherwise.
+    pub(crate) engine: Option<EngineKind>,
+    /// API keys, each `name:key` or just `key`.
+    pub(crate) api_keys: Vec<String>,
+    /// HS256 secret for client tokens.
+    pub(crate) token_secret: Option<String>,
+    /// Largest JSON body in bytes.
+    pub(crate) max_body_bytes: usize,
+    /// Name of this node in logs and /info (default: host name and pid).
+    pub(crate) node_id: Option<String>,
+    /// Log format.
+    pub(crate) log_format: LogFormat,
+    /// Redis engine settings.
+    pub(crate) redis: RedisSettings,
+    /// Service settings: sessions, tokens, rate limits.
+    #[serde(flatten)]
+    pub(crate) switchboard: SwitchboardConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: DEFAULT_LISTEN.into(),
+            engine: None,
+            api_keys: Vec::new(),
+            token_secret: None,
+            max_body_bytes: switchboard_core::limits::DEFAULT_MAX_BODY_BYTES,
+            node_id: None,
+            log_format: LogFormat::Text,
+            redis: RedisSettings::default(),
+            switchboard: SwitchboardConfig::default(),
+        }
+    }
+}
+
+/// Redis settings: a URL, or the seeds' host/port/password/db.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct RedisSettings {
+    /// `redis://[:password@]host:port/db` or `rediss://` for TLS.
+    pub(crate) url: Option<String>,
+    /// Host, when no URL is given.
+    pub(crate) host: Option<String>,
+    /// Port (default 6379).
+    pub(crate) port: Option<u16>,
+    /// Password (AUTH).
+    pub(crate) password: Option<String>,
+    /// Username (ACL).
+    pub(crate) username: Option<String>,
+    /// Database number.
+    pub(crate) db: Option<u32>,
+    /// Prefix of every key (default `sb:`).
+    pub(crate) key_prefix: String,
+    /// Connect timeout in milliseconds.
+    pub(crate) connect_timeout_ms: u64,
+    /// Timeout of every command in milliseconds.
+    pub(crate) command_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        let d = switchboard_redis::RedisConfig::default();
+        RedisSettings {
+            url: None,
+            host: None,
+            port: None,
+            password: None,
+            username: None,
+            db: None,
+            key_prefix: d.key_prefix,
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+            command_timeout_ms: d.command_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl RedisSettings {
+    fn configured(&self) -> bool {
+        self.url.is_some() || self.host.is_some()
+    }
+
+    /// The URL to connect to, built from host/port/password/db when no URL is set.
+    pub(crate) fn resolved_url(&self) -> String {
+        if let Some(url) = &self.url {
+            return url.clone();
+        }
+        let host = self.host.as_deref().unwrap_or("127.0.0.1");
+        let port = self.port.unwrap_or(6379);
+        let auth = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => format!("{}:{}@", encode(u), encode(p)),
+            (None, Some(p)) => format!(":{}@", encode(p)),
+            _ => String::new(),
+        };
+        let db = self.db.map(|d| format!("/{d}")).unwrap_or_default();
+        format!("redis://{auth}{host}:{port}{db}")
+    }
+
+    /// The Redis engine's config.
+    pub(crate) fn engine_config(&self) -> switchboard_redis::RedisConfig {
+        switchboard_redis::RedisConfig {
+            key_prefix: self.key_prefix.clone(),
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            command_timeout: Duration::from_millis(self.command_timeout_ms),
+            ..switchboard_redis::RedisConfig::new(self.resolved_url())
+        }
+    }
+}
+
+/// Percent-encodes the characters that would break a URL's userinfo.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Overrides from command-line flags; only the flags given are applied.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct FlagOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) engine: Option<EngineKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) api_keys: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) token_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) node_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) redis: Option<FlagRedis>,
+}
+
+/// Redis flag overrides.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct FlagRedis {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key_prefix: Option<String>,
+}
+
+/// Where the settings came from, for the dev-mode decision and `doctor`.
+pub(crate) struct Loaded {
+    pub(crate) settings: Settings,
+    pub(crate) config_file: Option<PathBuf>,
+}
+
+/// Loads settings: defaults <- config file <- environment <- flags.
+pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Loaded> {
+    let config_file = match config {
+        Some(path) => {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            Some(path.to_path_buf())
+        }
+        None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+    };
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if let Some(path) = &config_file {
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    // SWITCHBOARD_SESSIONS__MAX_PER_USER=5 sets sessions.max_per_user; lists are handled below.
+    figment = figment.merge(Env::prefixed("SWITCHBOARD_").ignore(&["API_KEYS", "CONFIG"]).split("__"));
+    if let Ok(keys) = std::env::var("SWITCHBOARD_API_KEYS") {
+        let keys: Vec<String> = keys.split(',').map(str::trim).filter(|k| !k.is_empty()).map(String::from).collect();
+        figment = figment.merge(Serialized::default("api_keys", keys));
+    }
+    for (var, field) in [
+        ("REDIS_URL", "redis.url"),
+        ("REDIS_HOST", "redis.host"),
+        ("REDIS_PASSWORD", "redis.password"),
+        ("REDIS_USERNAME", "redis.username"),
+    ] {
+        if let Ok(value) = std::env::var(var).map(|v| v.trim().to_owned())
+            && !value.is_empty()
+        {
+            figment = figment.merge(Serialized::default(field, value));
+        }
+    }
+    for (var, field) in [("REDIS_PORT", "redis.port"), ("REDIS_DB", "redis.db")] {
+        if let Ok(value) = std::env::var(var).map(|v| v.trim().to_owned())
+            && !value.is_empty()
+        {
+            let n: u32 = value.parse().with_context(|| format!("{var} must be a number, got {value:?}"))?;
+            figment = figment.merge(Serialized::default(field, n));
+        }
+    }
+    figment = figment.merge(Serialized::defaults(flags));
+    let settings: Settings = figment.extract().context("invalid configuration")?;
+    settings.switchboard.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(Loaded { settings, config_file })
+}
+
+impl Settings {
+    /// The engine in force: as named, else redis when a Redis address is configured.
+    pub(crate) fn engine_kind(&self) -> EngineKind {
+        self.engine.unwrap_or(if self.redis.configured() { EngineKind::Redis } else { EngineKind::Memory })
+    }
+
+    /// The listen address, parsed.
+    pub(crate) fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .with_context(|| format!("listen: {:?} is not host:port (e.g. {DEFAULT_LISTEN})", self.listen))
+    }
+
+    /// The settings as JSON with every secret replaced by `"<redacted>"`.
+    pub(crate) fn redacted(&self) -> serde_json::Value {
+        let mut copy = self.clone();
+        copy.api_keys = copy
+            .api_keys
+            .iter()
+            .map(|k| match k.split_once(':') {
+                Some((name, _)) => format!("{name}:<redacted>"),
+                None => "<redacted>".into(),
+            })
+            .collect();
+        copy.token_secret = copy.token_secret.map(|_| "<redacted>".into());
+        copy.redis.password = copy.redis.password.map(|_| "<redacted>".into());
+        copy.redis.url = copy.redis.url.map(|u| redact_url(&u));
+        serde_json::to_value(copy).unwrap_or_default()
+    }
+}
+
+/// `redis://user:secret@host` -> `redis://user:<redacted>@host`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_url_is_built_from_the_seed_variables() {
+        let r = RedisSettings {
+            host: Some("cache".into()),
+            port: Some(6380),
+            password: Some("p@ss".into()),
+            db: Some(2),
+            ..RedisSettings::default()
+        };
+        assert_eq!(r.resolved_url(), "redis://:p%40ss@cache:6380/2");
+        assert_eq!(redact_url("redis://:p%40ss@cache:6380/2"), "redis://:<redacted>@cache:6380/2");
+        assert_eq!(redact_url("redis://cache:6380"), "redis://cache:6380");
+    }
+}

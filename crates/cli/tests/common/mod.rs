@@ -1,0 +1,94 @@
+//! Helpers for tests that run the real `switchboard` binary as separate processes.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The API key every test server gets.
+pub const API_KEY: &str = "test-key-0123456789abcdef";
+
+/// A `switchboard serve` process, stopped when dropped (and when the test process dies: it runs
+/// under a shell that stops it once our end of its stdin closes).
+pub struct Node {
+    shell: Child,
+    stdin: Option<ChildStdin>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Everything the process printed on stdout before it was ready.
+    pub banner: Vec<String>,
+}
+
+impl Node {
+    /// Starts `switchboard serve` on a free loopback port with `env` set (and nothing inherited
+    /// that could change its configuration).
+    pub fn start(env: &[(&str, &str)]) -> Node {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#""$0" serve & pid=$!; read _closed; kill $pid 2>/dev/null; wait $pid"#)
+            .arg(env!("CARGO_BIN_EXE_switchboard"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SWITCHBOARD_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut shell = cmd.spawn().expect("spawn switchboard");
+        let stdin = shell.stdin.take();
+        let stdout = shell.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut banner = Vec::new();
+        let base = loop {
+            let line = rx.recv_timeout(Duration::from_secs(20)).expect("switchboard did not start within 20 s");
+            if let Some(rest) = line.strip_prefix("switchboard listening on ") {
+                break rest.split_whitespace().next().expect("address").to_owned();
+            }
+            banner.push(line);
+        };
+        Node { shell, stdin, base, banner }
+    }
+
+    /// A URL under `/api/v1`.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.shell.wait();
+    }
+}
+
+/// A client that sends the test API key.
+pub fn client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {API_KEY}").parse().expect("header"));
+    reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(15)).build().expect("client")
+}
+
+/// The environment of a Redis-engine node on `url` with key prefix `prefix`.
+pub fn redis_env<'a>(url: &'a str, prefix: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("SWITCHBOARD_ENGINE", "redis"),
+        ("REDIS_URL", url),
+        ("SWITCHBOARD_REDIS__KEY_PREFIX", prefix),
+        ("SWITCHBOARD_API_KEYS", concat!("test:", "test-key-0123456789abcdef")),
+        ("SWITCHBOARD_TOKEN_SECRET", "test-secret-for-tokens-only"),
+    ]
+}

@@ -1,0 +1,279 @@
+//! Conformance cases for [`switchboard_core::SessionStore`] and the sessions service.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_core::{
+    CreateSession, DeviceId, DeviceInfo, Error, NewSession, SessionData, SessionId, Timestamp, UserId,
+};
+
+use crate::harness::{TestEngine, eventually};
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).expect("valid user id")
+}
+
+fn data(v: Value) -> SessionData {
+    v.as_object().cloned().expect("an object")
+}
+
+fn new_session(user_id: &UserId, idle: Duration, absolute: Duration) -> NewSession {
+    NewSession {
+        user_id: user_id.clone(),
+        device: DeviceInfo::default(),
+        ip: None,
+        user_agent: None,
+        data: SessionData::new(),
+        idle_ttl: idle,
+        absolute_ttl: absolute,
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Every field given at creation comes back from `get`, with consistent times.
+pub async fn create_then_get_returns_every_field(t: &TestEngine) {
+    let before = Timestamp::now();
+    let req = CreateSession {
+        device: DeviceInfo {
+            device_id: Some(DeviceId::new("phone-1").unwrap()),
+            kind: Some("mobile".into()),
+            os: Some("iOS 19".into()),
+            browser: None,
+            location: Some("Berlin, DE".into()),
+            app_version: Some("4.2.0".into()),
+        },
+        ip: Some("10.0.0.7".into()),
+        user_agent: Some("Winkr/4.2".into()),
+        data: data(json!({"role": "admin", "prefs": {"theme": "dark"}, "n": 3})),
+        idle_ttl_seconds: Some(600),
+        absolute_ttl_seconds: Some(7200),
+        ..CreateSession::for_user(user("alice"))
+    };
+    let created = t.sb.sessions().create(req.clone()).await.unwrap();
+    assert!(created.evicted.is_empty());
+    let s = t.sb.sessions().get(&created.session.id).await.unwrap().expect("session is live");
+    assert_eq!(s, created.session);
+    assert_eq!(s.user_id, req.user_id);
+    assert_eq!(s.device, req.device);
+    assert_eq!(s.ip, req.ip);
+    assert_eq!(s.user_agent, req.user_agent);
+    assert_eq!(s.data, req.data);
+    assert_eq!(s.idle_ttl_ms, 600_000);
+    // The engine's clock may differ slightly from ours (Redis TIME); allow a little skew.
+    assert!(s.created_at.as_millis() >= before.as_millis() - 1000, "created_at {:?} vs {before:?}", s.created_at);
+    assert_eq!(s.last_active_at, s.created_at);
+    assert_eq!(s.expires_at.as_millis(), s.created_at.as_millis() + 600_000);
+    assert_eq!(s.absolute_expires_at.as_millis(), s.created_at.as_millis() + 7_200_000);
+}
+
+/// A well-formed id that was never issued is simply absent.
+pub async fn unknown_session_is_none(t: &TestEngine) {
+    let id = SessionId::generate(&user("nobody")).unwrap();
+    let store = &t.engine.sessions;
+    assert_eq!(store.get(&id).await.unwrap(), None);
+    assert_eq!(store.touch(&id).await.unwrap(), None);
+    assert_eq!(store.update_data(&id, &data(json!({"a": 1})), 4096).await.unwrap(), None);
+    assert!(!store.delete(&id).await.unwrap());
+}
+
+/// Touching keeps a session alive past its idle TTL; without touches it expires.
+pub async fn touch_slides_the_idle_expiry(t: &TestEngine) {
+    let store = &t.engine.sessions;
+    let u = user("slider");
+    let s = store.create(new_session(&u, Duration::from_millis(800), HOUR), 0).await.unwrap().session;
+    let started = tokio::time::Instant::now();
+    let mut last = s.last_active_at;
+    while started.elapsed() < Duration::from_millis(1600) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let touched = store.touch(&s.id).await.unwrap().expect("touched sessions stay live");
+        assert!(touched.last_active_at >= last);
+        assert_eq!(touched.expires_at.as_millis(), touched.last_active_at.as_millis() + 800);
+        last = touched.last_active_at;
+    }
+    assert!(last > s.last_active_at, "touch moves last_active_at");
+    eventually(Duration::from_secs(3), "untouched session expires", || async {
+        store.get(&s.id).await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(store.touch(&s.id).await.unwrap(), None, "an expired session cannot be revived");
+}
+
+/// The absolute expiry caps the sliding one.
+pub async fn touch_is_capped_by_the_absolute_expiry(t: &TestEngine) {
+    let store = &t.engine.sessions;
+    let u = user("capped");
+    let s = store.create(new_session(&u, HOUR, Duration::from_millis(700)), 0).await.unwrap().session;
+    assert_eq!(s.expires_at, s.absolute_expires_at);
+    let touched = store.touch(&s.id).await.unwrap().expect("live");
+    assert_eq!(touched.expires_at, s.absolute_expires_at);
+    eventually(Duration::from_secs(3), "session ends at its absolute expiry despite touches", || async {
+        store.touch(&s.id).await.unwrap().is_none()
+    })
+    .await;
+    assert_eq!(store.get(&s.id).await.unwrap(), None);
+}
+
+/// A patch replaces only the fields it names; `null` deletes a field.
+pub async fn data_is_updated_field_by_field(t: &TestEngine) {
+    let req = CreateSession {
+        data: data(json!({"a": 1, "b": "two", "keep": [1, 2]})),
+        ..CreateSession::for_user(user("patcher"))
+    };
+    let s = t.sb.sessions().create(req).await.unwrap().session;
+    let patched =
+        t.sb.sessions().update_data(&s.id, &data(json!({"a": {"x": 2}, "b": null, "c": true}))).await.unwrap();
+    let expected = data(json!({"a": {"x": 2}, "keep": [1, 2], "c": true}));
+    assert_eq!(patched.expect("live").data, expected);
+    assert_eq!(t.sb.sessions().get(&s.id).await.unwrap().expect("live").data, expected);
+    let untouched = t.sb.sessions().get(&s.id).await.unwrap().expect("live");
+    assert_eq!(untouched.last_active_at, s.last_active_at, "an update is not activity");
+}
+
+/// Many writers patching different fields at once: every write survives.
+pub async fn concurrent_field_updates_lose_nothing(t: &TestEngine) {
+    let s = t.sb.sessions().create(CreateSession::for_user(user("racer"))).await.unwrap().session;
+    let writers = (0..40).map(|i| {
+        let sessions = t.sb.sessions().clone();
+        let id = s.id.clone();
+        tokio::spawn(async move { sessions.update_data(&id, &data(json!({ format!("f{i}"): i }))).await })
+    });
+    for w in futures_util::future::join_all(writers).await {
+        assert!(w.expect("writer task").expect("update").is_some());
+    }
+    let got = t.sb.sessions().get(&s.id).await.unwrap().expect("live").data;
+    assert_eq!(got.len(), 40, "every field written concurrently is present: {got:?}");
+    for i in 0..40 {
+        assert_eq!(got.get(&format!("f{i}")), Some(&json!(i)));
+    }
+}
+
+/// A patch that would push the data over its bound is refused whole.
+pub async fn oversize_data_is_refused_and_changes_nothing(t: &TestEngine) {
+    let store = &t.engine.sessions;
+    let mut new = new_session(&user("big"), HOUR, HOUR);
+    new.data = data(json!({"a": "x".repeat(60)}));
+    let s = store.create(new, 0).await.unwrap().session;
+    let patch = data(json!({"b": "y".repeat(60), "a": null}));
+    // a (1 + 62 bytes) is replaced by b (1 + 62 bytes): exactly at the bound of 63.
+    assert!(store.update_data(&s.id, &patch, 63).await.unwrap().is_some());
+    let err = store.update_data(&s.id, &data(json!({"c": 1})), 63).await.unwrap_err();
+    assert!(matches!(err, Error::PayloadTooLarge(_)), "{err:?}");
+    assert_eq!(store.get(&s.id).await.unwrap().expect("live").data, data(json!({"b": "y".repeat(60)})));
+    // The service refuses an oversize create before it reaches the engine.
+    let huge = CreateSession { data: data(json!({"x": "z".repeat(5000)})), ..CreateSession::for_user(user("big")) };
+    assert!(matches!(t.sb.sessions().create(huge).await, Err(Error::PayloadTooLarge(_))));
+}
+
+/// Delete removes the session once; a second delete reports it gone.
+pub async fn delete_removes_the_session(t: &TestEngine) {
+    let u = user("leaver");
+    let s = t.sb.sessions().create(CreateSession::for_user(u.clone())).await.unwrap().session;
+    assert!(t.sb.sessions().delete(&s.id).await.unwrap());
+    assert_eq!(t.sb.sessions().get(&s.id).await.unwrap(), None);
+    assert!(!t.sb.sessions().delete(&s.id).await.unwrap());
+    assert!(t.sb.sessions().list(&u).await.unwrap().is_empty());
+}
+
+/// Listing orders by last activity, newest first.
+pub async fn list_is_most_recently_active_first(t: &TestEngine) {
+    let store = &t.engine.sessions;
+    let u = user("lister");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(store.create(new_session(&u, HOUR, HOUR), 0).await.unwrap().session.id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.touch(&ids[0]).await.unwrap().expect("live");
+    let listed: Vec<SessionId> = store.list(&u).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![ids[0].clone(), ids[2].clone(), ids[1].clone()]);
+}
+
+/// Creating one more than the maximum evicts the least recently active session.
+pub async fn max_per_user_evicts_the_least_recently_active(t: &TestEngine) {
+    let store = &t.engine.sessions;
+    let u = user("evictee");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let created = store.create(new_session(&u, HOUR, HOUR), 3).await.unwrap();
+        assert!(created.evicted.is_empty());
+        ids.push(created.session.id);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.touch(&ids[0]).await.unwrap().expect("live");
+    let fourth = store.create(new_session(&u, HOUR, HOUR), 3).await.unwrap();
+    assert_eq!(fourth.evicted, vec![ids[1].clone()], "the least recently active goes");
+    assert_eq!(store.get(&ids[1]).await.unwrap(), None);
+    assert_eq!(store.list(&u).await.unwrap().len(), 3);
+    // Lowering the maximum evicts several at once, oldest first.
+    let fifth = store.create(new_session(&u, HOUR, HOUR), 2).await.unwrap();
+    assert_eq!(fifth.evicted, vec![ids[2].clone(), ids[0].clone()]);
+    let listed: Vec<SessionId> = store.list(&u).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![fifth.session.id, fourth.session.id]);
+}
+
+/// Concurrent creates never leave a user above the maximum, and every eviction is reported.
+pub async fn concurrent_creates_never_exceed_the_maximum(t: &TestEngine) {
+    let u = user("stampede");
+    let creators = (0..30).map(|_| {
+        let store = t.engine.sessions.clone();
+        let u = u.clone();
+        tokio::spawn(async move { store.create(new_session(&u, HOUR, HOUR), 5).await })
+    });
+    let mut created = HashSet::new();
+    let mut evicted = HashSet::new();
+    for c in futures_util::future::join_all(creators).await {
+        let c = c.expect("task").expect("create");
+        created.insert(c.session.id.to_string());
+        evicted.extend(c.evicted.into_iter().map(|id| id.to_string()));
+    }
+    let listed: HashSet<String> =
+        t.engine.sessions.list(&u).await.unwrap().into_iter().map(|s| s.id.to_string()).collect();
+    assert_eq!(listed.len(), 5);
+    assert_eq!(evicted.len(), 25, "each eviction reported once");
+    assert_eq!(listed.union(&evicted).count(), 30);
+    assert!(listed.is_subset(&created));
+}
+
+/// Logout everywhere else keeps one session and touches no other user.
+pub async fn delete_user_sessions_keeps_the_exception_and_other_users(t: &TestEngine) {
+    let sessions = t.sb.sessions();
+    let (u, other) = (user("everywhere"), user("bystander"));
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(sessions.create(CreateSession::for_user(u.clone())).await.unwrap().session.id);
+    }
+    let theirs = sessions.create(CreateSession::for_user(other.clone())).await.unwrap().session.id;
+    let mut deleted = sessions.delete_user_sessions(&u, Some(&ids[1])).await.unwrap();
+    deleted.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    let mut expected = vec![ids[0].clone(), ids[2].clone()];
+    expected.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(deleted, expected);
+    let left: Vec<SessionId> = sessions.list(&u).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(left, vec![ids[1].clone()]);
+    assert!(sessions.get(&theirs).await.unwrap().is_some());
+    assert_eq!(sessions.delete_user_sessions(&u, None).await.unwrap(), vec![ids[1].clone()]);
+    assert!(sessions.list(&u).await.unwrap().is_empty());
+}
+
+/// The active count follows creates, deletes and expiries.
+pub async fn count_active_follows_creates_deletes_and_expiry(t: &TestEngine) {
+    let store = &t.engine.sessions;
+    let base = store.count_active().await.unwrap();
+    let u = user("counted");
+    let short = store.create(new_session(&u, Duration::from_millis(500), HOUR), 0).await.unwrap().session;
+    let long = store.create(new_session(&u, HOUR, HOUR), 0).await.unwrap().session;
+    let gone = store.create(new_session(&u, HOUR, HOUR), 0).await.unwrap().session;
+    assert_eq!(store.count_active().await.unwrap(), base + 3);
+    assert!(store.delete(&gone.id).await.unwrap());
+    assert_eq!(store.count_active().await.unwrap(), base + 2);
+    eventually(Duration::from_secs(4), "expired session leaves the count", || async {
+        store.count_active().await.unwrap() == base + 1
+    })
+    .await;
+    assert!(store.get(&short.id).await.unwrap().is_none());
+    assert!(store.get(&long.id).await.unwrap().is_some());
+    let listed: Vec<SessionId> = store.list(&u).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(listed, vec![long.id]);
+}

@@ -1,0 +1,17 @@
+//! [`MemoryConfig`]: settings of the memory engine.
+
+use std::time::Duration;
+
+/// Settings of the memory engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryConfig {
+    /// How often expired entries are swept (default 1 s). Reads never see expired entries
+    /// whatever this is; it only bounds how long dead entries use memory.
+    pub sweep_interval: Duration,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig { sweep_interval: Duration::from_secs(1) }
+    }
+}

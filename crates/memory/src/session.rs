@@ -1,0 +1,167 @@
+//! `MemorySessions`: sessions in two maps (by id, and each user's ids) under one mutex, so every
+//! multi-step operation (create with eviction, delete all but one) is atomic.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use switchboard_core::session::data_size;
+use switchboard_core::{
+    CreatedSession, Error, NewSession, Result, Session, SessionData, SessionId, SessionStore, Timestamp, UserId,
+};
+
+use crate::lock;
+use crate::sweeper::Sweepable;
+
+#[derive(Default)]
+pub(crate) struct MemorySessions {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    by_id: HashMap<SessionId, Session>,
+    by_user: HashMap<UserId, HashSet<SessionId>>,
+}
+
+impl State {
+    /// The live session, dropping it if it has expired.
+    fn live(&mut self, id: &SessionId, now: Timestamp) -> Option<&mut Session> {
+        let expired = self.by_id.get(id).is_some_and(|s| s.expires_at <= now);
+        if expired {
+            self.remove(id);
+            return None;
+        }
+        self.by_id.get_mut(id)
+    }
+
+    fn remove(&mut self, id: &SessionId) -> Option<Session> {
+        let session = self.by_id.remove(id)?;
+        if let Some(ids) = self.by_user.get_mut(&session.user_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_user.remove(&session.user_id);
+            }
+        }
+        Some(session)
+    }
+
+    /// The user's live session ids, most recently active first, dropping expired ones.
+    fn user_sessions(&mut self, user: &UserId, now: Timestamp) -> Vec<SessionId> {
+        let ids: Vec<SessionId> = self.by_user.get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let mut live: Vec<(Timestamp, SessionId)> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(s) = self.live(&id, now) {
+                live.push((s.last_active_at, id));
+            }
+        }
+        live.sort_by_key(|entry| std::cmp::Reverse(entry.0));
+        live.into_iter().map(|(_, id)| id).collect()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemorySessions {
+    async fn create(&self, new: NewSession, max_per_user: u32) -> Result<CreatedSession> {
+        let id = SessionId::generate(&new.user_id)?;
+        let now = Timestamp::now();
+        let absolute_expires_at = now.plus(new.absolute_ttl);
+        let session = Session {
+            id: id.clone(),
+            user_id: new.user_id,
+            device: new.device,
+            ip: new.ip,
+            user_agent: new.user_agent,
+            data: new.data,
+            created_at: now,
+            last_active_at: now,
+            expires_at: now.plus(new.idle_ttl).min(absolute_expires_at),
+            absolute_expires_at,
+            idle_ttl_ms: new.idle_ttl.as_millis() as u64,
+        };
+        let mut state = lock(&self.state);
+        let mut evicted = Vec::new();
+        if max_per_user > 0 {
+            let existing = state.user_sessions(&session.user_id, now);
+            let keep = max_per_user as usize - 1;
+            // Least recently active last in `existing`: evict from the end, oldest first.
+            for victim in existing.iter().skip(keep).rev() {
+                state.remove(victim);
+                evicted.push(victim.clone());
+            }
+        }
+        state.by_user.entry(session.user_id.clone()).or_default().insert(id.clone());
+        state.by_id.insert(id, session.clone());
+        Ok(CreatedSession { session, evicted })
+    }
+
+    async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
+        Ok(lock(&self.state).live(id, Timestamp::now()).map(|s| s.clone()))
+    }
+
+    async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        Ok(state.live(id, now).map(|s| {
+            s.last_active_at = now;
+            s.expires_at = now.plus(std::time::Duration::from_millis(s.idle_ttl_ms)).min(s.absolute_expires_at);
+            s.clone()
+        }))
+    }
+
+    async fn update_data(&self, id: &SessionId, patch: &SessionData, max_data_bytes: usize) -> Result<Option<Session>> {
+        let mut state = lock(&self.state);
+        let Some(session) = state.live(id, Timestamp::now()) else { return Ok(None) };
+        let mut merged = session.data.clone();
+        for (field, value) in patch {
+            if value.is_null() {
+                merged.remove(field);
+            } else {
+                merged.insert(field.clone(), value.clone());
+            }
+        }
+        if data_size(&merged) > max_data_bytes {
+            return Err(Error::PayloadTooLarge(format!("data: must be at most {max_data_bytes} bytes")));
+        }
+        session.data = merged;
+        Ok(Some(session.clone()))
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<bool> {
+        let mut state = lock(&self.state);
+        let live = state.live(id, Timestamp::now()).is_some();
+        Ok(live && state.remove(id).is_some())
+    }
+
+    async fn list(&self, user: &UserId) -> Result<Vec<Session>> {
+        let mut state = lock(&self.state);
+        let ids = state.user_sessions(user, Timestamp::now());
+        Ok(ids.iter().filter_map(|id| state.by_id.get(id).cloned()).collect())
+    }
+
+    async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
+        let mut state = lock(&self.state);
+        let ids = state.user_sessions(user, Timestamp::now());
+        let deleted: Vec<SessionId> = ids.into_iter().filter(|id| Some(id) != except).collect();
+        for id in &deleted {
+            state.remove(id);
+        }
+        Ok(deleted)
+    }
+
+    async fn count_active(&self) -> Result<u64> {
+        let now = Timestamp::now();
+        Ok(lock(&self.state).by_id.values().filter(|s| s.expires_at > now).count() as u64)
+    }
+}
+
+impl Sweepable for MemorySessions {
+    fn sweep(&self, now: Timestamp) {
+        let mut state = lock(&self.state);
+        let expired: Vec<SessionId> =
+            state.by_id.values().filter(|s| s.expires_at <= now).map(|s| s.id.clone()).collect();
+        for id in expired {
+            state.remove(&id);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! [`Conn`]: the one shared connection (a `ConnectionManager`, which reconnects with backoff),
+//! the timeout around every call, the mapping of Redis errors to core's kinds, and [`lua`],
+//! which builds a script from its file.
+
+use std::future::Future;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::io::tcp::{TcpSettings, socket2};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
+    RedisError, RedisResult, Script, ScriptInvocation, ServerErrorKind,
+};
+use switchboard_core::{Error, Result};
+
+use crate::config::RedisConfig;
+
+/// Helpers prepended to every script (server clock, integer formatting, session expiry).
+const COMMON_LUA: &str = include_str!("../lua/common.lua");
+
+/// Oldest Redis with everything the scripts use (`SET ... PXAT`, `ZADD ... GT`).
+const MIN_VERSION: (u32, u32) = (6, 2);
+
+/// A script from its file, with the common helpers in front. Called by SHA (`EVALSHA`); on
+/// `NOSCRIPT` (e.g. after Redis restarted) redis-rs loads it and retries once.
+pub(crate) fn lua(body: &str) -> Script {
+    Script::new(&format!("{COMMON_LUA}{body}"))
+}
+
+/// The shared connection. Cheap to clone: the manager is an `Arc` over one multiplexed
+/// connection that every caller pipelines on.
+#[derive(Clone)]
+pub(crate) struct Conn {
+    manager: ConnectionManager,
+    command_timeout: Duration,
+}
+
+impl Conn {
+    /// Connects, failing with [`Error::Unavailable`] if Redis cannot be reached (and answer a
+    /// PING) within `connect_timeout`.
+    pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
+        let location = config.redacted_url();
+        let unreachable = |why: String| Error::Unavailable(format!("redis: cannot connect to {location}: {why}"));
+        let info = config
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| Error::InvalidArgument(format!("redis: url {location} is not usable: {e}")))?;
+        if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+            // redis-rs builds its TLS config on the process-wide rustls provider. Installing ring
+            // explicitly keeps that unambiguous if another crate enables a second provider; an
+            // error only means one is installed already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let info = info.set_tcp_settings(tcp_settings(config.command_timeout));
+        let client = Client::open(info).map_err(|e| unreachable(e.to_string()))?;
+
+        // One direct attempt first: its error (refused, auth, TLS) is clearer than a timeout
+        // after the manager's retries.
+        let probe_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.connect_timeout));
+        let probe = async {
+            let mut probe = client.get_multiplexed_async_connection_with_config(&probe_config).await?;
+            redis::cmd("PING").query_async::<()>(&mut probe).await?;
+            redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await
+        };
+        let no_answer = || unreachable(format!("no answer within {} ms", config.connect_timeout.as_millis()));
+        match tokio::time::timeout(config.connect_timeout, probe).await {
+            Err(_) => return Err(no_answer()),
+            Ok(Err(e)) if e.is_timeout() => return Err(no_answer()),
+            Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                tracing::warn!("redis: INFO is not permitted; cannot check the server version");
+            }
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Ok(info)) => check_version(&info)?,
+        }
+
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            // Reconnection: 50 ms, 100 ms, ... at most 1 s apart, so service resumes within about
+            // a second of Redis coming back. After the last try the next call starts a new round.
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(8);
+        let manager =
+            tokio::time::timeout(config.connect_timeout, ConnectionManager::new_with_config(client, manager_config))
+                .await
+                .map_err(|_| no_answer())?
+                .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
+        Ok(Conn { manager, command_timeout: config.command_timeout })
+    }
+
+    /// Runs a script by SHA (loading it on `NOSCRIPT`).
+    pub(crate) async fn script<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T> {
+        let mut conn = self.manager.clone();
+        self.timed(op, invocation.invoke_async(&mut conn)).await
+    }
+
+    /// Runs one command.
+    pub(crate) async fn cmd<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T> {
+        let mut conn = self.manager.clone();
+        self.timed(op, cmd.query_async(&mut conn)).await
+    }
+
+    /// Runs a pipeline (one round trip; not atomic unless built with `.atomic()`).
+    pub(crate) async fn pipe<T: FromRedisValue>(&self, op: &'static str, pipe: &Pipeline) -> Result<T> {
+        let mut conn = self.manager.clone();
+        self.timed(op, pipe.query_async(&mut conn)).await
+    }
+
+    // Cancellation: dropping a multiplexed call on timeout is safe; its reply is discarded
+    // when it arrives, and the connection stays usable.
+    async fn timed<T>(&self, op: &'static str, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
+        let no_answer =
+            || Error::Unavailable(format!("redis: {op}: no answer within {} ms", self.command_timeout.as_millis()));
+        match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            // The connection's own response timeout is the same duration and may fire first.
+            Ok(Err(e)) if e.is_timeout() => Err(no_answer()),
+            Ok(Err(e)) => Err(map_error(op, &e)),
+            Err(_) => Err(no_answer()),
+        }
+    }
+}
+
+/// Nagle's algorithm would hold back small pipelined commands; keepalive and (on Linux) the user
+/// timeout detect a peer that vanished without closing, so the manager reconnects.
+fn tcp_settings(command_timeout: Duration) -> TcpSettings {
+    let tcp = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)));
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let tcp = tcp.set_user_timeout(Duration::from_secs(10).max(command_timeout * 2));
+    #[cfg(not(any(target_os = "android", target_os = "fuchsia", target_os = "linux")))]
+    let _ = command_timeout;
+    tcp
+}
+
+/// Maps a Redis error: anything that means "Redis cannot serve now" (I/O, connection lost,
+/// loading, failover, out of memory, busy script) is [`Error::Unavailable`]; anything else (a
+/// script error, an unexpected reply) is a bug, [`Error::Internal`].
+pub(crate) fn map_error(op: &str, e: &RedisError) -> Error {
+    let unavailable = e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::MasterDown
+                        | ServerErrorKind::ReadOnly
+                        | ServerErrorKind::NoPerm
+                )
+        )
+        || matches!(e.code(), Some("OOM" | "BUSY" | "MISCONF" | "NOREPLICAS" | "NOAUTH" | "WRONGPASS"));
+    if unavailable {
+        Error::Unavailable(format!("redis: {op}: {e}"))
+    } else {
+        Error::Internal(format!("redis: {op}: {e}"))
+    }
+}
+
+/// Checks `redis_version` in an `INFO server` reply against [`MIN_VERSION`].
+fn check_version(info: &str) -> Result<()> {
+    let Some(version) = info.lines().find_map(|l| l.strip_prefix("redis_version:")) else {
+        return Ok(());
+    };
+    let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_VERSION {
+        return Err(Error::Unavailable(format!(
+            "redis: server version {} is too old; Switchboard needs Redis {}.{} or later",
+            version.trim(),
+            MIN_VERSION.0,
+            MIN_VERSION.1
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_servers_are_refused() {
+        assert!(check_version("# Server\r\nredis_version:7.0.15\r\n").is_ok());
+        assert!(check_version("redis_version:6.2.0\r\n").is_ok());
+        assert!(check_version("redis_version:6.0.9\r\n").unwrap_err().to_string().contains("6.0.9"));
+        assert!(check_version("no version here").is_ok());
+    }
+
+    #[test]
+    fn errors_map_to_core_kinds() {
+        let io: RedisError = std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+        assert!(matches!(map_error("op", &io), Error::Unavailable(m) if m.starts_with("redis: op: ")));
+        let bug: RedisError = (ErrorKind::UnexpectedReturnType, "bad reply").into();
+        assert!(matches!(map_error("op", &bug), Error::Internal(_)));
+    }
+}

@@ -1,0 +1,163 @@
+//! Health endpoints (unauthenticated): `/health`, `/health/live`, `/health/ready`,
+//! `/health/{component}`.
+//!
+//! Only the engine exists as a component today; pub/sub, jobs and the gateway join the report
+//! when their issues land (SPEC §5), each as one more entry of `check_components`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path};
+use crate::state::AppState;
+
+/// How long a health check waits for the engine's ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// A ping slower than this makes the engine `degraded`.
+const SLOW_PING: Duration = Duration::from_millis(500);
+
+/// Health of one component, or of the whole server (the worst component).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Working normally.
+    Healthy,
+    /// Working, but slow or partly impaired.
+    Degraded,
+    /// Not working.
+    Unhealthy,
+}
+
+/// One component's health.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ComponentHealth {
+    /// Its status.
+    pub status: HealthStatus,
+    /// How long the check took, in milliseconds, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Why it is unhealthy (an error kind, never connection details).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The server's health: the worst of its components.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HealthReport {
+    /// Overall status.
+    pub status: HealthStatus,
+    /// Each component by name (today: `engine`).
+    pub components: BTreeMap<String, ComponentHealth>,
+}
+
+/// Liveness or readiness answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Probe {
+    /// `alive`, `ready` or `not_ready`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+}
+
+/// Checks every component.
+async fn check_components(state: &AppState) -> BTreeMap<String, ComponentHealth> {
+    let mut components = BTreeMap::new();
+    components.insert("engine".to_owned(), check_engine(state).await);
+    components
+}
+
+async fn check_engine(state: &AppState) -> ComponentHealth {
+    let unhealthy =
+        |error: String| ComponentHealth { status: HealthStatus::Unhealthy, latency_ms: None, error: Some(error) };
+    match tokio::time::timeout(PING_TIMEOUT, state.sb().engine().health.ping()).await {
+        Ok(Ok(took)) => ComponentHealth {
+            status: if took > SLOW_PING { HealthStatus::Degraded } else { HealthStatus::Healthy },
+            latency_ms: Some((took.as_secs_f64() * 1e6).round() / 1e3),
+            error: None,
+        },
+        Ok(Err(e)) => {
+            // The detail can name hosts; it goes to the log, the kind to the caller.
+            tracing::warn!(error = %e, "health: engine ping failed");
+            unhealthy(e.kind().to_owned())
+        }
+        Err(_) => {
+            tracing::warn!(timeout_ms = PING_TIMEOUT.as_millis() as u64, "health: engine ping timed out");
+            unhealthy(format!("ping timed out after {} ms", PING_TIMEOUT.as_millis()))
+        }
+    }
+}
+
+fn status_code(status: HealthStatus) -> StatusCode {
+    match status {
+        HealthStatus::Healthy | HealthStatus::Degraded => StatusCode::OK,
+        HealthStatus::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Overall health: 200 when healthy or degraded, 503 when unhealthy.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    responses(
+        (status = OK, description = "Healthy or degraded", body = HealthReport),
+        (status = SERVICE_UNAVAILABLE, description = "Unhealthy", body = HealthReport),
+    )
+)]
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let components = check_components(&state).await;
+    let status = components.values().map(|c| c.status).max().unwrap_or(HealthStatus::Healthy);
+    (status_code(status), Json(HealthReport { status, components })).into_response()
+}
+
+/// Liveness: 200 whenever the process answers.
+#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = OK, body = Probe)))]
+pub(crate) async fn live() -> Json<Probe> {
+    Json(Probe { status: "alive" })
+}
+
+/// Readiness: 200 when the engine answers its ping, else 503.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    responses(
+        (status = OK, description = "Ready to serve", body = Probe),
+        (status = SERVICE_UNAVAILABLE, description = "The engine is unreachable", body = Probe),
+    )
+)]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    let components = check_components(&state).await;
+    if components.values().any(|c| c.status == HealthStatus::Unhealthy) {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Probe { status: "not_ready" })).into_response()
+    } else {
+        Json(Probe { status: "ready" }).into_response()
+    }
+}
+
+/// One component's health: 200 when healthy or degraded, 503 when unhealthy, 404 if unknown.
+#[utoipa::path(
+    get,
+    path = "/health/{component}",
+    tag = "operations",
+    params(("component" = String, Path, description = "Component name (today: `engine`)")),
+    responses(
+        (status = OK, body = ComponentHealth),
+        (status = SERVICE_UNAVAILABLE, body = ComponentHealth),
+        (status = NOT_FOUND, body = ErrorBody),
+    )
+)]
+pub(crate) async fn component(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    // Checking only the one asked for would be cheaper, but there is one component today.
+    let mut components = check_components(&state).await;
+    let known = components.keys().cloned().collect::<Vec<_>>().join(", ");
+    match components.remove(&name) {
+        Some(c) => Ok((status_code(c.status), Json(c)).into_response()),
+        None => Err(ApiError::not_found(format!("unknown health component; known: {known}"))),
+    }
+}

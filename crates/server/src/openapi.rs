@@ -1,0 +1,102 @@
+//! The OpenAPI 3.1 document: generated from the handlers' `#[utoipa::path]` attributes, plus the
+//! bearer security scheme and the answers every authenticated route can give (401, 503).
+
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+use crate::{health, metrics, routes as api};
+
+/// Where the API is mounted.
+pub(crate) const API_PREFIX: &str = "/api/v1";
+/// Where the document is served.
+pub(crate) const SPEC_PATH: &str = "/api/v1/openapi.json";
+/// Name of the security scheme.
+const BEARER: &str = "bearer";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard HTTP API",
+        description = "Real-time state for chat, social and notification apps: sessions, revoked \
+tokens and rate limits, for app backends. Every `/api/v1` route needs `Authorization: Bearer \
+<api key>`. Errors are `{\"error\": {\"code\", \"message\"}}`. A denied rate-limit check answers \
+200 with `\"allowed\": false`: it is the answer to the backend's question, not a limit on the \
+backend.",
+        license(name = "Apache-2.0"),
+    ),
+    tags(
+        (name = "sessions", description = "Multi-device sessions with idle and absolute expiry"),
+        (name = "tokens", description = "Token denylist and per-user revoke-before times"),
+        (name = "rate-limits", description = "GCRA, sliding-window and sliding-log rate limits"),
+        (name = "info", description = "Server identity and counts"),
+        (name = "operations", description = "Health and metrics (no authentication)"),
+    )
+)]
+struct ApiDoc;
+
+/// The `/api/v1` routes (without authentication) and the public ones, with the document
+/// describing them. `api` lets the caller add layers (authentication) to the API routes only.
+pub(crate) fn assemble(api: OpenApiRouter<AppState>) -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
+    let public = OpenApiRouter::new()
+        .routes(routes!(health::health))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::component))
+        .routes(routes!(metrics::render));
+    let (router, mut doc) =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(API_PREFIX, api).merge(public).split_for_parts();
+    finish(&mut doc);
+    (router, doc)
+}
+
+/// The OpenAPI 3.1 document of the HTTP API, as served at `/api/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    assemble(api::api()).1
+}
+
+/// Adds the bearer scheme, marks `/api/v1` operations as needing it (and the others as open),
+/// and documents the 401 and 503 answers every authenticated operation can give.
+fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    let scheme = Http::builder()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some("An API key from the server's configuration (`SWITCHBOARD_API_KEYS`)."))
+        .build();
+    doc.components.get_or_insert_with(Default::default).add_security_scheme(BEARER, SecurityScheme::Http(scheme));
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let secured = path.starts_with(&format!("{API_PREFIX}/"));
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for op in ops.into_iter().flatten() {
+            set_security(op, secured);
+            if secured {
+                let responses = &mut op.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| error("Missing or invalid API key").into());
+                responses.entry("503".into()).or_insert_with(|| error("The engine is unavailable").into());
+            }
+        }
+    }
+}
+
+fn set_security(op: &mut Operation, secured: bool) {
+    // An empty list means "no authentication" for the open routes.
+    op.security = Some(if secured { vec![SecurityRequirement::new(BEARER, Vec::<String>::new())] } else { Vec::new() });
+}

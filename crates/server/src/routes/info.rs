@@ -1,0 +1,68 @@
+//! `/info` and `/stats`: what this server is and how much it holds.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use serde::Serialize;
+use switchboard_core::{EngineInfo, Policy};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::Json;
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(info)).routes(routes!(stats))
+}
+
+/// What this server is.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Info {
+    /// Switchboard's version.
+    #[schema(example = "0.1.0")]
+    version: &'static str,
+    /// This node's id.
+    node_id: String,
+    /// The engine in use.
+    engine: EngineInfo,
+    /// Seconds since the server started.
+    uptime_seconds: u64,
+    /// The configured rate-limit policies by name.
+    policies: BTreeMap<String, Policy>,
+}
+
+/// Live counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Stats {
+    /// Live sessions across all users.
+    sessions_active: u64,
+}
+
+/// Version, node, engine, uptime and configured policies.
+#[utoipa::path(get, path = "/info", tag = "info", responses((status = OK, body = Info)))]
+pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
+    Json(Info {
+        version: env!("CARGO_PKG_VERSION"),
+        node_id: state.config().node_id.clone(),
+        engine: state.sb().engine().health.info(),
+        uptime_seconds: state.started().elapsed().as_secs(),
+        policies: state.sb().rate_limits().policies().clone(),
+    })
+}
+
+/// Live counts.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    tag = "info",
+    responses(
+        (status = OK, body = Stats),
+        (status = SERVICE_UNAVAILABLE, description = "The engine is unavailable", body = ErrorBody),
+    )
+)]
+pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+    let sessions_active = state.sb().sessions().count_active().await?;
+    Ok(Json(Stats { sessions_active }))
+}

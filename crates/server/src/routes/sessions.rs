@@ -1,0 +1,217 @@
+//! `/sessions` and `/users/{user_id}/sessions`: create, read, touch, update, delete and list
+//! sessions (SPEC §3.1).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use switchboard_core::{CreateSession, Session, SessionData, SessionId};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{session_id, user_id};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_session))
+        .routes(routes!(get_session, update_session, delete_session))
+        .routes(routes!(touch_session))
+        .routes(routes!(list_user_sessions, delete_user_sessions))
+}
+
+/// A created session and the sessions evicted to make room for it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedSessionBody {
+    /// The new session.
+    session: Session,
+    /// Ids of the user's least recently active sessions removed to respect the per-user maximum.
+    evicted: Vec<SessionId>,
+}
+
+/// A field-by-field update of a session's data.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateSessionBody {
+    /// Fields to set; a `null` value deletes that field. Other fields are kept.
+    #[schema(value_type = Object, example = json!({"theme": "dark", "cart": null}))]
+    data: SessionData,
+}
+
+/// A user's live sessions, most recently active first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionList {
+    /// The sessions.
+    sessions: Vec<Session>,
+}
+
+/// Ids of deleted sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeletedSessions {
+    /// The ids.
+    deleted: Vec<SessionId>,
+}
+
+/// Options of "log out everywhere".
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeleteUserSessionsQuery {
+    /// A session to keep (usually the caller's current one): "log out other devices".
+    except: Option<String>,
+}
+
+fn session_not_found() -> ApiError {
+    ApiError::not_found("session not found")
+}
+
+/// Create a session. When the user already has the maximum number of sessions, the least
+/// recently active ones are evicted and listed in `evicted`.
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    tag = "sessions",
+    request_body = CreateSession,
+    responses(
+        (status = CREATED, description = "Created", body = CreatedSessionBody),
+        (status = BAD_REQUEST, description = "Invalid input", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "`data` over 4 KiB or body over the limit", body = ErrorBody),
+    )
+)]
+pub(crate) async fn create_session(
+    State(state): State<AppState>,
+    Json(req): Json<CreateSession>,
+) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
+    let created = state.sb().sessions().create(req).await?;
+    Ok((StatusCode::CREATED, Json(CreatedSessionBody { session: created.session, evicted: created.evicted })))
+}
+
+/// Get a live session.
+#[utoipa::path(
+    get,
+    path = "/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path, description = "Session id")),
+    responses(
+        (status = OK, body = Session),
+        (status = BAD_REQUEST, description = "Not a session id", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such live session", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = session_id("session_id", id)?;
+    state.sb().sessions().get(&id).await?.map(Json).ok_or_else(session_not_found)
+}
+
+/// Update a session's data field by field: each field given replaces that field, `null` deletes
+/// it, fields not given are kept. Concurrent updates of different fields never lose each other.
+/// Does not count as activity.
+#[utoipa::path(
+    patch,
+    path = "/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path, description = "Session id")),
+    request_body = UpdateSessionBody,
+    responses(
+        (status = OK, description = "The updated session", body = Session),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "The merged data would exceed 4 KiB", body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateSessionBody>,
+) -> Result<Json<Session>, ApiError> {
+    let id = session_id("session_id", id)?;
+    state.sb().sessions().update_data(&id, &body.data).await?.map(Json).ok_or_else(session_not_found)
+}
+
+/// Delete a session.
+#[utoipa::path(
+    delete,
+    path = "/sessions/{session_id}",
+    tag = "sessions",
+    params(("session_id" = String, Path, description = "Session id")),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "No such live session", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = session_id("session_id", id)?;
+    if state.sb().sessions().delete(&id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(session_not_found()) }
+}
+
+/// Mark activity: slides the idle expiry (capped by the absolute expiry) and updates
+/// `last_active_at`.
+#[utoipa::path(
+    post,
+    path = "/sessions/{session_id}/touch",
+    tag = "sessions",
+    params(("session_id" = String, Path, description = "Session id")),
+    responses(
+        (status = OK, description = "The touched session", body = Session),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, body = ErrorBody),
+    )
+)]
+pub(crate) async fn touch_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Session>, ApiError> {
+    let id = session_id("session_id", id)?;
+    state.sb().sessions().touch(&id).await?.map(Json).ok_or_else(session_not_found)
+}
+
+/// List a user's live sessions, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/sessions",
+    tag = "sessions",
+    params(("user_id" = String, Path, description = "User id")),
+    responses(
+        (status = OK, body = SessionList),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_user_sessions(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<SessionList>, ApiError> {
+    let user = user_id(user)?;
+    let sessions = state.sb().sessions().list(&user).await?;
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Log out everywhere: delete all of a user's sessions, or all but `except`.
+#[utoipa::path(
+    delete,
+    path = "/users/{user_id}/sessions",
+    tag = "sessions",
+    params(("user_id" = String, Path, description = "User id"), DeleteUserSessionsQuery),
+    responses(
+        (status = OK, description = "The deleted sessions", body = DeletedSessions),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_user_sessions(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    Query(query): Query<DeleteUserSessionsQuery>,
+) -> Result<Json<DeletedSessions>, ApiError> {
+    let user = user_id(user)?;
+    let except = query.except.map(|raw| session_id("except", raw)).transpose()?;
+    let deleted = state.sb().sessions().delete_user_sessions(&user, except.as_ref()).await?;
+    Ok(Json(DeletedSessions { deleted }))
+}

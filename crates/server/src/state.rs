@@ -1,0 +1,46 @@
+//! [`AppState`]: what every handler shares (the services, the server config, metrics, uptime).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use switchboard_core::Switchboard;
+
+use crate::config::ServerConfig;
+
+/// Shared state of the HTTP server; cheap to clone (everything is behind `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    sb: Switchboard,
+    config: Arc<ServerConfig>,
+    metrics: PrometheusHandle,
+    started: Instant,
+}
+
+impl AppState {
+    /// State over `sb` with `config`. Installs the global metrics recorder on first use (see
+    /// [`crate::metrics_handle`]).
+    pub fn new(sb: Switchboard, config: ServerConfig) -> Self {
+        AppState { sb, config: Arc::new(config), metrics: crate::metrics::metrics_handle(), started: Instant::now() }
+    }
+
+    /// The services.
+    pub fn sb(&self) -> &Switchboard {
+        &self.sb
+    }
+
+    /// The server settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The Prometheus handle `/metrics` renders.
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.metrics
+    }
+
+    /// When this state was built (the server's start, for `uptime_seconds`).
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+}

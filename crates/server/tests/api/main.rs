@@ -1,0 +1,12 @@
+//! HTTP API tests: the router over a fresh memory engine, driven with `oneshot`. Every request
+//! goes through `common::TestApp::send`, which fails the test on any 5xx.
+
+#![allow(unreachable_pub, missing_docs)]
+
+mod bad_input;
+mod common;
+mod ops;
+mod rate_limits;
+mod sessions;
+mod tokens;
+mod unavailable;

@@ -1,0 +1,107 @@
+//! Sessions: every route's happy path, eviction, logout everywhere.
+
+use serde_json::json;
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn create_get_update_touch_delete() {
+    let app = TestApp::new();
+    let created = app
+        .post(
+            "/api/v1/sessions",
+            json!({
+                "user_id": "alice",
+                "device": {"device_id": "phone-1", "type": "mobile", "os": "iOS 19"},
+                "ip": "10.0.0.1",
+                "user_agent": "demo/1.0",
+                "data": {"theme": "dark", "cart": 3},
+                "idle_ttl_seconds": 600
+            }),
+        )
+        .await;
+    let body = created.assert_status(201);
+    assert_eq!(body["evicted"], json!([]));
+    let session = &body["session"];
+    let id = session["id"].as_str().unwrap().to_owned();
+    assert_eq!(session["user_id"], "alice");
+    assert_eq!(session["device"]["type"], "mobile");
+    assert_eq!(session["idle_ttl_ms"], 600_000);
+    assert!(session["expires_at"].as_str().unwrap().ends_with('Z'));
+
+    let got = app.get(&format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(got.assert_status(200)["data"], json!({"theme": "dark", "cart": 3}));
+
+    let patched = app.patch(&format!("/api/v1/sessions/{id}"), json!({"data": {"cart": null, "lang": "de"}})).await;
+    assert_eq!(patched.assert_status(200)["data"], json!({"theme": "dark", "lang": "de"}));
+
+    let touched = app.post(&format!("/api/v1/sessions/{id}/touch"), json!({})).await;
+    assert_eq!(touched.assert_status(200)["id"], id.as_str());
+
+    let deleted = app.delete(&format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(deleted.status.as_u16(), 204);
+    assert!(deleted.text.is_empty());
+
+    app.get(&format!("/api/v1/sessions/{id}")).await.assert_error(404, "not_found");
+    app.delete(&format!("/api/v1/sessions/{id}")).await.assert_error(404, "not_found");
+    app.post(&format!("/api/v1/sessions/{id}/touch"), json!({})).await.assert_error(404, "not_found");
+    app.patch(&format!("/api/v1/sessions/{id}"), json!({"data": {}})).await.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn touch_needs_no_body() {
+    let app = TestApp::new();
+    let id = app.create_session("bob").await;
+    let r = app.call(axum::http::Method::POST, &format!("/api/v1/sessions/{id}/touch"), None).await;
+    r.assert_status(200);
+}
+
+#[tokio::test]
+async fn creating_beyond_the_maximum_evicts_the_least_recently_active() {
+    let app = TestApp::new();
+    let first = app.create_session("carol").await;
+    let second = app.create_session("carol").await;
+    let third = app.create_session("carol").await;
+    // Times have millisecond precision: make `first` strictly the least recently active.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    for id in [&second, &third] {
+        app.post(&format!("/api/v1/sessions/{id}/touch"), json!({})).await.assert_status(200);
+    }
+    let r = app.post("/api/v1/sessions", json!({"user_id": "carol"})).await;
+    assert_eq!(r.assert_status(201)["evicted"], json!([first]));
+    let list = app.get("/api/v1/users/carol/sessions").await;
+    assert_eq!(list.assert_status(200)["sessions"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn list_and_delete_a_users_sessions() {
+    let app = TestApp::new();
+    let a = app.create_session("dave").await;
+    let b = app.create_session("dave").await;
+    let c = app.create_session("dave").await;
+    let other = app.create_session("erin").await;
+
+    // Most recently active first (times have millisecond precision).
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    app.post(&format!("/api/v1/sessions/{a}/touch"), json!({})).await.assert_status(200);
+    let list = app.get("/api/v1/users/dave/sessions").await;
+    let ids: Vec<&str> =
+        list.assert_status(200)["sessions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], a);
+
+    let r = app.delete(&format!("/api/v1/users/dave/sessions?except={b}")).await;
+    let mut deleted: Vec<String> =
+        r.assert_status(200)["deleted"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    deleted.sort();
+    let mut expected = vec![a.clone(), c.clone()];
+    expected.sort();
+    assert_eq!(deleted, expected);
+    app.get(&format!("/api/v1/sessions/{b}")).await.assert_status(200);
+    app.get(&format!("/api/v1/sessions/{other}")).await.assert_status(200);
+
+    let r = app.delete("/api/v1/users/dave/sessions").await;
+    assert_eq!(r.assert_status(200)["deleted"], json!([b]));
+    assert_eq!(app.get("/api/v1/users/dave/sessions").await.assert_status(200)["sessions"], json!([]));
+    assert_eq!(app.get("/api/v1/users/nobody/sessions").await.assert_status(200)["sessions"], json!([]));
+}

@@ -1,0 +1,58 @@
+//! Token denylist and revoke-before.
+
+use serde_json::json;
+use switchboard_core::Timestamp;
+
+use crate::common::TestApp;
+
+#[tokio::test]
+async fn deny_check_undeny() {
+    let app = TestApp::new();
+    let r = app.post("/api/v1/tokens/deny", json!({"jti": "tok-1", "expires_at": "2099-01-01T00:00:00Z"})).await;
+    assert_eq!(r.assert_status(200), &json!({"jti": "tok-1", "denied_until": "2099-01-01T00:00:00.000Z"}));
+
+    // Denying again with an earlier expiry keeps the later one.
+    let r = app.post("/api/v1/tokens/deny", json!({"jti": "tok-1", "expires_at": "2098-01-01T00:00:00Z"})).await;
+    assert_eq!(r.assert_status(200)["denied_until"], "2099-01-01T00:00:00.000Z");
+
+    let r = app.get("/api/v1/tokens/deny/tok-1").await;
+    assert_eq!(r.assert_status(200), &json!({"jti": "tok-1", "denied_until": "2099-01-01T00:00:00.000Z"}));
+
+    assert_eq!(app.delete("/api/v1/tokens/deny/tok-1").await.status.as_u16(), 204);
+    app.get("/api/v1/tokens/deny/tok-1").await.assert_error(404, "not_found");
+    app.delete("/api/v1/tokens/deny/tok-1").await.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn denying_an_expired_token_stores_nothing() {
+    let app = TestApp::new();
+    let r = app.post("/api/v1/tokens/deny", json!({"jti": "old", "expires_at": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!(r.assert_status(200), &json!({"jti": "old", "denied_until": null}));
+    app.get("/api/v1/tokens/deny/old").await.assert_error(404, "not_found");
+}
+
+#[tokio::test]
+async fn revoke_before_defaults_to_now_and_never_moves_back() {
+    let app = TestApp::new();
+    let r = app.get("/api/v1/users/frank/tokens/revoke").await;
+    assert_eq!(r.assert_status(200), &json!({"user_id": "frank", "revoked_before": null}));
+
+    let before = Timestamp::now();
+    // No body at all: `before` is now.
+    let r = app.call(axum::http::Method::POST, "/api/v1/users/frank/tokens/revoke", None).await;
+    let at = r.assert_status(200)["revoked_before"].as_str().unwrap().to_owned();
+    let at = Timestamp::parse_rfc3339(&at).unwrap();
+    assert!(at >= before && at <= Timestamp::now(), "{at:?}");
+
+    // An explicit later time moves it forward; an earlier one does not move it back.
+    let r = app.post("/api/v1/users/frank/tokens/revoke", json!({"before": "2099-01-01T00:00:00Z"})).await;
+    assert_eq!(r.assert_status(200)["revoked_before"], "2099-01-01T00:00:00.000Z");
+    let r = app.post("/api/v1/users/frank/tokens/revoke", json!({"before": "2001-01-01T00:00:00Z"})).await;
+    assert_eq!(r.assert_status(200)["revoked_before"], "2099-01-01T00:00:00.000Z");
+    // An empty object is the same as no body.
+    let r = app.post("/api/v1/users/frank/tokens/revoke", json!({})).await;
+    assert_eq!(r.assert_status(200)["revoked_before"], "2099-01-01T00:00:00.000Z");
+
+    let r = app.get("/api/v1/users/frank/tokens/revoke").await;
+    assert_eq!(r.assert_status(200), &json!({"user_id": "frank", "revoked_before": "2099-01-01T00:00:00.000Z"}));
+}
