@@ -202,11 +202,14 @@ pub async fn max_per_user_evicts_the_least_recently_active(t: &TestEngine) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     store.touch(&ids[0]).await.unwrap().expect("live");
+    // Activity times have millisecond resolution and ties are unordered: keep them apart.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let fourth = store.create(new_session(&u, HOUR, HOUR), 3).await.unwrap();
     assert_eq!(fourth.evicted, vec![ids[1].clone()], "the least recently active goes");
     assert_eq!(store.get(&ids[1]).await.unwrap(), None);
     assert_eq!(store.list(&u).await.unwrap().len(), 3);
     // Lowering the maximum evicts several at once, oldest first.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let fifth = store.create(new_session(&u, HOUR, HOUR), 2).await.unwrap();
     assert_eq!(fifth.evicted, vec![ids[2].clone(), ids[0].clone()]);
     let listed: Vec<SessionId> = store.list(&u).await.unwrap().into_iter().map(|s| s.id).collect();

@@ -138,8 +138,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// deleted ids.
     async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>>;
 
-    /// The number of live sessions across all users. May lag behind expiries by a few seconds
-    /// of idle time on engines that count lazily; never counts deleted sessions.
+    /// The number of live sessions across all users, for metrics. Never counts a deleted or
+    /// absolutely expired session; an engine that counts lazily may keep counting an idle-expired
+    /// one for up to 1/8 of its idle TTL (the Redis engine does, to keep `touch` one round trip).
     async fn count_active(&self) -> Result<u64>;
 }
 

@@ -7,4 +7,4 @@ local current = tonumber(redis.call('GET', KEYS[1]))
 if current and current > now then
   return current
 end
-return false
+return nil

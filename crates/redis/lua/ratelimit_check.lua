@@ -35,24 +35,24 @@ local TYPES = {gcra = 'string', sliding_window = 'hash', sliding_log = 'zset'}
 local function gcra(key, same, capacity, limit, window, cost, now)
   local interval = window / limit
   local tolerance = capacity * interval
-  local stored = now
+  -- Work relative to now: at epoch-ms magnitudes a double has no sub-microsecond precision.
+  local ahead = 0
   if same then
-    stored = tonumber(redis.call('GET', key)) or now
+    ahead = math.max((tonumber(redis.call('GET', key)) or now) - now, 0)
   end
-  local tat = math.max(stored, now)
-  local new_tat = tat + cost * interval
-  local allow_at = new_tat - tolerance
-  local allowed = allow_at <= now + EPS
+  local new_ahead = ahead + cost * interval
+  local allow_in = new_ahead - tolerance
+  local allowed = allow_in <= EPS
   local retry_after = 0
   if not allowed then
-    retry_after = ceil_ms(allow_at - now)
+    retry_after = ceil_ms(allow_in)
   end
-  local current = {allowed and 1 or 0, capacity, floor_count((tolerance - (tat - now)) / interval),
-    ceil_ms(tat - now), retry_after}
+  local current = {allowed and 1 or 0, capacity, floor_count((tolerance - ahead) / interval), ceil_ms(ahead), retry_after}
   if not allowed then
     return current
   end
-  local after = {1, capacity, floor_count((tolerance - (new_tat - now)) / interval), ceil_ms(new_tat - now), 0}
+  local after = {1, capacity, floor_count((tolerance - new_ahead) / interval), ceil_ms(new_ahead), 0}
+  local new_tat = now + new_ahead
   local function write()
     redis.call('SET', key, string.format('%.17g', new_tat), 'PXAT', int(math.ceil(new_tat)))
   end

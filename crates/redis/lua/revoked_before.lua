@@ -7,4 +7,4 @@ local f = redis.call('HMGET', KEYS[1], 'b', 'k')
 if f[1] and tonumber(f[2]) > now then
   return tonumber(f[1])
 end
-return false
+return nil

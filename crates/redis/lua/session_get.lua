@@ -5,6 +5,6 @@
 local now = now_ms()
 local expires = session_expiry(KEYS[1])
 if not expires or now >= expires then
-  return false
+  return nil
 end
 return redis.call('HGETALL', KEYS[1])

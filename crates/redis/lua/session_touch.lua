@@ -8,12 +8,12 @@
 local now = now_ms()
 local f = redis.call('HMGET', KEYS[1], 'la', 'it', 'ax', 'cg', 'uid')
 if not f[1] then
-  return false
+  return nil
 end
 local idle = tonumber(f[2])
 local absolute_at = tonumber(f[3])
 if now >= math.min(tonumber(f[1]) + idle, absolute_at) then
-  return false
+  return nil
 end
 local expires = math.min(now + idle, absolute_at)
 local refresh = 0

@@ -9,7 +9,7 @@
 local now = now_ms()
 local expires = session_expiry(KEYS[1])
 if not expires or now >= expires then
-  return false
+  return nil
 end
 local max = tonumber(ARGV[1])
 local patch = {}

@@ -12,8 +12,10 @@ const MAX_PREFIX_BYTES: usize = 64;
 /// Settings of the Redis engine.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://[user[:password]@]host[:port][/db]`, `rediss://...` (TLS) or
-    /// `redis+unix:///path?db=0&pass=...` (default `redis://127.0.0.1:6379`).
+    /// `redis://[user[:password]@]host[:port][/db]`; `rediss://...` for TLS, verified against
+    /// the system's root certificates (`rediss://...#insecure` skips verification, e.g. for a
+    /// self-signed certificate); or `redis+unix:///path?db=0&pass=...` (default
+    /// `redis://127.0.0.1:6379`).
     pub url: String,
     /// Prepended to every key, so several deployments can share one Redis (default `sb:`).
     pub key_prefix: String,

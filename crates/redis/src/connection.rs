@@ -37,8 +37,9 @@ pub(crate) struct Conn {
 
 impl Conn {
     /// Connects, failing with [`Error::Unavailable`] if Redis cannot be reached (and answer a
-    /// PING) within `connect_timeout`.
+    /// PING) within `connect_timeout`, all steps included.
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
+        let deadline = tokio::time::Instant::now() + config.connect_timeout;
         let location = config.redacted_url();
         let unreachable = |why: String| Error::Unavailable(format!("redis: cannot connect to {location}: {why}"));
         let info = config
@@ -66,7 +67,7 @@ impl Conn {
             redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await
         };
         let no_answer = || unreachable(format!("no answer within {} ms", config.connect_timeout.as_millis()));
-        match tokio::time::timeout(config.connect_timeout, probe).await {
+        match tokio::time::timeout_at(deadline, probe).await {
             Err(_) => return Err(no_answer()),
             Ok(Err(e)) if e.is_timeout() => return Err(no_answer()),
             Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
@@ -84,11 +85,10 @@ impl Conn {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(8);
-        let manager =
-            tokio::time::timeout(config.connect_timeout, ConnectionManager::new_with_config(client, manager_config))
-                .await
-                .map_err(|_| no_answer())?
-                .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
+        let manager = tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client, manager_config))
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
         Ok(Conn { manager, command_timeout: config.command_timeout })
     }
 

@@ -48,9 +48,10 @@ mod field {
 ///
 /// `count_active` counts a separate set (own slot) of session id -> *counted-until*, a time at
 /// or after the session's end: `min(expires_at + idle_ttl / 8, absolute_expires_at)` when
-/// recorded. Create and delete update it (one more round trip); `touch` refreshes it only when
-/// the session's new expiry passes the recorded time, so at most once per eighth of the idle
-/// TTL and never on most touches. The count therefore lags behind idle expiries by at most
+/// recorded. Create and delete update it in one more round trip after their script (the set
+/// is in another slot); create also drops entries that have ended, so the set stays bounded.
+/// `touch` refreshes it only when the session's new expiry passes the recorded time, so at
+/// most once per eighth of the idle TTL and never on most touches. The count therefore lags behind idle expiries by at most
 /// `idle_ttl / 8` (absolute expiries are exact), and never counts a session deleted through
 /// this engine, except in two narrow races: a session deleted while its create or refreshing
 /// touch is between its script and the set update may be counted until its recorded time.
@@ -107,6 +108,9 @@ impl SessionStore for RedisSessions {
         let active = self.keys.active_sessions();
         let mut pipe = redis::pipe();
         pipe.cmd("ZADD").arg(&active).arg(counted).arg(id.as_str()).ignore();
+        // Entries recorded to end by now are dropped here too (with the server's `now`), so the
+        // set stays bounded by live sessions even if `count_active` is never called.
+        pipe.cmd("ZREMRANGEBYSCORE").arg(&active).arg("-inf").arg(now).ignore();
         if !evicted.is_empty() {
             pipe.cmd("ZREM").arg(&active).arg(&evicted).ignore();
         }

@@ -271,6 +271,31 @@ async fn tls_connections_work_and_untrusted_certificates_are_refused() {
 }
 
 #[tokio::test]
+async fn resp3_connections_decode_the_same_replies() {
+    let server = Server::start(&[]);
+    let url = format!("{}/?protocol=resp3", server.url());
+    let engine = switchboard_redis::connect(RedisConfig::new(url).with_key_prefix("r3:")).await.expect("connect");
+    let user = UserId::new("erin").unwrap();
+    let created =
+        engine.sessions.create(new_session("erin", Duration::from_secs(60), Duration::from_secs(60)), 0).await;
+    let id = created.expect("create").session.id;
+    assert!(engine.sessions.touch(&id).await.expect("touch").is_some());
+    let mut patch = SessionData::new();
+    patch.insert("a".into(), json!(1));
+    assert!(engine.sessions.update_data(&id, &patch, 100).await.expect("update").is_some());
+    assert_eq!(engine.sessions.list(&user).await.expect("list").len(), 1);
+    assert_eq!(engine.sessions.count_active().await.expect("count"), 1);
+    assert!(engine.sessions.delete(&id).await.expect("delete"));
+    assert_eq!(engine.sessions.get(&id).await.expect("get"), None, "nil is None over RESP3 too");
+    assert_eq!(engine.sessions.touch(&id).await.expect("touch"), None);
+    let jti = TokenId::new("j").unwrap();
+    assert_eq!(engine.denylist.denied_until(&jti).await.expect("denied_until"), None);
+    assert_eq!(engine.denylist.revoked_before(&user).await.expect("revoked_before"), None);
+    let decision = engine.rate_limiter.status(&key("k"), &Policy::gcra(2, 1000)).await.expect("status");
+    assert_eq!((decision.allowed, decision.remaining), (true, 2));
+}
+
+#[tokio::test]
 async fn keys_follow_the_layout_and_expire_with_their_state() {
     let server = Server::start(&[]);
     let engine = switchboard_redis::connect(config(&server, "lay:")).await.expect("connect");
@@ -373,6 +398,15 @@ async fn the_active_count_is_refreshed_rarely_and_never_undercounts() {
     assert!(switchboard_core::Timestamp::now() >= touched.expires_at);
     let left: usize = r.zcard("c:sessions:active").await.expect("zcard");
     assert_eq!(left, 0, "counting trims ended entries");
+
+    // Creating trims too, so the set stays bounded when nobody counts.
+    let short = Duration::from_millis(200);
+    let gone = engine.sessions.create(new_session("dan", short, Duration::from_secs(60)), 0).await.expect("create");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(switchboard_core::Timestamp::now() > gone.session.expires_at.plus(Duration::from_millis(25)));
+    engine.sessions.create(new_session("eve", idle, Duration::from_secs(60)), 0).await.expect("create");
+    let members: Vec<String> = r.zrange("c:sessions:active", 0, -1).await.expect("zrange");
+    assert_eq!(members.len(), 1, "the ended session's entry was dropped by the create");
 }
 
 #[tokio::test]

@@ -64,7 +64,8 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(metrics::track))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // ApiError logs each failure once at the boundary; the trace layer would log it again.
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_failure(()))
         .with_state(state)
 }
 

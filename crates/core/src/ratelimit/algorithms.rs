@@ -77,29 +77,31 @@ fn gcra(state: Option<&LimiterState>, policy: &Policy, cost: u32, now_ms: i64) -
     let capacity = policy.capacity();
     let interval = policy.window_ms as f64 / f64::from(policy.limit);
     let tolerance = f64::from(capacity) * interval;
-    let stored = match state {
-        Some(LimiterState::Gcra { tat }) => *tat,
-        _ => now,
+    // Work relative to now: at epoch-ms magnitudes an f64 has no sub-microsecond precision, so
+    // comparisons of absolute times would make the slack meaningless.
+    let ahead = match state {
+        Some(LimiterState::Gcra { tat }) => (*tat - now).max(0.0),
+        _ => 0.0,
     };
-    let tat = stored.max(now);
-    let new_tat = tat + f64::from(cost) * interval;
-    let allow_at = new_tat - tolerance;
-    let allowed = allow_at <= now + EPS;
+    let new_ahead = ahead + f64::from(cost) * interval;
+    let allow_in = new_ahead - tolerance;
+    let allowed = allow_in <= EPS;
     let current = Decision {
         allowed,
         limit: capacity,
-        remaining: floor_count((tolerance - (tat - now)) / interval),
-        reset_after_ms: ceil_ms(tat - now),
-        retry_after_ms: if allowed { 0 } else { ceil_ms(allow_at - now) },
+        remaining: floor_count((tolerance - ahead) / interval),
+        reset_after_ms: ceil_ms(ahead),
+        retry_after_ms: if allowed { 0 } else { ceil_ms(allow_in) },
     };
     let consumed = allowed.then(|| {
         let after = Decision {
             allowed: true,
             limit: capacity,
-            remaining: floor_count((tolerance - (new_tat - now)) / interval),
-            reset_after_ms: ceil_ms(new_tat - now),
+            remaining: floor_count((tolerance - new_ahead) / interval),
+            reset_after_ms: ceil_ms(new_ahead),
             retry_after_ms: 0,
         };
+        let new_tat = now + new_ahead;
         (after, LimiterState::Gcra { tat: new_tat }, new_tat.ceil() as i64)
     });
     Evaluation { current, consumed }
@@ -234,6 +236,15 @@ mod tests {
     fn sliding_log_is_exact() {
         let p = Policy::gcra(2, 1000).with_algorithm(Algorithm::SlidingLog);
         assert_eq!(run(p, &[0, 500, 999, 1000, 1001, 1499, 1500]), [true, true, false, true, false, false, true]);
+    }
+
+    #[test]
+    fn gcra_fractional_intervals_admit_exactly_the_burst_at_epoch_times() {
+        // 1000 / 3 ms is not representable; three requests must still exactly fill a burst of 3.
+        let p = Policy::gcra(3, 1000);
+        let now = 1_795_000_000_123;
+        assert_eq!(run(p, &[now, now, now, now]), [true, true, true, false]);
+        assert_eq!(run(p, &[now, now, now, now + 334]), [true, true, true, true]);
     }
 
     #[test]
