@@ -85,6 +85,9 @@ pub(crate) struct CommonArgs {
     /// Log format [env: SWITCHBOARD_LOG_FORMAT].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Any setting by its config path, e.g. `--set sessions.max_per_user=5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 impl CommonArgs {
@@ -100,7 +103,7 @@ impl CommonArgs {
             log_format: self.log_format,
             redis,
         };
-        settings::load(self.config.as_deref(), flags)
+        settings::load(self.config.as_deref(), flags, &self.set)
     }
 }
 

@@ -195,8 +195,8 @@ pub(crate) struct Loaded {
     pub(crate) config_file: Option<PathBuf>,
 }
 
-/// Loads settings: defaults <- config file <- environment <- flags.
-pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Result<Loaded> {
+/// Loads settings: defaults <- config file <- environment <- flags <- `--set KEY=VALUE`.
+pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides, set: &[String]) -> anyhow::Result<Loaded> {
     let config_file = match config {
         Some(path) => {
             if !path.exists() {
@@ -237,6 +237,14 @@ pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides) -> anyhow::Resul
         }
     }
     figment = figment.merge(Serialized::defaults(flags));
+    for entry in set {
+        let Some((key, value)) = entry.split_once('=') else {
+            bail!("--set {entry:?}: expected KEY=VALUE, e.g. sessions.max_per_user=5");
+        };
+        // Parsed like an environment value: numbers and booleans become numbers and booleans.
+        let value: figment::value::Value = value.parse().unwrap_or_else(|_| value.into());
+        figment = figment.merge(Serialized::default(key.trim(), value));
+    }
     let settings: Settings = figment.extract().context("invalid configuration")?;
     settings.switchboard.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(Loaded { settings, config_file })
@@ -288,6 +296,18 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_flags_reach_nested_settings_and_win() {
+        let set = ["sessions.max_per_user=3".to_owned(), "redis.key_prefix=app:".to_owned()];
+        let loaded = load(Some(Path::new("/nonexistent/switchboard.toml")), FlagOverrides::default(), &set);
+        assert!(loaded.is_err(), "a named config file must exist");
+        let loaded = load(None, FlagOverrides::default(), &set).expect("valid settings");
+        assert_eq!(loaded.settings.switchboard.sessions.max_per_user, 3);
+        assert_eq!(loaded.settings.redis.key_prefix, "app:");
+        assert!(load(None, FlagOverrides::default(), &["nonsense".to_owned()]).is_err());
+        assert!(load(None, FlagOverrides::default(), &["sessions.no_such_setting=1".to_owned()]).is_err());
+    }
 
     #[test]
     fn redis_url_is_built_from_the_seed_variables() {
