@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use switchboard_core::Switchboard;
 use switchboard_memory::MemoryEngineExt;
 use switchboard_redis::RedisEngineExt;
+use switchboard_server::gateway::{GatewayConfig, TokenKey, TokenVerifier};
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -33,15 +34,20 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
         }
     }
     if settings.token_secret.is_none() {
-        tracing::warn!("no token secret configured: client tokens cannot be verified");
+        tracing::warn!("no token secret configured: WebSocket clients cannot connect");
     }
 
     let sb = build_switchboard(&settings).await?;
     let engine = sb.engine().health.info();
+    let tokens = match &settings.token_secret {
+        Some(secret) => Some(TokenVerifier::new(&TokenKey::Hs256(secret.clone())).context("token_secret")?),
+        None => None,
+    };
     let config = ServerConfig {
         api_keys: parse_api_keys(&settings.api_keys)?,
         max_body_bytes: settings.max_body_bytes,
         node_id: settings.node_id.clone().unwrap_or_else(default_node_id),
+        gateway: GatewayConfig { tokens, ..GatewayConfig::default() },
     };
     let state = AppState::new(sb, config);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -19,6 +19,23 @@ pub struct TestEngine {
     pub sb: Switchboard,
     /// `memory` or `redis`.
     pub name: &'static str,
+    /// For Redis: the settings, so [`TestEngine::sibling`] can connect another node.
+    redis: Option<RedisConfig>,
+}
+
+impl TestEngine {
+    /// Another node on the same backing store: for Redis a second engine (own connections, own
+    /// broker and hub) on the same server and key prefix; for memory, which has one node only,
+    /// this same engine.
+    pub async fn sibling(&self) -> TestEngine {
+        match &self.redis {
+            Some(config) => {
+                let engine = switchboard_redis::connect(config.clone()).await.expect("connect the sibling");
+                TestEngine { redis: Some(config.clone()), ..wrap(engine, self.name) }
+            }
+            None => TestEngine { engine: self.engine.clone(), sb: self.sb.clone(), name: self.name, redis: None },
+        }
+    }
 }
 
 fn test_config() -> SwitchboardConfig {
@@ -29,7 +46,7 @@ fn test_config() -> SwitchboardConfig {
 
 fn wrap(engine: Engine, name: &'static str) -> TestEngine {
     let sb = Switchboard::new(engine.clone(), test_config()).expect("test config is valid");
-    TestEngine { engine, sb, name }
+    TestEngine { engine, sb, name, redis: None }
 }
 
 /// A fresh memory engine with a fast sweeper.
@@ -47,8 +64,8 @@ pub async fn redis_engine() -> TestEngine {
     let case = CASE.fetch_add(1, Ordering::Relaxed);
     let config =
         RedisConfig { key_prefix: format!("sbt:{}:{case}:", std::process::id()), ..RedisConfig::new(server.url()) };
-    let engine = switchboard_redis::connect(config).await.expect("connect to the test redis-server");
-    wrap(engine, "redis")
+    let engine = switchboard_redis::connect(config.clone()).await.expect("connect to the test redis-server");
+    TestEngine { redis: Some(config), ..wrap(engine, "redis") }
 }
 
 /// A `redis-server` this process started on a free loopback port, stopped when dropped — and also

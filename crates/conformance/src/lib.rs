@@ -6,12 +6,19 @@
 //! # Layout
 //! - [`harness`]: [`TestEngine`], the engine factories, [`RedisServer`] (a real `redis-server`
 //!   started on a free port) and [`eventually`].
-//! - [`sessions`], [`denylist`], [`rate_limits`]: the cases of each capability.
+//! - [`sessions`], [`denylist`], [`rate_limits`], [`conversations`]: the cases of each capability.
+//! - [`streams`]: streams, recovery, pending/ack, and live delivery through the hub.
+//! - [`presence`]: devices, live entries, status, queries, contacts and transitions.
+//! - [`typing`]: typing entries, throttling and stop-on-expiry.
 
+pub mod conversations;
 pub mod denylist;
 pub mod harness;
+pub mod presence;
 pub mod rate_limits;
 pub mod sessions;
+pub mod streams;
+pub mod typing;
 
 pub use harness::{RedisServer, TestEngine, eventually, memory_engine, redis_engine};
 
@@ -44,6 +51,16 @@ macro_rules! suite {
         );
         $crate::cases!(
             $factory,
+            conversations,
+            [
+                put_get_replace_and_delete,
+                members_are_added_and_removed,
+                member_limits_hold_and_refusals_change_nothing,
+                concurrent_additions_lose_nothing,
+            ]
+        );
+        $crate::cases!(
+            $factory,
             denylist,
             [
                 denied_until_expiry_then_forgotten,
@@ -69,6 +86,47 @@ macro_rules! suite {
                 state_of_another_algorithm_counts_as_empty,
                 idle_state_disappears_after_its_window,
                 named_policies_resolve_and_unknown_names_are_refused,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            presence,
+            [
+                devices_are_upserted_listed_and_removed,
+                connections_drive_online_and_maybe_offline,
+                connections_expire_after_their_ttl,
+                heartbeats_mark_a_device_online_until_their_ttl,
+                batch_refresh_keeps_many_connections_alive,
+                status_text_and_invisible,
+                bulk_answers_in_order,
+                online_users_pages_cover_everyone_once,
+                contacts_set_add_remove_and_expire,
+                grace_period_hides_a_quick_reconnect,
+                expiry_is_announced_once_by_concurrent_sweepers,
+                status_changes_are_announced_and_invisible_users_stay_quiet,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            typing,
+            [start_stop_and_list, repeated_starts_are_throttled, expiry_announces_one_stop, non_members_may_not_type,]
+        );
+        $crate::cases!(
+            $factory,
+            streams,
+            [
+                offsets_grow_by_one_per_publication,
+                read_since_returns_exactly_the_missed_ones,
+                retention_by_count_keeps_the_newest,
+                retention_by_age_expires_publications,
+                epoch_is_stable_and_a_wrong_epoch_is_not_recovered,
+                history_is_the_newest_n_oldest_first,
+                pending_filters_excluded_and_targeted_devices,
+                ack_never_moves_backwards,
+                ten_thousand_publications_read_back_in_pages,
+                concurrent_publishers_get_consecutive_offsets,
+                hub_subscribers_receive_later_publications_in_order,
+                publications_reach_subscribers_on_other_nodes,
             ]
         );
     };

@@ -19,6 +19,10 @@ pub struct SwitchboardConfig {
     pub tokens: TokensConfig,
     /// Rate limits (§3.3).
     pub rate_limits: RateLimitsConfig,
+    /// Presence and devices (§3.4).
+    pub presence: PresenceConfig,
+    /// Typing (§3.5).
+    pub typing: TypingConfig,
 }
 
 impl SwitchboardConfig {
@@ -35,6 +39,8 @@ impl SwitchboardConfig {
             crate::ids::validate_id("rate_limits.policies", name, 64, &[])?;
             policy.validate(&format!("rate_limits.policies.{name}"))?;
         }
+        self.presence.validate()?;
+        self.typing.validate()?;
         Ok(())
     }
 }
@@ -103,4 +109,77 @@ fn policies_from_strings_or_tables<'de, D: Deserializer<'de>>(d: D) -> Result<BT
             Either::Full(p) => Ok((name, p)),
         })
         .collect()
+}
+
+/// Presence settings (§3.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// TTL of a WebSocket connection; nodes refresh well within it (default 60 s).
+    pub connection_ttl_seconds: u64,
+    /// TTL of a backend heartbeat when the call names none (default 5 min).
+    pub heartbeat_ttl_seconds: u64,
+    /// How long a user must stay without a live entry before going offline is announced, so a
+    /// reconnect does not flap (default 5 s).
+    pub offline_grace_ms: u64,
+    /// How often each node should sweep for offline transitions (default 1 s).
+    pub sweep_interval_ms: u64,
+    /// Most users settled per sweep call (default 1000).
+    pub sweep_batch: usize,
+    /// Most contacts per user (default 5000).
+    pub max_contacts: usize,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        PresenceConfig {
+            connection_ttl_seconds: 60,
+            heartbeat_ttl_seconds: 300,
+            offline_grace_ms: 5000,
+            sweep_interval_ms: 1000,
+            sweep_batch: 1000,
+            max_contacts: 5000,
+        }
+    }
+}
+
+impl PresenceConfig {
+    fn validate(&self) -> Result<()> {
+        if self.connection_ttl_seconds == 0 || self.heartbeat_ttl_seconds == 0 {
+            return Err(Error::invalid("presence", "connection_ttl_seconds and heartbeat_ttl_seconds must be > 0"));
+        }
+        if self.sweep_interval_ms == 0 || self.sweep_batch == 0 || self.max_contacts == 0 {
+            return Err(Error::invalid("presence", "sweep_interval_ms, sweep_batch and max_contacts must be > 0"));
+        }
+        Ok(())
+    }
+}
+
+/// Typing settings (§3.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TypingConfig {
+    /// How long a start lasts without another (default 10 s).
+    pub ttl_ms: u64,
+    /// At most one start event per user per conversation per this window (default 3 s).
+    pub throttle_ms: u64,
+    /// How often each node should sweep for expired entries (default 1 s).
+    pub sweep_interval_ms: u64,
+    /// Most conversations settled per sweep call (default 1000).
+    pub sweep_batch: usize,
+}
+
+impl Default for TypingConfig {
+    fn default() -> Self {
+        TypingConfig { ttl_ms: 10_000, throttle_ms: 3000, sweep_interval_ms: 1000, sweep_batch: 1000 }
+    }
+}
+
+impl TypingConfig {
+    fn validate(&self) -> Result<()> {
+        if self.ttl_ms == 0 || self.sweep_interval_ms == 0 || self.sweep_batch == 0 {
+            return Err(Error::invalid("typing", "ttl_ms, sweep_interval_ms and sweep_batch must be > 0"));
+        }
+        Ok(())
+    }
 }

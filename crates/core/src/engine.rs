@@ -6,10 +6,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::broker::Broker;
+use crate::conversation::ConversationStore;
 use crate::denylist::TokenDenylist;
 use crate::error::Result;
+use crate::presence::PresenceStore;
 use crate::ratelimit::RateLimiter;
 use crate::session::SessionStore;
+use crate::stream::{CursorStore, StreamStore};
+use crate::typing::TypingStore;
 
 /// Liveness and identity of an engine.
 #[async_trait]
@@ -42,6 +47,18 @@ pub struct Engine {
     pub denylist: Arc<dyn TokenDenylist>,
     /// Rate limits.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Channel streams.
+    pub streams: Arc<dyn StreamStore>,
+    /// Device cursors on `user:` streams.
+    pub cursors: Arc<dyn CursorStore>,
+    /// This node's cross-node fan-out (its queue is taken by the facade's hub).
+    pub broker: Arc<dyn Broker>,
+    /// Presence, devices and contacts.
+    pub presence: Arc<dyn PresenceStore>,
+    /// Conversations and their members.
+    pub conversations: Arc<dyn ConversationStore>,
+    /// Typing indicators.
+    pub typing: Arc<dyn TypingStore>,
     /// Health.
     pub health: Arc<dyn EngineHealth>,
 }

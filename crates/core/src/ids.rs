@@ -110,6 +110,10 @@ id_type!(
     DeviceId, "device_id", MAX_ID_BYTES, &[]
 );
 id_type!(
+    /// A conversation id: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    ConversationId, "conversation_id", MAX_ID_BYTES, &[]
+);
+id_type!(
     /// A JWT id (`jti`): 1–128 bytes of `[A-Za-z0-9._:@-]`.
     TokenId, "jti", MAX_ID_BYTES, &[]
 );

@@ -11,9 +11,16 @@
 //! - [`session`]: sessions and the [`SessionStore`] contract.
 //! - [`denylist`]: revoked tokens and the [`TokenDenylist`] contract.
 //! - [`ratelimit`]: policies, decisions, the reference algorithms and the [`RateLimiter`] contract.
+//! - [`channel`]: [`ChannelName`], `<namespace>:<id>`, and the namespace table.
+//! - [`stream`]: channel streams, the [`StreamStore`] and [`CursorStore`] contracts.
+//! - [`broker`]: cross-node fan-out, the [`Broker`] contract and its bounded queue.
+//! - [`hub`]: [`Hub`], node-local fan-out to local subscribers over one [`Broker`].
+//! - [`presence`]: devices, connections, status, contacts and the [`PresenceStore`] contract.
+//! - [`typing`]: typing indicators and the [`TypingStore`] contract.
 //! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
 //! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
-//! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`]: what the server and library users call.
+//! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`]: what the
+//!   server and library users call.
 //! - [`switchboard`]: the [`Switchboard`] facade.
 //!
 //! # Example
@@ -26,25 +33,45 @@
 //! # Ok(()) }
 //! ```
 
+pub mod broker;
+pub mod channel;
 pub mod config;
+pub mod conversation;
 pub mod denylist;
 pub mod engine;
 pub mod error;
+pub mod hub;
 pub mod ids;
 pub mod limits;
+pub mod presence;
 pub mod ratelimit;
 pub mod services;
 pub mod session;
+pub mod stream;
 pub mod switchboard;
 pub mod time;
+pub mod typing;
 
-pub use config::{RateLimitsConfig, SessionsConfig, SwitchboardConfig, TokensConfig};
+pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, broker_queue};
+pub use channel::ChannelName;
+pub use config::{PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig, TokensConfig, TypingConfig};
+pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 pub use denylist::{TokenCheck, TokenDenylist};
 pub use engine::{Engine, EngineHealth, EngineInfo};
 pub use error::{Error, Result};
-pub use ids::{DeviceId, RateLimitKey, SessionId, TokenId, UserId};
+pub use hub::{Hub, HubEvent, HubSubscription};
+pub use ids::{ConversationId, DeviceId, RateLimitKey, SessionId, TokenId, UserId};
+pub use presence::{
+    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, Platform, PresenceStatus,
+    PresenceStore, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
+};
 pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
+pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
 pub use services::{CheckOutcome, CreateSession, KeyDecision, PolicyRef, RateLimitCheck, RateLimits, Sessions, Tokens};
+pub use services::{Conversations, NoPresenceEvents, Presence, PresenceEvents, SetStatus};
+pub use services::{Pending, Streams};
 pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
+pub use stream::{CursorStore, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore};
 pub use switchboard::Switchboard;
 pub use time::Timestamp;
+pub use typing::{TypingEvent, TypingStart, TypingStore};

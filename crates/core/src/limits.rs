@@ -10,6 +10,8 @@ pub const MAX_DATA_BYTES: usize = 4 * 1024;
 pub const MAX_SHORT_TEXT_BYTES: usize = 256;
 /// Longest user agent kept with a session, in bytes.
 pub const MAX_USER_AGENT_BYTES: usize = 512;
+/// Largest publication `data` (the event), serialized, in bytes; fits one gateway frame.
+pub const MAX_PUBLICATION_BYTES: usize = 32 * 1024;
 /// Largest batch (multi-key checks, bulk queries).
 pub const MAX_BATCH: usize = 1000;
 /// Default largest JSON body, in bytes (configurable on the server).

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use crate::config::SwitchboardConfig;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::services::{RateLimits, Sessions, Tokens};
+use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
+use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
+use crate::services::{Conversations, DEFAULT_MAX_MEMBERS, Presence, RateLimits, Sessions, Streams, Tokens, Typing};
 
 /// Every service of one engine, cheap to clone. Build it with an engine crate
 /// (`switchboard_memory::MemoryEngineExt::memory`, `switchboard_redis::RedisEngineExt::redis`)
@@ -21,20 +23,56 @@ struct Inner {
     sessions: Sessions,
     tokens: Tokens,
     rate_limits: RateLimits,
+    streams: Streams,
+    hub: Hub,
+    presence: Presence,
+    typing: Typing,
+    conversations: Conversations,
 }
 
 impl Switchboard {
-    /// Wires the services over `engine`; fails if `config` is invalid.
+    /// Wires the services over `engine`; fails if `config` is invalid or another facade already
+    /// took the engine's broker (one facade per engine).
     pub fn new(engine: Engine, config: SwitchboardConfig) -> Result<Self> {
         config.validate()?;
+        let streams = Streams::new(engine.streams.clone(), engine.cursors.clone());
+        let conversations = Conversations::new(engine.conversations.clone(), DEFAULT_MAX_MEMBERS);
+        let presence = Presence::new(engine.presence.clone(), config.presence.clone());
+        presence.set_events(std::sync::Arc::new(PresenceToStreams(streams.clone())));
+        let typing = Typing::new(engine.typing.clone(), config.typing.clone());
+        typing.set_events(std::sync::Arc::new(TypingToStreams(streams.clone())));
+        typing.set_membership(std::sync::Arc::new(MembersOfConversations(conversations.clone())));
         let inner = Inner {
             sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
             tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
+            streams,
+            conversations,
+            hub: Hub::new(engine.broker.clone(), DEFAULT_SUBSCRIBER_CAPACITY)?,
+            presence,
+            typing,
             engine,
             config,
         };
         Ok(Switchboard { inner: Arc::new(inner) })
+    }
+
+    /// Conversations and their members (§3.8; the membership behind `chat:` channels).
+    pub fn conversations(&self) -> &Conversations {
+        &self.inner.conversations
+    }
+
+    /// Presence, devices and contacts (§3.4). Someone must call [`Presence::sweep`] every
+    /// [`Presence::sweep_interval`] for offline transitions to be announced.
+    pub fn presence(&self) -> &Presence {
+        &self.inner.presence
+    }
+
+    /// Typing indicators (§3.5). Someone must call [`Typing::sweep`] every
+    /// [`Typing::sweep_interval`] for expiry stop events; membership is allow-all until
+    /// [`Typing::set_membership`].
+    pub fn typing(&self) -> &Typing {
+        &self.inner.typing
     }
 
     /// Sessions (§3.1).
@@ -50,6 +88,16 @@ impl Switchboard {
     /// Rate limits (§3.3).
     pub fn rate_limits(&self) -> &RateLimits {
         &self.inner.rate_limits
+    }
+
+    /// Channel streams, recovery and per-device pending/ack (§3.6, §3.11).
+    pub fn streams(&self) -> &Streams {
+        &self.inner.streams
+    }
+
+    /// This node's fan-out of live publications to local subscribers (§3.6).
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
     }
 
     /// The engine underneath (health, info, raw traits).

@@ -8,15 +8,28 @@
 //! - `session`: `MemorySessions`, the [`switchboard_core::SessionStore`].
 //! - `denylist`: `MemoryDenylist`, the [`switchboard_core::TokenDenylist`].
 //! - `ratelimit`: `MemoryRateLimiter`, the [`switchboard_core::RateLimiter`].
+//! - `stream`: `MemoryStreams`, the [`switchboard_core::StreamStore`] and
+//!   [`switchboard_core::CursorStore`].
+//! - `broker`: `MemoryBroker`, the in-process [`switchboard_core::Broker`].
+//! - `presence`: `MemoryPresence`, the [`switchboard_core::PresenceStore`].
+//! - `conversation`: `MemoryConversations`, the [`switchboard_core::ConversationStore`].
+//! - `typing`: `MemoryTyping`, the [`switchboard_core::TypingStore`].
+//! - `schedule`: keys ordered by due time, so sweeps visit only what is due.
 //! - `health`: `MemoryHealth`.
 //! - `sweeper`: the background task that drops expired entries.
 
+mod broker;
 mod config;
+mod conversation;
 mod denylist;
 mod health;
+mod presence;
 mod ratelimit;
+mod schedule;
 mod session;
+mod stream;
 mod sweeper;
+mod typing;
 
 use std::sync::Arc;
 
@@ -30,15 +43,33 @@ pub fn engine(config: MemoryConfig) -> Engine {
     let sessions = Arc::new(session::MemorySessions::default());
     let denylist = Arc::new(denylist::MemoryDenylist::default());
     let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::default());
+    let broker = Arc::new(broker::MemoryBroker::new());
+    let streams = Arc::new(stream::MemoryStreams::new(broker.clone()));
+    let presence = Arc::new(presence::MemoryPresence::default());
+    let typing = Arc::new(typing::MemoryTyping::default());
     sweeper::spawn(
         config.sweep_interval,
         vec![
             Arc::downgrade(&sessions) as sweeper::WeakSweepable,
             Arc::downgrade(&denylist) as sweeper::WeakSweepable,
             Arc::downgrade(&rate_limiter) as sweeper::WeakSweepable,
+            Arc::downgrade(&streams) as sweeper::WeakSweepable,
+            Arc::downgrade(&presence) as sweeper::WeakSweepable,
+            Arc::downgrade(&typing) as sweeper::WeakSweepable,
         ],
     );
-    Engine { sessions, denylist, rate_limiter, health: Arc::new(health::MemoryHealth) }
+    Engine {
+        sessions,
+        denylist,
+        rate_limiter,
+        cursors: streams.clone(),
+        streams,
+        broker,
+        presence,
+        typing,
+        conversations: Arc::new(conversation::MemoryConversations::default()),
+        health: Arc::new(health::MemoryHealth),
+    }
 }
 
 /// `Switchboard::memory(config)`: the facade on a fresh memory engine.

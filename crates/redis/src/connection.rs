@@ -32,6 +32,9 @@ pub(crate) fn lua(body: &str) -> Script {
 #[derive(Clone)]
 pub(crate) struct Conn {
     manager: ConnectionManager,
+    /// For connections the manager does not multiplex (the broker's pub/sub connection).
+    client: Client,
+    connect_timeout: Duration,
     command_timeout: Duration,
 }
 
@@ -85,11 +88,27 @@ impl Conn {
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(8);
-        let manager = tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client, manager_config))
-            .await
-            .map_err(|_| no_answer())?
-            .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
-        Ok(Conn { manager, command_timeout: config.command_timeout })
+        let manager =
+            tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client.clone(), manager_config))
+                .await
+                .map_err(|_| no_answer())?
+                .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
+        Ok(Conn { manager, client, connect_timeout: config.connect_timeout, command_timeout: config.command_timeout })
+    }
+
+    /// The client, with the configured TCP settings, for dedicated connections.
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Longest wait for a connection.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// Longest wait for one call.
+    pub(crate) fn command_timeout(&self) -> Duration {
+        self.command_timeout
     }
 
     /// Runs a script by SHA (loading it on `NOSCRIPT`).
@@ -100,6 +119,36 @@ impl Conn {
     ) -> Result<T> {
         let mut conn = self.manager.clone();
         self.timed(op, invocation.invoke_async(&mut conn)).await
+    }
+
+    /// Runs many invocations of one script in one pipeline: one round trip, each invocation
+    /// atomic on its own (so each may address its own slot). Pipelined `EVALSHA` does not load
+    /// the script on `NOSCRIPT`; then nothing ran (every call is the same script), so this loads
+    /// it and sends the pipeline once more.
+    pub(crate) async fn script_batch<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Script,
+        invocations: &[ScriptInvocation<'_>],
+    ) -> Result<Vec<T>> {
+        if invocations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for invocation in invocations {
+            pipe.invoke_script(invocation);
+        }
+        let mut conn = self.manager.clone();
+        let call = async {
+            match pipe.query_async::<Vec<T>>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(&mut conn).await?;
+                    pipe.query_async(&mut conn).await
+                }
+                other => other,
+            }
+        };
+        self.timed(op, call).await
     }
 
     /// Runs one command.

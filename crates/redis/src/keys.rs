@@ -10,6 +10,23 @@
 //! | `<p>dl:{<jti>}` | string: denied-until ms | token id |
 //! | `<p>rb:{<user id>}` | hash: revoked-before and kept-until ms | user id |
 //! | `<p>rl:{<rate-limit key>}` | string, hash or ZSET: limiter state | rate-limit key |
+//! | `<p>st:{<channel>}:m` | hash: a stream's epoch `e`, top offset `o`, max age ms `a` | channel |
+//! | `<p>st:{<channel>}:x` | STREAM: publications, id `<offset>-0`, fields `t` (ms), `p` | channel |
+//! | `<p>cur:{user:<user id>}` | hash: device id -> `<epoch> <offset>` cursor | the user's channel |
+//! | `<p>ps:{<channel>}` | pub/sub channel (not a key) of a stream's live publications | channel |
+//! | `<p>pr:{<user id>}` | hash: presence state `on`, `st`, `tx`, `inv`, `off`, `s:<device>`, `c:<conn>` | user id |
+//! | `<p>pl:{<user id>}` | ZSET: live entries `c <device> <conn>` / `h <device>` -> expiry ms | user id |
+//! | `<p>dv:{<user id>}` | hash: `j:<device>` registration JSON, `r:<device>` registered ms | user id |
+//! | `<p>da:{<user id>}` | ZSET: device -> last active ms | user id |
+//! | `<p>ct:{<user id>}` | SET: contacts | user id |
+//! | `<p>{presence}:online` | ZSET (all scores 0, by id): users reported online | `presence` |
+//! | `<p>{presence}:due` | ZSET: user -> when to check for an offline transition | `presence` |
+//! | `<p>{presence}:claimed` | ZSET: user -> claim lease end, while a node settles it | `presence` |
+//! | `<p>cv:{<conversation id>}` | hash: kind `k`, name `n`, avatar `a`, created `c`, updated `u` ms | conversation id |
+//! | `<p>cm:{<conversation id>}` | SET: members | conversation id |
+//! | `<p>ty:{<conversation id>}` | ZSET: user -> typing expiry ms | conversation id |
+//! | `<p>tt:{<conversation id>}` | hash: user -> last start event ms (throttle) | conversation id |
+//! | `<p>{typing}:due` / `:claimed` | ZSET: conversation -> next expiry / claim lease end | `typing` |
 //!
 //! `<shard>` is [`SessionId::shard`] (= [`user_shard`] of the owner) as four hex digits. Scripts
 //! that walk a user's index get the session key prefix of the shard (from
@@ -18,7 +35,7 @@
 //! in the slot of the declared keys. Ids cannot contain braces (SPEC §2), so tags stay intact.
 
 use switchboard_core::ids::user_shard;
-use switchboard_core::{RateLimitKey, SessionId, TokenId, UserId};
+use switchboard_core::{ChannelName, ConversationId, RateLimitKey, SessionId, TokenId, UserId};
 
 /// Builds every key name from the configured prefix.
 #[derive(Debug, Clone)]
@@ -76,6 +93,98 @@ impl Keys {
     pub(crate) fn rate_limit(&self, key: &RateLimitKey) -> String {
         format!("{}rl:{{{key}}}", self.prefix)
     }
+
+    /// A stream's meta hash.
+    pub(crate) fn stream_meta(&self, channel: &ChannelName) -> String {
+        format!("{}st:{{{channel}}}:m", self.prefix)
+    }
+
+    /// A stream's publications.
+    pub(crate) fn stream_entries(&self, channel: &ChannelName) -> String {
+        format!("{}st:{{{channel}}}:x", self.prefix)
+    }
+
+    /// The device cursors of a user, in the slot of the user's personal channel so the ack
+    /// script can check the stream's epoch.
+    pub(crate) fn cursors(&self, user: &UserId) -> String {
+        format!("{}cur:{{{}}}", self.prefix, ChannelName::user(user))
+    }
+
+    /// The pub/sub channel carrying a stream's live publications; tagged like the stream so a
+    /// sharded `SPUBLISH` from the publish script stays in its slot on Cluster.
+    pub(crate) fn stream_pubsub(&self, channel: &ChannelName) -> String {
+        format!("{}ps:{{{channel}}}", self.prefix)
+    }
+
+    /// A user's presence state hash.
+    pub(crate) fn presence_state(&self, user: &UserId) -> String {
+        format!("{}pr:{{{user}}}", self.prefix)
+    }
+
+    /// A user's live entries (connections and heartbeats -> expiry ms).
+    pub(crate) fn presence_live(&self, user: &UserId) -> String {
+        format!("{}pl:{{{user}}}", self.prefix)
+    }
+
+    /// A user's device registrations.
+    pub(crate) fn devices(&self, user: &UserId) -> String {
+        format!("{}dv:{{{user}}}", self.prefix)
+    }
+
+    /// A user's device activity index (device -> last active ms).
+    pub(crate) fn device_activity(&self, user: &UserId) -> String {
+        format!("{}da:{{{user}}}", self.prefix)
+    }
+
+    /// A user's contacts.
+    pub(crate) fn contacts(&self, user: &UserId) -> String {
+        format!("{}ct:{{{user}}}", self.prefix)
+    }
+
+    /// Users reported online (lexicographic paging).
+    pub(crate) fn presence_online(&self) -> String {
+        format!("{}{{presence}}:online", self.prefix)
+    }
+
+    /// Users whose offline check is due, by time.
+    pub(crate) fn presence_due(&self) -> String {
+        format!("{}{{presence}}:due", self.prefix)
+    }
+
+    /// Users being settled by some node, by claim lease end.
+    pub(crate) fn presence_claimed(&self) -> String {
+        format!("{}{{presence}}:claimed", self.prefix)
+    }
+
+    /// A conversation's metadata hash (kind, name, avatar, times).
+    pub(crate) fn conversation(&self, conversation: &ConversationId) -> String {
+        format!("{}cv:{{{conversation}}}", self.prefix)
+    }
+
+    /// A conversation's member SET, in the slot of its metadata.
+    pub(crate) fn conversation_members(&self, conversation: &ConversationId) -> String {
+        format!("{}cm:{{{conversation}}}", self.prefix)
+    }
+
+    /// A conversation's typing entries.
+    pub(crate) fn typing(&self, conversation: &ConversationId) -> String {
+        format!("{}ty:{{{conversation}}}", self.prefix)
+    }
+
+    /// A conversation's typing throttle times.
+    pub(crate) fn typing_throttle(&self, conversation: &ConversationId) -> String {
+        format!("{}tt:{{{conversation}}}", self.prefix)
+    }
+
+    /// Conversations whose earliest typing entry is due to expire, by time.
+    pub(crate) fn typing_due(&self) -> String {
+        format!("{}{{typing}}:due", self.prefix)
+    }
+
+    /// Conversations being settled by some node, by claim lease end.
+    pub(crate) fn typing_claimed(&self) -> String {
+        format!("{}{{typing}}:claimed", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -114,5 +223,19 @@ mod tests {
         assert_eq!(keys.rate_limit(&RateLimitKey::new("ip:10.0.0.1/send").unwrap()), "app1:rl:{ip:10.0.0.1/send}");
         assert_eq!(keys.active_sessions(), "app1:sessions:active");
         assert_eq!(tag(&keys.rate_limit(&RateLimitKey::new("user:1").unwrap())), "user:1");
+    }
+
+    #[test]
+    fn a_streams_keys_cursors_and_pubsub_channel_share_a_slot() {
+        let keys = Keys::new("sb:");
+        let user = UserId::new("alice").unwrap();
+        let channel = ChannelName::user(&user);
+        assert_eq!(keys.stream_meta(&channel), "sb:st:{user:alice}:m");
+        assert_eq!(keys.stream_entries(&channel), "sb:st:{user:alice}:x");
+        assert_eq!(keys.cursors(&user), "sb:cur:{user:alice}");
+        assert_eq!(keys.stream_pubsub(&channel), "sb:ps:{user:alice}");
+        for key in [keys.stream_entries(&channel), keys.cursors(&user), keys.stream_pubsub(&channel)] {
+            assert_eq!(tag(&key), tag(&keys.stream_meta(&channel)));
+        }
     }
 }

@@ -20,19 +20,33 @@
 //! - `session`: `RedisSessions`, the [`switchboard_core::SessionStore`].
 //! - `denylist`: `RedisDenylist`, the [`switchboard_core::TokenDenylist`].
 //! - `ratelimit`: `RedisRateLimiter`, the [`switchboard_core::RateLimiter`].
+//! - `stream`: `RedisStreams`, the [`switchboard_core::StreamStore`] and
+//!   [`switchboard_core::CursorStore`].
+//! - `broker`: `RedisBroker`, the [`switchboard_core::Broker`]: one pub/sub connection per node.
+//! - `presence`: `RedisPresence`, the [`switchboard_core::PresenceStore`].
+//! - `conversation`: `RedisConversations`, the [`switchboard_core::ConversationStore`].
+//! - `typing`: `RedisTyping`, the [`switchboard_core::TypingStore`].
+//! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
 //! - `health`: `RedisHealth`, PING latency and engine info.
 //! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
 //! - `lua/`: one script per atomic operation, each opening with its KEYS and ARGV;
-//!   `common.lua` (server clock, helpers) is prepended to each.
+//!   `common.lua` (server clock, helpers) is prepended to each, and `stream_common.lua` to the
+//!   stream scripts, `presence_common.lua` to the presence scripts.
 
+mod broker;
 mod config;
 mod connection;
+mod conversation;
 mod denylist;
 mod doctor;
 mod health;
 mod keys;
+mod presence;
 mod ratelimit;
 mod session;
+mod stream;
+mod sweep;
+mod typing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -50,10 +64,17 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
     config.validate()?;
     let conn = connection::Conn::connect(&config).await?;
     let keys = keys::Keys::new(&config.key_prefix);
+    let streams = Arc::new(stream::RedisStreams::new(conn.clone(), keys.clone()));
     Ok(Engine {
         sessions: Arc::new(session::RedisSessions::new(conn.clone(), keys.clone())),
         denylist: Arc::new(denylist::RedisDenylist::new(conn.clone(), keys.clone())),
-        rate_limiter: Arc::new(ratelimit::RedisRateLimiter::new(conn.clone(), keys)),
+        rate_limiter: Arc::new(ratelimit::RedisRateLimiter::new(conn.clone(), keys.clone())),
+        presence: Arc::new(presence::RedisPresence::new(conn.clone(), keys.clone())),
+        typing: Arc::new(typing::RedisTyping::new(conn.clone(), keys.clone())),
+        conversations: Arc::new(conversation::RedisConversations::new(conn.clone(), keys.clone())),
+        streams: streams.clone(),
+        cursors: streams,
+        broker: Arc::new(broker::RedisBroker::start(&conn, keys)),
         health: Arc::new(health::RedisHealth::new(conn, &config)),
     })
 }

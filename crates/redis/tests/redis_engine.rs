@@ -150,6 +150,49 @@ async fn calls_fail_fast_while_redis_is_down_and_recover_when_it_returns() {
     assert!(engine.health.ping().await.is_ok());
 }
 
+/// The broker's pub/sub connection survives a Redis restart: hub subscribers are told about the
+/// gap once every channel is subscribed again, and later publications reach them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_subscribers_get_a_gap_after_a_redis_restart_and_then_live_publications() {
+    use switchboard_core::{ChannelName, HubEvent, NewPublication, Switchboard, SwitchboardConfig};
+    let server = Server::start(&[]);
+    let engine = switchboard_redis::connect(config(&server, "bk:")).await.expect("connect");
+    let sb = Switchboard::new(engine, SwitchboardConfig::default()).expect("facade");
+    let ch = ChannelName::new("chat:restart").unwrap();
+    let event = |n: u64| NewPublication::new(json!({"type": "t", "data": {"n": n}}));
+    let next = async |sub: &mut switchboard_core::HubSubscription| {
+        tokio::time::timeout(Duration::from_secs(15), sub.recv()).await.expect("an event in time").expect("open")
+    };
+    let mut sub = sb.hub().subscribe(&ch).await.expect("subscribe");
+    let before = sb.streams().publish(&ch, event(1)).await.expect("publish");
+    assert!(matches!(next(&mut sub).await, HubEvent::Publication(m) if m.publication.offset == 1));
+
+    let port = server.stop();
+    let err = sb.streams().publish(&ch, event(2)).await.expect_err("redis is down");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    let started = Instant::now();
+    let refused = sb.hub().subscribe(&ChannelName::new("chat:other").unwrap()).await.expect_err("cannot subscribe");
+    assert!(matches!(refused, Error::Unavailable(_)), "{refused:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+
+    let _server = Server::start_on(port, &[]);
+    assert_eq!(next(&mut sub).await, HubEvent::Gap, "the hub reports the interruption");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        match sb.streams().publish(&ch, event(3)).await {
+            Ok(position) => break position,
+            Err(e) => assert!(Instant::now() < deadline, "publish did not recover: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_ne!(after.epoch, before.epoch, "a fresh server lost the history: new epoch");
+    assert_eq!(after.offset, 1);
+    match next(&mut sub).await {
+        HubEvent::Publication(m) => assert_eq!((m.epoch.as_str(), m.publication.offset), (after.epoch.as_str(), 1)),
+        other => panic!("expected the new publication, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_redis_times_out_at_the_command_timeout() {
     let server = Server::start(&[]);
@@ -592,4 +635,60 @@ async fn the_lua_script_decides_exactly_like_core() {
             .collect();
         assert_eq!(got, expected, "step {step} at {now}: {requests:?} consume={consume}");
     }
+}
+
+/// Pipelined presence scripts (batch refresh, bulk, sweep) reload themselves after
+/// `SCRIPT FLUSH`, and a user's presence keys share the user's slot while the online and due
+/// sets share theirs.
+#[tokio::test]
+async fn presence_pipelines_survive_script_flush_and_keys_keep_their_slots() {
+    use switchboard_core::{ConnectionInfo, DeviceId, Timestamp};
+    let server = Server::start(&[]);
+    let engine = switchboard_redis::connect(config(&server, "pp:")).await.unwrap();
+    let mut raw = raw(&server).await;
+    let conn = |user: &str, id: &str| ConnectionInfo {
+        conn_id: id.into(),
+        user_id: UserId::new(user).unwrap(),
+        device_id: DeviceId::new("d1").unwrap(),
+        node_id: "n1".into(),
+        connected_at: Timestamp::now(),
+        ip: None,
+        user_agent: None,
+    };
+    let (a, b) = (conn("alice", "c1"), conn("bob", "c2"));
+    engine.presence.connect(&a, Duration::from_secs(60)).await.unwrap();
+    engine.presence.connect(&b, Duration::from_secs(60)).await.unwrap();
+
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
+    let out = engine.presence.refresh(&[a.conn_ref(), b.conn_ref()], Duration::from_secs(60)).await.unwrap();
+    assert_eq!(out.refreshed, 2);
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
+    let both = engine.presence.bulk(&[a.user_id.clone(), b.user_id.clone()]).await.unwrap();
+    assert!(both.iter().all(|p| p.online));
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
+    engine.presence.disconnect(&a.conn_ref(), Duration::ZERO).await.unwrap();
+    let mut offline = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while offline.is_empty() && Instant::now() < deadline {
+        offline = engine.presence.sweep(Duration::ZERO, 100).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(offline, vec![a.user_id.clone()]);
+
+    let slot = |key: &str| -> String {
+        let open = key.find('{').expect("a hash tag");
+        let close = key[open..].find('}').expect("a closed hash tag");
+        key[open + 1..open + close].to_owned()
+    };
+    let mut keys: Vec<String> = raw.keys("pp:*").await.unwrap();
+    keys.sort();
+    assert!(keys.contains(&"pp:pr:{bob}".to_owned()) && keys.contains(&"pp:pl:{bob}".to_owned()), "{keys:?}");
+    for key in &keys {
+        let tag = slot(key);
+        assert!(["alice", "bob", "presence"].contains(&tag.as_str()), "{key} has tag {tag}");
+    }
+    let ttl: i64 = raw.pttl("pp:pr:{bob}").await.unwrap();
+    assert!(ttl > 29 * 86_400_000, "presence state is kept for the retention, got {ttl} ms");
+    let online: Vec<String> = raw.zrange("pp:{presence}:online", 0, -1).await.unwrap();
+    assert_eq!(online, ["bob"]);
 }

@@ -3,12 +3,13 @@
 use std::fmt;
 
 use serde::Deserialize;
+
+use crate::gateway::GatewayConfig;
 use switchboard_core::limits::DEFAULT_MAX_BODY_BYTES;
 
 /// Settings of the HTTP server. The CLI fills it from `switchboard.toml`, the environment and
 /// flags; engine and service settings live in their own config structs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Keys accepted in `Authorization: Bearer <key>` on `/api/v1`. Empty rejects every request.
     pub api_keys: Vec<ApiKey>,
@@ -16,11 +17,28 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// This node's name, reported by `/api/v1/info`.
     pub node_id: String,
+    /// The WebSocket gateway's settings (its token key among them).
+    pub gateway: GatewayConfig,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { api_keys: Vec::new(), max_body_bytes: DEFAULT_MAX_BODY_BYTES, node_id: "local".to_owned() }
+        ServerConfig {
+            api_keys: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            node_id: "local".to_owned(),
+            gateway: GatewayConfig::default(),
+        }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("api_keys", &self.api_keys)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -13,6 +13,7 @@
 //! - [`health`]: `/health`, `/health/live`, `/health/ready`, `/health/{component}`.
 //! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
 //! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `info`.
+//! - [`gateway`]: the WebSocket gateway's protocol codec, codes and client-token verification.
 //!
 //! # Example
 //! ```no_run
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
@@ -60,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     let (app, doc) = openapi::assemble(api);
     let max_body = state.config().max_body_bytes;
     app.merge(SwaggerUi::new("/docs").url(openapi::SPEC_PATH, doc))
+        .route("/connection/websocket", axum::routing::get(gateway::upgrade))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(method_not_allowed))
@@ -79,7 +82,17 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(listen.addr = %addr, "HTTP server listening");
     }
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    let gateway = state.gateway().clone();
+    gateway.start();
+    // Connect info gives the gateway each client's IP (per-IP connect limits).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let draining = gateway.clone();
+    let stop = async move {
+        shutdown.cancelled().await;
+        // Upgraded sockets are not waited for by axum: close them first.
+        draining.shutdown().await;
+    };
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     tracing::info!("HTTP server stopped");
     Ok(())
 }

@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use switchboard_core::Switchboard;
 
 use crate::config::ServerConfig;
+use crate::gateway::Gateway;
 
 /// Shared state of the HTTP server; cheap to clone (everything is behind `Arc`s).
 #[derive(Clone)]
@@ -15,13 +16,21 @@ pub struct AppState {
     config: Arc<ServerConfig>,
     metrics: PrometheusHandle,
     started: Instant,
+    gateway: Gateway,
 }
 
 impl AppState {
     /// State over `sb` with `config`. Installs the global metrics recorder on first use (see
     /// [`crate::metrics_handle`]).
     pub fn new(sb: Switchboard, config: ServerConfig) -> Self {
-        AppState { sb, config: Arc::new(config), metrics: crate::metrics::metrics_handle(), started: Instant::now() }
+        let gateway = Gateway::new(sb.clone(), config.gateway.clone(), config.node_id.clone());
+        AppState {
+            sb,
+            config: Arc::new(config),
+            metrics: crate::metrics::metrics_handle(),
+            started: Instant::now(),
+            gateway,
+        }
     }
 
     /// The services.
@@ -42,5 +51,10 @@ impl AppState {
     /// When this state was built (the server's start, for `uptime_seconds`).
     pub fn started(&self) -> Instant {
         self.started
+    }
+
+    /// This node's WebSocket gateway.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 }

@@ -5,14 +5,26 @@
 //! - `sessions`: [`Sessions`].
 //! - `tokens`: [`Tokens`].
 //! - `rate_limits`: [`RateLimits`].
+//! - `streams`: [`Streams`], publish/history/recovery and pending/ack.
+//! - `presence`: [`Presence`], devices, connections, status, contacts and `presence.changed`.
+//! - `typing`: [`Typing`], throttled typing events and stop-on-expiry.
 
+mod conversations;
+mod presence;
 mod rate_limits;
 mod sessions;
+mod streams;
 mod tokens;
+mod typing;
+pub(crate) mod wiring;
 
+pub use conversations::{Conversations, DEFAULT_MAX_MEMBERS};
+pub use presence::{NoPresenceEvents, Presence, PresenceEvents, SetStatus};
 pub use rate_limits::{CheckOutcome, KeyDecision, PolicyRef, RateLimitCheck, RateLimits};
 pub use sessions::{CreateSession, Sessions};
+pub use streams::{Pending, Streams};
 pub use tokens::Tokens;
+pub use typing::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
 
 use std::future::Future;
 use std::time::Instant;

@@ -78,6 +78,7 @@ impl TestApp {
             api_keys: vec![ApiKey::new("other", "another-key"), ApiKey::new("tests", KEY)],
             max_body_bytes: MAX_BODY,
             node_id: "node-test".to_owned(),
+            ..ServerConfig::default()
         };
         TestApp { router: switchboard_server::router(AppState::new(sb, config)) }
     }

@@ -94,9 +94,12 @@ impl EngineHealth for Down {
     }
 }
 
+/// Sessions, tokens, rate limits and health are down; the capabilities these routes do not use
+/// come from a memory engine.
 fn down_engine() -> Engine {
     let down = Arc::new(Down);
-    Engine { sessions: down.clone(), denylist: down.clone(), rate_limiter: down.clone(), health: down }
+    let rest = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+    Engine { sessions: down.clone(), denylist: down.clone(), rate_limiter: down.clone(), health: down, ..rest }
 }
 
 #[tokio::test]

@@ -1,0 +1,75 @@
+//! [`Conversations`]: validation and limits over a [`ConversationStore`].
+
+use std::sync::Arc;
+
+use super::{check_text, observe};
+use crate::conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, UserId};
+use crate::limits::{MAX_BATCH, MAX_SHORT_TEXT_BYTES};
+
+/// Default most members per conversation.
+pub const DEFAULT_MAX_MEMBERS: u32 = 10_000;
+/// Longest avatar URL.
+const MAX_URL_BYTES: usize = 2048;
+
+/// The conversations service.
+#[derive(Clone)]
+pub struct Conversations {
+    store: Arc<dyn ConversationStore>,
+    max_members: u32,
+}
+
+impl Conversations {
+    /// Wraps `store`, allowing at most `max_members` members per conversation.
+    pub fn new(store: Arc<dyn ConversationStore>, max_members: u32) -> Self {
+        Conversations { store, max_members }
+    }
+
+    /// Creates or replaces a conversation. See [`ConversationStore::put`].
+    pub async fn put(&self, id: &ConversationId, spec: ConversationSpec) -> Result<Conversation> {
+        check_text("name", &spec.name, MAX_SHORT_TEXT_BYTES)?;
+        check_text("avatar_url", &spec.avatar_url, MAX_URL_BYTES)?;
+        if spec.members.len() > self.max_members as usize {
+            return Err(Error::invalid("members", format!("at most {} members", self.max_members)));
+        }
+        if spec.kind == ConversationKind::Direct && distinct(&spec.members) > 2 {
+            return Err(Error::invalid("members", "a direct conversation has at most 2 members"));
+        }
+        observe("conversations", "put", self.store.put(id, &spec, self.max_members)).await
+    }
+
+    /// The conversation, or `None`.
+    pub async fn get(&self, id: &ConversationId) -> Result<Option<Conversation>> {
+        observe("conversations", "get", self.store.get(id)).await
+    }
+
+    /// Deletes a conversation.
+    pub async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        observe("conversations", "delete", self.store.delete(id)).await
+    }
+
+    /// Adds and removes members (each list at most 1000).
+    pub async fn update_members(
+        &self,
+        id: &ConversationId,
+        add: &[UserId],
+        remove: &[UserId],
+    ) -> Result<Option<Conversation>> {
+        for (field, list) in [("add", add), ("remove", remove)] {
+            if list.len() > MAX_BATCH {
+                return Err(Error::invalid(field, format!("at most {MAX_BATCH} users per call")));
+            }
+        }
+        observe("conversations", "members", self.store.update_members(id, add, remove, self.max_members)).await
+    }
+
+    /// Whether `user` belongs to the conversation.
+    pub async fn is_member(&self, id: &ConversationId, user: &UserId) -> Result<bool> {
+        observe("conversations", "is_member", self.store.is_member(id, user)).await
+    }
+}
+
+fn distinct(users: &[UserId]) -> usize {
+    users.iter().collect::<std::collections::HashSet<_>>().len()
+}

@@ -1,0 +1,161 @@
+//! [`Typing`]: membership check, throttled start events and stop events (explicit, on message,
+//! on expiry) over a [`TypingStore`].
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::observe;
+use crate::config::TypingConfig;
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, UserId};
+use crate::typing::{TypingEvent, TypingStart, TypingStore};
+
+/// Where `typing` events go (the conversation's channel). The lead wires this to the streams
+/// capability; the default does nothing.
+#[async_trait]
+pub trait TypingEvents: Send + Sync + 'static {
+    /// A user started or stopped typing. An implementation logs its own failures.
+    async fn typing_changed(&self, event: &TypingEvent) {
+        let _ = event;
+    }
+}
+
+/// [`TypingEvents`] that drops every event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTypingEvents;
+
+impl TypingEvents for NoTypingEvents {}
+
+/// Who may type in a conversation (SPEC §3.5: only members). The hook for the conversations
+/// capability (§3.8), which will provide the real check.
+#[async_trait]
+pub trait MembershipCheck: Send + Sync + 'static {
+    /// Whether `user` is a member of `conversation`.
+    async fn is_member(&self, conversation: &ConversationId, user: &UserId) -> Result<bool>;
+}
+
+/// [`MembershipCheck`] that admits everyone: the default until conversations exist. A server
+/// exposing typing to clients must install a real check with [`Typing::set_membership`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAllMembers;
+
+#[async_trait]
+impl MembershipCheck for AllowAllMembers {
+    async fn is_member(&self, _conversation: &ConversationId, _user: &UserId) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// The typing service. Cheap to clone; clones share their event sink and membership check.
+#[derive(Clone)]
+pub struct Typing {
+    store: Arc<dyn TypingStore>,
+    config: TypingConfig,
+    hooks: Arc<RwLock<Hooks>>,
+}
+
+#[derive(Clone)]
+struct Hooks {
+    events: Arc<dyn TypingEvents>,
+    membership: Arc<dyn MembershipCheck>,
+}
+
+impl Typing {
+    /// Wraps `store`; no events and [`AllowAllMembers`] until set.
+    pub fn new(store: Arc<dyn TypingStore>, config: TypingConfig) -> Self {
+        let hooks = Hooks { events: Arc::new(NoTypingEvents), membership: Arc::new(AllowAllMembers) };
+        Typing { store, config, hooks: Arc::new(RwLock::new(hooks)) }
+    }
+
+    /// Sends `typing` events to `events` from now on (this service and its clones).
+    pub fn set_events(&self, events: Arc<dyn TypingEvents>) {
+        self.hooks.write().unwrap_or_else(std::sync::PoisonError::into_inner).events = events;
+    }
+
+    /// Checks membership with `membership` from now on.
+    pub fn set_membership(&self, membership: Arc<dyn MembershipCheck>) {
+        self.hooks.write().unwrap_or_else(std::sync::PoisonError::into_inner).membership = membership;
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &TypingConfig {
+        &self.config
+    }
+
+    /// How often [`Typing::sweep`] should run on each node.
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.config.sweep_interval_ms)
+    }
+
+    fn hooks(&self) -> Hooks {
+        // Cloned out: never hold the lock across an await.
+        self.hooks.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    async fn emit(&self, event: &TypingEvent) {
+        metrics::counter!("switchboard_typing_events_total", "typing" => if event.typing { "true" } else { "false" })
+            .increment(1);
+        self.hooks().events.typing_changed(event).await;
+    }
+
+    /// `user` is typing in `conversation` (members only): extends the TTL and emits a start
+    /// event unless throttled. See [`TypingStore::start`].
+    pub async fn start(&self, conversation: &ConversationId, user: &UserId) -> Result<TypingStart> {
+        if !self.hooks().membership.is_member(conversation, user).await? {
+            return Err(Error::PermissionDenied("not a member of this conversation".into()));
+        }
+        let ttl = Duration::from_millis(self.config.ttl_ms);
+        let throttle = Duration::from_millis(self.config.throttle_ms);
+        let started = observe("typing", "start", self.store.start(conversation, user, ttl, throttle)).await?;
+        if started.first {
+            let event = TypingEvent { conversation_id: conversation.clone(), user_id: user.clone(), typing: true };
+            self.emit(&event).await;
+        }
+        Ok(started)
+    }
+
+    /// `user` stopped typing (explicitly, or because their message was posted); emits the stop
+    /// event if they were typing. See [`TypingStore::stop`].
+    pub async fn stop(&self, conversation: &ConversationId, user: &UserId) -> Result<bool> {
+        let was = observe("typing", "stop", self.store.stop(conversation, user)).await?;
+        if was {
+            let event = TypingEvent { conversation_id: conversation.clone(), user_id: user.clone(), typing: false };
+            self.emit(&event).await;
+        }
+        Ok(was)
+    }
+
+    /// The `typing {conversation_id, typing}` RPC: [`Typing::start`] or [`Typing::stop`].
+    pub async fn set(&self, conversation: &ConversationId, user: &UserId, typing: bool) -> Result<()> {
+        if typing {
+            self.start(conversation, user).await.map(|_| ())
+        } else {
+            self.stop(conversation, user).await.map(|_| ())
+        }
+    }
+
+    /// Users typing in `conversation`.
+    pub async fn typing_users(&self, conversation: &ConversationId) -> Result<Vec<UserId>> {
+        observe("typing", "typing_users", self.store.typing_users(conversation)).await
+    }
+
+    /// One sweep: emits a stop event for every expired entry (each by exactly one node). Run it
+    /// every [`Typing::sweep_interval`] on every node. Returns how many stops were emitted.
+    pub async fn sweep(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let expired = observe("typing", "sweep", self.store.sweep(self.config.sweep_batch)).await?;
+            total += expired.len();
+            for event in &expired {
+                self.emit(event).await;
+            }
+            // A full batch of conversations may leave more due; fewer events than the batch
+            // size means fewer conversations, so this pass is done.
+            if expired.len() < self.config.sweep_batch {
+                return Ok(total);
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! How the services feed each other: presence and typing events become publications, and the
+//! typing service asks conversations who is a member.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::{Conversations, MembershipCheck, PresenceEvents, Streams, TypingEvents};
+use crate::channel::ChannelName;
+use crate::error::Result;
+use crate::ids::{ConversationId, UserId};
+use crate::presence::UserPresence;
+use crate::stream::NewPublication;
+use crate::typing::TypingEvent;
+
+/// Publishes `presence.changed` on `presence:<user>` (stored: a subscriber that reconnects
+/// learns the latest state by recovery).
+pub(crate) struct PresenceToStreams(pub(crate) Streams);
+
+#[async_trait]
+impl PresenceEvents for PresenceToStreams {
+    async fn presence_changed(&self, presence: &UserPresence) {
+        let channel = ChannelName::presence(&presence.user_id);
+        let event = json!({"type": "presence.changed", "data": presence});
+        if let Err(e) = self.0.publish(&channel, NewPublication::new(event)).await {
+            tracing::warn!(user.id = %presence.user_id, error = %e, "presence.changed not published");
+        }
+    }
+}
+
+/// Publishes `typing` on `chat:<conversation>`, live only: typing never takes a place in the
+/// conversation's history or its offsets.
+pub(crate) struct TypingToStreams(pub(crate) Streams);
+
+#[async_trait]
+impl TypingEvents for TypingToStreams {
+    async fn typing_changed(&self, event: &TypingEvent) {
+        let Ok(channel) = ChannelName::chat(event.conversation_id.as_str()) else { return };
+        let publication = json!({"type": "typing", "data": event});
+        if let Err(e) = self.0.publish_ephemeral(&channel, NewPublication::new(publication)).await {
+            tracing::warn!(conversation.id = %event.conversation_id, error = %e, "typing event not published");
+        }
+    }
+}
+
+/// Conversation members may type there; nobody else.
+pub(crate) struct MembersOfConversations(pub(crate) Conversations);
+
+#[async_trait]
+impl MembershipCheck for MembersOfConversations {
+    async fn is_member(&self, conversation: &ConversationId, user: &UserId) -> Result<bool> {
+        self.0.is_member(conversation, user).await
+    }
+}

@@ -1,0 +1,381 @@
+//! `MemoryPresence`: devices, live entries, statuses and contacts under one mutex, with the
+//! online set and a [`Schedule`] of users whose offline check is due.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_core::presence::PRESENCE_RETENTION;
+use switchboard_core::{
+    ConnRef, ConnectionInfo, Device, DeviceId, DevicePresence, DeviceRegistration, Error, OnlinePage, PresenceStore,
+    RefreshOutcome, Result, StatusChange, StatusSetting, Timestamp, Transition, UserId, UserPresence,
+};
+
+use crate::lock;
+use crate::schedule::Schedule;
+use crate::sweeper::Sweepable;
+
+/// Presence in memory. See [`PresenceStore`] for the contract.
+///
+/// `due` holds every reported-online user at a time no later than their next possible offline
+/// transition (the end of their last entry, or the end of the grace period); a sweep visits
+/// only users that are due and reschedules those still online.
+#[derive(Default)]
+pub(crate) struct MemoryPresence {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<UserId, UserState>,
+    devices: HashMap<UserId, HashMap<DeviceId, Device>>,
+    contacts: HashMap<UserId, Contacts>,
+    /// Users reported online.
+    online: BTreeSet<UserId>,
+    due: Schedule<UserId>,
+}
+
+#[derive(Default)]
+struct UserState {
+    setting: StatusSetting,
+    /// Reported online (WentOnline returned, offline not yet swept).
+    reported: bool,
+    entries: HashMap<EntryKey, Live>,
+    /// Device -> last time known live.
+    seen: HashMap<DeviceId, Timestamp>,
+    /// When the last live entry ended.
+    off: Timestamp,
+    /// Forget this user's state after this time (retention).
+    keep_until: Timestamp,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum EntryKey {
+    Conn(String),
+    Heartbeat(DeviceId),
+}
+
+struct Live {
+    device: DeviceId,
+    expires: Timestamp,
+    info: Option<ConnectionInfo>,
+}
+
+struct Contacts {
+    ids: BTreeSet<UserId>,
+    expires: Option<Timestamp>,
+}
+
+impl Contacts {
+    fn live(&self, now: Timestamp) -> bool {
+        self.expires.is_none_or(|at| at > now)
+    }
+}
+
+impl UserState {
+    /// Drops ended entries, remembering when the last of them ended.
+    fn purge(&mut self, now: Timestamp) {
+        let mut off = self.off;
+        self.entries.retain(|_, live| {
+            let keep = live.expires > now;
+            if !keep {
+                off = off.max(live.expires);
+            }
+            keep
+        });
+        self.off = off;
+    }
+
+    fn last_end(&self) -> Option<Timestamp> {
+        self.entries.values().map(|l| l.expires).max()
+    }
+
+    fn presence(&self, user: &UserId, now: Timestamp) -> UserPresence {
+        let devices = self
+            .seen
+            .iter()
+            .map(|(device, seen)| DevicePresence {
+                device_id: device.clone(),
+                online: self.entries.values().any(|l| &l.device == device && l.expires > now),
+                last_seen: *seen,
+            })
+            .collect();
+        UserPresence::from_parts(user.clone(), self.setting.clone(), devices)
+    }
+}
+
+impl State {
+    /// Adds or replaces a live entry and reports the transition.
+    fn enter(&mut self, user: &UserId, key: EntryKey, live: Live, now: Timestamp) -> Transition {
+        let device = live.device.clone();
+        let u = self.users.entry(user.clone()).or_default();
+        u.purge(now);
+        u.entries.insert(key, live);
+        u.seen.insert(device.clone(), now);
+        u.keep_until = now.plus(PRESENCE_RETENTION);
+        let went_online = !u.reported;
+        u.reported = true;
+        let last_end = u.last_end().unwrap_or(now);
+        if let Some(d) = self.devices.get_mut(user).and_then(|m| m.get_mut(&device)) {
+            d.last_active_at = now;
+        }
+        // Never later than needed: a replaced entry may have ended later than this one.
+        self.due.lower(user, last_end);
+        if went_online {
+            self.online.insert(user.clone());
+            Transition::WentOnline
+        } else {
+            Transition::Unchanged
+        }
+    }
+
+    fn presence(&self, user: &UserId, now: Timestamp) -> UserPresence {
+        match self.users.get(user) {
+            Some(u) => u.presence(user, now),
+            None => UserPresence::from_parts(user.clone(), StatusSetting::default(), Vec::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryPresence {
+    async fn upsert_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        registration: DeviceRegistration,
+    ) -> Result<Device> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let devices = state.devices.entry(user.clone()).or_default();
+        let registered_at = devices
+            .get(device)
+            .filter(|d| d.last_active_at.plus(PRESENCE_RETENTION) > now)
+            .map_or(now, |d| d.registered_at);
+        let stored = Device {
+            user_id: user.clone(),
+            device_id: device.clone(),
+            platform: registration.platform,
+            push_token: registration.push_token,
+            app_version: registration.app_version,
+            meta: registration.meta,
+            registered_at,
+            last_active_at: now,
+        };
+        devices.insert(device.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn devices(&self, user: &UserId) -> Result<Vec<Device>> {
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        let mut devices: Vec<Device> = state
+            .devices
+            .get(user)
+            .map(|m| m.values().filter(|d| d.last_active_at.plus(PRESENCE_RETENTION) > now).cloned().collect())
+            .unwrap_or_default();
+        devices.sort_by(|a, b| b.last_active_at.cmp(&a.last_active_at).then_with(|| a.device_id.cmp(&b.device_id)));
+        Ok(devices)
+    }
+
+    async fn remove_device(&self, user: &UserId, device: &DeviceId) -> Result<bool> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let Some(devices) = state.devices.get_mut(user) else { return Ok(false) };
+        let removed = devices.remove(device).is_some_and(|d| d.last_active_at.plus(PRESENCE_RETENTION) > now);
+        if devices.is_empty() {
+            state.devices.remove(user);
+        }
+        Ok(removed)
+    }
+
+    async fn connect(&self, conn: &ConnectionInfo, ttl: Duration) -> Result<Transition> {
+        let now = Timestamp::now();
+        let live = Live { device: conn.device_id.clone(), expires: now.plus(ttl), info: Some(conn.clone()) };
+        Ok(lock(&self.state).enter(&conn.user_id, EntryKey::Conn(conn.conn_id.clone()), live, now))
+    }
+
+    async fn refresh(&self, conns: &[ConnRef], ttl: Duration) -> Result<RefreshOutcome> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let mut outcome = RefreshOutcome::default();
+        for conn in conns {
+            let live = state
+                .users
+                .get_mut(&conn.user_id)
+                .and_then(|u| {
+                    let live = u.entries.get_mut(&EntryKey::Conn(conn.conn_id.clone()))?;
+                    (live.expires > now).then(|| {
+                        live.expires = now.plus(ttl);
+                        u.seen.insert(conn.device_id.clone(), now);
+                    })
+                })
+                .is_some();
+            if live {
+                outcome.refreshed += 1;
+            } else {
+                outcome.missing.push(conn.clone());
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn disconnect(&self, conn: &ConnRef, grace: Duration) -> Result<Transition> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let Some(u) = state.users.get_mut(&conn.user_id) else { return Ok(Transition::Unchanged) };
+        let Some(removed) = u.entries.remove(&EntryKey::Conn(conn.conn_id.clone())) else {
+            return Ok(Transition::Unchanged);
+        };
+        if removed.expires > now {
+            u.seen.insert(removed.device, now);
+        }
+        u.purge(now);
+        if !u.entries.is_empty() || !u.reported {
+            return Ok(Transition::Unchanged);
+        }
+        u.off = u.off.max(now);
+        state.due.lower(&conn.user_id, now.plus(grace));
+        Ok(Transition::MaybeOffline)
+    }
+
+    async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition> {
+        let now = Timestamp::now();
+        let live = Live { device: device.clone(), expires: now.plus(ttl), info: None };
+        Ok(lock(&self.state).enter(user, EntryKey::Heartbeat(device.clone()), live, now))
+    }
+
+    async fn connections(&self, user: &UserId) -> Result<Vec<ConnectionInfo>> {
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        let mut conns: Vec<ConnectionInfo> = state
+            .users
+            .get(user)
+            .map(|u| u.entries.values().filter(|l| l.expires > now).filter_map(|l| l.info.clone()).collect())
+            .unwrap_or_default();
+        conns.sort_by(|a, b| a.conn_id.cmp(&b.conn_id));
+        Ok(conns)
+    }
+
+    async fn set_status(&self, user: &UserId, setting: &StatusSetting) -> Result<StatusChange> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let u = state.users.entry(user.clone()).or_default();
+        let previous = std::mem::replace(&mut u.setting, setting.clone());
+        u.keep_until = u.keep_until.max(now.plus(PRESENCE_RETENTION));
+        Ok(StatusChange { previous, presence: u.presence(user, now) })
+    }
+
+    async fn get(&self, user: &UserId) -> Result<UserPresence> {
+        Ok(lock(&self.state).presence(user, Timestamp::now()))
+    }
+
+    async fn bulk(&self, users: &[UserId]) -> Result<Vec<UserPresence>> {
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        Ok(users.iter().map(|u| state.presence(u, now)).collect())
+    }
+
+    async fn online_users(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage> {
+        let after = cursor.map(|c| UserId::parse_field("cursor", c)).transpose()?;
+        let state = lock(&self.state);
+        let start = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+        let users: Vec<UserId> = state.online.range((start, Bound::Unbounded)).take(limit).cloned().collect();
+        let next_cursor = (users.len() == limit).then(|| users.last().map(|u| u.to_string())).flatten();
+        Ok(OnlinePage { users, next_cursor })
+    }
+
+    async fn online_count(&self) -> Result<u64> {
+        Ok(lock(&self.state).online.len() as u64)
+    }
+
+    async fn sweep(&self, grace: Duration, limit: usize) -> Result<Vec<UserId>> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let mut offline = Vec::new();
+        for user in state.due.take_due(now, limit) {
+            let Some(u) = state.users.get_mut(&user) else {
+                state.online.remove(&user);
+                continue;
+            };
+            if !u.reported {
+                state.online.remove(&user);
+                continue;
+            }
+            u.purge(now);
+            if let Some(last_end) = u.last_end() {
+                state.due.set(&user, last_end);
+            } else if now >= u.off.plus(grace) {
+                u.reported = false;
+                state.online.remove(&user);
+                offline.push(user);
+            } else {
+                let at = u.off.plus(grace);
+                state.due.set(&user, at);
+            }
+        }
+        Ok(offline)
+    }
+
+    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<()> {
+        let now = Timestamp::now();
+        let entry = Contacts { ids: contacts.iter().cloned().collect(), expires: ttl.map(|ttl| now.plus(ttl)) };
+        lock(&self.state).contacts.insert(user.clone(), entry);
+        Ok(())
+    }
+
+    async fn add_contacts(&self, user: &UserId, contacts: &[UserId], max: usize) -> Result<usize> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let entry = state.contacts.entry(user.clone()).or_insert(Contacts { ids: BTreeSet::new(), expires: None });
+        if !entry.live(now) {
+            *entry = Contacts { ids: BTreeSet::new(), expires: None };
+        }
+        let new: BTreeSet<&UserId> = contacts.iter().filter(|c| !entry.ids.contains(*c)).collect();
+        if entry.ids.len() + new.len() > max {
+            return Err(Error::invalid("contacts", format!("at most {max} per user")));
+        }
+        let added = new.len();
+        entry.ids.extend(contacts.iter().cloned());
+        Ok(added)
+    }
+
+    async fn remove_contacts(&self, user: &UserId, contacts: &[UserId]) -> Result<usize> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let Some(entry) = state.contacts.get_mut(user).filter(|c| c.live(now)) else { return Ok(0) };
+        Ok(contacts.iter().collect::<BTreeSet<_>>().into_iter().filter(|c| entry.ids.remove(*c)).count())
+    }
+
+    async fn contacts(&self, user: &UserId) -> Result<Vec<UserId>> {
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        Ok(state
+            .contacts
+            .get(user)
+            .filter(|c| c.live(now))
+            .map(|c| c.ids.iter().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn is_contact(&self, user: &UserId, other: &UserId) -> Result<bool> {
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        Ok(state.contacts.get(user).is_some_and(|c| c.live(now) && c.ids.contains(other)))
+    }
+}
+
+impl Sweepable for MemoryPresence {
+    /// Retention only: offline transitions are the presence sweep's job (it emits events).
+    fn sweep(&self, now: Timestamp) {
+        let mut state = lock(&self.state);
+        state.devices.retain(|_, devices| {
+            devices.retain(|_, d| d.last_active_at.plus(PRESENCE_RETENTION) > now);
+            !devices.is_empty()
+        });
+        state.users.retain(|_, u| u.reported || !u.entries.is_empty() || u.keep_until > now);
+        state.contacts.retain(|_, c| c.live(now));
+    }
+}

@@ -1,0 +1,319 @@
+//! `RedisBroker`: one dedicated pub/sub connection per node multiplexing every channel with
+//! local subscribers; it reconnects with backoff, resubscribes everything and reports the gap.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::Client;
+use redis::aio::{PubSubSink, PubSubStream};
+use switchboard_core::broker::BROKER_QUEUE_CAPACITY;
+use switchboard_core::{
+    Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, ChannelName, Error, Result, broker_queue,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::{Conn, map_error};
+use crate::keys::Keys;
+use crate::stream::parse_publication;
+
+/// First and longest wait between reconnection attempts.
+const MIN_DELAY: Duration = Duration::from_millis(50);
+const MAX_DELAY: Duration = Duration::from_secs(1);
+/// How often the connection is pinged, so a peer that vanished without closing is noticed.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The Redis engine's broker. See [`Broker`] for the contract.
+///
+/// One task owns the pub/sub connection and the set of subscribed channels; `subscribe` and
+/// `unsubscribe` are requests to it. Standalone Redis uses `SUBSCRIBE`; on Cluster this is
+/// where `SSUBSCRIBE` to each channel's shard would go (the publish script would `SPUBLISH`,
+/// and the task would hold one connection per shard with subscribed channels).
+pub(crate) struct RedisBroker {
+    control: mpsc::Sender<Control>,
+    receiver: Mutex<Option<BrokerReceiver>>,
+    /// Longest wait for an answer: a connection attempt plus one command.
+    answer_timeout: Duration,
+}
+
+enum Control {
+    Subscribe(ChannelName, oneshot::Sender<Result<()>>),
+    Unsubscribe(ChannelName, oneshot::Sender<Result<()>>),
+}
+
+impl RedisBroker {
+    /// Starts the broker's task (it connects in the background).
+    pub(crate) fn start(conn: &Conn, keys: Keys) -> Self {
+        let (events, receiver) = broker_queue(BROKER_QUEUE_CAPACITY);
+        let (control, control_rx) = mpsc::channel(1024);
+        let task = Task {
+            client: conn.client().clone(),
+            keys,
+            connect_timeout: conn.connect_timeout(),
+            command_timeout: conn.command_timeout(),
+            control: control_rx,
+            events,
+            channels: HashMap::new(),
+        };
+        tokio::spawn(task.run());
+        RedisBroker {
+            control,
+            receiver: Mutex::new(Some(receiver)),
+            answer_timeout: conn.connect_timeout() + conn.command_timeout(),
+        }
+    }
+
+    async fn request(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Control) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || Error::Unavailable("redis: pubsub: the broker has stopped".into());
+        let exchange = async {
+            self.control.send(make(reply)).await.map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        };
+        tokio::time::timeout(self.answer_timeout, exchange).await.map_err(|_| {
+            Error::Unavailable(format!("redis: pubsub: no answer within {} ms", self.answer_timeout.as_millis()))
+        })?
+    }
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn subscribe(&self, channel: &ChannelName) -> Result<()> {
+        self.request(|reply| Control::Subscribe(channel.clone(), reply)).await
+    }
+
+    async fn unsubscribe(&self, channel: &ChannelName) -> Result<()> {
+        self.request(|reply| Control::Unsubscribe(channel.clone(), reply)).await
+    }
+
+    fn take_receiver(&self) -> Option<BrokerReceiver> {
+        self.receiver.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// The task owning the pub/sub connection.
+struct Task {
+    client: Client,
+    keys: Keys,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    control: mpsc::Receiver<Control>,
+    events: BrokerSender,
+    /// Subscribed channels by pub/sub channel name.
+    channels: HashMap<String, ChannelName>,
+}
+
+/// Why the connected phase ended.
+enum Exit {
+    /// Carry on.
+    Continue,
+    /// Every `RedisBroker` handle is gone.
+    Stopped,
+    /// The connection failed; reconnect.
+    Lost(String),
+}
+
+impl Task {
+    async fn run(mut self) {
+        let mut delay = MIN_DELAY;
+        let mut interrupted = false;
+        loop {
+            match self.connect().await {
+                None => return,
+                Some(Ok((sink, stream))) => {
+                    delay = MIN_DELAY;
+                    if interrupted {
+                        tracing::info!(channels = self.channels.len(), "redis: pubsub: reconnected and resubscribed");
+                        // Publications made while the connection was down were not delivered.
+                        self.events.send(BrokerEvent::Gap { channel: None });
+                    }
+                    match self.serve(sink, stream).await {
+                        Exit::Stopped | Exit::Continue => return,
+                        Exit::Lost(why) => tracing::warn!(error = %why, "redis: pubsub: connection lost; reconnecting"),
+                    }
+                    interrupted = true;
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "redis: pubsub: cannot connect"),
+            }
+            // Back off, answering requests meanwhile.
+            let sleep = tokio::time::sleep(delay);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    _ = &mut sleep => break,
+                    control = self.control.recv() => match control {
+                        None => return,
+                        Some(control) => self.answer_offline(control),
+                    },
+                }
+            }
+            delay = (delay * 2).min(MAX_DELAY);
+        }
+    }
+
+    /// One connection attempt that also subscribes every known channel. Subscribe requests that
+    /// arrive meanwhile wait for its outcome (so the first requests after start-up succeed);
+    /// `None` when the broker is gone.
+    async fn connect(&mut self) -> Option<Result<(PubSubSink, PubSubStream)>> {
+        let names: Vec<String> = self.channels.keys().cloned().collect();
+        let (client, connect_timeout, command_timeout) =
+            (self.client.clone(), self.connect_timeout, self.command_timeout);
+        let to_subscribe = names.clone();
+        let attempt = async move {
+            let unavailable = |e: redis::RedisError| map_error("pubsub.connect", &e);
+            let pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
+                .await
+                .map_err(|_| Error::Unavailable("redis: pubsub.connect: no answer".into()))?
+                .map_err(unavailable)?;
+            let (mut sink, stream) = pubsub.split();
+            if !to_subscribe.is_empty() {
+                tokio::time::timeout(command_timeout, sink.subscribe(&to_subscribe))
+                    .await
+                    .map_err(|_| Error::Unavailable("redis: pubsub.subscribe: no answer".into()))?
+                    .map_err(unavailable)?;
+            }
+            Ok::<_, Error>((sink, stream))
+        };
+        tokio::pin!(attempt);
+        let mut waiting = Vec::new();
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut attempt => break outcome,
+                control = self.control.recv() => match control {
+                    None => return None,
+                    Some(control @ Control::Subscribe(..)) => waiting.push(control),
+                    Some(control) => self.answer_offline(control),
+                },
+            }
+        };
+        let (mut sink, stream) = match outcome {
+            Ok(connected) => connected,
+            Err(e) => {
+                waiting.into_iter().for_each(|c| self.answer_offline(c));
+                return Some(Err(e));
+            }
+        };
+        // Channels unsubscribed during the attempt may have been subscribed by it.
+        let stale: Vec<&String> = names.iter().filter(|n| !self.channels.contains_key(*n)).collect();
+        if !stale.is_empty() && !matches!(self.timed(sink.unsubscribe(&stale)).await, Ok(())) {
+            return Some(Err(Error::Unavailable("redis: pubsub.unsubscribe failed".into())));
+        }
+        for control in waiting {
+            if let Exit::Lost(why) = self.answer(&mut sink, control).await {
+                return Some(Err(Error::Unavailable(why)));
+            }
+        }
+        Some(Ok((sink, stream)))
+    }
+
+    /// Delivers messages and answers requests until the connection fails or the broker is gone.
+    async fn serve(&mut self, mut sink: PubSubSink, mut stream: PubSubStream) -> Exit {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                message = stream.next() => match message {
+                    Some(message) => self.deliver(&message),
+                    None => return Exit::Lost("connection closed".into()),
+                },
+                control = self.control.recv() => match control {
+                    None => return Exit::Stopped,
+                    Some(control) => {
+                        if let exit @ Exit::Lost(_) = self.answer(&mut sink, control).await {
+                            return exit;
+                        }
+                    }
+                },
+                _ = ping.tick() => {
+                    if let Err(e) = self.timed(sink.ping::<redis::Value>()).await {
+                        return Exit::Lost(format!("ping: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out a request on the live connection. A failed command means the connection is
+    /// unusable: the request is answered and the connection given up.
+    async fn answer(&mut self, sink: &mut PubSubSink, control: Control) -> Exit {
+        match control {
+            Control::Subscribe(channel, reply) => {
+                let name = self.keys.stream_pubsub(&channel);
+                if self.channels.contains_key(&name) {
+                    let _ = reply.send(Ok(()));
+                    return Exit::Continue;
+                }
+                match self.timed(sink.subscribe(&name)).await {
+                    Ok(()) => {
+                        self.channels.insert(name, channel);
+                        let _ = reply.send(Ok(()));
+                        Exit::Continue
+                    }
+                    Err(e) => {
+                        let why = e.to_string();
+                        let _ = reply.send(Err(e));
+                        Exit::Lost(why)
+                    }
+                }
+            }
+            Control::Unsubscribe(channel, reply) => {
+                let name = self.keys.stream_pubsub(&channel);
+                // Forgotten first: if the command fails, the reconnection will not resubscribe it.
+                let known = self.channels.remove(&name).is_some();
+                let _ = reply.send(Ok(()));
+                match known {
+                    true => match self.timed(sink.unsubscribe(&name)).await {
+                        Ok(()) => Exit::Continue,
+                        Err(e) => Exit::Lost(e.to_string()),
+                    },
+                    false => Exit::Continue,
+                }
+            }
+        }
+    }
+
+    /// Answers a request while there is no connection.
+    fn answer_offline(&mut self, control: Control) {
+        match control {
+            Control::Subscribe(_, reply) => {
+                let _ = reply.send(Err(Error::Unavailable("redis: pubsub: not connected".into())));
+            }
+            Control::Unsubscribe(channel, reply) => {
+                self.channels.remove(&self.keys.stream_pubsub(&channel));
+                let _ = reply.send(Ok(()));
+            }
+        }
+    }
+
+    async fn timed<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T> {
+        match tokio::time::timeout(self.command_timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(map_error("pubsub", &e)),
+            Err(_) => Err(Error::Unavailable(format!(
+                "redis: pubsub: no answer within {} ms",
+                self.command_timeout.as_millis()
+            ))),
+        }
+    }
+
+    /// Parses `<epoch> <offset> <time ms> <payload>` and queues it.
+    fn deliver(&self, message: &redis::Msg) {
+        let Some(channel) = self.channels.get(message.get_channel_name()) else { return };
+        let parsed = std::str::from_utf8(message.get_payload_bytes()).ok().and_then(|text| {
+            let mut parts = text.splitn(4, ' ');
+            let (epoch, offset, time, payload) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            let publication = parse_publication(offset, time, payload)?;
+            Some(BrokerMessage { channel: channel.clone(), epoch: epoch.to_owned(), publication })
+        });
+        match parsed {
+            Some(message) => self.events.send(BrokerEvent::Message(Arc::new(message))),
+            None => {
+                tracing::warn!(channel = %channel, "redis: pubsub: unreadable publication");
+                self.events.send(BrokerEvent::Gap { channel: Some(channel.clone()) });
+            }
+        }
+    }
+}

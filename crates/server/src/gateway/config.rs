@@ -1,0 +1,65 @@
+//! [`GatewayConfig`]: limits and timings of the WebSocket gateway (SPEC §4).
+
+use std::time::Duration;
+
+use switchboard_core::Policy;
+
+use super::token::TokenVerifier;
+
+/// Settings of the gateway. The defaults are SPEC §4's.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// Verifies client tokens; without one every connect is refused.
+    pub tokens: Option<TokenVerifier>,
+    /// Server ping interval; the client answers each ping with a pong (default 25 s).
+    pub ping_interval: Duration,
+    /// How long after a ping the pong may take before the connection is closed (default 10 s).
+    pub pong_timeout: Duration,
+    /// Largest client frame in bytes (default 64 KiB).
+    pub max_frame_bytes: usize,
+    /// Bytes waiting to be sent to one client before it is disconnected as slow (default 1 MiB).
+    pub send_queue_bytes: usize,
+    /// Most connections of one user on this node (default 20).
+    pub max_connections_per_user: usize,
+    /// Most subscriptions of one connection (default 128).
+    pub max_subscriptions: usize,
+    /// How long a connection stays registered in presence without a refresh (default 60 s).
+    pub connection_ttl: Duration,
+    /// How long a client has to send `connect` after the socket opens (default 10 s).
+    pub connect_timeout: Duration,
+    /// Most publications recovered in one subscribe or connect (default 10 000).
+    pub max_recovered: usize,
+    /// Per-user limit of RPC calls.
+    pub rpc_limit: Policy,
+    /// Per-user limit of `typing` RPC calls.
+    pub typing_limit: Policy,
+    /// Per-IP limit of connects.
+    pub connect_limit: Policy,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            tokens: None,
+            ping_interval: Duration::from_secs(25),
+            pong_timeout: Duration::from_secs(10),
+            max_frame_bytes: super::frame::DEFAULT_MAX_FRAME_BYTES,
+            send_queue_bytes: 1024 * 1024,
+            max_connections_per_user: 20,
+            max_subscriptions: 128,
+            connection_ttl: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(10),
+            max_recovered: 10_000,
+            rpc_limit: Policy::gcra(50, 1000),
+            typing_limit: Policy::gcra(5, 1000),
+            connect_limit: Policy::gcra(120, 60_000),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// How often this node refreshes its connections in presence: a third of their TTL.
+    pub fn refresh_interval(&self) -> Duration {
+        (self.connection_ttl / 3).max(Duration::from_millis(100))
+    }
+}

@@ -1,0 +1,627 @@
+//! One client connection: the protocol state machine from the socket's first frame to its close.
+//! The loop is generic over the socket's `Sink`/`Stream` so tests can drive it with channels.
+//!
+//! Life of a connection: the socket opens → the client must `connect` within the connect timeout
+//! (token verified, denylist / revoke-before / session checked, per-user connection limit) → it is
+//! registered in this node's registry and in presence, and subscribed to its personal channel
+//! `user:<id>` with recovery from the connect command's `subs` → commands are answered in order
+//! while publications are pushed by one forwarder task per subscription → the server pings every
+//! `ping_interval` and expects a pong → the connection ends on close, a protocol violation, a
+//! missed pong, an expired token, a slow reader, a disconnect order or shutdown, and is then
+//! unregistered everywhere.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use switchboard_core::SetStatus;
+use switchboard_core::presence::ConnectionInfo;
+use switchboard_core::{
+    ChannelName, ConversationId, DeviceId, Error, Policy, PolicyRef, RateLimitCheck, RateLimitKey, Timestamp,
+    TokenCheck, UserId,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::codes::{DisconnectCode, ErrorCode};
+use super::frame::{FrameLimits, decode_frame_with, encode_reply};
+use super::outbox::{Outbox, OutboxReceiver, Outgoing, outbox};
+use super::protocol::{
+    Command, CommandResult, ConnectRequest, ConnectResult, HistoryRequest, HistoryResult, Method, PresenceResult,
+    PresenceStatsResult, RawJson, RefreshResult, Reply, RpcRequest, RpcResult, SubscribeRequest,
+};
+use super::registry::{DisconnectOrder, TooManyConnections};
+use super::subscription::{Recover, Subscription, subscribe};
+use super::token::ClientClaims;
+use super::{Shared, random_id};
+
+/// Largest batch of replies and pushes written as one frame.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+/// How long the writer may take to flush a final close after the connection ended.
+const CLOSE_FLUSH: Duration = Duration::from_secs(2);
+
+/// What the HTTP upgrade knew about the client.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnMeta {
+    pub(crate) ip: Option<String>,
+    pub(crate) user_agent: Option<String>,
+}
+
+/// Why a connection ended.
+enum End {
+    /// The client closed the socket or it broke.
+    Closed,
+    /// The server ends it with this code.
+    Disconnect(DisconnectCode),
+}
+
+/// The authenticated side of a connection.
+struct Client {
+    claims: ClientClaims,
+    info: ConnectionInfo,
+    expires: Instant,
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    meta: ConnMeta,
+    outbox: Outbox,
+    orders_tx: mpsc::UnboundedSender<DisconnectOrder>,
+    orders_rx: mpsc::UnboundedReceiver<DisconnectOrder>,
+    client: Option<Client>,
+    subs: HashMap<ChannelName, Subscription>,
+    /// When the next server ping is due.
+    ping_at: Instant,
+    /// When the pong to the last ping must have arrived by, if one is outstanding.
+    pong_by: Option<Instant>,
+}
+
+/// Serves one WebSocket until it ends. `sink` and `stream` are the socket's two halves.
+pub(crate) async fn serve<Si, St, E>(shared: Arc<Shared>, meta: ConnMeta, sink: Si, mut stream: St)
+where
+    Si: Sink<Message> + Unpin + Send + 'static,
+    St: Stream<Item = Result<Message, E>> + Unpin + Send,
+{
+    let slow = CancellationToken::new();
+    let (out, rx) = outbox(shared.config.send_queue_bytes, slow.clone());
+    let writer = tokio::spawn(write_loop(sink, rx));
+    let (orders_tx, orders_rx) = mpsc::unbounded_channel();
+    metrics::gauge!("switchboard_gateway_connections").increment(1.0);
+    let mut conn = Connection {
+        ping_at: Instant::now() + shared.config.ping_interval,
+        shared,
+        meta,
+        outbox: out,
+        orders_tx,
+        orders_rx,
+        client: None,
+        subs: HashMap::new(),
+        pong_by: None,
+    };
+    let end = conn.run(&mut stream, &slow).await;
+    conn.finish(end).await;
+    metrics::gauge!("switchboard_gateway_connections").decrement(1.0);
+    // The writer ends once every outbox clone is gone (subscriptions were just dropped).
+    drop(conn);
+    let _ = tokio::time::timeout(CLOSE_FLUSH, writer).await;
+}
+
+async fn write_loop<Si: Sink<Message> + Unpin>(mut sink: Si, mut rx: OutboxReceiver) {
+    while let Some(out) = rx.next(MAX_BATCH_BYTES).await {
+        match out {
+            Outgoing::Text(text) => {
+                metrics::counter!("switchboard_gateway_frames_out_total").increment(1);
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
+            }
+            Outgoing::Close(code, reason) => {
+                let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                break;
+            }
+        }
+    }
+    let _ = sink.close().await;
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Connection {
+    async fn run<St, E>(&mut self, stream: &mut St, slow: &CancellationToken) -> End
+    where
+        St: Stream<Item = Result<Message, E>> + Unpin,
+    {
+        let connect_by = Instant::now() + self.shared.config.connect_timeout;
+        loop {
+            let deadline = match &self.client {
+                None => Some(connect_by),
+                Some(c) => Some(self.pong_by.unwrap_or(self.ping_at).min(c.expires)),
+            };
+            tokio::select! {
+                biased;
+                _ = slow.cancelled() => {
+                    metrics::counter!("switchboard_gateway_slow_disconnects_total").increment(1);
+                    return End::Disconnect(DisconnectCode::Slow);
+                }
+                _ = self.shared.shutdown.cancelled() => return End::Disconnect(DisconnectCode::Shutdown),
+                Some(order) = self.orders_rx.recv() => return End::Disconnect(order.code),
+                _ = sleep_until_opt(deadline) => {
+                    if let Some(end) = self.on_timer(connect_by) {
+                        return end;
+                    }
+                }
+                frame = stream.next() => match frame {
+                    None | Some(Err(_)) => return End::Closed,
+                    Some(Ok(Message::Text(text))) => {
+                        metrics::counter!("switchboard_gateway_frames_in_total").increment(1);
+                        if let Err(code) = self.on_frame(text.as_str()).await {
+                            return End::Disconnect(code);
+                        }
+                    }
+                    // This gateway speaks the JSON variant only.
+                    Some(Ok(Message::Binary(_))) => return End::Disconnect(DisconnectCode::BadRequest),
+                    Some(Ok(Message::Close(_))) => return End::Closed,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }
+
+    fn on_timer(&mut self, connect_by: Instant) -> Option<End> {
+        let now = Instant::now();
+        let Some(client) = &self.client else {
+            return (now >= connect_by).then_some(End::Disconnect(DisconnectCode::Stale));
+        };
+        if now >= client.expires {
+            return Some(End::Disconnect(DisconnectCode::Expired));
+        }
+        if self.pong_by.is_some_and(|by| now >= by) {
+            return Some(End::Disconnect(DisconnectCode::NoPong));
+        }
+        if now >= self.ping_at {
+            if self.send(&Reply::Ping).is_err() {
+                return Some(End::Disconnect(DisconnectCode::Slow));
+            }
+            self.ping_at = now + self.shared.config.ping_interval;
+            self.pong_by = Some(now + self.shared.config.pong_timeout);
+        }
+        None
+    }
+
+    /// Handles every command of one frame in order; `Err` ends the connection.
+    async fn on_frame(&mut self, text: &str) -> Result<(), DisconnectCode> {
+        let limits = FrameLimits { max_frame_bytes: self.shared.config.max_frame_bytes, ..FrameLimits::default() };
+        for command in decode_frame_with(text, limits) {
+            let command = command.map_err(|e| {
+                tracing::debug!(error = %e, "gateway: protocol violation");
+                e.disconnect()
+            })?;
+            self.on_command(command).await?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, reply: &Reply) -> Result<(), DisconnectCode> {
+        let text = encode_reply(reply).map_err(|_| DisconnectCode::ServerError)?;
+        self.outbox.push(text).map_err(|_| DisconnectCode::Slow)
+    }
+
+    fn reply(&self, id: u32, result: Result<CommandResult, ErrorCode>) -> Result<(), DisconnectCode> {
+        if id == 0 {
+            return Ok(());
+        }
+        match result {
+            Ok(result) => self.send(&Reply::result(id, result)),
+            Err(code) => self.send(&Reply::error(id, code)),
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) -> Result<(), DisconnectCode> {
+        let id = command.id;
+        let name = command.method.name();
+        metrics::counter!("switchboard_gateway_commands_total", "method" => name).increment(1);
+        match command.method {
+            Method::Connect(req) => self.connect(id, req).await,
+            // Everything else needs a connected client first.
+            _ if self.client.is_none() => Err(DisconnectCode::BadRequest),
+            Method::Pong => {
+                self.pong_by = None;
+                Ok(())
+            }
+            Method::Ping => self.reply(id, Ok(CommandResult::Ping)),
+            Method::Send(_) => Ok(()),
+            Method::Subscribe(req) => {
+                let result = self.subscribe(req).await;
+                self.reply(id, result)
+            }
+            Method::Unsubscribe(req) => {
+                let result = self.unsubscribe(&req.channel);
+                self.reply(id, result)
+            }
+            // Publishing from clients is off (SPEC §4): backends publish through the API.
+            Method::Publish(_) => self.reply(id, Err(ErrorCode::PermissionDenied)),
+            Method::Presence(req) => {
+                let result = self.channel_presence(&req.channel).await.map(CommandResult::Presence);
+                self.reply(id, result)
+            }
+            Method::PresenceStats(req) => {
+                let result = self.channel_presence(&req.channel).await.map(|p| {
+                    let users: std::collections::HashSet<&str> = p.presence.values().map(|c| c.user.as_str()).collect();
+                    CommandResult::PresenceStats(PresenceStatsResult {
+                        num_clients: p.presence.len() as u32,
+                        num_users: users.len() as u32,
+                    })
+                });
+                self.reply(id, result)
+            }
+            Method::History(req) => {
+                let result = self.history(req).await;
+                self.reply(id, result)
+            }
+            Method::Rpc(req) => {
+                let result = self.rpc(req).await;
+                self.reply(id, result)
+            }
+            Method::Refresh(req) => self.refresh(id, &req.token).await,
+            Method::SubRefresh(_) => self.reply(id, Err(ErrorCode::NotAvailable)),
+        }
+    }
+
+    fn user(&self) -> Option<&UserId> {
+        self.client.as_ref().map(|c| &c.claims.user)
+    }
+
+    fn device(&self) -> Option<&DeviceId> {
+        self.client.as_ref().map(|c| &c.claims.device)
+    }
+
+    /// `connect`: authenticate, register, subscribe the personal channel with recovery.
+    async fn connect(&mut self, id: u32, req: ConnectRequest) -> Result<(), DisconnectCode> {
+        if self.client.is_some() {
+            return Err(DisconnectCode::BadRequest);
+        }
+        let shared = self.shared.clone();
+        let Some(verifier) = shared.config.tokens.as_ref() else {
+            tracing::warn!("gateway: connect refused, no token key is configured");
+            return Err(DisconnectCode::InvalidToken);
+        };
+        let claims = match verifier.verify(&req.token) {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::debug!(error = %e, "gateway: connect token refused");
+                return match e.disconnect() {
+                    Some(code) => Err(code),
+                    None => self.reply(id, Err(e.error_code())),
+                };
+            }
+        };
+        if let Some(ip) = &self.meta.ip
+            && !self.allowed(&format!("gw:connect:{ip}"), shared.config.connect_limit).await?
+        {
+            return Err(DisconnectCode::TooManyRequests);
+        }
+        self.check_token_state(&claims).await?;
+
+        let now = Timestamp::now();
+        let info = ConnectionInfo {
+            conn_id: random_id().map_err(|_| DisconnectCode::ServerError)?,
+            user_id: claims.user.clone(),
+            device_id: claims.device.clone(),
+            node_id: shared.node_id.clone(),
+            connected_at: now,
+            ip: self.meta.ip.clone(),
+            user_agent: self.meta.user_agent.clone(),
+        };
+        shared
+            .registry
+            .register(
+                info.clone(),
+                claims.session.clone(),
+                claims.issued_at,
+                self.orders_tx.clone(),
+                shared.config.max_connections_per_user,
+            )
+            .map_err(|TooManyConnections| DisconnectCode::ConnectionLimit)?;
+        let expires = Instant::now() + Duration::from_millis(now.millis_until(claims.expires_at));
+        let ttl = claims.ttl_seconds(now);
+        self.client = Some(Client { claims, info: info.clone(), expires });
+        if let Err(e) = shared.sb.presence().connect(&info).await {
+            // The refresher registers it again; the connection itself works without presence.
+            tracing::warn!(error = %e, "gateway: presence registration failed");
+        }
+
+        let personal = ChannelName::user(&info.user_id);
+        let recover = req
+            .subs
+            .get(personal.as_str())
+            .filter(|s| s.recover)
+            .map(|s| Recover { epoch: s.epoch.clone(), offset: s.offset });
+        let sub = self.subscribe_channel(&personal, recover).await.map_err(|e| {
+            tracing::warn!(error = %e, "gateway: personal channel subscription failed");
+            DisconnectCode::ServerError
+        })?;
+        let mut subs = std::collections::BTreeMap::new();
+        subs.insert(personal.as_str().to_owned(), sub);
+        let result = ConnectResult {
+            client: info.conn_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            expires: true,
+            ttl,
+            subs,
+            ping: shared.config.ping_interval.as_secs() as u32,
+            pong: true,
+            node: shared.node_id.clone(),
+            ..ConnectResult::default()
+        };
+        self.ping_at = Instant::now() + shared.config.ping_interval;
+        self.reply(id, Ok(CommandResult::Connect(result)))
+    }
+
+    /// Denylist, revoke-before and session checks (refused tokens never reconnect).
+    async fn check_token_state(&self, claims: &ClientClaims) -> Result<(), DisconnectCode> {
+        let sb = &self.shared.sb;
+        match sb.tokens().check(claims.token_id.as_ref(), &claims.user, claims.issued_at).await {
+            Ok(TokenCheck::Valid) => {}
+            Ok(TokenCheck::Denied | TokenCheck::Revoked) => return Err(DisconnectCode::InvalidToken),
+            Err(e) => return Err(engine_disconnect(&e)),
+        }
+        if let Some(sid) = &claims.session {
+            match sb.sessions().get(sid).await {
+                Ok(Some(s)) if s.user_id == claims.user => {}
+                Ok(_) => return Err(DisconnectCode::InvalidToken),
+                Err(e) => return Err(engine_disconnect(&e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a rate-limited action may go ahead; engine errors end the connection.
+    async fn allowed(&self, key: &str, policy: Policy) -> Result<bool, DisconnectCode> {
+        let Ok(key) = RateLimitKey::new(key.replace(['[', ']'], "")) else { return Ok(true) };
+        let check = RateLimitCheck { key, policy: PolicyRef::Inline(policy), cost: None };
+        match self.shared.sb.rate_limits().check(std::slice::from_ref(&check)).await {
+            Ok(outcome) => Ok(outcome.allowed),
+            Err(e) => Err(engine_disconnect(&e)),
+        }
+    }
+
+    async fn subscribe_channel(
+        &mut self,
+        channel: &ChannelName,
+        recover: Option<Recover>,
+    ) -> Result<super::protocol::SubscribeResult, Error> {
+        let device = self.device().cloned().ok_or_else(|| Error::Internal("not connected".into()))?;
+        let (subscription, result) =
+            subscribe(&self.shared, channel, &device, recover, self.outbox.clone(), self.orders_tx.clone()).await?;
+        self.subs.insert(channel.clone(), subscription);
+        Ok(result)
+    }
+
+    async fn subscribe(&mut self, req: SubscribeRequest) -> Result<CommandResult, ErrorCode> {
+        let channel = ChannelName::new(req.channel.as_str()).map_err(|_| ErrorCode::UnknownChannel)?;
+        if self.subs.contains_key(&channel) {
+            return Err(ErrorCode::AlreadySubscribed);
+        }
+        if self.subs.len() >= self.shared.config.max_subscriptions {
+            return Err(ErrorCode::LimitExceeded);
+        }
+        self.check_channel_access(&channel).await?;
+        let recover = req.recover.then(|| Recover { epoch: req.epoch.clone(), offset: req.offset });
+        let result = self.subscribe_channel(&channel, recover).await.map_err(|e| ErrorCode::from_core(&e))?;
+        Ok(CommandResult::Subscribe(result))
+    }
+
+    /// Who may subscribe (and read history / presence): `chat:` members, `presence:` self or
+    /// contacts, `user:` only the owner (already subscribed server-side).
+    async fn check_channel_access(&self, channel: &ChannelName) -> Result<(), ErrorCode> {
+        let user = self.user().ok_or(ErrorCode::Unauthorized)?;
+        let sb = &self.shared.sb;
+        let allowed = match channel.namespace() {
+            "chat" => {
+                let conversation = ConversationId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
+                sb.conversations().is_member(&conversation, user).await.map_err(|e| ErrorCode::from_core(&e))?
+            }
+            "presence" => {
+                let other = UserId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
+                other == *user || sb.presence().is_contact(user, &other).await.map_err(|e| ErrorCode::from_core(&e))?
+            }
+            "user" => channel.id() == user.as_str(),
+            _ => false,
+        };
+        if allowed { Ok(()) } else { Err(ErrorCode::PermissionDenied) }
+    }
+
+    fn unsubscribe(&mut self, channel: &str) -> Result<CommandResult, ErrorCode> {
+        let channel = ChannelName::new(channel).map_err(|_| ErrorCode::UnknownChannel)?;
+        // The personal channel is the server's subscription: clients cannot leave it.
+        if self.user().is_some_and(|u| ChannelName::user(u) == channel) {
+            return Err(ErrorCode::PermissionDenied);
+        }
+        self.subs.remove(&channel);
+        Ok(CommandResult::Unsubscribe)
+    }
+
+    async fn history(&self, req: HistoryRequest) -> Result<CommandResult, ErrorCode> {
+        let channel = ChannelName::new(req.channel.as_str()).map_err(|_| ErrorCode::UnknownChannel)?;
+        if channel.namespace() == "presence" {
+            return Err(ErrorCode::NotAvailable);
+        }
+        self.check_channel_access(&channel).await?;
+        let streams = self.shared.sb.streams();
+        let limit = match req.limit {
+            n if n < 0 => 1000,
+            n => (n as usize).min(1000),
+        };
+        let read = match &req.since {
+            Some(since) => {
+                let pos = switchboard_core::StreamPosition { epoch: since.epoch.clone(), offset: since.offset };
+                let read =
+                    streams.read_since(&channel, &pos, limit.max(1)).await.map_err(|e| ErrorCode::from_core(&e))?;
+                if !read.recovered {
+                    return Err(ErrorCode::UnrecoverablePosition);
+                }
+                read
+            }
+            None if limit == 0 => {
+                let position = streams.position(&channel).await.map_err(|e| ErrorCode::from_core(&e))?;
+                switchboard_core::StreamRead { publications: Vec::new(), position, recovered: true }
+            }
+            None => streams.history(&channel, limit).await.map_err(|e| ErrorCode::from_core(&e))?,
+        };
+        let device = self.device().cloned();
+        let mut publications: Vec<_> = read
+            .publications
+            .iter()
+            .filter(|p| device.as_ref().is_none_or(|d| p.is_for(d)))
+            .take(limit)
+            .filter_map(super::subscription::to_wire)
+            .collect();
+        if req.reverse {
+            publications.reverse();
+        }
+        Ok(CommandResult::History(HistoryResult {
+            publications,
+            epoch: read.position.epoch,
+            offset: read.position.offset,
+        }))
+    }
+
+    /// Presence of a `chat:` channel: the members who are online (and visible), one entry per
+    /// online device.
+    async fn channel_presence(&self, channel: &str) -> Result<PresenceResult, ErrorCode> {
+        let channel = ChannelName::new(channel).map_err(|_| ErrorCode::UnknownChannel)?;
+        if channel.namespace() != "chat" {
+            return Err(ErrorCode::NotAvailable);
+        }
+        self.check_channel_access(&channel).await?;
+        let sb = &self.shared.sb;
+        let conversation = ConversationId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
+        let members = match sb.conversations().get(&conversation).await.map_err(|e| ErrorCode::from_core(&e))? {
+            Some(c) => c.members,
+            None => Vec::new(),
+        };
+        let mut presence = std::collections::BTreeMap::new();
+        for chunk in members.chunks(1000) {
+            let found = sb.presence().bulk(chunk).await.map_err(|e| ErrorCode::from_core(&e))?;
+            for p in found.into_iter().map(|p| p.visible_to_others()) {
+                for d in p.devices.iter().filter(|d| d.online) {
+                    let client = format!("{}/{}", p.user_id, d.device_id);
+                    let info = super::protocol::ClientInfo {
+                        user: p.user_id.to_string(),
+                        client: client.clone(),
+                        ..Default::default()
+                    };
+                    presence.insert(client, info);
+                }
+            }
+        }
+        Ok(PresenceResult { presence })
+    }
+
+    async fn rpc(&mut self, req: RpcRequest) -> Result<CommandResult, ErrorCode> {
+        let user = self.user().cloned().ok_or(ErrorCode::Unauthorized)?;
+        let config = &self.shared.config;
+        let (key, policy) = match req.method.as_str() {
+            "typing" => (format!("gw:typing:{user}"), config.typing_limit),
+            _ => (format!("gw:rpc:{user}"), config.rpc_limit),
+        };
+        if !self.allowed(&key, policy).await.map_err(|_| ErrorCode::Internal)? {
+            return Err(ErrorCode::TooManyRequests);
+        }
+        let data = req.data.as_ref().map(RawJson::get).unwrap_or("{}");
+        let answer = super::rpc::call(&self.shared, &user, self.device(), &req.method, data).await?;
+        let data = RawJson::to_json(&answer).map_err(|_| ErrorCode::Internal)?;
+        Ok(CommandResult::Rpc(RpcResult { data: Some(data) }))
+    }
+
+    /// `refresh`: a new token for the same user and device extends the connection.
+    async fn refresh(&mut self, id: u32, token: &str) -> Result<(), DisconnectCode> {
+        let shared = self.shared.clone();
+        let Some(verifier) = shared.config.tokens.as_ref() else { return Err(DisconnectCode::InvalidToken) };
+        let claims = match verifier.verify(token) {
+            Ok(c) => c,
+            Err(e) => {
+                return match e.disconnect() {
+                    Some(code) => Err(code),
+                    None => self.reply(id, Err(e.error_code())),
+                };
+            }
+        };
+        let same =
+            self.client.as_ref().is_some_and(|c| c.claims.user == claims.user && c.claims.device == claims.device);
+        if !same {
+            return Err(DisconnectCode::InvalidToken);
+        }
+        self.check_token_state(&claims).await?;
+        let now = Timestamp::now();
+        let ttl = claims.ttl_seconds(now);
+        let conn_id = match &mut self.client {
+            Some(client) => {
+                client.expires = Instant::now() + Duration::from_millis(now.millis_until(claims.expires_at));
+                client.claims = claims;
+                client.info.conn_id.clone()
+            }
+            None => return Err(DisconnectCode::BadRequest),
+        };
+        let result =
+            RefreshResult { client: conn_id, version: env!("CARGO_PKG_VERSION").to_owned(), expires: true, ttl };
+        self.reply(id, Ok(CommandResult::Refresh(result)))
+    }
+
+    /// Unregisters everywhere and queues the close frame.
+    async fn finish(&mut self, end: End) {
+        self.subs.clear();
+        if let Some(client) = self.client.take() {
+            self.shared.registry.unregister(&client.info.user_id, &client.info.conn_id);
+            if let Err(e) = self.shared.sb.presence().disconnect(&client.info.conn_ref()).await {
+                tracing::debug!(error = %e, "gateway: presence unregistration failed; it will expire");
+            }
+        }
+        if let End::Disconnect(code) = end {
+            tracing::debug!(code = code.code(), reason = code.reason(), "gateway: disconnecting");
+            self.outbox.close(code.code() as u16, code.reason());
+        } else {
+            self.outbox
+                .close(DisconnectCode::ConnectionClosed.code() as u16, DisconnectCode::ConnectionClosed.reason());
+        }
+    }
+}
+
+/// How to end a connection when the engine failed: unavailable engines ask the client to come
+/// back later; anything else is a server error (which SDKs also retry).
+fn engine_disconnect(e: &Error) -> DisconnectCode {
+    tracing::warn!(error = %e, "gateway: engine call failed");
+    DisconnectCode::ServerError
+}
+
+/// Arguments of `presence.get`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PresenceGetArgs {
+    pub(crate) user_ids: Vec<UserId>,
+}
+
+/// Arguments of `typing`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TypingArgs {
+    pub(crate) conversation_id: ConversationId,
+    #[serde(default = "yes")]
+    pub(crate) typing: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Arguments of `presence.status`.
+pub(crate) type StatusArgs = SetStatus;

@@ -1,0 +1,174 @@
+//! [`Gateway`]: this node's WebSocket gateway — the `/connection/websocket` upgrade, the registry
+//! of connections, the background tasks (presence refresh in batches, presence and typing
+//! sweeps) and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Extensions, HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::StreamExt;
+use switchboard_core::{Switchboard, UserId};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::codes::DisconnectCode;
+use super::config::GatewayConfig;
+use super::connection::{ConnMeta, serve};
+use super::registry::{Registry, Target};
+use crate::state::AppState;
+
+/// Most connections refreshed in presence per round trip.
+const REFRESH_BATCH: usize = 1000;
+/// How long shutdown waits for connections to close.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// State shared by every connection of this node.
+pub(crate) struct Shared {
+    pub(crate) sb: Switchboard,
+    pub(crate) config: GatewayConfig,
+    pub(crate) node_id: String,
+    pub(crate) registry: Registry,
+    pub(crate) shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// The gateway of one node. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+/// A random connection id: 96 bits, URL-safe base64.
+pub(crate) fn random_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+impl Gateway {
+    /// A gateway over `sb`. Its background tasks start on the first call to [`Gateway::start`].
+    pub fn new(sb: Switchboard, config: GatewayConfig, node_id: String) -> Self {
+        let shared = Shared {
+            sb,
+            config,
+            node_id,
+            registry: Registry::default(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        };
+        Gateway { shared: Arc::new(shared) }
+    }
+
+    /// Starts the background tasks: presence refresh of this node's connections in batches, and
+    /// the presence and typing sweeps that report expiries (every node runs them; the engines
+    /// make each report happen once).
+    pub fn start(&self) {
+        let shared = self.shared.clone();
+        self.shared.tracker.spawn(periodic(shared.clone(), shared.config.refresh_interval(), refresh_presence));
+        let interval = shared.sb.presence().sweep_interval();
+        self.shared.tracker.spawn(periodic(shared.clone(), interval, |s| async move {
+            if let Err(e) = s.sb.presence().sweep().await {
+                tracing::debug!(error = %e, "gateway: presence sweep failed");
+            }
+        }));
+        let interval = shared.sb.typing().sweep_interval();
+        self.shared.tracker.spawn(periodic(shared, interval, |s| async move {
+            if let Err(e) = s.sb.typing().sweep().await {
+                tracing::debug!(error = %e, "gateway: typing sweep failed");
+            }
+        }));
+    }
+
+    /// Connections on this node.
+    pub fn connections(&self) -> usize {
+        self.shared.registry.len()
+    }
+
+    /// Ends the user's connections on this node (all, or one device's); returns how many.
+    pub fn disconnect_user(&self, user: &UserId, device: Option<switchboard_core::DeviceId>, reconnect: bool) -> usize {
+        let code = if reconnect { DisconnectCode::ForceReconnect } else { DisconnectCode::ForceNoReconnect };
+        self.shared.registry.disconnect(user, &Target { device, ..Target::default() }, code)
+    }
+
+    /// Stops accepting, tells every client to reconnect elsewhere, and waits (bounded) for the
+    /// connections and background tasks to finish.
+    pub async fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+        self.shared.registry.disconnect_all(DisconnectCode::Shutdown);
+        self.shared.tracker.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.shared.tracker.wait()).await.is_err() {
+            tracing::warn!(connections = self.shared.registry.len(), "gateway: drain timed out");
+        }
+    }
+}
+
+async fn periodic<F, Fut>(shared: Arc<Shared>, every: Duration, work: F)
+where
+    F: Fn(Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => work(shared.clone()).await,
+        }
+    }
+}
+
+/// Refreshes every connection of this node in presence, one round trip per batch; connections
+/// presence lost (e.g. Redis was down past their TTL) are registered again.
+async fn refresh_presence(shared: Arc<Shared>) {
+    let refs = shared.registry.conn_refs();
+    for batch in refs.chunks(REFRESH_BATCH) {
+        match shared.sb.presence().refresh(batch).await {
+            Ok(outcome) => {
+                for missing in outcome.missing {
+                    if let Some(info) = shared.registry.info(&missing)
+                        && let Err(e) = shared.sb.presence().connect(&info).await
+                    {
+                        tracing::debug!(error = %e, "gateway: presence re-registration failed");
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "gateway: presence refresh failed"),
+        }
+    }
+}
+
+/// `GET /connection/websocket`: upgrades and serves one client.
+pub(crate) async fn upgrade(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    let gateway = state.gateway().clone();
+    let shared = gateway.shared.clone();
+    if shared.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    let meta = ConnMeta {
+        // Present when served by `serve` (connect info on); absent in router-only tests.
+        ip: extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(switchboard_core::limits::MAX_USER_AGENT_BYTES).collect()),
+    };
+    let max = shared.config.max_frame_bytes;
+    let tracker = shared.tracker.clone();
+    // Small buffers: an idle connection should cost a few KiB, not the default ~128 KiB.
+    ws.read_buffer_size(4 * 1024).write_buffer_size(0).max_frame_size(max).max_message_size(max).on_upgrade(
+        move |socket| {
+            let (sink, stream) = socket.split();
+            tracker.track_future(serve(shared, meta, sink, stream))
+        },
+    )
+}

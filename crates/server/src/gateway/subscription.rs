@@ -1,0 +1,213 @@
+//! Subscriptions of one connection: subscribe-then-read recovery, and the forwarder task that
+//! pushes a channel's live publications in offset order, filling any gap from the stream.
+//!
+//! The race between reading history and live delivery is closed by subscribing to the hub
+//! first (live publications queue up), then reading the stream up to its top, then forwarding
+//! live publications whose offset is above what was read: nothing is lost between the two, and
+//! duplicates are dropped by offset.
+
+use std::sync::Arc;
+
+use switchboard_core::hub::{HubEvent, HubSubscription};
+use switchboard_core::{ChannelName, DeviceId, Error, Publication, Result, StreamPosition};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::Shared;
+use super::codes::DisconnectCode;
+use super::frame::encode_reply;
+use super::outbox::Outbox;
+use super::protocol::{self, PushBody, RawJson, Reply, SubscribeResult};
+use super::registry::DisconnectOrder;
+
+/// Publications read per round trip while recovering.
+const PAGE: usize = 1000;
+
+/// Where the client says it was in a channel.
+#[derive(Debug, Clone)]
+pub(crate) struct Recover {
+    pub(crate) epoch: String,
+    pub(crate) offset: u64,
+}
+
+/// A live subscription: its forwarder stops when this is dropped.
+pub(crate) struct Subscription {
+    task: JoinHandle<()>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A publication as the protocol carries it.
+pub(crate) fn to_wire(p: &Publication) -> Option<protocol::Publication> {
+    Some(protocol::Publication {
+        data: RawJson::to_json(&p.data).ok(),
+        offset: p.offset,
+        time: p.time.as_millis(),
+        ..protocol::Publication::default()
+    })
+}
+
+/// Subscribes `device` to `channel`: live first, then recovery from `recover` (when given), then
+/// a forwarder that pushes into `outbox`. Returns the subscription and the subscribe result
+/// (with the recovered publications for the device).
+pub(crate) async fn subscribe(
+    shared: &Arc<Shared>,
+    channel: &ChannelName,
+    device: &DeviceId,
+    recover: Option<Recover>,
+    outbox: Outbox,
+    orders: mpsc::UnboundedSender<DisconnectOrder>,
+) -> Result<(Subscription, SubscribeResult)> {
+    let live = shared.sb.hub().subscribe(channel).await?;
+    let streams = shared.sb.streams();
+    let (publications, position, recovered) = match &recover {
+        Some(r) => {
+            let since = StreamPosition { epoch: r.epoch.clone(), offset: r.offset };
+            read_all_since(shared, channel, since, shared.config.max_recovered).await?
+        }
+        None => (Vec::new(), streams.position(channel).await?, false),
+    };
+    let wire: Vec<protocol::Publication> =
+        publications.iter().filter(|p| p.is_for(device)).filter_map(to_wire).collect();
+    metrics::counter!("switchboard_gateway_recovered_publications_total").increment(wire.len() as u64);
+    let result = SubscribeResult {
+        recoverable: true,
+        positioned: true,
+        epoch: position.epoch.clone(),
+        offset: position.offset,
+        publications: wire,
+        recovered,
+        was_recovering: recover.is_some(),
+        ..SubscribeResult::default()
+    };
+    let forwarder = Forwarder {
+        shared: shared.clone(),
+        channel: channel.clone(),
+        device: device.clone(),
+        last: position,
+        outbox,
+        orders,
+    };
+    let task = tokio::spawn(forwarder.run(live));
+    Ok((Subscription { task }, result))
+}
+
+/// Everything after `since` up to the top, at most `max`: `(publications, top, recovered)`.
+/// More than `max` missed counts as not recovered (the client resyncs instead).
+async fn read_all_since(
+    shared: &Shared,
+    channel: &ChannelName,
+    mut since: StreamPosition,
+    max: usize,
+) -> Result<(Vec<Publication>, StreamPosition, bool)> {
+    let streams = shared.sb.streams();
+    let mut all = Vec::new();
+    loop {
+        let read = streams.read_since(channel, &since, PAGE).await?;
+        if !read.recovered {
+            return Ok((Vec::new(), read.position, false));
+        }
+        let done = read.publications.last().is_none_or(|p| p.offset >= read.position.offset);
+        if let Some(last) = read.publications.last() {
+            since.offset = last.offset;
+        }
+        all.extend(read.publications);
+        if all.len() > max {
+            return Ok((Vec::new(), read.position, false));
+        }
+        if done {
+            // Everything read is at or below this top; later ones arrive live.
+            let top = StreamPosition { epoch: read.position.epoch, offset: since.offset.max(read.position.offset) };
+            return Ok((all, top, true));
+        }
+    }
+}
+
+struct Forwarder {
+    shared: Arc<Shared>,
+    channel: ChannelName,
+    device: DeviceId,
+    /// The last position delivered (or skipped as not for this device).
+    last: StreamPosition,
+    outbox: Outbox,
+    orders: mpsc::UnboundedSender<DisconnectOrder>,
+}
+
+impl Forwarder {
+    async fn run(mut self, mut live: HubSubscription) {
+        while let Some(event) = live.recv().await {
+            let outcome = match event {
+                HubEvent::Publication(msg) if msg.epoch != self.last.epoch => Err(Gap::Lost),
+                HubEvent::Publication(msg) => self.on_publication(&msg.publication).await,
+                HubEvent::Gap => self.catch_up().await,
+                HubEvent::Lagged => Err(Gap::Lost),
+            };
+            match outcome {
+                Ok(()) => {}
+                Err(Gap::Lost) => {
+                    // The client reconnects and recovers from the position it has.
+                    metrics::counter!("switchboard_gateway_insufficient_state_total").increment(1);
+                    let _ = self.orders.send(DisconnectOrder { code: DisconnectCode::InsufficientState });
+                    return;
+                }
+                Err(Gap::Slow) => return,
+            }
+        }
+    }
+
+    async fn on_publication(&mut self, p: &Publication) -> std::result::Result<(), Gap> {
+        if p.offset <= self.last.offset {
+            return Ok(()); // already delivered by recovery or catch-up
+        }
+        if p.offset > self.last.offset + 1 {
+            self.catch_up().await?;
+            if p.offset <= self.last.offset {
+                return Ok(());
+            }
+        }
+        self.deliver(p)
+    }
+
+    /// Reads what live delivery missed from the stream.
+    async fn catch_up(&mut self) -> std::result::Result<(), Gap> {
+        let (missed, top, recovered) =
+            read_all_since(&self.shared, &self.channel, self.last.clone(), self.shared.config.max_recovered)
+                .await
+                .map_err(|e: Error| {
+                    tracing::warn!(channel = %self.channel, error = %e, "gateway: catch-up read failed");
+                    Gap::Lost
+                })?;
+        if !recovered {
+            return Err(Gap::Lost);
+        }
+        for p in &missed {
+            self.deliver(p)?;
+        }
+        self.last.offset = self.last.offset.max(top.offset);
+        Ok(())
+    }
+
+    fn deliver(&mut self, p: &Publication) -> std::result::Result<(), Gap> {
+        self.last.offset = p.offset;
+        if !p.is_for(&self.device) {
+            return Ok(());
+        }
+        let Some(publication) = to_wire(p) else { return Ok(()) };
+        let push = Reply::push(self.channel.as_str(), PushBody::Pub(publication));
+        let text = encode_reply(&push).map_err(|_| Gap::Lost)?;
+        metrics::counter!("switchboard_gateway_publications_out_total").increment(1);
+        self.outbox.push(text).map_err(|_| Gap::Slow)
+    }
+}
+
+/// Why forwarding stops.
+enum Gap {
+    /// Publications were missed and cannot be read back: the client must recover.
+    Lost,
+    /// The client reads too slowly: the connection is already being closed.
+    Slow,
+}
