@@ -1,6 +1,7 @@
 //! The `switchboard` binary: `serve` (the server), `init` (write a config with fresh secrets),
-//! `token` (mint a client JWT), `doctor` (check the engine and print the effective config) and
-//! `bench` (measure the capabilities).
+//! `token` (mint a client JWT), `doctor` (check the engine and print the effective config),
+//! `bench` (measure the capabilities) and `bench-gateway` (measure the WebSocket gateway against
+//! Socket.IO).
 //!
 //! # Layout
 //! - `settings`: every setting from file, environment and flags.
@@ -8,8 +9,10 @@
 //! - `secrets`: random API keys and token secrets.
 //! - `token`: client JWTs.
 //! - `init`, `doctor`, `bench`: the other subcommands.
+//! - `bench_gateway`: the WebSocket load client of `scripts/bench-gateway`.
 
 mod bench;
+mod bench_gateway;
 mod doctor;
 mod init;
 mod secrets;
@@ -53,6 +56,9 @@ enum Command {
     Doctor(CommonArgs),
     /// Measure rate-limit checks and session get/touch through the library and HTTP.
     Bench(bench::BenchArgs),
+    /// Measure the WebSocket gateway (or a Socket.IO server, same load): memory per idle
+    /// connection, fan-out latency, delivered publications per second.
+    BenchGateway(bench_gateway::BenchGatewayArgs),
 }
 
 /// Settings every subcommand that loads the config accepts.
@@ -123,6 +129,7 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(args),
             Command::Doctor(args) => doctor::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::BenchGateway(args) => bench_gateway::run(args).await,
         }
     });
     match result {

@@ -130,6 +130,7 @@ pub struct ConnRef {
 /// Whether a mutating call changed whether the user is online.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Transition {
     /// The user was reported offline (or never seen) and now has a live entry: report online.
     WentOnline,

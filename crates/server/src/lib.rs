@@ -1,5 +1,6 @@
 //! Switchboard's HTTP server: the `/api/v1` JSON API for app backends (sessions, token denylist,
-//! rate limits, info), API-key authentication, health, Prometheus metrics, and the OpenAPI 3.1
+//! rate limits, devices, presence, contacts, typing, conversations, publish/history, pending/ack,
+//! disconnect, info), API-key authentication, health, Prometheus metrics, and the OpenAPI 3.1
 //! document with Swagger UI. Handlers are thin: they validate ids, call the core services, and
 //! turn answers and errors into JSON.
 //!
@@ -12,7 +13,8 @@
 //! - [`metrics`]: the Prometheus recorder ([`metrics_handle`]), request metrics, `/metrics`.
 //! - [`health`]: `/health`, `/health/live`, `/health/ready`, `/health/{component}`.
 //! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
-//! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `info`.
+//! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `devices`,
+//!   `pending`, `presence`, `contacts`, `typing`, `pubsub`, `disconnect`, `conversations`, `info`.
 //! - [`gateway`]: the WebSocket gateway's protocol codec, codes and client-token verification.
 //!
 //! # Example

@@ -22,17 +22,24 @@ const BEARER: &str = "bearer";
 #[openapi(
     info(
         title = "Switchboard HTTP API",
-        description = "Real-time state for chat, social and notification apps: sessions, revoked \
-tokens and rate limits, for app backends. Every `/api/v1` route needs `Authorization: Bearer \
-<api key>`. Errors are `{\"error\": {\"code\", \"message\"}}`. A denied rate-limit check answers \
-200 with `\"allowed\": false`: it is the answer to the backend's question, not a limit on the \
-backend.",
+        description = "Real-time state for chat, social and notification apps, for app backends: \
+sessions, revoked tokens, rate limits, devices, presence, contacts, typing, conversations, and \
+publications on WebSocket channels with history and per-device offline delivery. Every \
+`/api/v1` route needs `Authorization: Bearer <api key>`. Errors are `{\"error\": {\"code\", \
+\"message\"}}`. A denied rate-limit check answers 200 with `\"allowed\": false`: it is the \
+answer to the backend's question, not a limit on the backend.",
         license(name = "Apache-2.0"),
     ),
     tags(
         (name = "sessions", description = "Multi-device sessions with idle and absolute expiry"),
         (name = "tokens", description = "Token denylist and per-user revoke-before times"),
         (name = "rate-limits", description = "GCRA, sliding-window and sliding-log rate limits"),
+        (name = "devices", description = "Device registry and backend heartbeats"),
+        (name = "presence", description = "User presence and status, bulk queries, online users"),
+        (name = "contacts", description = "Whose presence a user may see"),
+        (name = "typing", description = "Typing indicators of conversation members"),
+        (name = "pubsub", description = "Publish, broadcast, history, channel presence, pending/ack, disconnect"),
+        (name = "conversations", description = "Conversations and their members (who may use `chat:` channels)"),
         (name = "info", description = "Server identity and counts"),
         (name = "operations", description = "Health and metrics (no authentication)"),
     )

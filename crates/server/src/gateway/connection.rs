@@ -35,7 +35,7 @@ use super::protocol::{
     PresenceStatsResult, RawJson, RefreshResult, Reply, RpcRequest, RpcResult, SubscribeRequest,
 };
 use super::registry::{DisconnectOrder, TooManyConnections};
-use super::subscription::{Recover, Subscription, subscribe};
+use super::subscription::{Identity, Recover, Subscription, subscribe};
 use super::token::ClientClaims;
 use super::{Shared, random_id};
 
@@ -160,7 +160,10 @@ impl Connection {
                     }
                 }
                 frame = stream.next() => match frame {
-                    None | Some(Err(_)) => return End::Closed,
+                    None => return End::Closed,
+                    // A read error is a frame over the size limit or a broken socket; for the
+                    // latter the close goes nowhere anyway.
+                    Some(Err(_)) => return End::Disconnect(DisconnectCode::BadRequest),
                     Some(Ok(Message::Text(text))) => {
                         metrics::counter!("switchboard_gateway_frames_in_total").increment(1);
                         if let Err(code) = self.on_frame(text.as_str()).await {
@@ -399,9 +402,14 @@ impl Connection {
         channel: &ChannelName,
         recover: Option<Recover>,
     ) -> Result<super::protocol::SubscribeResult, Error> {
-        let device = self.device().cloned().ok_or_else(|| Error::Internal("not connected".into()))?;
+        let client = self.client.as_ref().ok_or_else(|| Error::Internal("not connected".into()))?;
+        let who = Identity {
+            device: client.claims.device.clone(),
+            session: client.claims.session.clone(),
+            issued_at: client.claims.issued_at,
+        };
         let (subscription, result) =
-            subscribe(&self.shared, channel, &device, recover, self.outbox.clone(), self.orders_tx.clone()).await?;
+            subscribe(&self.shared, channel, &who, recover, self.outbox.clone(), self.orders_tx.clone()).await?;
         self.subs.insert(channel.clone(), subscription);
         Ok(result)
     }

@@ -12,6 +12,7 @@
 //! - `connection`: one connection's state machine, generic over the socket's halves.
 //! - `subscription`: subscribe-then-recover and the per-subscription forwarder.
 //! - `outbox`: the per-connection send queue, bounded by bytes.
+//! - `control`: disconnect orders that reach every node ([`disconnect_everywhere`]).
 //! - `rpc`: the client RPC methods (`typing`, `presence.status`, `presence.get`).
 //!
 //! # Example
@@ -49,6 +50,7 @@
 pub mod codes;
 pub mod config;
 mod connection;
+mod control;
 pub mod frame;
 mod node;
 mod outbox;
@@ -60,6 +62,7 @@ pub mod token;
 
 pub use codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 pub use config::GatewayConfig;
+pub use control::{DisconnectTarget, disconnect_everywhere};
 pub use frame::{FrameEncoder, FrameLimits, decode_frame, decode_frame_with, encode_frame, encode_reply};
 pub use node::Gateway;
 pub(crate) use node::{Shared, random_id, upgrade};

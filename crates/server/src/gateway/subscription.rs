@@ -9,16 +9,16 @@
 use std::sync::Arc;
 
 use switchboard_core::hub::{HubEvent, HubSubscription};
-use switchboard_core::{ChannelName, DeviceId, Error, Publication, Result, StreamPosition};
+use switchboard_core::{ChannelName, DeviceId, Error, Publication, Result, SessionId, StreamPosition, Timestamp};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::Shared;
 use super::codes::DisconnectCode;
 use super::frame::encode_reply;
 use super::outbox::Outbox;
 use super::protocol::{self, PushBody, RawJson, Reply, SubscribeResult};
 use super::registry::DisconnectOrder;
+use super::{Shared, control};
 
 /// Publications read per round trip while recovering.
 const PAGE: usize = 1000;
@@ -57,7 +57,7 @@ pub(crate) fn to_wire(p: &Publication) -> Option<protocol::Publication> {
 pub(crate) async fn subscribe(
     shared: &Arc<Shared>,
     channel: &ChannelName,
-    device: &DeviceId,
+    who: &Identity,
     recover: Option<Recover>,
     outbox: Outbox,
     orders: mpsc::UnboundedSender<DisconnectOrder>,
@@ -72,7 +72,7 @@ pub(crate) async fn subscribe(
         None => (Vec::new(), streams.position(channel).await?, false),
     };
     let wire: Vec<protocol::Publication> =
-        publications.iter().filter(|p| p.is_for(device)).filter_map(to_wire).collect();
+        publications.iter().filter(|p| p.is_for(&who.device)).filter_map(to_wire).collect();
     metrics::counter!("switchboard_gateway_recovered_publications_total").increment(wire.len() as u64);
     let result = SubscribeResult {
         recoverable: true,
@@ -86,8 +86,9 @@ pub(crate) async fn subscribe(
     };
     let forwarder = Forwarder {
         shared: shared.clone(),
+        personal: channel.namespace() == "user",
         channel: channel.clone(),
-        device: device.clone(),
+        who: who.clone(),
         last: position,
         outbox,
         orders,
@@ -127,10 +128,20 @@ async fn read_all_since(
     }
 }
 
+/// Who a connection is, as control orders address it.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub(crate) device: DeviceId,
+    pub(crate) session: Option<SessionId>,
+    pub(crate) issued_at: Timestamp,
+}
+
 struct Forwarder {
     shared: Arc<Shared>,
     channel: ChannelName,
-    device: DeviceId,
+    /// The user's own channel, which also carries control orders.
+    personal: bool,
+    who: Identity,
     /// The last position delivered (or skipped as not for this device).
     last: StreamPosition,
     outbox: Outbox,
@@ -141,6 +152,8 @@ impl Forwarder {
     async fn run(mut self, mut live: HubSubscription) {
         while let Some(event) = live.recv().await {
             let outcome = match event {
+                // Ephemeral publications stand outside the stream: no epoch, no offset.
+                HubEvent::Publication(msg) if msg.publication.offset == 0 => self.on_ephemeral(&msg.publication),
                 HubEvent::Publication(msg) if msg.epoch != self.last.epoch => Err(Gap::Lost),
                 HubEvent::Publication(msg) => self.on_publication(&msg.publication).await,
                 HubEvent::Gap => self.catch_up().await,
@@ -157,6 +170,19 @@ impl Forwarder {
                 Err(Gap::Slow) => return,
             }
         }
+    }
+
+    /// A live-only publication; on the personal channel it may be a control order.
+    fn on_ephemeral(&self, p: &Publication) -> std::result::Result<(), Gap> {
+        if self.personal
+            && let Some(order) = control::control(&p.data, &self.who)
+        {
+            if let Some(order) = order {
+                let _ = self.orders.send(order);
+            }
+            return Ok(());
+        }
+        self.push(p)
     }
 
     async fn on_publication(&mut self, p: &Publication) -> std::result::Result<(), Gap> {
@@ -193,7 +219,11 @@ impl Forwarder {
 
     fn deliver(&mut self, p: &Publication) -> std::result::Result<(), Gap> {
         self.last.offset = p.offset;
-        if !p.is_for(&self.device) {
+        self.push(p)
+    }
+
+    fn push(&self, p: &Publication) -> std::result::Result<(), Gap> {
+        if !p.is_for(&self.who.device) {
             return Ok(());
         }
         let Some(publication) = to_wire(p) else { return Ok(()) };

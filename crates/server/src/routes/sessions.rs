@@ -9,9 +9,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::disconnect::disconnect_quietly;
 use super::{session_id, user_id};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
+use crate::gateway::DisconnectTarget;
 use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -67,8 +69,14 @@ fn session_not_found() -> ApiError {
     ApiError::not_found("session not found")
 }
 
+/// The connections made with a session's tokens, told not to reconnect: the session is gone.
+fn session_target(id: &SessionId) -> DisconnectTarget {
+    DisconnectTarget { session_id: Some(id.clone()), reconnect: false, ..DisconnectTarget::default() }
+}
+
 /// Create a session. When the user already has the maximum number of sessions, the least
-/// recently active ones are evicted and listed in `evicted`.
+/// recently active ones are evicted and listed in `evicted`; their WebSocket connections are
+/// closed (without reconnect).
 #[utoipa::path(
     post,
     path = "/sessions",
@@ -85,6 +93,9 @@ pub(crate) async fn create_session(
     Json(req): Json<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
     let created = state.sb().sessions().create(req).await?;
+    for evicted in &created.evicted {
+        disconnect_quietly(&state, &created.session.user_id, session_target(evicted)).await;
+    }
     Ok((StatusCode::CREATED, Json(CreatedSessionBody { session: created.session, evicted: created.evicted })))
 }
 
@@ -133,7 +144,7 @@ pub(crate) async fn update_session(
     state.sb().sessions().update_data(&id, &body.data).await?.map(Json).ok_or_else(session_not_found)
 }
 
-/// Delete a session.
+/// Delete a session and close the WebSocket connections made with it (without reconnect).
 #[utoipa::path(
     delete,
     path = "/sessions/{session_id}",
@@ -150,7 +161,14 @@ pub(crate) async fn delete_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = session_id("session_id", id)?;
-    if state.sb().sessions().delete(&id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(session_not_found()) }
+    let sessions = state.sb().sessions();
+    // The owner is needed to reach its connections; an expired session is not found either way.
+    let Some(session) = sessions.get(&id).await? else { return Err(session_not_found()) };
+    if !sessions.delete(&id).await? {
+        return Err(session_not_found());
+    }
+    disconnect_quietly(&state, &session.user_id, session_target(&id)).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Mark activity: slides the idle expiry (capped by the absolute expiry) and updates
@@ -194,7 +212,8 @@ pub(crate) async fn list_user_sessions(
     Ok(Json(SessionList { sessions }))
 }
 
-/// Log out everywhere: delete all of a user's sessions, or all but `except`.
+/// Log out everywhere: delete all of a user's sessions, or all but `except`, and close the
+/// WebSocket connections made with them (without reconnect).
 #[utoipa::path(
     delete,
     path = "/users/{user_id}/sessions",
@@ -213,5 +232,8 @@ pub(crate) async fn delete_user_sessions(
     let user = user_id(user)?;
     let except = query.except.map(|raw| session_id("except", raw)).transpose()?;
     let deleted = state.sb().sessions().delete_user_sessions(&user, except.as_ref()).await?;
+    for id in &deleted {
+        disconnect_quietly(&state, &user, session_target(id)).await;
+    }
     Ok(Json(DeletedSessions { deleted }))
 }

@@ -9,9 +9,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::disconnect::disconnect_quietly;
 use super::user_id;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, JsonBody, Path};
+use crate::gateway::DisconnectTarget;
 use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -134,6 +136,8 @@ pub(crate) async fn undeny_token(
 
 /// Reject every token of the user issued before `before` (default now): logout everywhere for
 /// JWTs. The body is optional. Revoke times never move backwards; the answer is the time in force.
+/// WebSocket connections made with older tokens are closed with a reconnect, so clients come
+/// back with fresh tokens.
 #[utoipa::path(
     post,
     path = "/users/{user_id}/tokens/revoke",
@@ -153,6 +157,10 @@ pub(crate) async fn revoke_user_tokens(
     let user = user_id(user)?;
     let req: RevokeTokens = body.parse_optional()?.unwrap_or_default();
     let revoked_before = state.sb().tokens().revoke_before(&user, req.before).await?;
+    // Clients holding older tokens reconnect, and must then present fresh ones.
+    let target =
+        DisconnectTarget { issued_before: Some(revoked_before), reconnect: true, ..DisconnectTarget::default() };
+    disconnect_quietly(&state, &user, target).await;
     Ok(Json(Revocation { user_id: user, revoked_before: Some(revoked_before) }))
 }
 

@@ -18,6 +18,8 @@ pub const KEY: &str = "test-key-0123456789";
 /// A router over a fresh memory engine.
 pub struct TestApp {
     pub router: Router,
+    /// The services behind the router (to observe what the API did, e.g. publications).
+    pub sb: Switchboard,
 }
 
 /// An answer, body parsed as JSON when it is JSON.
@@ -80,7 +82,7 @@ impl TestApp {
             node_id: "node-test".to_owned(),
             ..ServerConfig::default()
         };
-        TestApp { router: switchboard_server::router(AppState::new(sb, config)) }
+        TestApp { router: switchboard_server::router(AppState::new(sb.clone(), config)), sb }
     }
 
     /// Sends `req`; fails the test on a 5xx.
@@ -151,6 +153,10 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str) -> TestResponse {
         self.call(Method::DELETE, path, None).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, Some(body)).await
     }
 
     /// Creates a session for `user`; returns its id.

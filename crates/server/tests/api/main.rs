@@ -5,7 +5,12 @@
 
 mod bad_input;
 mod common;
+mod conversations;
+mod devices;
+mod disconnect;
 mod ops;
+mod presence;
+mod pubsub;
 mod rate_limits;
 mod sessions;
 mod tokens;

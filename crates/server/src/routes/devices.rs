@@ -1,0 +1,137 @@
+//! `/users/{user_id}/devices`: the device registry and backend heartbeats (SPEC §3.4).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use switchboard_core::presence::{Device, DeviceRegistration, Transition};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{device_id, user_id};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, JsonBody, Path};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register_device, remove_device))
+        .routes(routes!(list_devices))
+        .routes(routes!(heartbeat))
+}
+
+/// A user's registered devices.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeviceList {
+    /// The devices, most recently active first.
+    devices: Vec<Device>,
+}
+
+/// Options of a heartbeat.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeartbeatBody {
+    /// How long the device stays online without another heartbeat, 1..=86400 (default from
+    /// config, 300).
+    #[serde(default)]
+    ttl_seconds: Option<u64>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HeartbeatAnswer {
+    /// The user is online (always `true` after a heartbeat: the device is live until its TTL).
+    online: bool,
+    /// `went_online` when this heartbeat made the user online (a `presence.changed` event was
+    /// sent), else `unchanged`.
+    transition: Transition,
+}
+
+/// Register a device, or update its platform, push token, app version and meta.
+#[utoipa::path(
+    put,
+    path = "/users/{user_id}/devices/{device_id}",
+    tag = "devices",
+    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    request_body = DeviceRegistration,
+    responses(
+        (status = OK, description = "The registered device", body = Device),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "`meta` over 4 KiB", body = ErrorBody),
+    )
+)]
+pub(crate) async fn register_device(
+    State(state): State<AppState>,
+    Path((user, device)): Path<(String, String)>,
+    Json(registration): Json<DeviceRegistration>,
+) -> Result<Json<Device>, ApiError> {
+    let (user, device) = (user_id(user)?, device_id(device)?);
+    Ok(Json(state.sb().presence().register_device(&user, &device, registration).await?))
+}
+
+/// Forget a device's registration (its live connections are not ended).
+#[utoipa::path(
+    delete,
+    path = "/users/{user_id}/devices/{device_id}",
+    tag = "devices",
+    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    responses(
+        (status = NO_CONTENT, description = "Removed"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "No such device", body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove_device(
+    State(state): State<AppState>,
+    Path((user, device)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (user, device) = (user_id(user)?, device_id(device)?);
+    if state.sb().presence().remove_device(&user, &device).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("device not found"))
+    }
+}
+
+/// List a user's devices, most recently active first.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/devices",
+    tag = "devices",
+    params(("user_id" = String, Path, description = "User id")),
+    responses(
+        (status = OK, body = DeviceList),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_devices(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<DeviceList>, ApiError> {
+    let user = user_id(user)?;
+    Ok(Json(DeviceList { devices: state.sb().presence().devices(&user).await? }))
+}
+
+/// Mark a device online without a WebSocket, for `ttl_seconds` (the body is optional). Repeat
+/// before the TTL runs out to stay online.
+#[utoipa::path(
+    post,
+    path = "/users/{user_id}/devices/{device_id}/heartbeat",
+    tag = "devices",
+    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    request_body(content = Option<HeartbeatBody>, description = "Optional; an empty body uses the default TTL"),
+    responses(
+        (status = OK, body = HeartbeatAnswer),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    Path((user, device)): Path<(String, String)>,
+    body: JsonBody,
+) -> Result<Json<HeartbeatAnswer>, ApiError> {
+    let (user, device) = (user_id(user)?, device_id(device)?);
+    let req: HeartbeatBody = body.parse_optional()?.unwrap_or_default();
+    let transition = state.sb().presence().heartbeat(&user, &device, req.ttl_seconds).await?;
+    Ok(Json(HeartbeatAnswer { online: true, transition }))
+}

@@ -1,0 +1,159 @@
+//! Delivery: the personal channel, offline recovery, chat channels, typing, disconnect orders.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchboard_conformance::TestEngine;
+use switchboard_core::conversation::{ConversationKind, ConversationSpec};
+use switchboard_core::{ChannelName, ConversationId, NewPublication, Retention, UserId};
+use switchboard_server::gateway::{DisconnectTarget, disconnect_everywhere};
+
+use crate::common::{Server, token};
+
+fn event(n: u64) -> NewPublication {
+    NewPublication::new(json!({"type": "test.event", "data": {"n": n}}))
+}
+
+fn personal(user: &str) -> ChannelName {
+    ChannelName::user(&UserId::new(user).unwrap())
+}
+
+pub(crate) async fn personal_channel_delivery_and_positions(t: TestEngine) {
+    let server = Server::start(t).await;
+    let mut c = server.client().await;
+    let reply = c.connect(&token("alice", "phone"), json!({})).await;
+    let sub = &reply["connect"]["subs"]["user:alice"];
+    assert_eq!(sub["recoverable"], json!(true), "{reply}");
+    let epoch = sub["epoch"].as_str().expect("epoch").to_owned();
+    let position = server.sb.streams().publish(&personal("alice"), event(1)).await.unwrap();
+    assert_eq!(position.epoch, epoch);
+    let push = c.push().await;
+    assert_eq!(push["channel"], "user:alice");
+    assert_eq!(push["pub"]["data"], json!({"type": "test.event", "data": {"n": 1}}));
+    assert_eq!(push["pub"]["offset"], json!(position.offset));
+    // A publication for another device of the same user is not delivered to this one.
+    let mut other = event(2);
+    other.only_devices = vec![switchboard_core::DeviceId::new("laptop").unwrap()];
+    server.sb.streams().publish(&personal("alice"), other).await.unwrap();
+    server.sb.streams().publish(&personal("alice"), event(3)).await.unwrap();
+    let push = c.push().await;
+    assert_eq!(push["pub"]["data"]["data"]["n"], json!(3), "the laptop-only event was skipped: {push}");
+}
+
+async fn connect_at(server: &Server, user: &str) -> (crate::common::Client, String, u64) {
+    let mut c = server.client().await;
+    let reply = c.connect(&token(user, "phone"), json!({})).await;
+    let sub = reply["connect"]["subs"][format!("user:{user}")].clone();
+    (c, sub["epoch"].as_str().unwrap_or_default().to_owned(), sub["offset"].as_u64().unwrap_or(0))
+}
+
+pub(crate) async fn offline_device_recovers_10000_publications_in_order(t: TestEngine) {
+    let server = Server::start(t).await;
+    let (c, epoch, offset) = connect_at(&server, "bob").await;
+    drop(c);
+    // Retention sized for the test: the `user:` default keeps 1 000.
+    let retention = Retention { max_len: 20_000, max_age: Duration::from_secs(3600) };
+    for n in 0..10_000 {
+        server.sb.streams().publish_with(&personal("bob"), event(n), retention).await.unwrap();
+    }
+    let mut c = server.client().await;
+    let subs = json!({"user:bob": {"recover": true, "epoch": epoch, "offset": offset}});
+    let reply = c.connect(&token("bob", "phone"), subs).await;
+    let sub = &reply["connect"]["subs"]["user:bob"];
+    assert_eq!(sub["recovered"], json!(true));
+    assert_eq!(sub["was_recovering"], json!(true));
+    let pubs = sub["publications"].as_array().expect("publications");
+    assert_eq!(pubs.len(), 10_000);
+    for (i, p) in pubs.iter().enumerate() {
+        assert_eq!(p["offset"].as_u64(), Some(offset + 1 + i as u64), "no gap, no duplicate");
+        assert_eq!(p["data"]["data"]["n"].as_u64(), Some(i as u64), "in order");
+    }
+    // Then live ones follow without a gap.
+    let next = server.sb.streams().publish(&personal("bob"), event(10_000)).await.unwrap();
+    assert_eq!(c.push().await["pub"]["offset"], json!(next.offset));
+    assert_eq!(next.offset, offset + 10_001);
+}
+
+pub(crate) async fn recovery_beyond_retention_is_not_recovered(t: TestEngine) {
+    let server = Server::start(t).await;
+    let (c, epoch, offset) = connect_at(&server, "carol").await;
+    drop(c);
+    let small = Retention { max_len: 10, max_age: Duration::from_secs(3600) };
+    for n in 0..25 {
+        server.sb.streams().publish_with(&personal("carol"), event(n), small).await.unwrap();
+    }
+    let mut c = server.client().await;
+    let subs = json!({"user:carol": {"recover": true, "epoch": epoch, "offset": offset}});
+    let reply = c.connect(&token("carol", "phone"), subs).await;
+    let sub = &reply["connect"]["subs"]["user:carol"];
+    assert_eq!(sub.get("recovered").cloned().unwrap_or(json!(false)), json!(false), "{sub}");
+    assert!(sub.get("publications").is_none_or(|p| p.as_array().is_some_and(Vec::is_empty)));
+    // A wrong epoch is not recovered either.
+    let mut c = server.client().await;
+    let subs = json!({"user:carol": {"recover": true, "epoch": "not-the-epoch", "offset": 1}});
+    let reply = c.connect(&token("carol", "tablet"), subs).await;
+    assert_eq!(reply["connect"]["subs"]["user:carol"].get("recovered").cloned().unwrap_or(json!(false)), json!(false));
+}
+
+pub(crate) async fn chat_members_subscribe_and_see_typing(t: TestEngine) {
+    let server = Server::start(t).await;
+    let conversation = ConversationId::new("team").unwrap();
+    let members = ["dan", "erin"].map(|u| UserId::new(u).unwrap()).to_vec();
+    let spec = ConversationSpec { kind: ConversationKind::Group, name: None, avatar_url: None, members };
+    server.sb.conversations().put(&conversation, spec).await.unwrap();
+    let mut dan = server.client().await;
+    dan.connect(&token("dan", "phone"), json!({})).await;
+    let mut erin = server.client().await;
+    erin.connect(&token("erin", "phone"), json!({})).await;
+    for c in [&mut dan, &mut erin] {
+        let id = c.send(json!({"subscribe": {"channel": "chat:team"}})).await;
+        let reply = c.reply(id).await;
+        assert!(reply.get("error").is_none(), "members may subscribe: {reply}");
+    }
+    // A message published by the backend reaches both.
+    let chat = ChannelName::chat("team").unwrap();
+    server
+        .sb
+        .streams()
+        .publish(&chat, NewPublication::new(json!({"type": "message.new", "data": {"text": "hi"}})))
+        .await
+        .unwrap();
+    for c in [&mut dan, &mut erin] {
+        let push = c.push().await;
+        assert_eq!(push["channel"], "chat:team");
+        assert_eq!(push["pub"]["data"]["type"], "message.new");
+    }
+    // Dan types: Erin sees it live, and it takes no place in the history.
+    let id = dan.send(json!({"rpc": {"method": "typing", "data": {"conversation_id": "team", "typing": true}}})).await;
+    let reply = dan.reply(id).await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let push = erin.push().await;
+    assert_eq!(
+        push["pub"]["data"],
+        json!({"type": "typing", "data": {"conversation_id": "team", "user_id": "dan", "typing": true}})
+    );
+    let history = server.sb.streams().history(&chat, 100).await.unwrap();
+    assert_eq!(history.publications.len(), 1, "typing is live only");
+    let id = dan.send(json!({"history": {"channel": "chat:team", "limit": 10}})).await;
+    let reply = dan.reply(id).await;
+    assert_eq!(reply["history"]["publications"].as_array().map(Vec::len), Some(1), "{reply}");
+}
+
+pub(crate) async fn disconnect_orders_reach_the_connection(t: TestEngine) {
+    let server = Server::start(t).await;
+    let (mut phone, _, _) = connect_at(&server, "frank").await;
+    let mut laptop = server.client().await;
+    laptop.connect(&token("frank", "laptop"), json!({})).await;
+    let user = UserId::new("frank").unwrap();
+    let target = DisconnectTarget {
+        device_id: Some(switchboard_core::DeviceId::new("phone").unwrap()),
+        reconnect: false,
+        ..DisconnectTarget::default()
+    };
+    disconnect_everywhere(&server.sb, &user, &target).await.unwrap();
+    assert_eq!(phone.closed().await, Some(3503), "force no-reconnect");
+    // The laptop stays, and never sees the control message.
+    server.sb.streams().publish(&personal("frank"), event(7)).await.unwrap();
+    let push: Value = laptop.push().await;
+    assert_eq!(push["pub"]["data"]["data"]["n"], json!(7));
+}

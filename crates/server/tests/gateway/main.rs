@@ -1,0 +1,44 @@
+//! End-to-end tests of the WebSocket gateway with real WebSocket clients, on both engines.
+
+mod common;
+mod delivery;
+mod refusals;
+
+/// Runs each listed case on the memory engine and on a real redis-server.
+macro_rules! on_both_engines {
+    ($module:ident as $tests:ident: $($case:ident),* $(,)?) => {
+        mod $tests {
+            mod memory {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        crate::$module::$case(switchboard_conformance::memory_engine().await).await;
+                    }
+                )*
+            }
+            mod redis {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        crate::$module::$case(switchboard_conformance::redis_engine().await).await;
+                    }
+                )*
+            }
+        }
+    };
+}
+
+on_both_engines!(delivery as delivery_tests:
+    personal_channel_delivery_and_positions,
+    offline_device_recovers_10000_publications_in_order,
+    recovery_beyond_retention_is_not_recovered,
+    chat_members_subscribe_and_see_typing,
+    disconnect_orders_reach_the_connection,
+);
+
+on_both_engines!(refusals as refusal_tests:
+    bad_tokens_are_refused_with_protocol_codes,
+    denied_and_revoked_tokens_are_refused,
+    channels_of_others_are_refused,
+    malformed_and_oversize_frames_close_the_connection,
+);
