@@ -19,6 +19,8 @@ pub struct Node {
     pub base: String,
     /// Everything the process printed on stdout before it was ready.
     pub banner: Vec<String>,
+    /// The server process's id.
+    pub pid: u32,
 }
 
 impl Node {
@@ -27,7 +29,7 @@ impl Node {
     pub fn start(env: &[(&str, &str)]) -> Node {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
-            .arg(r#""$0" serve & pid=$!; read _closed; kill $pid 2>/dev/null; wait $pid"#)
+            .arg(r#""$0" serve & pid=$!; echo "switchboard pid $pid"; read _closed; kill $pid 2>/dev/null; wait $pid"#)
             .arg(env!("CARGO_BIN_EXE_switchboard"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -52,14 +54,30 @@ impl Node {
             }
         });
         let mut banner = Vec::new();
+        let mut pid = 0;
         let base = loop {
             let line = rx.recv_timeout(Duration::from_secs(20)).expect("switchboard did not start within 20 s");
             if let Some(rest) = line.strip_prefix("switchboard listening on ") {
                 break rest.split_whitespace().next().expect("address").to_owned();
             }
+            if let Some(n) = line.strip_prefix("switchboard pid ") {
+                pid = n.trim().parse().expect("pid");
+                continue;
+            }
             banner.push(line);
         };
-        Node { shell, stdin, base, banner }
+        Node { shell, stdin, base, banner, pid }
+    }
+
+    /// Kills the server process at once (SIGKILL): no graceful shutdown, sockets left open.
+    pub fn kill_hard(&self) {
+        let status = Command::new("kill").args(["-9", &self.pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -9 {}", self.pid);
+    }
+
+    /// `ws://.../connection/websocket`.
+    pub fn ws_url(&self) -> String {
+        format!("{}/connection/websocket", self.base.replacen("http://", "ws://", 1))
     }
 
     /// A URL under `/api/v1`.

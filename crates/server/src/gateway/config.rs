@@ -23,8 +23,6 @@ pub struct GatewayConfig {
     pub max_connections_per_user: usize,
     /// Most subscriptions of one connection (default 128).
     pub max_subscriptions: usize,
-    /// How long a connection stays registered in presence without a refresh (default 60 s).
-    pub connection_ttl: Duration,
     /// How long a client has to send `connect` after the socket opens (default 10 s).
     pub connect_timeout: Duration,
     /// Most publications recovered in one subscribe or connect (default 10 000).
@@ -47,19 +45,11 @@ impl Default for GatewayConfig {
             send_queue_bytes: 1024 * 1024,
             max_connections_per_user: 20,
             max_subscriptions: 128,
-            connection_ttl: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             max_recovered: 10_000,
             rpc_limit: Policy::gcra(50, 1000),
             typing_limit: Policy::gcra(5, 1000),
             connect_limit: Policy::gcra(120, 60_000),
         }
-    }
-}
-
-impl GatewayConfig {
-    /// How often this node refreshes its connections in presence: a third of their TTL.
-    pub fn refresh_interval(&self) -> Duration {
-        (self.connection_ttl / 3).max(Duration::from_millis(100))
     }
 }

@@ -69,7 +69,11 @@ impl Gateway {
     /// make each report happen once).
     pub fn start(&self) {
         let shared = self.shared.clone();
-        self.shared.tracker.spawn(periodic(shared.clone(), shared.config.refresh_interval(), refresh_presence));
+        // A third of the presence TTL (`presence.connection_ttl_seconds`), so one missed round
+        // does not let a live connection expire.
+        let ttl = Duration::from_secs(shared.sb.presence().config().connection_ttl_seconds);
+        let refresh = (ttl / 3).max(Duration::from_millis(100));
+        self.shared.tracker.spawn(periodic(shared.clone(), refresh, refresh_presence));
         let interval = shared.sb.presence().sweep_interval();
         self.shared.tracker.spawn(periodic(shared.clone(), interval, |s| async move {
             if let Err(e) = s.sb.presence().sweep().await {

@@ -38,6 +38,7 @@ pub(crate) struct Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
+        metrics::gauge!("switchboard_gateway_subscriptions").decrement(1.0);
     }
 }
 
@@ -94,6 +95,7 @@ pub(crate) async fn subscribe(
         orders,
     };
     let task = tokio::spawn(forwarder.run(live));
+    metrics::gauge!("switchboard_gateway_subscriptions").increment(1.0);
     Ok((Subscription { task }, result))
 }
 
@@ -230,6 +232,9 @@ impl Forwarder {
         let push = Reply::push(self.channel.as_str(), PushBody::Pub(publication));
         let text = encode_reply(&push).map_err(|_| Gap::Lost)?;
         metrics::counter!("switchboard_gateway_publications_out_total").increment(1);
+        // Publish to queued-for-this-client, on the engine's clock (the same machine's for memory).
+        let lag_ms = p.time.millis_until(Timestamp::now());
+        metrics::histogram!("switchboard_gateway_fanout_latency_seconds").record(lag_ms as f64 / 1000.0);
         self.outbox.push(text).map_err(|_| Gap::Slow)
     }
 }

@@ -1,0 +1,85 @@
+//! Two server nodes on one redis-server: publications cross nodes, presence is shared, and a node
+//! killed with SIGKILL lets its connections leave presence within their TTL plus a margin.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Node, client, redis_env};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard_conformance::{RedisServer, eventually};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "test-secret-for-tokens-only";
+
+fn token(user: &str, device: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"sub": user, "device": device, "iat": now - 5, "exp": now + 3600});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// Reads frames until a JSON line satisfies `want`, answering pings.
+async fn read_until<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures_util::Sink<Message>
+        + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame in time");
+        let Some(Ok(Message::Text(text))) = frame else { panic!("socket ended: {frame:?}") };
+        for line in text.as_str().split('\n') {
+            let v: Value = serde_json::from_str(line).expect("JSON");
+            if v == json!({}) {
+                let _ = ws.send(Message::text("{}")).await;
+            } else if want(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn nodes_share_publications_and_presence_and_a_killed_node_leaves_presence() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut env = redis_env(&url, "sbrt:");
+    // Short presence timings so the test takes seconds (defaults: 60 s TTL, 5 s grace).
+    env.extend([
+        ("SWITCHBOARD_PRESENCE__CONNECTION_TTL_SECONDS", "2"),
+        ("SWITCHBOARD_PRESENCE__OFFLINE_GRACE_MS", "300"),
+        ("SWITCHBOARD_PRESENCE__SWEEP_INTERVAL_MS", "200"),
+    ]);
+    let (a, b) = (Node::start(&env), Node::start(&env));
+    let http = client();
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(a.ws_url()).await.expect("connect to node A");
+    ws.send(Message::text(json!({"id": 1, "connect": {"token": token("alice", "phone")}}).to_string())).await.unwrap();
+    let reply = read_until(&mut ws, |v| v["id"] == json!(1)).await;
+    assert!(reply["connect"]["subs"]["user:alice"].is_object(), "{reply}");
+
+    // Published through B's API, received on A's socket.
+    let publish = json!({"channel": "user:alice", "data": {"type": "note", "data": {"via": "b"}}});
+    let r = http.post(b.api("/publish")).json(&publish).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let push = read_until(&mut ws, |v| v.get("push").is_some()).await;
+    assert_eq!(push["push"]["pub"]["data"]["data"]["via"], "b");
+
+    // Presence made on A is visible through B.
+    let presence: Value = http.get(b.api("/users/alice/presence")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(presence["online"], json!(true), "{presence}");
+
+    // A dies without closing anything: its connection expires from presence on its own.
+    a.kill_hard();
+    eventually(Duration::from_secs(2 + 1 + 5), "alice's connection on the killed node leaves presence", || async {
+        let p: Value = http.get(b.api("/users/alice/presence")).send().await.unwrap().json().await.unwrap();
+        p["online"] == json!(false)
+    })
+    .await;
+}
