@@ -149,6 +149,9 @@ struct Fanout {
     publish_call_ns: Vec<u64>,
     /// RSS growth per subscription (joining the channel or room).
     per_subscription: f64,
+    /// CPU time per measured publication: the server's and this client's.
+    server_cpu: Duration,
+    client_cpu: Duration,
 }
 
 /// Figures of the throughput burst.
@@ -358,7 +361,12 @@ impl Bench {
         // One publication to warm up, then the measured ones.
         let mut latencies_ns = Vec::with_capacity(n * self.args.publications);
         let mut publish_call_ns = Vec::new();
+        let mut cpu_start = None;
         for k in 0..=self.args.publications {
+            if k == 1 {
+                let server = self.args.server_pid.to_string();
+                cpu_start = Some((cpu_time(&server)?, cpu_time("self")?));
+            }
             self.drain();
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -380,6 +388,14 @@ impl Bench {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let per_pub =
+            |start: Duration, end: Duration| (end.saturating_sub(start)) / self.args.publications.max(1) as u32;
+        let (server_cpu, client_cpu) = match cpu_start {
+            Some((server, client)) => {
+                (per_pub(server, cpu_time(&self.args.server_pid.to_string())?), per_pub(client, cpu_time("self")?))
+            }
+            None => (Duration::ZERO, Duration::ZERO),
+        };
         self.unsubscribe(conns, n).await?;
         eprintln!("{}: fan-out to {n} done", self.args.target.name());
         Ok(Fanout {
@@ -389,6 +405,8 @@ impl Bench {
             latencies_ns,
             publish_call_ns,
             per_subscription,
+            server_cpu,
+            client_cpu,
         })
     }
 
@@ -476,6 +494,18 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .with_context(|| format!("no VmRSS in {path}"))?;
     Ok(kib * 1024)
+}
+
+/// CPU time (user + system, every thread) a process has used, from /proc/<pid>/stat.
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // Fields after the command name, which may hold spaces: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("bad /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).context("bad /proc stat");
+    // USER_HZ is 100 on Linux whatever the kernel's HZ.
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 type Ws = WebSocketStream<TcpStream>;
@@ -818,6 +848,10 @@ impl Report {
             );
             row(&format!("fan-out to {n}: max"), ms(lat.last().copied().unwrap_or(0)));
             row(&format!("fan-out to {n}: publish call p50"), ms(quantile(&calls, 0.5)));
+            row(
+                &format!("fan-out to {n}: CPU per publication, server / client"),
+                format!("{} / {}", ms(f.server_cpu.as_nanos() as u64), ms(f.client_cpu.as_nanos() as u64)),
+            );
             row(
                 &format!("fan-out to {n}: received / expected ({} pubs)", f.publications),
                 format!("{} / {}", thousands(lat.len() as u64), thousands(f.expected)),
