@@ -105,9 +105,13 @@ where
     let end = conn.run(&mut stream, &slow).await;
     conn.finish(end).await;
     metrics::gauge!("switchboard_gateway_connections").decrement(1.0);
-    // The writer ends once every outbox clone is gone (subscriptions were just dropped).
+    // The writer ends once every outbox clone is gone (subscriptions were just dropped); a client
+    // that stopped reading does not get to hold the socket open past the flush time.
     drop(conn);
-    let _ = tokio::time::timeout(CLOSE_FLUSH, writer).await;
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
+        abort.abort();
+    }
 }
 
 async fn write_loop<Si: Sink<Message> + Unpin>(mut sink: Si, mut rx: OutboxReceiver) {
@@ -633,3 +637,55 @@ fn yes() -> bool {
 
 /// Arguments of `presence.status`.
 pub(crate) type StatusArgs = SetStatus;
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::{NewPublication, SwitchboardConfig};
+    use switchboard_memory::MemoryEngineExt;
+
+    use super::*;
+    use crate::gateway::{Gateway, GatewayConfig, TokenKey, TokenVerifier};
+
+    fn token() -> String {
+        let now = Timestamp::now().as_millis() / 1000;
+        let claims = serde_json::json!({"sub": "slow", "device": "d", "iat": now - 5, "exp": now + 600});
+        let key = jsonwebtoken::EncodingKey::from_secret(b"secret");
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    }
+
+    /// A client that stops reading is disconnected as slow once 64 KiB wait for it, instead of
+    /// the server buffering without bound; the close comes after what was queued.
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_closed_as_slow() {
+        let sb = switchboard_core::Switchboard::memory(SwitchboardConfig::default()).unwrap();
+        let config = GatewayConfig {
+            tokens: Some(TokenVerifier::new(&TokenKey::Hs256("secret".into())).unwrap()),
+            send_queue_bytes: 64 * 1024,
+            ..GatewayConfig::default()
+        };
+        let gateway = Gateway::new(sb.clone(), config, "test".into());
+        // The socket: what the client sends, and a one-slot sink that we read by hand.
+        let (to_server, from_client) = mpsc::unbounded_channel::<Message>();
+        let incoming = Box::pin(futures_util::stream::unfold(from_client, |mut rx| async move {
+            rx.recv().await.map(|m| (Ok::<_, std::convert::Infallible>(m), rx))
+        }));
+        let (sink, mut socket) = mpsc::channel::<Message>(1);
+        let sink = tokio_util::sync::PollSender::new(sink);
+        let served = tokio::spawn(serve(gateway.shared(), ConnMeta::default(), sink, incoming));
+        let connect = serde_json::json!({"id": 1, "connect": {"token": token()}}).to_string();
+        to_server.send(Message::Text(connect.into())).unwrap();
+        let reply = socket.recv().await.expect("connect reply");
+        assert!(reply.to_text().unwrap().contains("\"connect\""), "{reply:?}");
+
+        // Stop reading; publish far more than the limit.
+        let channel = ChannelName::user(&UserId::new("slow").unwrap());
+        let big = "x".repeat(4096);
+        for n in 0..100 {
+            let event = serde_json::json!({"type": "bulk", "data": {"n": n, "pad": big}});
+            sb.streams().publish(&channel, NewPublication::new(event)).await.unwrap();
+        }
+        // The connection ends by itself (slow), without anyone reading.
+        tokio::time::timeout(Duration::from_secs(10), served).await.expect("the slow connection ended").unwrap();
+        assert_eq!(gateway.connections(), 0, "unregistered");
+    }
+}

@@ -88,6 +88,12 @@ impl Gateway {
         }));
     }
 
+    /// The state connections share (for the connection loop's own tests).
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
     /// Connections on this node.
     pub fn connections(&self) -> usize {
         self.shared.registry.len()

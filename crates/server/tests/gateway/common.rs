@@ -54,6 +54,11 @@ impl Server {
         Server { sb: engine.sb.clone(), addr, shutdown, _engine: engine }
     }
 
+    /// Stops the server: the gateway closes every connection.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
     pub async fn client(&self) -> Client {
         Client::open(self.addr).await
     }

@@ -41,4 +41,6 @@ on_both_engines!(refusals as refusal_tests:
     denied_and_revoked_tokens_are_refused,
     channels_of_others_are_refused,
     malformed_and_oversize_frames_close_the_connection,
+    limits_hold_per_user_and_per_connection,
+    shutdown_tells_clients_to_reconnect,
 );

@@ -107,3 +107,50 @@ pub(crate) async fn malformed_and_oversize_frames_close_the_connection(t: TestEn
     let code = c.closed().await;
     assert!(matches!(code, Some(1009) | Some(3501)), "oversize frame closes: {code:?}");
 }
+
+pub(crate) async fn limits_hold_per_user_and_per_connection(t: TestEngine) {
+    let gateway = switchboard_server::gateway::GatewayConfig {
+        max_connections_per_user: 2,
+        max_subscriptions: 2,
+        ..switchboard_server::gateway::GatewayConfig::default()
+    };
+    let server = Server::start_with(t, gateway).await;
+    let mut first = server.client().await;
+    first.connect(&token("max", "phone"), json!({})).await;
+    let mut second = server.client().await;
+    second.connect(&token("max", "laptop"), json!({})).await;
+    let mut third = server.client().await;
+    third.send(json!({"connect": {"token": token("max", "tablet")}})).await;
+    assert_eq!(third.closed().await, Some(3504), "connection limit");
+    // The personal channel counts: one more subscription fits, the next does not.
+    server
+        .sb
+        .presence()
+        .set_contacts(&UserId::new("max").unwrap(), &[UserId::new("a").unwrap(), UserId::new("b").unwrap()], None)
+        .await
+        .unwrap();
+    let id = first.send(json!({"subscribe": {"channel": "presence:a"}})).await;
+    assert!(first.reply(id).await.get("error").is_none());
+    let id = first.send(json!({"subscribe": {"channel": "presence:b"}})).await;
+    assert_eq!(first.reply(id).await["error"]["code"], json!(106));
+    // Typing is rate limited per user (5 per second by default).
+    let codes: Vec<Option<u64>> = {
+        let mut codes = Vec::new();
+        for _ in 0..8 {
+            let id = first
+                .send(json!({"rpc": {"method": "typing", "data": {"conversation_id": "nowhere", "typing": true}}}))
+                .await;
+            codes.push(first.reply(id).await["error"]["code"].as_u64());
+        }
+        codes
+    };
+    assert!(codes.contains(&Some(111)), "typing calls beyond the limit are refused: {codes:?}");
+}
+
+pub(crate) async fn shutdown_tells_clients_to_reconnect(t: TestEngine) {
+    let server = Server::start(t).await;
+    let mut c = server.client().await;
+    c.connect(&token("nina", "phone"), json!({})).await;
+    server.stop();
+    assert_eq!(c.closed().await, Some(3001), "shutdown, reconnect elsewhere");
+}
