@@ -822,11 +822,11 @@ fn thousands(n: u64) -> String {
 
 impl Report {
     fn print(&self) {
-        let row = |k: &str, v: String| println!("| {k:<52} | {v:>28} |");
+        let row = |k: &str, v: String| println!("| {k:<56} | {v:>28} |");
         println!("### {} ({})", self.target.name(), self.url);
         println!();
         row("measure", "value".into());
-        println!("|{:-<54}|{:->30}|", "", "");
+        println!("|{:-<58}|{:->30}|", "", "");
         row(
             "connections open",
             format!("{} in {:.1} s", thousands(self.opened as u64), self.open_elapsed.as_secs_f64()),
@@ -882,5 +882,42 @@ impl Report {
             println!("first drop: {first}");
         }
         println!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_hold_per_connections_each_and_stay_on_loopback() {
+        let server: SocketAddr = "127.0.0.1:7700".parse().unwrap();
+        assert_eq!(source_ip(server, 0, 100), Some(IpAddr::V4(Ipv4Addr::new(127, 1, 0, 1))));
+        assert_eq!(source_ip(server, 99, 100), source_ip(server, 0, 100));
+        assert_eq!(source_ip(server, 100, 100), Some(IpAddr::V4(Ipv4Addr::new(127, 1, 0, 2))));
+        assert_eq!(source_ip(server, 25_000, 100), Some(IpAddr::V4(Ipv4Addr::new(127, 1, 1, 1))));
+        assert_eq!(source_ip(server, 5, 0), None);
+        assert_eq!(source_ip("10.0.0.1:7700".parse().unwrap(), 5, 100), None);
+    }
+
+    #[test]
+    fn quantiles_and_numbers_read_as_the_tables_show_them() {
+        let sorted: Vec<u64> = (1..=100).collect();
+        assert_eq!(quantile(&sorted, 0.5), 51);
+        assert_eq!(quantile(&sorted, 0.99), 99);
+        assert_eq!(quantile(&[], 0.5), 0);
+        assert_eq!(thousands(1_234_567), "1 234 567");
+        assert_eq!(thousands(999), "999");
+    }
+
+    #[test]
+    fn only_bench_publications_are_reported() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        report(&json!({"type": "bench", "data": {"t": 10, "seq": 3}}), 25, &tx);
+        report(&json!({"type": "conversation.updated", "data": {}}), 25, &tx);
+        report(&json!({"type": "bench", "data": {"seq": 3}}), 25, &tx);
+        let d = rx.try_recv().unwrap();
+        assert_eq!((d.seq, d.sent_ns, d.received_ns), (3, 10, 25));
+        assert!(rx.try_recv().is_err());
     }
 }

@@ -10,10 +10,16 @@
 //! - [`streams`]: streams, recovery, pending/ack, and live delivery through the hub.
 //! - [`presence`]: devices, live entries, status, queries, contacts and transitions.
 //! - [`typing`]: typing entries, throttling and stop-on-expiry.
+//! - [`messages`]: the message cache, fill, edit/delete, receipts and their events.
+//! - [`inbox`]: per-user lists, exact unread counters, read-up-to and totals.
+//! - [`notifications`]: idempotent create, lists, read/dismiss/read-all, retention, events.
 
 pub mod conversations;
 pub mod denylist;
 pub mod harness;
+pub mod inbox;
+pub mod messages;
+pub mod notifications;
 pub mod presence;
 pub mod rate_limits;
 pub mod sessions;
@@ -61,6 +67,31 @@ macro_rules! suite {
         );
         $crate::cases!(
             $factory,
+            messages,
+            [
+                post_recent_and_before_paging,
+                cache_keeps_the_newest_100,
+                fill_is_cache_aside,
+                old_messages_age_out,
+                edit_and_delete,
+                refusals_change_nothing,
+                status_never_goes_backwards,
+                concurrent_receipts_count_exactly,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            inbox,
+            [
+                order_filters_and_paging,
+                unread_is_exact_under_concurrent_posts,
+                read_up_to_resets_and_syncs,
+                totals_keep_muted_apart,
+                fan_out_is_idempotent_by_message_id,
+            ]
+        );
+        $crate::cases!(
+            $factory,
             denylist,
             [
                 denied_until_expiry_then_forgotten,
@@ -104,6 +135,20 @@ macro_rules! suite {
                 grace_period_hides_a_quick_reconnect,
                 expiry_is_announced_once_by_concurrent_sweepers,
                 status_changes_are_announced_and_invisible_users_stay_quiet,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            notifications,
+            [
+                create_is_idempotent_by_id,
+                list_is_newest_first_paged_and_filtered,
+                unread_count_follows_read_dismiss_and_read_all,
+                mutations_report_only_real_changes,
+                retention_by_count_evicts_the_oldest,
+                retention_by_age_expires_notifications,
+                concurrent_read_and_dismiss_report_each_change_once,
+                push_is_asked_only_when_no_device_is_online,
             ]
         );
         $crate::cases!(

@@ -23,6 +23,8 @@ pub struct SwitchboardConfig {
     pub presence: PresenceConfig,
     /// Typing (§3.5).
     pub typing: TypingConfig,
+    /// Notifications (§3.7).
+    pub notifications: NotificationsConfig,
 }
 
 impl SwitchboardConfig {
@@ -41,6 +43,7 @@ impl SwitchboardConfig {
         }
         self.presence.validate()?;
         self.typing.validate()?;
+        self.notifications.retention().validate("notifications")?;
         Ok(())
     }
 }
@@ -181,5 +184,32 @@ impl TypingConfig {
             return Err(Error::invalid("typing", "ttl_ms, sweep_interval_ms and sweep_batch must be > 0"));
         }
         Ok(())
+    }
+}
+
+/// Notification bounds (§3.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Most notifications kept per user; one more evicts the oldest (default 100, at most 1000).
+    pub max_per_user: u32,
+    /// How long a notification is kept (default 7 d).
+    pub max_age_seconds: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        let retention = crate::notification::NotificationRetention::default();
+        NotificationsConfig { max_per_user: retention.max_per_user, max_age_seconds: retention.max_age.as_secs() }
+    }
+}
+
+impl NotificationsConfig {
+    /// The bounds as a [`crate::notification::NotificationRetention`].
+    pub fn retention(&self) -> crate::notification::NotificationRetention {
+        crate::notification::NotificationRetention {
+            max_per_user: self.max_per_user,
+            max_age: std::time::Duration::from_secs(self.max_age_seconds),
+        }
     }
 }

@@ -10,6 +10,8 @@ use crate::broker::Broker;
 use crate::conversation::ConversationStore;
 use crate::denylist::TokenDenylist;
 use crate::error::Result;
+use crate::message::{InboxStore, MessageStore};
+use crate::notification::NotificationStore;
 use crate::presence::PresenceStore;
 use crate::ratelimit::RateLimiter;
 use crate::session::SessionStore;
@@ -59,6 +61,12 @@ pub struct Engine {
     pub conversations: Arc<dyn ConversationStore>,
     /// Typing indicators.
     pub typing: Arc<dyn TypingStore>,
+    /// Recent-messages cache and receipts.
+    pub messages: Arc<dyn MessageStore>,
+    /// Per-user conversation lists and unread counters.
+    pub inbox: Arc<dyn InboxStore>,
+    /// Notifications and their read/dismissed state.
+    pub notifications: Arc<dyn NotificationStore>,
     /// Health.
     pub health: Arc<dyn EngineHealth>,
 }

@@ -114,6 +114,14 @@ id_type!(
     ConversationId, "conversation_id", MAX_ID_BYTES, &[]
 );
 id_type!(
+    /// A notification id, chosen by the backend: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    NotificationId, "notification_id", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A message id: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    MessageId, "message_id", MAX_ID_BYTES, &[]
+);
+id_type!(
     /// A JWT id (`jti`): 1–128 bytes of `[A-Za-z0-9._:@-]`.
     TokenId, "jti", MAX_ID_BYTES, &[]
 );

@@ -17,6 +17,9 @@
 //! - [`hub`]: [`Hub`], node-local fan-out to local subscribers over one [`Broker`].
 //! - [`presence`]: devices, connections, status, contacts and the [`PresenceStore`] contract.
 //! - [`typing`]: typing indicators and the [`TypingStore`] contract.
+//! - [`message`]: cached messages, receipts and per-user lists: [`MessageStore`], [`InboxStore`].
+//! - [`notification`]: notifications, their read/dismissed state and the [`NotificationStore`]
+//!   contract.
 //! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
 //! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
 //! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`]: what the
@@ -43,6 +46,8 @@ pub mod error;
 pub mod hub;
 pub mod ids;
 pub mod limits;
+pub mod message;
+pub mod notification;
 pub mod presence;
 pub mod ratelimit;
 pub mod services;
@@ -54,13 +59,24 @@ pub mod typing;
 
 pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, broker_queue};
 pub use channel::ChannelName;
-pub use config::{PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig, TokensConfig, TypingConfig};
+pub use config::{
+    NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig, TokensConfig,
+    TypingConfig,
+};
 pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 pub use denylist::{TokenCheck, TokenDenylist};
 pub use engine::{Engine, EngineHealth, EngineInfo};
 pub use error::{Error, Result};
 pub use hub::{Hub, HubEvent, HubSubscription};
-pub use ids::{ConversationId, DeviceId, RateLimitKey, SessionId, TokenId, UserId};
+pub use ids::{ConversationId, DeviceId, MessageId, NotificationId, RateLimitKey, SessionId, TokenId, UserId};
+pub use message::{
+    DeliveryStatus, InboxFilter, InboxPage, InboxSettings, InboxStore, Message, MessageStore, NewMessage, PostOutcome,
+    RecentMessages, UnreadTotals, UserConversation,
+};
+pub use notification::{
+    CreatedNotification, NewNotification, Notification, NotificationChange, NotificationPage, NotificationRetention,
+    NotificationStatus, NotificationStore, Priority,
+};
 pub use presence::{
     ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, Platform, PresenceStatus,
     PresenceStore, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
@@ -69,7 +85,8 @@ pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
 pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
 pub use services::{CheckOutcome, CreateSession, KeyDecision, PolicyRef, RateLimitCheck, RateLimits, Sessions, Tokens};
 pub use services::{Conversations, NoPresenceEvents, Presence, PresenceEvents, SetStatus};
-pub use services::{Pending, Streams};
+pub use services::{Messages, Pending, Streams};
+pub use services::{NoPushHook, Notifications, PushHook};
 pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
 pub use stream::{CursorStore, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore};
 pub use switchboard::Switchboard;

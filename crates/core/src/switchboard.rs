@@ -6,8 +6,11 @@ use crate::config::SwitchboardConfig;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
+use crate::services::Messages;
 use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
-use crate::services::{Conversations, DEFAULT_MAX_MEMBERS, Presence, RateLimits, Sessions, Streams, Tokens, Typing};
+use crate::services::{
+    Conversations, DEFAULT_MAX_MEMBERS, Notifications, Presence, RateLimits, Sessions, Streams, Tokens, Typing,
+};
 
 /// Every service of one engine, cheap to clone. Build it with an engine crate
 /// (`switchboard_memory::MemoryEngineExt::memory`, `switchboard_redis::RedisEngineExt::redis`)
@@ -28,6 +31,8 @@ struct Inner {
     presence: Presence,
     typing: Typing,
     conversations: Conversations,
+    messages: Messages,
+    notifications: Notifications,
 }
 
 impl Switchboard {
@@ -42,12 +47,29 @@ impl Switchboard {
         let typing = Typing::new(engine.typing.clone(), config.typing.clone());
         typing.set_events(std::sync::Arc::new(TypingToStreams(streams.clone())));
         typing.set_membership(std::sync::Arc::new(MembersOfConversations(conversations.clone())));
+        // Events go to `user:` streams; pushes are asked through the hook (no-op until the
+        // `push.send` job exists, issue 5).
+        let notifications = Notifications::new(
+            engine.notifications.clone(),
+            config.notifications.clone(),
+            streams.clone(),
+            presence.clone(),
+        );
+        let messages = Messages::new(
+            engine.messages.clone(),
+            engine.inbox.clone(),
+            conversations.clone(),
+            streams.clone(),
+            typing.clone(),
+        );
         let inner = Inner {
+            messages,
             sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
             tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
             streams,
             conversations,
+            notifications,
             hub: Hub::new(engine.broker.clone(), DEFAULT_SUBSCRIBER_CAPACITY)?,
             presence,
             typing,
@@ -60,6 +82,17 @@ impl Switchboard {
     /// Conversations and their members (§3.8; the membership behind `chat:` channels).
     pub fn conversations(&self) -> &Conversations {
         &self.inner.conversations
+    }
+
+    /// Messages, receipts, per-user conversation lists and unread counters (§3.8).
+    pub fn messages(&self) -> &Messages {
+        &self.inner.messages
+    }
+
+    /// Notifications and their cross-device sync (§3.7). Install a push hook with
+    /// [`Notifications::set_push_hook`].
+    pub fn notifications(&self) -> &Notifications {
+        &self.inner.notifications
     }
 
     /// Presence, devices and contacts (§3.4). Someone must call [`Presence::sweep`] every

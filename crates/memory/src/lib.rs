@@ -14,6 +14,9 @@
 //! - `presence`: `MemoryPresence`, the [`switchboard_core::PresenceStore`].
 //! - `conversation`: `MemoryConversations`, the [`switchboard_core::ConversationStore`].
 //! - `typing`: `MemoryTyping`, the [`switchboard_core::TypingStore`].
+//! - `message`: `MemoryMessages`, the [`switchboard_core::MessageStore`].
+//! - `inbox`: `MemoryInbox`, the [`switchboard_core::InboxStore`].
+//! - `notification`: `MemoryNotifications`, the [`switchboard_core::NotificationStore`].
 //! - `schedule`: keys ordered by due time, so sweeps visit only what is due.
 //! - `health`: `MemoryHealth`.
 //! - `sweeper`: the background task that drops expired entries.
@@ -23,6 +26,9 @@ mod config;
 mod conversation;
 mod denylist;
 mod health;
+mod inbox;
+mod message;
+mod notification;
 mod presence;
 mod ratelimit;
 mod schedule;
@@ -47,6 +53,8 @@ pub fn engine(config: MemoryConfig) -> Engine {
     let streams = Arc::new(stream::MemoryStreams::new(broker.clone()));
     let presence = Arc::new(presence::MemoryPresence::default());
     let typing = Arc::new(typing::MemoryTyping::default());
+    let messages = Arc::new(message::MemoryMessages::default());
+    let notifications = Arc::new(notification::MemoryNotifications::default());
     sweeper::spawn(
         config.sweep_interval,
         vec![
@@ -56,6 +64,8 @@ pub fn engine(config: MemoryConfig) -> Engine {
             Arc::downgrade(&streams) as sweeper::WeakSweepable,
             Arc::downgrade(&presence) as sweeper::WeakSweepable,
             Arc::downgrade(&typing) as sweeper::WeakSweepable,
+            Arc::downgrade(&messages) as sweeper::WeakSweepable,
+            Arc::downgrade(&notifications) as sweeper::WeakSweepable,
         ],
     );
     Engine {
@@ -67,6 +77,9 @@ pub fn engine(config: MemoryConfig) -> Engine {
         broker,
         presence,
         typing,
+        notifications,
+        messages,
+        inbox: Arc::new(inbox::MemoryInbox::default()),
         conversations: Arc::new(conversation::MemoryConversations::default()),
         health: Arc::new(health::MemoryHealth),
     }

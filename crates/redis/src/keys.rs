@@ -27,6 +27,14 @@
 //! | `<p>ty:{<conversation id>}` | ZSET: user -> typing expiry ms | conversation id |
 //! | `<p>tt:{<conversation id>}` | hash: user -> last start event ms (throttle) | conversation id |
 //! | `<p>{typing}:due` / `:claimed` | ZSET: conversation -> next expiry / claim lease end | `typing` |
+//! | `<p>mi:{<conversation id>}` | ZSET: cached message id -> created ms | conversation id |
+//! | `<p>mh:{<conversation id>}` | hash: `cached`, `age` ms, per message `s:`/`c:`/`t:`/`e:`/`d:`/`x:`/`dc:`/`rc:<id>` | conversation id |
+//! | `<p>mr:{<conversation id>}:<message id>` | hash: recipient -> status rank 1..3 | conversation id |
+//! | `<p>ie:{<user id>}` | hash: conversation id -> list entry JSON (`i`, `p`, `t`, `u`, `pin`, `mute`, `arch`) | user id |
+//! | `<p>it:{<user id>}` | hash: unread totals `u` (not muted), `m` (muted) | user id |
+//! | `<p>ic:{<user id>}:<conversation id>` | SET: message ids counted as unread since the last read | user id |
+//! | `<p>nt:{<user id>}` | ZSET: notification id -> sequence number (creation order) | user id |
+//! | `<p>nh:{<user id>}` | hash: `q` last sequence, `a` max age ms, `j:<id>` JSON, `s:<id>` state | user id |
 //!
 //! `<shard>` is [`SessionId::shard`] (= [`user_shard`] of the owner) as four hex digits. Scripts
 //! that walk a user's index get the session key prefix of the shard (from
@@ -185,6 +193,47 @@ impl Keys {
     pub(crate) fn typing_claimed(&self) -> String {
         format!("{}{{typing}}:claimed", self.prefix)
     }
+
+    /// A conversation's cached message ids by creation time.
+    pub(crate) fn message_index(&self, conversation: &ConversationId) -> String {
+        format!("{}mi:{{{conversation}}}", self.prefix)
+    }
+
+    /// A conversation's cached messages and cache state, in the slot of the index.
+    pub(crate) fn messages(&self, conversation: &ConversationId) -> String {
+        format!("{}mh:{{{conversation}}}", self.prefix)
+    }
+
+    /// `<p>mr:{<conversation>}:`: a message id appended gives that message's receipts hash
+    /// (scripts append ids; the tag keeps them in the conversation's slot).
+    pub(crate) fn message_receipts_prefix(&self, conversation: &ConversationId) -> String {
+        format!("{}mr:{{{conversation}}}:", self.prefix)
+    }
+
+    /// A user's conversation list entries.
+    pub(crate) fn inbox(&self, user: &UserId) -> String {
+        format!("{}ie:{{{user}}}", self.prefix)
+    }
+
+    /// A user's unread totals, in the slot of their list.
+    pub(crate) fn inbox_totals(&self, user: &UserId) -> String {
+        format!("{}it:{{{user}}}", self.prefix)
+    }
+
+    /// The message ids counted in a user's unread count of one conversation.
+    pub(crate) fn inbox_counted(&self, user: &UserId, conversation: &ConversationId) -> String {
+        format!("{}ic:{{{user}}}:{conversation}", self.prefix)
+    }
+
+    /// A user's notification ids in creation order.
+    pub(crate) fn notification_index(&self, user: &UserId) -> String {
+        format!("{}nt:{{{user}}}", self.prefix)
+    }
+
+    /// A user's notifications and their state, in the slot of the index.
+    pub(crate) fn notifications(&self, user: &UserId) -> String {
+        format!("{}nh:{{{user}}}", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +272,21 @@ mod tests {
         assert_eq!(keys.rate_limit(&RateLimitKey::new("ip:10.0.0.1/send").unwrap()), "app1:rl:{ip:10.0.0.1/send}");
         assert_eq!(keys.active_sessions(), "app1:sessions:active");
         assert_eq!(tag(&keys.rate_limit(&RateLimitKey::new("user:1").unwrap())), "user:1");
+    }
+
+    #[test]
+    fn message_keys_share_the_conversations_slot_and_inbox_keys_the_users() {
+        let keys = Keys::new("sb:");
+        let c = ConversationId::new("c1").unwrap();
+        let u = UserId::new("bob").unwrap();
+        let receipts = format!("{}m1", keys.message_receipts_prefix(&c));
+        for key in [keys.messages(&c), receipts] {
+            assert_eq!(tag(&key), tag(&keys.message_index(&c)));
+        }
+        for key in [keys.inbox_totals(&u), keys.inbox_counted(&u, &c)] {
+            assert_eq!(tag(&key), tag(&keys.inbox(&u)));
+        }
+        assert_eq!(keys.inbox_counted(&u, &c), "sb:ic:{bob}:c1");
     }
 
     #[test]

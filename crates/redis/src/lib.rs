@@ -26,12 +26,17 @@
 //! - `presence`: `RedisPresence`, the [`switchboard_core::PresenceStore`].
 //! - `conversation`: `RedisConversations`, the [`switchboard_core::ConversationStore`].
 //! - `typing`: `RedisTyping`, the [`switchboard_core::TypingStore`].
+//! - `message`: `RedisMessages`, the [`switchboard_core::MessageStore`] (`message_common.lua` is
+//!   prepended to its scripts).
+//! - `inbox`: `RedisInbox`, the [`switchboard_core::InboxStore`].
+//! - `notification`: `RedisNotifications`, the [`switchboard_core::NotificationStore`].
 //! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
 //! - `health`: `RedisHealth`, PING latency and engine info.
 //! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
 //! - `lua/`: one script per atomic operation, each opening with its KEYS and ARGV;
 //!   `common.lua` (server clock, helpers) is prepended to each, and `stream_common.lua` to the
-//!   stream scripts, `presence_common.lua` to the presence scripts.
+//!   stream scripts, `presence_common.lua` to the presence scripts, `notification_common.lua` to
+//!   the notification scripts.
 
 mod broker;
 mod config;
@@ -40,7 +45,10 @@ mod conversation;
 mod denylist;
 mod doctor;
 mod health;
+mod inbox;
 mod keys;
+mod message;
+mod notification;
 mod presence;
 mod ratelimit;
 mod session;
@@ -71,7 +79,10 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
         rate_limiter: Arc::new(ratelimit::RedisRateLimiter::new(conn.clone(), keys.clone())),
         presence: Arc::new(presence::RedisPresence::new(conn.clone(), keys.clone())),
         typing: Arc::new(typing::RedisTyping::new(conn.clone(), keys.clone())),
+        notifications: Arc::new(notification::RedisNotifications::new(conn.clone(), keys.clone())),
         conversations: Arc::new(conversation::RedisConversations::new(conn.clone(), keys.clone())),
+        messages: Arc::new(message::RedisMessages::new(conn.clone(), keys.clone())),
+        inbox: Arc::new(inbox::RedisInbox::new(conn.clone(), keys.clone())),
         streams: streams.clone(),
         cursors: streams,
         broker: Arc::new(broker::RedisBroker::start(&conn, keys)),

@@ -94,6 +94,12 @@ pub async fn serve(
         // Upgraded sockets are not waited for by axum: close them first.
         draining.shutdown().await;
     };
+    // Small writes (pushes, replies) go out at once instead of waiting for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     tracing::info!("HTTP server stopped");
     Ok(())

@@ -40,6 +40,8 @@ answer to the backend's question, not a limit on the backend.",
         (name = "typing", description = "Typing indicators of conversation members"),
         (name = "pubsub", description = "Publish, broadcast, history, channel presence, pending/ack, disconnect"),
         (name = "conversations", description = "Conversations and their members (who may use `chat:` channels)"),
+        (name = "messages", description = "Recent messages, receipts, per-user conversation lists and unread counters"),
+        (name = "notifications", description = "Notifications with read/dismissed state synced across a user's devices"),
         (name = "info", description = "Server identity and counts"),
         (name = "operations", description = "Health and metrics (no authentication)"),
     )

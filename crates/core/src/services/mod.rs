@@ -8,8 +8,13 @@
 //! - `streams`: [`Streams`], publish/history/recovery and pending/ack.
 //! - `presence`: [`Presence`], devices, connections, status, contacts and `presence.changed`.
 //! - `typing`: [`Typing`], throttled typing events and stop-on-expiry.
+//! - `messages`: [`Messages`], post/edit/delete/receipts with their events and per-user lists.
+//! - `notifications`: [`Notifications`], `notification.new` / `notification.updated` and the
+//!   push hook.
 
 mod conversations;
+mod messages;
+mod notifications;
 mod presence;
 mod rate_limits;
 mod sessions;
@@ -19,6 +24,8 @@ mod typing;
 pub(crate) mod wiring;
 
 pub use conversations::{Conversations, DEFAULT_MAX_MEMBERS};
+pub use messages::Messages;
+pub use notifications::{NoPushHook, Notifications, PushHook};
 pub use presence::{NoPresenceEvents, Presence, PresenceEvents, SetStatus};
 pub use rate_limits::{CheckOutcome, KeyDecision, PolicyRef, RateLimitCheck, RateLimits};
 pub use sessions::{CreateSession, Sessions};

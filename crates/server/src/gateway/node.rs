@@ -174,11 +174,12 @@ pub(crate) async fn upgrade(
     };
     let max = shared.config.max_frame_bytes;
     let tracker = shared.tracker.clone();
-    // Small buffers: an idle connection should cost a few KiB, not the default ~128 KiB.
+    // Small buffers: an idle connection should cost a few KiB, not the default ~128 KiB. The read
+    // buffer is allocated up front and grows when a frame needs more.
     // Frames up to twice the protocol's limit are read, so those just over it get the protocol's
     // own "bad request" close rather than a transport error.
     let transport_max = max.saturating_mul(2);
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_frame_size(transport_max)
         .max_message_size(transport_max)

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use switchboard_core::hub::{HubEvent, HubSubscription};
-use switchboard_core::{ChannelName, DeviceId, Error, Publication, Result, SessionId, StreamPosition, Timestamp};
+use switchboard_core::{
+    ChannelName, DeviceId, Error, Publication, Result, Retention, SessionId, StreamPosition, Timestamp,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -65,6 +67,9 @@ pub(crate) async fn subscribe(
 ) -> Result<(Subscription, SubscribeResult)> {
     let live = shared.sb.hub().subscribe(channel).await?;
     let streams = shared.sb.streams();
+    // Channels without history (`presence:`) are positioned but cannot be recovered.
+    let recoverable = Retention::for_channel(channel).max_len > 0;
+    let recover = recover.filter(|_| recoverable);
     let (publications, position, recovered) = match &recover {
         Some(r) => {
             let since = StreamPosition { epoch: r.epoch.clone(), offset: r.offset };
@@ -76,7 +81,7 @@ pub(crate) async fn subscribe(
         publications.iter().filter(|p| p.is_for(&who.device)).filter_map(to_wire).collect();
     metrics::counter!("switchboard_gateway_recovered_publications_total").increment(wire.len() as u64);
     let result = SubscribeResult {
-        recoverable: true,
+        recoverable,
         positioned: true,
         epoch: position.epoch.clone(),
         offset: position.offset,

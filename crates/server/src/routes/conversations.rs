@@ -96,6 +96,8 @@ pub(crate) async fn delete_conversation(
 ) -> Result<StatusCode, ApiError> {
     let id = conversation_id(id)?;
     if state.sb().conversations().delete(&id).await? {
+        // Its cached messages go with it (members' list entries stay until they remove them).
+        state.sb().messages().delete_cache(&id).await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(conversation_not_found())

@@ -5,7 +5,10 @@ mod contacts;
 mod conversations;
 mod devices;
 mod disconnect;
+mod inbox;
 mod info;
+mod messages;
+mod notifications;
 mod pending;
 mod presence;
 mod pubsub;
@@ -34,6 +37,9 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(pubsub::routes())
         .merge(disconnect::routes())
         .merge(conversations::routes())
+        .merge(messages::routes())
+        .merge(inbox::routes())
+        .merge(notifications::routes())
         .merge(info::routes())
 }
 

@@ -8,6 +8,8 @@ mod common;
 mod conversations;
 mod devices;
 mod disconnect;
+mod messages;
+mod notifications;
 mod ops;
 mod presence;
 mod pubsub;

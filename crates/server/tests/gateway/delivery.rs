@@ -157,3 +157,73 @@ pub(crate) async fn disconnect_orders_reach_the_connection(t: TestEngine) {
     let push: Value = laptop.push().await;
     assert_eq!(push["pub"]["data"]["data"]["n"], json!(7));
 }
+
+fn notification(id: &str) -> switchboard_core::NewNotification {
+    serde_json::from_value(json!({"id": id, "title": format!("Title {id}")})).unwrap()
+}
+
+/// Three devices of one user: a read through the RPC on the phone reaches the laptop (connected)
+/// and the tablet (on reconnect, by recovery) as `notification.updated`, never the phone.
+pub(crate) async fn notification_reads_sync_to_the_other_devices(t: TestEngine) {
+    let server = Server::start(t).await;
+    let user = UserId::new("gina").unwrap();
+    let (tablet, epoch, offset) = connect_at(&server, "gina").await;
+    drop(tablet);
+    let mut phone = server.client().await;
+    phone.connect(&token("gina", "phone-1"), json!({})).await;
+    let mut laptop = server.client().await;
+    laptop.connect(&token("gina", "laptop"), json!({})).await;
+
+    server.sb.notifications().create(&user, notification("n1")).await.unwrap();
+    for c in [&mut phone, &mut laptop] {
+        let push = c.push().await;
+        assert_eq!(push["pub"]["data"]["type"], "notification.new");
+        assert_eq!(push["pub"]["data"]["data"]["id"], "n1");
+    }
+
+    let id = phone.send(json!({"rpc": {"method": "notifications.read", "data": {"ids": ["n1"]}}})).await;
+    let reply = phone.reply(id).await;
+    assert_eq!(reply["rpc"]["data"]["changes"][0]["id"], "n1", "{reply}");
+    let push = laptop.push().await;
+    assert_eq!(push["pub"]["data"]["type"], "notification.updated");
+    assert_eq!(push["pub"]["data"]["data"]["read"], true);
+    // A second read changes nothing and sends nothing.
+    let id = phone.send(json!({"rpc": {"method": "notifications.read", "data": {"all": true}}})).await;
+    assert_eq!(phone.reply(id).await["rpc"]["data"]["changes"], json!([]));
+    let id = laptop.send(json!({"rpc": {"method": "notifications.dismiss", "data": {"ids": ["n1"]}}})).await;
+    assert_eq!(laptop.reply(id).await["rpc"]["data"]["changes"][0]["dismissed"], true);
+    let push = phone.push().await;
+    assert_eq!(push["pub"]["data"]["type"], "notification.updated", "the phone sees the laptop's dismiss");
+    assert_eq!(push["pub"]["data"]["data"]["dismissed"], true);
+    // The phone never saw its own read: the next thing after the dismiss is the marker.
+    server.sb.streams().publish(&personal("gina"), event(99)).await.unwrap();
+    assert_eq!(phone.push().await["pub"]["data"]["data"]["n"], json!(99));
+    assert_eq!(laptop.push().await["pub"]["data"]["data"]["n"], json!(99), "nor did the laptop see its own");
+
+    // Bad arguments are refused.
+    for data in [json!({"ids": ["a b"]}), json!({"ids": [], "all": false}), json!({"ids": ["n1"], "all": true})] {
+        let id = phone.send(json!({"rpc": {"method": "notifications.read", "data": data}})).await;
+        assert!(phone.reply(id).await.get("error").is_some(), "{data}");
+    }
+
+    let mut tablet = server.client().await;
+    let subs = json!({"user:gina": {"recover": true, "epoch": epoch, "offset": offset}});
+    let reply = tablet.connect(&token("gina", "phone"), subs).await;
+    let sub = &reply["connect"]["subs"]["user:gina"];
+    assert_eq!(sub["recovered"], json!(true), "{sub}");
+    let types: Vec<(String, Value)> = sub["publications"]
+        .as_array()
+        .expect("publications")
+        .iter()
+        .map(|p| (p["data"]["type"].as_str().unwrap_or_default().to_owned(), p["data"]["data"].clone()))
+        .collect();
+    assert_eq!(types.len(), 4, "{types:?}");
+    assert_eq!(types[0].0, "notification.new");
+    assert_eq!((types[1].0.as_str(), &types[1].1["read"]), ("notification.updated", &json!(true)));
+    assert_eq!((types[2].0.as_str(), &types[2].1["dismissed"]), ("notification.updated", &json!(true)));
+
+    // The list agrees.
+    let page = server.sb.notifications().list(&user, None, 10, false).await.unwrap();
+    assert!(page.notifications[0].read && page.notifications[0].dismissed);
+    assert_eq!(server.sb.notifications().unread_count(&user).await.unwrap(), 0);
+}

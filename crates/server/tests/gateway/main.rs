@@ -1,5 +1,6 @@
 //! End-to-end tests of the WebSocket gateway with real WebSocket clients, on both engines.
 
+mod chat;
 mod common;
 mod delivery;
 mod refusals;
@@ -34,6 +35,11 @@ on_both_engines!(delivery as delivery_tests:
     recovery_beyond_retention_is_not_recovered,
     chat_members_subscribe_and_see_typing,
     disconnect_orders_reach_the_connection,
+    notification_reads_sync_to_the_other_devices,
+);
+
+on_both_engines!(chat as chat_tests:
+    three_members_post_read_and_receipts,
 );
 
 on_both_engines!(refusals as refusal_tests:

@@ -1,0 +1,269 @@
+//! [`Messages`]: the post flow (cache, every member's list and unread counter, events, typing
+//! cleared), recent messages with cache-aside fill, edit, delete, receipts, per-user lists and
+//! read-up-to, over a [`MessageStore`] and an [`InboxStore`].
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{Conversations, Streams, Typing, observe};
+use crate::channel::ChannelName;
+use crate::error::{Error, Result};
+use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
+use crate::limits::MAX_BATCH;
+use crate::message::{
+    CacheBounds, DeliveryStatus, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, Message, MessageStore,
+    NewMessage, PostOutcome, ReadOutcome, RecentMessages, StatusChange, UnreadTotals, UserConversation, check_content,
+    parse_cursor, preview_of,
+};
+use crate::stream::NewPublication;
+use crate::time::Timestamp;
+
+/// The messages service. Cheap to clone.
+#[derive(Clone)]
+pub struct Messages {
+    store: Arc<dyn MessageStore>,
+    inbox: Arc<dyn InboxStore>,
+    conversations: Conversations,
+    streams: Streams,
+    typing: Typing,
+    bounds: CacheBounds,
+}
+
+impl Messages {
+    /// Wires the stores to the services whose state and events a post touches.
+    pub fn new(
+        store: Arc<dyn MessageStore>,
+        inbox: Arc<dyn InboxStore>,
+        conversations: Conversations,
+        streams: Streams,
+        typing: Typing,
+    ) -> Self {
+        Messages { store, inbox, conversations, streams, typing, bounds: CacheBounds::default() }
+    }
+
+    /// The members of `conversation`, or [`Error::NotFound`].
+    async fn members(&self, conversation: &ConversationId) -> Result<Vec<UserId>> {
+        match self.conversations.get(conversation).await? {
+            Some(c) => Ok(c.members),
+            None => Err(Error::NotFound("conversation not found".into())),
+        }
+    }
+
+    async fn check_member(&self, conversation: &ConversationId, user: &UserId) -> Result<()> {
+        if self.conversations.is_member(conversation, user).await? {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!("{user} is not a member of this conversation")))
+        }
+    }
+
+    /// Posts a message the backend persisted: caches it, updates every member's list (unread +1
+    /// for all but the sender), publishes `message.new` on `chat:<id>` and `unread.changed` on
+    /// each counted member's `user:` channel, and clears the sender's typing.
+    ///
+    /// A repeated post of a cached id publishes no `message.new` but re-runs the list update,
+    /// which counts each member at most once per message id: a retry after a crash between the
+    /// two steps repairs the counters instead of counting twice.
+    pub async fn post(&self, conversation: &ConversationId, message: NewMessage) -> Result<PostOutcome> {
+        check_content(&message.content)?;
+        let members = self.members(conversation).await?;
+        if !members.contains(&message.sender) {
+            return Err(Error::PermissionDenied(format!("{} is not a member of this conversation", message.sender)));
+        }
+        let outcome = observe("messages", "post", self.store.post(conversation, &message, self.bounds)).await?;
+        let cached = &outcome.message;
+        if !outcome.duplicate {
+            self.publish_chat(conversation, json!({"type": "message.new", "data": cached})).await;
+        }
+        let post = InboxPost {
+            conversation_id: conversation.clone(),
+            message_id: cached.id.clone(),
+            sender: cached.sender.clone(),
+            preview: preview_of(&cached.content),
+            at: cached.created_at,
+        };
+        let changes = observe("inbox", "record_post", self.inbox.record_post(&members, &post)).await?;
+        for change in changes.iter().filter(|c| c.counted) {
+            self.unread_changed(conversation, &change.user_id, change.unread, change.totals, None).await;
+        }
+        if let Err(e) = self.typing.stop(conversation, &message.sender).await {
+            tracing::warn!(conversation.id = %conversation, error = %e, "typing not cleared after a post");
+        }
+        metrics::counter!("switchboard_messages_posted_total").increment(1);
+        Ok(outcome)
+    }
+
+    /// Up to `limit` (1..=100) cached messages, newest first, older than `before`.
+    pub async fn recent(
+        &self,
+        conversation: &ConversationId,
+        limit: usize,
+        before: Option<&MessageId>,
+    ) -> Result<RecentMessages> {
+        if limit == 0 || limit > self.bounds.max_len as usize {
+            return Err(Error::invalid("limit", format!("must be 1..={}", self.bounds.max_len)));
+        }
+        observe("messages", "recent", self.store.recent(conversation, limit, before)).await
+    }
+
+    /// Cache-aside fill with messages from the backend's database. See [`MessageStore::fill`].
+    pub async fn fill(&self, conversation: &ConversationId, messages: &[NewMessage]) -> Result<usize> {
+        if messages.len() > MAX_BATCH {
+            return Err(Error::invalid("messages", format!("at most {MAX_BATCH} messages per fill")));
+        }
+        for m in messages {
+            check_content(&m.content)?;
+        }
+        observe("messages", "fill", self.store.fill(conversation, messages, self.bounds)).await
+    }
+
+    /// Edits a message: the cached copy (if any) changes and `message.edited` is published.
+    pub async fn edit(&self, conversation: &ConversationId, id: &MessageId, content: Value) -> Result<Option<Message>> {
+        check_content(&content)?;
+        self.members(conversation).await?;
+        let edited = observe("messages", "edit", self.store.edit(conversation, id, &content)).await?;
+        let edited_at = edited.as_ref().and_then(|m| m.edited_at).unwrap_or_else(Timestamp::now);
+        let data =
+            json!({"conversation_id": conversation, "message_id": id, "content": content, "edited_at": edited_at});
+        self.publish_chat(conversation, json!({"type": "message.edited", "data": data})).await;
+        Ok(edited)
+    }
+
+    /// Deletes a message: the cached copy (if any) becomes a tombstone and `message.deleted` is
+    /// published. Returns whether the cache changed.
+    pub async fn delete(&self, conversation: &ConversationId, id: &MessageId) -> Result<bool> {
+        self.members(conversation).await?;
+        let changed = observe("messages", "delete", self.store.delete(conversation, id)).await?;
+        let data = json!({"conversation_id": conversation, "message_id": id});
+        self.publish_chat(conversation, json!({"type": "message.deleted", "data": data})).await;
+        Ok(changed)
+    }
+
+    /// Forgets a conversation's cached messages.
+    pub async fn delete_cache(&self, conversation: &ConversationId) -> Result<bool> {
+        observe("messages", "delete_cache", self.store.delete_cache(conversation)).await
+    }
+
+    /// `user` (a member) has the messages at `status`; a `message.status` receipt is published
+    /// on `chat:<id>` for the ones whose status moved forward.
+    pub async fn set_status(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+        ids: &[MessageId],
+        status: DeliveryStatus,
+    ) -> Result<StatusChange> {
+        if ids.is_empty() || ids.len() > MAX_BATCH {
+            return Err(Error::invalid("message_ids", format!("must hold 1..={MAX_BATCH} ids")));
+        }
+        if status == DeliveryStatus::Sent {
+            return Err(Error::invalid("status", "must be delivered or read"));
+        }
+        self.check_member(conversation, user).await?;
+        let moved = observe("messages", "set_status", self.store.set_status(conversation, user, ids, status)).await?;
+        if !moved.is_empty() {
+            let data =
+                json!({"conversation_id": conversation, "user_id": user, "message_ids": moved, "status": status});
+            self.publish_chat(conversation, json!({"type": "message.status", "data": data})).await;
+        }
+        Ok(StatusChange { message_ids: moved, status })
+    }
+
+    /// A page of `user`'s conversation list (`limit` 1..=1000).
+    pub async fn list(
+        &self,
+        user: &UserId,
+        filter: InboxFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<InboxPage> {
+        if limit == 0 || limit > MAX_BATCH {
+            return Err(Error::invalid("limit", format!("must be 1..={MAX_BATCH}")));
+        }
+        parse_cursor(cursor)?;
+        observe("inbox", "list", self.inbox.list(user, filter, cursor, limit)).await
+    }
+
+    /// One entry of `user`'s list.
+    pub async fn entry(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<UserConversation>> {
+        observe("inbox", "get", self.inbox.get(user, conversation)).await
+    }
+
+    /// Pins, mutes or archives an entry of `user`'s list; `None` when there is no such entry.
+    pub async fn update_entry(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        settings: InboxSettings,
+    ) -> Result<Option<UserConversation>> {
+        observe("inbox", "update", self.inbox.update(user, conversation, settings)).await
+    }
+
+    /// Removes a conversation from `user`'s list (a later message brings it back).
+    pub async fn remove_entry(&self, user: &UserId, conversation: &ConversationId) -> Result<bool> {
+        observe("inbox", "remove", self.inbox.remove(user, conversation)).await
+    }
+
+    /// `user` (a member) read up to `message`: their unread count becomes 0, `unread.changed`
+    /// goes to their other devices (never `source`), and the message's receipt moves to `read`.
+    pub async fn read(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        message: &MessageId,
+        source: Option<&DeviceId>,
+    ) -> Result<ReadOutcome> {
+        self.check_member(conversation, user).await?;
+        let outcome = observe("inbox", "read", self.inbox.read(user, conversation, message)).await?;
+        let outcome = match outcome {
+            Some(o) => o,
+            None => ReadOutcome { cleared: 0, totals: self.totals(user).await? },
+        };
+        if outcome.cleared > 0 {
+            self.unread_changed(conversation, user, 0, outcome.totals, source).await;
+        }
+        let ids = std::slice::from_ref(message);
+        let moved =
+            observe("messages", "set_status", self.store.set_status(conversation, user, ids, DeliveryStatus::Read))
+                .await?;
+        if !moved.is_empty() {
+            let data = json!({"conversation_id": conversation, "user_id": user, "message_ids": moved, "status": DeliveryStatus::Read});
+            self.publish_chat(conversation, json!({"type": "message.status", "data": data})).await;
+        }
+        Ok(outcome)
+    }
+
+    /// `user`'s unread totals (muted conversations apart).
+    pub async fn totals(&self, user: &UserId) -> Result<UnreadTotals> {
+        observe("inbox", "totals", self.inbox.totals(user)).await
+    }
+
+    async fn publish_chat(&self, conversation: &ConversationId, event: Value) {
+        let Ok(channel) = ChannelName::chat(conversation.as_str()) else { return };
+        if let Err(e) = self.streams.publish(&channel, NewPublication::new(event)).await {
+            tracing::warn!(conversation.id = %conversation, error = %e, "chat event not published");
+        }
+    }
+
+    async fn unread_changed(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+        unread: u64,
+        totals: UnreadTotals,
+        source: Option<&DeviceId>,
+    ) {
+        let data = json!({
+            "conversation_id": conversation,
+            "unread": unread,
+            "total_unread": totals.unread,
+            "muted_unread": totals.muted_unread,
+        });
+        let mut publication = NewPublication::new(json!({"type": "unread.changed", "data": data}));
+        publication.exclude_device = source.cloned();
+        if let Err(e) = self.streams.publish(&ChannelName::user(user), publication).await {
+            tracing::warn!(user.id = %user, error = %e, "unread.changed not published");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `MemoryNotifications`: each user's notifications in creation order under one mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_core::notification::{
+    CreatedNotification, Mark, NewNotification, Notification, NotificationChange, NotificationPage,
+    NotificationRetention, NotificationStore,
+};
+use switchboard_core::{Error, NotificationId, Result, Timestamp, UserId};
+
+use crate::lock;
+
+#[derive(Default)]
+pub(crate) struct MemoryNotifications {
+    users: Mutex<HashMap<UserId, UserNotifications>>,
+}
+
+/// One user's notifications by sequence number (creation order), with the id index.
+struct UserNotifications {
+    next_seq: u64,
+    max_age: Duration,
+    by_seq: BTreeMap<u64, Notification>,
+    by_id: HashMap<NotificationId, u64>,
+}
+
+impl UserNotifications {
+    /// Drops what is older than the retention age at `now`.
+    fn trim_age(&mut self, now: Timestamp) {
+        let cutoff = now.as_millis().saturating_sub(self.max_age.as_millis().min(i64::MAX as u128) as i64);
+        while let Some((&seq, n)) = self.by_seq.first_key_value() {
+            if n.created_at.as_millis() > cutoff {
+                break;
+            }
+            self.by_id.remove(&n.id);
+            self.by_seq.remove(&seq);
+        }
+    }
+
+    fn trim_count(&mut self, max: u32) {
+        while self.by_seq.len() > max as usize {
+            if let Some((_, n)) = self.by_seq.pop_first() {
+                self.by_id.remove(&n.id);
+            }
+        }
+    }
+
+    fn set(&mut self, seq: u64, mark: Mark, now: Timestamp) -> Option<NotificationChange> {
+        let n = self.by_seq.get_mut(&seq)?;
+        let flag = match mark {
+            Mark::Read => &mut n.read,
+            Mark::Dismissed => &mut n.dismissed,
+        };
+        if *flag {
+            return None;
+        }
+        *flag = true;
+        n.updated_at = now;
+        Some(NotificationChange { id: n.id.clone(), read: n.read, dismissed: n.dismissed, updated_at: now })
+    }
+}
+
+impl MemoryNotifications {
+    /// Runs `f` on the user's live notifications (expired ones dropped first), if any.
+    fn with_user<T>(&self, user: &UserId, f: impl FnOnce(&mut UserNotifications, Timestamp) -> T) -> Option<T> {
+        let now = Timestamp::now();
+        let mut users = lock(&self.users);
+        let state = users.get_mut(user)?;
+        state.trim_age(now);
+        Some(f(state, now))
+    }
+}
+
+fn parse_cursor(cursor: Option<&str>) -> Result<u64> {
+    match cursor {
+        None => Ok(u64::MAX),
+        Some(c) => c.parse().map_err(|_| Error::invalid("cursor", "is not a cursor")),
+    }
+}
+
+#[async_trait]
+impl NotificationStore for MemoryNotifications {
+    async fn create(
+        &self,
+        user: &UserId,
+        new: &NewNotification,
+        retention: NotificationRetention,
+    ) -> Result<CreatedNotification> {
+        let now = Timestamp::now();
+        let mut users = lock(&self.users);
+        let state = users.entry(user.clone()).or_insert_with(|| UserNotifications {
+            next_seq: 1,
+            max_age: retention.max_age,
+            by_seq: BTreeMap::new(),
+            by_id: HashMap::new(),
+        });
+        state.max_age = retention.max_age;
+        state.trim_age(now);
+        if let Some(n) = state.by_id.get(&new.id).and_then(|seq| state.by_seq.get(seq)) {
+            return Ok(CreatedNotification { notification: n.clone(), created: false });
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let notification = Notification::from_new(new.clone(), now);
+        state.by_id.insert(new.id.clone(), seq);
+        state.by_seq.insert(seq, notification.clone());
+        state.trim_count(retention.max_per_user);
+        Ok(CreatedNotification { notification, created: true })
+    }
+
+    async fn list(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+        limit: usize,
+        unread_only: bool,
+    ) -> Result<NotificationPage> {
+        let before = parse_cursor(cursor)?;
+        let page = self.with_user(user, |state, _| {
+            let mut notifications = Vec::new();
+            let mut next_cursor = None;
+            for (seq, n) in state.by_seq.range(..before).rev() {
+                if unread_only && !n.is_unread() {
+                    continue;
+                }
+                if notifications.len() == limit {
+                    break;
+                }
+                notifications.push(n.clone());
+                next_cursor = Some(*seq);
+            }
+            // A cursor only when something older matches.
+            let more =
+                next_cursor.is_some_and(|last| state.by_seq.range(..last).any(|(_, n)| !unread_only || n.is_unread()));
+            NotificationPage { notifications, next_cursor: next_cursor.filter(|_| more).map(|s| s.to_string()) }
+        });
+        Ok(page.unwrap_or(NotificationPage { notifications: Vec::new(), next_cursor: None }))
+    }
+
+    async fn get(&self, user: &UserId, id: &NotificationId) -> Result<Option<Notification>> {
+        Ok(self
+            .with_user(user, |state, _| state.by_id.get(id).and_then(|seq| state.by_seq.get(seq)).cloned())
+            .flatten())
+    }
+
+    async fn unread_count(&self, user: &UserId) -> Result<u64> {
+        let count = self.with_user(user, |state, _| state.by_seq.values().filter(|n| n.is_unread()).count());
+        Ok(count.unwrap_or(0) as u64)
+    }
+
+    async fn mark(&self, user: &UserId, ids: &[NotificationId], mark: Mark) -> Result<Vec<NotificationChange>> {
+        let changes = self.with_user(user, |state, now| {
+            ids.iter()
+                .filter_map(|id| {
+                    let seq = *state.by_id.get(id)?;
+                    state.set(seq, mark, now)
+                })
+                .collect()
+        });
+        Ok(changes.unwrap_or_default())
+    }
+
+    async fn read_all(&self, user: &UserId) -> Result<Vec<NotificationChange>> {
+        let changes = self.with_user(user, |state, now| {
+            let seqs: Vec<u64> = state.by_seq.keys().rev().copied().collect();
+            seqs.into_iter().filter_map(|seq| state.set(seq, Mark::Read, now)).collect()
+        });
+        Ok(changes.unwrap_or_default())
+    }
+}
+
+impl crate::sweeper::Sweepable for MemoryNotifications {
+    fn sweep(&self, now: Timestamp) {
+        let mut users = lock(&self.users);
+        users.retain(|_, state| {
+            state.trim_age(now);
+            !state.by_seq.is_empty()
+        });
+    }
+}

@@ -1,0 +1,180 @@
+//! `/users/{user_id}/conversations` and `/users/{user_id}/unread`: a user's conversation list,
+//! its flags, read-up-to and unread totals (SPEC §3.8).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use switchboard_core::message::ReadOutcome;
+use switchboard_core::{DeviceId, InboxFilter, InboxPage, InboxSettings, MessageId, UnreadTotals, UserConversation};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{conversation_id, user_id};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conversations))
+        .routes(routes!(update_entry, remove_entry))
+        .routes(routes!(read_conversation))
+        .routes(routes!(unread_totals))
+}
+
+/// Default page size of a conversation list.
+const DEFAULT_LIST: usize = 50;
+
+/// A page of a user's conversation list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Conversations per page, 1..=1000 (default 50).
+    limit: Option<usize>,
+    /// `all` (default: not archived), `unread`, `pinned`, `muted` or `archived`.
+    #[param(inline)]
+    filter: Option<InboxFilter>,
+}
+
+/// Read up to a message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadRequest {
+    /// The newest message read.
+    message_id: MessageId,
+    /// The device that read it: it does not get the `unread.changed` event.
+    #[serde(default)]
+    source_device: Option<DeviceId>,
+}
+
+fn entry_not_found() -> ApiError {
+    ApiError::not_found("conversation not in the user's list")
+}
+
+/// A page of the user's conversations: pinned first, then by last message time.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/conversations",
+    tag = "messages",
+    params(("user_id" = String, Path, description = "User id"), ListQuery),
+    responses(
+        (status = OK, body = InboxPage),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn list_conversations(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<InboxPage>, ApiError> {
+    let user = user_id(user)?;
+    let filter = query.filter.unwrap_or_default();
+    let limit = query.limit.unwrap_or(DEFAULT_LIST);
+    Ok(Json(state.sb().messages().list(&user, filter, query.cursor.as_deref(), limit).await?))
+}
+
+/// Pin, mute or archive a conversation in the user's list (absent fields are unchanged).
+#[utoipa::path(
+    patch,
+    path = "/users/{user_id}/conversations/{conversation_id}",
+    tag = "messages",
+    params(
+        ("user_id" = String, Path, description = "User id"),
+        ("conversation_id" = String, Path, description = "Conversation id"),
+    ),
+    request_body = InboxSettings,
+    responses(
+        (status = OK, body = UserConversation),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, body = ErrorBody),
+    )
+)]
+pub(crate) async fn update_entry(
+    State(state): State<AppState>,
+    Path((user, conversation)): Path<(String, String)>,
+    Json(settings): Json<InboxSettings>,
+) -> Result<Json<UserConversation>, ApiError> {
+    let user = user_id(user)?;
+    let conversation = conversation_id(conversation)?;
+    state.sb().messages().update_entry(&user, &conversation, settings).await?.map(Json).ok_or_else(entry_not_found)
+}
+
+/// Remove a conversation from the user's list (its unread count leaves the totals; the next
+/// message brings it back).
+#[utoipa::path(
+    delete,
+    path = "/users/{user_id}/conversations/{conversation_id}",
+    tag = "messages",
+    params(
+        ("user_id" = String, Path, description = "User id"),
+        ("conversation_id" = String, Path, description = "Conversation id"),
+    ),
+    responses(
+        (status = NO_CONTENT, description = "Removed"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, body = ErrorBody),
+    )
+)]
+pub(crate) async fn remove_entry(
+    State(state): State<AppState>,
+    Path((user, conversation)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let user = user_id(user)?;
+    let conversation = conversation_id(conversation)?;
+    if state.sb().messages().remove_entry(&user, &conversation).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(entry_not_found())
+    }
+}
+
+/// The user read up to a message: unread becomes 0, `unread.changed` goes to the user's other
+/// devices (not `source_device`), and the message's read receipt is published.
+#[utoipa::path(
+    post,
+    path = "/users/{user_id}/conversations/{conversation_id}/read",
+    tag = "messages",
+    params(
+        ("user_id" = String, Path, description = "User id"),
+        ("conversation_id" = String, Path, description = "Conversation id"),
+    ),
+    request_body = ReadRequest,
+    responses(
+        (status = OK, body = ReadOutcome),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = FORBIDDEN, description = "The user is not a member", body = ErrorBody),
+    )
+)]
+pub(crate) async fn read_conversation(
+    State(state): State<AppState>,
+    Path((user, conversation)): Path<(String, String)>,
+    Json(req): Json<ReadRequest>,
+) -> Result<Json<ReadOutcome>, ApiError> {
+    let user = user_id(user)?;
+    let conversation = conversation_id(conversation)?;
+    let messages = state.sb().messages();
+    Ok(Json(messages.read(&user, &conversation, &req.message_id, req.source_device.as_ref()).await?))
+}
+
+/// The user's unread totals: conversations not muted, and muted ones apart.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/unread",
+    tag = "messages",
+    params(("user_id" = String, Path, description = "User id")),
+    responses(
+        (status = OK, body = UnreadTotals),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn unread_totals(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<Json<UnreadTotals>, ApiError> {
+    let user = user_id(user)?;
+    Ok(Json(state.sb().messages().totals(&user).await?))
+}

@@ -1,0 +1,195 @@
+//! `/conversations/{conversation_id}/messages`: post, recent messages, cache-aside fill, edit and
+//! delete (SPEC §3.8).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_core::{Message, MessageId, NewMessage, PostOutcome, RecentMessages};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::conversation_id;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Json, Path, Query};
+use crate::state::AppState;
+
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(post_message, recent_messages, fill_messages))
+        .routes(routes!(edit_message, delete_message))
+}
+
+/// Default page size of recent messages.
+const DEFAULT_RECENT: usize = 50;
+
+/// A page of recent messages.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RecentQuery {
+    /// Messages per page, 1..=100 (default 50).
+    limit: Option<usize>,
+    /// Only messages older than this message id.
+    before: Option<String>,
+}
+
+/// Messages for the cache-aside fill.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FillRequest {
+    /// Messages read from the backend's database (at most 1000; the cache keeps the newest 100).
+    messages: Vec<NewMessage>,
+}
+
+/// How many messages a fill added.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FillOutcome {
+    /// Messages not cached before.
+    added: usize,
+}
+
+/// A message's new content.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EditRequest {
+    /// Any JSON (at most 16 KiB serialized).
+    #[schema(value_type = Object)]
+    content: Value,
+}
+
+fn message_id(raw: String) -> Result<MessageId, ApiError> {
+    Ok(MessageId::parse_field("message_id", raw)?)
+}
+
+/// Post a message the backend has persisted: it is cached, every member's conversation list and
+/// unread counter is updated, `message.new` goes to `chat:<id>`, `unread.changed` to each member,
+/// and the sender's typing is cleared. Posting a cached id again publishes nothing new.
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation_id}/messages",
+    tag = "messages",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body = NewMessage,
+    responses(
+        (status = OK, description = "The cached message", body = PostOutcome),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = FORBIDDEN, description = "The sender is not a member", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such conversation", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "Content over 16 KiB", body = ErrorBody),
+    )
+)]
+pub(crate) async fn post_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(message): Json<NewMessage>,
+) -> Result<Json<PostOutcome>, ApiError> {
+    let id = conversation_id(id)?;
+    Ok(Json(state.sb().messages().post(&id, message).await?))
+}
+
+/// Recent messages from the cache, newest first; `cached: false` means the backend should read
+/// its database and fill the cache (`PUT`).
+#[utoipa::path(
+    get,
+    path = "/conversations/{conversation_id}/messages",
+    tag = "messages",
+    params(("conversation_id" = String, Path, description = "Conversation id"), RecentQuery),
+    responses(
+        (status = OK, body = RecentMessages),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn recent_messages(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<RecentQuery>,
+) -> Result<Json<RecentMessages>, ApiError> {
+    let id = conversation_id(id)?;
+    let before = query.before.map(message_id).transpose()?;
+    let limit = query.limit.unwrap_or(DEFAULT_RECENT);
+    Ok(Json(state.sb().messages().recent(&id, limit, before.as_ref()).await?))
+}
+
+/// Cache-aside fill: caches the given messages that are not cached yet and marks the
+/// conversation cached (also with an empty list).
+#[utoipa::path(
+    put,
+    path = "/conversations/{conversation_id}/messages",
+    tag = "messages",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    request_body = FillRequest,
+    responses(
+        (status = OK, body = FillOutcome),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, body = ErrorBody),
+    )
+)]
+pub(crate) async fn fill_messages(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(req): Json<FillRequest>,
+) -> Result<Json<FillOutcome>, ApiError> {
+    let id = conversation_id(id)?;
+    let added = state.sb().messages().fill(&id, &req.messages).await?;
+    Ok(Json(FillOutcome { added }))
+}
+
+/// Edit a message: the cached copy changes (204 when none is cached) and `message.edited` is
+/// published on `chat:<id>`.
+#[utoipa::path(
+    patch,
+    path = "/conversations/{conversation_id}/messages/{message_id}",
+    tag = "messages",
+    params(
+        ("conversation_id" = String, Path, description = "Conversation id"),
+        ("message_id" = String, Path, description = "Message id"),
+    ),
+    request_body = EditRequest,
+    responses(
+        (status = OK, description = "The cached message after the edit", body = Message),
+        (status = NO_CONTENT, description = "Published; no cached copy"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "No such conversation", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, body = ErrorBody),
+    )
+)]
+pub(crate) async fn edit_message(
+    State(state): State<AppState>,
+    Path((conversation, message)): Path<(String, String)>,
+    Json(req): Json<EditRequest>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let conversation = conversation_id(conversation)?;
+    let message = message_id(message)?;
+    Ok(match state.sb().messages().edit(&conversation, &message, req.content).await? {
+        Some(m) => Json(m).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// Delete a message: the cached copy becomes a tombstone and `message.deleted` is published.
+#[utoipa::path(
+    delete,
+    path = "/conversations/{conversation_id}/messages/{message_id}",
+    tag = "messages",
+    params(
+        ("conversation_id" = String, Path, description = "Conversation id"),
+        ("message_id" = String, Path, description = "Message id"),
+    ),
+    responses(
+        (status = NO_CONTENT, description = "Deleted and published"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "No such conversation", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delete_message(
+    State(state): State<AppState>,
+    Path((conversation, message)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let conversation = conversation_id(conversation)?;
+    let message = message_id(message)?;
+    state.sb().messages().delete(&conversation, &message).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
