@@ -38,7 +38,7 @@ pub(crate) struct BenchArgs {
 }
 
 /// Figures of one workload.
-struct Figures {
+pub(crate) struct Figures {
     name: String,
     ops: u64,
     elapsed: Duration,
@@ -47,9 +47,23 @@ struct Figures {
 }
 
 impl Figures {
-    fn print(&self) {
+    pub(crate) fn print(&self) {
+        self.print_padded(34);
+    }
+
+    /// Prints the row with the workload's name padded to `width`.
+    pub(crate) fn print_padded(&self, width: usize) {
         let rate = self.ops as f64 / self.elapsed.as_secs_f64();
-        println!("| {:<34} | {:>10.0} | {:>8} | {:>8} |", self.name, rate, self.p50_us, self.p99_us);
+        println!("| {:<width$} | {:>10.0} | {:>8} | {:>8} |", self.name, rate, self.p50_us, self.p99_us);
+    }
+
+    /// The figures of `latencies_us` (one per operation) over `elapsed`.
+    pub(crate) fn from_latencies(name: &str, mut latencies_us: Vec<u64>, elapsed: Duration) -> Figures {
+        latencies_us.sort_unstable();
+        let all = &latencies_us;
+        let pct =
+            |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+        Figures { name: name.to_owned(), ops: all.len() as u64, elapsed, p50_us: pct(0.50), p99_us: pct(0.99) }
     }
 }
 
@@ -195,7 +209,7 @@ async fn http_workloads(
     Ok(())
 }
 
-async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
+pub(crate) async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
     let status = response.status();
     let _ = response.bytes().await?;
     anyhow::ensure!(status.is_success(), "HTTP {status}");
@@ -203,7 +217,12 @@ async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
 }
 
 /// Runs `op(task, iteration)` from `concurrency` tasks for `duration`; counts and times each call.
-async fn measure<F, Fut>(name: &str, concurrency: usize, duration: Duration, op: F) -> anyhow::Result<Figures>
+pub(crate) async fn measure<F, Fut>(
+    name: &str,
+    concurrency: usize,
+    duration: Duration,
+    op: F,
+) -> anyhow::Result<Figures>
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send,
@@ -234,11 +253,7 @@ where
     for t in tasks {
         all.extend(t.await??);
     }
-    let elapsed = started.elapsed();
-    all.sort_unstable();
-    let pct =
-        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-    Ok(Figures { name: name.to_owned(), ops: all.len() as u64, elapsed, p50_us: pct(0.50), p99_us: pct(0.99) })
+    Ok(Figures::from_latencies(name, all, started.elapsed()))
 }
 
 /// `redis-benchmark` running EVALSHA of `return 1` at the same concurrency.

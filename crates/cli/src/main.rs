@@ -1,7 +1,7 @@
 //! The `switchboard` binary: `serve` (the server), `init` (write a config with fresh secrets),
 //! `token` (mint a client JWT), `doctor` (check the engine and print the effective config),
-//! `bench` (measure the capabilities) and `bench-gateway` (measure the WebSocket gateway against
-//! Socket.IO).
+//! `bench` (measure the capabilities), `bench-chat` (measure message posts and notifications) and
+//! `bench-gateway` (measure the WebSocket gateway against Socket.IO).
 //!
 //! # Layout
 //! - `settings`: every setting from file, environment and flags.
@@ -9,9 +9,11 @@
 //! - `secrets`: random API keys and token secrets.
 //! - `token`: client JWTs.
 //! - `init`, `doctor`, `bench`: the other subcommands.
+//! - `bench_chat`: the message and notification workloads of `scripts/bench-chat`.
 //! - `bench_gateway`: the WebSocket load client of `scripts/bench-gateway`.
 
 mod bench;
+mod bench_chat;
 mod bench_gateway;
 mod doctor;
 mod init;
@@ -56,6 +58,9 @@ enum Command {
     Doctor(CommonArgs),
     /// Measure rate-limit checks and session get/touch through the library and HTTP.
     Bench(bench::BenchArgs),
+    /// Measure message posts to conversations of 2, 100 and 1 000 members and notification
+    /// create-and-read, through the library and HTTP.
+    BenchChat(bench_chat::BenchChatArgs),
     /// Measure the WebSocket gateway (or a Socket.IO server, same load): memory per idle
     /// connection, fan-out latency, delivered publications per second.
     BenchGateway(bench_gateway::BenchGatewayArgs),
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             Command::Token(args) => token::run(args),
             Command::Doctor(args) => doctor::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::BenchChat(args) => bench_chat::run(args).await,
             Command::BenchGateway(args) => bench_gateway::run(args).await,
         }
     });

@@ -2,8 +2,8 @@
 //! publications from every node), its events, and [`broker_queue`], the bounded queue every
 //! broker delivers into.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
@@ -25,6 +25,17 @@ pub struct BrokerMessage {
     pub epoch: String,
     /// The publication, with its offset.
     pub publication: Publication,
+    /// A transport's encoding of this message, computed by the first local subscriber that needs
+    /// it and shared by the others, so a fan-out encodes once per node rather than once per
+    /// subscriber. Engines leave it empty.
+    pub encoded: OnceLock<Arc<str>>,
+}
+
+impl BrokerMessage {
+    /// A message with nothing encoded yet.
+    pub fn new(channel: ChannelName, epoch: String, publication: Publication) -> Self {
+        BrokerMessage { channel, epoch, publication, encoded: OnceLock::new() }
+    }
 }
 
 /// What a broker delivers.

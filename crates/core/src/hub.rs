@@ -320,7 +320,7 @@ mod tests {
     fn message(channel: &ChannelName, offset: u64) -> BrokerEvent {
         let publication =
             Publication { offset, data: json!({}), time: Timestamp::now(), exclude_device: None, only_devices: vec![] };
-        BrokerEvent::Message(Arc::new(BrokerMessage { channel: channel.clone(), epoch: "e".into(), publication }))
+        BrokerEvent::Message(Arc::new(BrokerMessage::new(channel.clone(), "e".into(), publication)))
     }
 
     async fn settle(check: impl Fn() -> bool) {

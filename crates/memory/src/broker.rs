@@ -32,8 +32,7 @@ impl MemoryBroker {
         if !lock(&self.subscribed).contains(channel) {
             return;
         }
-        let message =
-            BrokerMessage { channel: channel.clone(), epoch: epoch.to_owned(), publication: publication.clone() };
+        let message = BrokerMessage::new(channel.clone(), epoch.to_owned(), publication.clone());
         self.sender.send(BrokerEvent::Message(Arc::new(message)));
     }
 }

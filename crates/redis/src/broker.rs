@@ -306,7 +306,7 @@ impl Task {
             let mut parts = text.splitn(4, ' ');
             let (epoch, offset, time, payload) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
             let publication = parse_publication(offset, time, payload)?;
-            Some(BrokerMessage { channel: channel.clone(), epoch: epoch.to_owned(), publication })
+            Some(BrokerMessage::new(channel.clone(), epoch.to_owned(), publication))
         });
         match parsed {
             Some(message) => self.events.send(BrokerEvent::Message(Arc::new(message))),

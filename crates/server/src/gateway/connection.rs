@@ -88,7 +88,7 @@ where
 {
     let slow = CancellationToken::new();
     let (out, rx) = outbox(shared.config.send_queue_bytes, slow.clone());
-    let writer = tokio::spawn(write_loop(sink, rx));
+    let writer = tokio::spawn(write_loop(sink, rx, shared.metrics.frames_out.clone()));
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
     metrics::gauge!("switchboard_gateway_connections").increment(1.0);
     let mut conn = Connection {
@@ -103,7 +103,7 @@ where
         pong_by: None,
     };
     let end = conn.run(&mut stream, &slow).await;
-    conn.finish(end).await;
+    Box::pin(conn.finish(end)).await;
     metrics::gauge!("switchboard_gateway_connections").decrement(1.0);
     // The writer ends once every outbox clone is gone (subscriptions were just dropped); a client
     // that stopped reading does not get to hold the socket open past the flush time.
@@ -114,11 +114,11 @@ where
     }
 }
 
-async fn write_loop<Si: Sink<Message> + Unpin>(mut sink: Si, mut rx: OutboxReceiver) {
+async fn write_loop<Si: Sink<Message> + Unpin>(mut sink: Si, mut rx: OutboxReceiver, frames_out: metrics::Counter) {
     while let Some(out) = rx.next(MAX_BATCH_BYTES).await {
         match out {
             Outgoing::Text(text) => {
-                metrics::counter!("switchboard_gateway_frames_out_total").increment(1);
+                frames_out.increment(1);
                 if sink.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
@@ -169,8 +169,10 @@ impl Connection {
                     // latter the close goes nowhere anyway.
                     Some(Err(_)) => return End::Disconnect(DisconnectCode::BadRequest),
                     Some(Ok(Message::Text(text))) => {
-                        metrics::counter!("switchboard_gateway_frames_in_total").increment(1);
-                        if let Err(code) = self.on_frame(text.as_str()).await {
+                        self.shared.metrics.frames_in.increment(1);
+                        // Boxed: the handlers' futures are large and an idle connection should
+                        // not carry their space in its own state.
+                        if let Err(code) = Box::pin(self.on_frame(text.as_str())).await {
                             return End::Disconnect(code);
                         }
                     }

@@ -27,8 +27,28 @@ const REFRESH_BATCH: usize = 1000;
 /// How long shutdown waits for connections to close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Metric handles of the per-message paths, registered once instead of looked up per call.
+pub(crate) struct GatewayMetrics {
+    pub(crate) publications_out: metrics::Counter,
+    pub(crate) fanout_latency: metrics::Histogram,
+    pub(crate) frames_in: metrics::Counter,
+    pub(crate) frames_out: metrics::Counter,
+}
+
+impl GatewayMetrics {
+    fn register() -> Self {
+        GatewayMetrics {
+            publications_out: metrics::counter!("switchboard_gateway_publications_out_total"),
+            fanout_latency: metrics::histogram!("switchboard_gateway_fanout_latency_seconds"),
+            frames_in: metrics::counter!("switchboard_gateway_frames_in_total"),
+            frames_out: metrics::counter!("switchboard_gateway_frames_out_total"),
+        }
+    }
+}
+
 /// State shared by every connection of this node.
 pub(crate) struct Shared {
+    pub(crate) metrics: GatewayMetrics,
     pub(crate) sb: Switchboard,
     pub(crate) config: GatewayConfig,
     pub(crate) node_id: String,
@@ -54,6 +74,7 @@ impl Gateway {
     /// A gateway over `sb`. Its background tasks start on the first call to [`Gateway::start`].
     pub fn new(sb: Switchboard, config: GatewayConfig, node_id: String) -> Self {
         let shared = Shared {
+            metrics: GatewayMetrics::register(),
             sb,
             config,
             node_id,

@@ -162,7 +162,7 @@ impl Forwarder {
                 // Ephemeral publications stand outside the stream: no epoch, no offset.
                 HubEvent::Publication(msg) if msg.publication.offset == 0 => self.on_ephemeral(&msg.publication),
                 HubEvent::Publication(msg) if msg.epoch != self.last.epoch => Err(Gap::Lost),
-                HubEvent::Publication(msg) => self.on_publication(&msg.publication).await,
+                HubEvent::Publication(msg) => self.on_publication(&msg.publication, Some(&msg.encoded)).await,
                 HubEvent::Gap => self.catch_up().await,
                 HubEvent::Lagged => Err(Gap::Lost),
             };
@@ -189,10 +189,10 @@ impl Forwarder {
             }
             return Ok(());
         }
-        self.push(p)
+        self.push(p, None)
     }
 
-    async fn on_publication(&mut self, p: &Publication) -> std::result::Result<(), Gap> {
+    async fn on_publication(&mut self, p: &Publication, encoded: Encoded<'_>) -> std::result::Result<(), Gap> {
         if p.offset <= self.last.offset {
             return Ok(()); // already delivered by recovery or catch-up
         }
@@ -202,7 +202,7 @@ impl Forwarder {
                 return Ok(());
             }
         }
-        self.deliver(p)
+        self.deliver(p, encoded)
     }
 
     /// Reads what live delivery missed from the stream.
@@ -218,31 +218,49 @@ impl Forwarder {
             return Err(Gap::Lost);
         }
         for p in &missed {
-            self.deliver(p)?;
+            self.deliver(p, None)?;
         }
         self.last.offset = self.last.offset.max(top.offset);
         Ok(())
     }
 
-    fn deliver(&mut self, p: &Publication) -> std::result::Result<(), Gap> {
+    fn deliver(&mut self, p: &Publication, encoded: Encoded<'_>) -> std::result::Result<(), Gap> {
         self.last.offset = p.offset;
-        self.push(p)
+        self.push(p, encoded)
     }
 
-    fn push(&self, p: &Publication) -> std::result::Result<(), Gap> {
+    fn push(&self, p: &Publication, encoded: Encoded<'_>) -> std::result::Result<(), Gap> {
         if !p.is_for(&self.who.device) {
             return Ok(());
         }
-        let Some(publication) = to_wire(p) else { return Ok(()) };
-        let push = Reply::push(self.channel.as_str(), PushBody::Pub(publication));
-        let text = encode_reply(&push).map_err(|_| Gap::Lost)?;
-        metrics::counter!("switchboard_gateway_publications_out_total").increment(1);
+        let encode = || -> Option<Arc<str>> {
+            let push = Reply::push(self.channel.as_str(), PushBody::Pub(to_wire(p)?));
+            encode_reply(&push).ok().map(Arc::from)
+        };
+        // Live publications are encoded once per node and shared by every local subscriber.
+        let text = match encoded {
+            Some(cell) => match cell.get() {
+                Some(text) => text.clone(),
+                None => {
+                    let Some(text) = encode() else { return Ok(()) };
+                    cell.get_or_init(|| text).clone()
+                }
+            },
+            None => match encode() {
+                Some(text) => text,
+                None => return Ok(()),
+            },
+        };
+        let metrics = &self.shared.metrics;
+        metrics.publications_out.increment(1);
         // Publish to queued-for-this-client, on the engine's clock (the same machine's for memory).
-        let lag_ms = p.time.millis_until(Timestamp::now());
-        metrics::histogram!("switchboard_gateway_fanout_latency_seconds").record(lag_ms as f64 / 1000.0);
-        self.outbox.push(text).map_err(|_| Gap::Slow)
+        metrics.fanout_latency.record(p.time.millis_until(Timestamp::now()) as f64 / 1000.0);
+        self.outbox.push(String::from(&*text)).map_err(|_| Gap::Slow)
     }
 }
+
+/// The shared encoding of a live publication, when there is one.
+type Encoded<'a> = Option<&'a std::sync::OnceLock<Arc<str>>>;
 
 /// Why forwarding stops.
 enum Gap {

@@ -3,6 +3,7 @@
 mod chat;
 mod common;
 mod delivery;
+mod isolation;
 mod refusals;
 
 /// Runs each listed case on the memory engine and on a real redis-server.
@@ -49,4 +50,10 @@ on_both_engines!(refusals as refusal_tests:
     malformed_and_oversize_frames_close_the_connection,
     limits_hold_per_user_and_per_connection,
     shutdown_tells_clients_to_reconnect,
+);
+
+on_both_engines!(isolation as isolation_tests:
+    notifications_of_others_cannot_be_read_or_changed,
+    personal_channels_and_sessions_of_others_are_refused,
+    conversation_lists_of_others_cannot_be_read_or_changed,
 );
