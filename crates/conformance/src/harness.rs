@@ -51,7 +51,7 @@ fn wrap(engine: Engine, name: &'static str) -> TestEngine {
 
 /// A fresh memory engine with a fast sweeper.
 pub async fn memory_engine() -> TestEngine {
-    let config = MemoryConfig { sweep_interval: Duration::from_millis(50) };
+    let config = MemoryConfig { sweep_interval: Duration::from_millis(50), ..MemoryConfig::default() };
     wrap(switchboard_memory::engine(config), "memory")
 }
 

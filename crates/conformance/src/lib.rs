@@ -12,8 +12,10 @@
 //! - [`typing`]: typing entries, throttling and stop-on-expiry.
 //! - [`messages`]: the message cache, fill, edit/delete, receipts and their events.
 //! - [`inbox`]: per-user lists, exact unread counters, read-up-to and totals.
+//! - [`cache`]: TTL, tags (also racing sets), mget/mset, prefixes, stats, single-flight.
 //! - [`notifications`]: idempotent create, lists, read/dismiss/read-all, retention, events.
 
+pub mod cache;
 pub mod conversations;
 pub mod denylist;
 pub mod harness;
@@ -149,6 +151,22 @@ macro_rules! suite {
                 retention_by_age_expires_notifications,
                 concurrent_read_and_dismiss_report_each_change_once,
                 push_is_asked_only_when_no_device_is_online,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            cache,
+            [
+                set_get_exists_and_delete,
+                values_expire_after_their_ttl,
+                tags_invalidate_their_values,
+                a_set_racing_an_invalidation_never_survives_it,
+                mget_and_mset,
+                prefix_invalidation_removes_only_matching_keys,
+                stats_count_per_namespace,
+                bounds_are_enforced,
+                get_or_set_computes_once_for_concurrent_callers,
+                get_or_set_value_computed_across_an_invalidation_is_a_miss,
             ]
         );
         $crate::cases!(

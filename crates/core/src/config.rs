@@ -25,6 +25,8 @@ pub struct SwitchboardConfig {
     pub typing: TypingConfig,
     /// Notifications (§3.7).
     pub notifications: NotificationsConfig,
+    /// Cache (§3.9).
+    pub cache: CacheConfig,
 }
 
 impl SwitchboardConfig {
@@ -44,6 +46,7 @@ impl SwitchboardConfig {
         self.presence.validate()?;
         self.typing.validate()?;
         self.notifications.retention().validate("notifications")?;
+        self.cache.validate()?;
         Ok(())
     }
 }
@@ -211,5 +214,54 @@ impl NotificationsConfig {
             max_per_user: self.max_per_user,
             max_age: std::time::Duration::from_secs(self.max_age_seconds),
         }
+    }
+}
+
+/// Cache namespaces and their default TTLs (§3.9). Any namespace may be used; one without an
+/// entry here gets `default_ttl_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Namespace -> default TTL in seconds (seed values: user_profile 900, photo_metadata 3600,
+    /// match_recommendations 600, api_response 60, geospatial 300).
+    pub namespaces: BTreeMap<String, u64>,
+    /// Default TTL of namespaces not listed (default 300 s).
+    pub default_ttl_seconds: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let seeds = [
+            ("user_profile", 15 * 60),
+            ("photo_metadata", 60 * 60),
+            ("match_recommendations", 10 * 60),
+            ("api_response", 60),
+            ("geospatial", 5 * 60),
+        ];
+        CacheConfig {
+            namespaces: seeds.into_iter().map(|(name, ttl)| (name.to_owned(), ttl)).collect(),
+            default_ttl_seconds: 300,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Checks names and TTLs.
+    pub fn validate(&self) -> Result<()> {
+        if self.default_ttl_seconds == 0 {
+            return Err(Error::invalid("cache.default_ttl_seconds", "must be > 0"));
+        }
+        for (name, ttl) in &self.namespaces {
+            crate::ids::validate_id("cache.namespaces", name, crate::limits::MAX_CACHE_NAMESPACE_BYTES, &[])?;
+            if *ttl == 0 {
+                return Err(Error::invalid(&format!("cache.namespaces.{name}"), "must be > 0"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The default TTL of `namespace`.
+    pub fn default_ttl(&self, namespace: &str) -> std::time::Duration {
+        std::time::Duration::from_secs(self.namespaces.get(namespace).copied().unwrap_or(self.default_ttl_seconds))
     }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::broker::Broker;
+use crate::cache::CacheStore;
 use crate::conversation::ConversationStore;
 use crate::denylist::TokenDenylist;
 use crate::error::Result;
@@ -67,6 +68,8 @@ pub struct Engine {
     pub inbox: Arc<dyn InboxStore>,
     /// Notifications and their read/dismissed state.
     pub notifications: Arc<dyn NotificationStore>,
+    /// Tagged cache.
+    pub cache: Arc<dyn CacheStore>,
     /// Health.
     pub health: Arc<dyn EngineHealth>,
 }

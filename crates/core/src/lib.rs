@@ -20,6 +20,7 @@
 //! - [`message`]: cached messages, receipts and per-user lists: [`MessageStore`], [`InboxStore`].
 //! - [`notification`]: notifications, their read/dismissed state and the [`NotificationStore`]
 //!   contract.
+//! - [`cache`]: tagged cached values and the [`CacheStore`] contract.
 //! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
 //! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
 //! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`]: what the
@@ -37,6 +38,7 @@
 //! ```
 
 pub mod broker;
+pub mod cache;
 pub mod channel;
 pub mod config;
 pub mod conversation;
@@ -58,10 +60,11 @@ pub mod time;
 pub mod typing;
 
 pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, broker_queue};
+pub use cache::{CacheStats, CacheStore, CacheWrite};
 pub use channel::ChannelName;
 pub use config::{
-    NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig, TokensConfig,
-    TypingConfig,
+    CacheConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,
+    TokensConfig, TypingConfig,
 };
 pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 pub use denylist::{TokenCheck, TokenDenylist};
@@ -83,9 +86,9 @@ pub use presence::{
 };
 pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
 pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
+pub use services::{Cache, Messages, Pending, Streams};
 pub use services::{CheckOutcome, CreateSession, KeyDecision, PolicyRef, RateLimitCheck, RateLimits, Sessions, Tokens};
 pub use services::{Conversations, NoPresenceEvents, Presence, PresenceEvents, SetStatus};
-pub use services::{Messages, Pending, Streams};
 pub use services::{NoPushHook, Notifications, PushHook};
 pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
 pub use stream::{CursorStore, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore};

@@ -16,3 +16,13 @@ pub const MAX_PUBLICATION_BYTES: usize = 32 * 1024;
 pub const MAX_BATCH: usize = 1000;
 /// Default largest JSON body, in bytes (configurable on the server).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Longest cache namespace name.
+pub const MAX_CACHE_NAMESPACE_BYTES: usize = 64;
+/// Longest cache key.
+pub const MAX_CACHE_KEY_BYTES: usize = 512;
+/// Largest cached value (its JSON encoding).
+pub const MAX_CACHE_VALUE_BYTES: usize = 1024 * 1024;
+/// Most tags on one cached value.
+pub const MAX_CACHE_TAGS: usize = 32;
+/// Longest cache TTL (30 d).
+pub const MAX_CACHE_TTL_SECONDS: u64 = 30 * 24 * 3600;

@@ -9,7 +9,7 @@ use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
 use crate::services::Messages;
 use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
 use crate::services::{
-    Conversations, DEFAULT_MAX_MEMBERS, Notifications, Presence, RateLimits, Sessions, Streams, Tokens, Typing,
+    Cache, Conversations, DEFAULT_MAX_MEMBERS, Notifications, Presence, RateLimits, Sessions, Streams, Tokens, Typing,
 };
 
 /// Every service of one engine, cheap to clone. Build it with an engine crate
@@ -33,6 +33,7 @@ struct Inner {
     conversations: Conversations,
     messages: Messages,
     notifications: Notifications,
+    cache: Cache,
 }
 
 impl Switchboard {
@@ -64,6 +65,7 @@ impl Switchboard {
         );
         let inner = Inner {
             messages,
+            cache: Cache::new(engine.cache.clone(), config.cache.clone()),
             sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
             tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
@@ -93,6 +95,11 @@ impl Switchboard {
     /// [`Notifications::set_push_hook`].
     pub fn notifications(&self) -> &Notifications {
         &self.inner.notifications
+    }
+
+    /// The tagged cache (§3.9).
+    pub fn cache(&self) -> &Cache {
+        &self.inner.cache
     }
 
     /// Presence, devices and contacts (§3.4). Someone must call [`Presence::sweep`] every

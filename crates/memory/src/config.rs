@@ -8,10 +8,13 @@ pub struct MemoryConfig {
     /// How often expired entries are swept (default 1 s). Reads never see expired entries
     /// whatever this is; it only bounds how long dead entries use memory.
     pub sweep_interval: Duration,
+    /// Byte budget of the cache (default 64 MiB): past it the least recently used values are
+    /// evicted.
+    pub cache_max_bytes: usize,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { sweep_interval: Duration::from_secs(1) }
+        MemoryConfig { sweep_interval: Duration::from_secs(1), cache_max_bytes: 64 * 1024 * 1024 }
     }
 }

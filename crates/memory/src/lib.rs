@@ -17,11 +17,13 @@
 //! - `message`: `MemoryMessages`, the [`switchboard_core::MessageStore`].
 //! - `inbox`: `MemoryInbox`, the [`switchboard_core::InboxStore`].
 //! - `notification`: `MemoryNotifications`, the [`switchboard_core::NotificationStore`].
+//! - `cache`: `MemoryCache`, the [`switchboard_core::CacheStore`] (byte budget, LRU).
 //! - `schedule`: keys ordered by due time, so sweeps visit only what is due.
 //! - `health`: `MemoryHealth`.
 //! - `sweeper`: the background task that drops expired entries.
 
 mod broker;
+mod cache;
 mod config;
 mod conversation;
 mod denylist;
@@ -55,6 +57,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
     let typing = Arc::new(typing::MemoryTyping::default());
     let messages = Arc::new(message::MemoryMessages::default());
     let notifications = Arc::new(notification::MemoryNotifications::default());
+    let cache = Arc::new(cache::MemoryCache::new(config.cache_max_bytes));
     sweeper::spawn(
         config.sweep_interval,
         vec![
@@ -66,6 +69,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
             Arc::downgrade(&typing) as sweeper::WeakSweepable,
             Arc::downgrade(&messages) as sweeper::WeakSweepable,
             Arc::downgrade(&notifications) as sweeper::WeakSweepable,
+            Arc::downgrade(&cache) as sweeper::WeakSweepable,
         ],
     );
     Engine {
@@ -78,6 +82,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
         presence,
         typing,
         notifications,
+        cache,
         messages,
         inbox: Arc::new(inbox::MemoryInbox::default()),
         conversations: Arc::new(conversation::MemoryConversations::default()),

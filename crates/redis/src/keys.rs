@@ -35,12 +35,21 @@
 //! | `<p>ic:{<user id>}:<conversation id>` | SET: message ids counted as unread since the last read | user id |
 //! | `<p>nt:{<user id>}` | ZSET: notification id -> sequence number (creation order) | user id |
 //! | `<p>nh:{<user id>}` | hash: `q` last sequence, `a` max age ms, `j:<id>` JSON, `s:<id>` state | user id |
+//! | `<p>c:{<namespace>}:e:<key>` | hash: a cached value `v`, `g:<tag>` tag version at set time | namespace |
+//! | `<p>c:{<namespace>}:tv` | hash: tag -> current version | namespace |
+//! | `<p>c:{<namespace>}:st` | hash: counters `hits`, `misses`, `sets`, `invalidations` | namespace |
+//! | `<p>c:{<namespace>}:ix` | ZSET (all scores 0, by key): cached keys, for prefix scans | namespace |
+//! | `<p>c:{<namespace>}:ex` | ZSET: cached key -> expiry ms, for the `keys` count | namespace |
 //!
 //! `<shard>` is [`SessionId::shard`] (= [`user_shard`] of the owner) as four hex digits. Scripts
 //! that walk a user's index get the session key prefix of the shard (from
 //! [`Keys::session_prefix`]) and append session ids to it; a session script gets the index
 //! prefix ([`Keys::user_index_prefix`]) and appends the user id stored in the session. Both stay
 //! in the slot of the declared keys. Ids cannot contain braces (SPEC §2), so tags stay intact.
+//!
+//! A cache namespace is one slot: its tag versions must be read in the same script as its
+//! values, so on Redis Cluster one namespace lives on one shard (spread load with several
+//! namespaces). Cache keys may contain braces; only the first `{...}`, the namespace, counts.
 
 use switchboard_core::ids::user_shard;
 use switchboard_core::{ChannelName, ConversationId, RateLimitKey, SessionId, TokenId, UserId};
@@ -234,6 +243,38 @@ impl Keys {
     pub(crate) fn notifications(&self, user: &UserId) -> String {
         format!("{}nh:{{{user}}}", self.prefix)
     }
+
+    /// `<p>c:{<namespace>}:e:`: a cache key appended gives that value's key.
+    pub(crate) fn cache_entry_prefix(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:e:", self.prefix)
+    }
+
+    /// One cached value, in its namespace's slot.
+    pub(crate) fn cache_entry(&self, namespace: &str, key: &str) -> String {
+        let mut k = self.cache_entry_prefix(namespace);
+        k.push_str(key);
+        k
+    }
+
+    /// A namespace's tag versions.
+    pub(crate) fn cache_tags(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:tv", self.prefix)
+    }
+
+    /// A namespace's counters.
+    pub(crate) fn cache_stats(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:st", self.prefix)
+    }
+
+    /// A namespace's keys by name (prefix scans).
+    pub(crate) fn cache_index(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:ix", self.prefix)
+    }
+
+    /// A namespace's keys by expiry.
+    pub(crate) fn cache_expiry(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:ex", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -262,6 +303,23 @@ mod tests {
         assert_eq!(tag(&session), tag(&index));
         assert_eq!(format!("{}{}", keys.session_prefix(id.shard()), id.as_str()), session);
         assert_eq!(format!("{}{}", keys.user_index_prefix(id.shard()), user.as_str()), index);
+    }
+
+    #[test]
+    fn a_cache_namespace_is_one_slot_even_for_keys_with_braces() {
+        let keys = Keys::new("sb:");
+        let entry = keys.cache_entry("user_profile", "{odd}:key");
+        assert_eq!(entry, "sb:c:{user_profile}:e:{odd}:key");
+        assert_eq!(format!("{}{{odd}}:key", keys.cache_entry_prefix("user_profile")), entry);
+        for key in [
+            keys.cache_tags("user_profile"),
+            keys.cache_stats("user_profile"),
+            keys.cache_index("user_profile"),
+            keys.cache_expiry("user_profile"),
+        ] {
+            assert_eq!(tag(&key), tag(&entry));
+        }
+        assert_eq!(tag(&entry), "user_profile");
     }
 
     #[test]

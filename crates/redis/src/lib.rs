@@ -30,6 +30,8 @@
 //!   prepended to its scripts).
 //! - `inbox`: `RedisInbox`, the [`switchboard_core::InboxStore`].
 //! - `notification`: `RedisNotifications`, the [`switchboard_core::NotificationStore`].
+//! - `cache`: `RedisCache`, the [`switchboard_core::CacheStore`] (`cache_common.lua` is
+//!   prepended to its scripts).
 //! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
 //! - `health`: `RedisHealth`, PING latency and engine info.
 //! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
@@ -39,6 +41,7 @@
 //!   the notification scripts.
 
 mod broker;
+mod cache;
 mod config;
 mod connection;
 mod conversation;
@@ -80,6 +83,7 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
         presence: Arc::new(presence::RedisPresence::new(conn.clone(), keys.clone())),
         typing: Arc::new(typing::RedisTyping::new(conn.clone(), keys.clone())),
         notifications: Arc::new(notification::RedisNotifications::new(conn.clone(), keys.clone())),
+        cache: Arc::new(cache::RedisCache::new(conn.clone(), keys.clone())),
         conversations: Arc::new(conversation::RedisConversations::new(conn.clone(), keys.clone())),
         messages: Arc::new(message::RedisMessages::new(conn.clone(), keys.clone())),
         inbox: Arc::new(inbox::RedisInbox::new(conn.clone(), keys.clone())),

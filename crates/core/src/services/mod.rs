@@ -2,6 +2,7 @@
 //! defaults from [`crate::SwitchboardConfig`], input validation, and engine-call metrics.
 //!
 //! # Layout
+//! - `cache`: [`Cache`], JSON values, namespace TTLs and single-flight `get_or_set`.
 //! - `sessions`: [`Sessions`].
 //! - `tokens`: [`Tokens`].
 //! - `rate_limits`: [`RateLimits`].
@@ -12,6 +13,7 @@
 //! - `notifications`: [`Notifications`], `notification.new` / `notification.updated` and the
 //!   push hook.
 
+mod cache;
 mod conversations;
 mod messages;
 mod notifications;
@@ -23,6 +25,7 @@ mod tokens;
 mod typing;
 pub(crate) mod wiring;
 
+pub use cache::Cache;
 pub use conversations::{Conversations, DEFAULT_MAX_MEMBERS};
 pub use messages::Messages;
 pub use notifications::{NoPushHook, Notifications, PushHook};

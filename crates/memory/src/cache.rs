@@ -1,0 +1,220 @@
+//! `MemoryCache`: namespaced values under one byte budget with LRU eviction, tag versions,
+//! TTL checked on read and swept.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use switchboard_core::{CacheStats, CacheStore, CacheWrite, Result, Timestamp};
+
+use crate::lock;
+use crate::sweeper::Sweepable;
+
+/// Bytes charged per entry on top of its key, value and tags (map slots, LRU node).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The cache in memory. See [`CacheStore`] for the contract.
+///
+/// One mutex over everything: the byte budget and the LRU order are global across namespaces,
+/// and every operation is a few map updates, so a single lock keeps each operation atomic
+/// (tag checks and writes included) without lock ordering.
+pub(crate) struct MemoryCache {
+    max_bytes: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    namespaces: HashMap<String, Namespace>,
+    /// Use tick -> (namespace, key): least recently used first.
+    lru: BTreeMap<u64, (String, String)>,
+    tick: u64,
+    bytes: usize,
+}
+
+#[derive(Default)]
+struct Namespace {
+    /// Ordered so prefix invalidation is a range scan.
+    entries: BTreeMap<String, Entry>,
+    tag_versions: HashMap<String, u64>,
+    stats: CacheStats,
+}
+
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Timestamp,
+    /// (tag, its version when the value was set).
+    tags: Vec<(String, u64)>,
+    used: u64,
+    bytes: usize,
+}
+
+impl MemoryCache {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        MemoryCache { max_bytes, state: Mutex::default() }
+    }
+}
+
+impl State {
+    /// Removes one entry and its LRU node; `true` if it was there.
+    fn remove(&mut self, namespace: &str, key: &str) -> bool {
+        let Some(ns) = self.namespaces.get_mut(namespace) else { return false };
+        let Some(entry) = ns.entries.remove(key) else { return false };
+        self.lru.remove(&entry.used);
+        self.bytes -= entry.bytes;
+        true
+    }
+
+    /// The live value of `key`, touching its LRU position; removes it if expired or stale.
+    fn read(&mut self, namespace: &str, key: &str, now: Timestamp) -> Option<Vec<u8>> {
+        let ns = self.namespaces.get_mut(namespace)?;
+        let entry = ns.entries.get_mut(key)?;
+        let stale = entry.tags.iter().any(|(tag, v)| ns.tag_versions.get(tag).copied().unwrap_or(0) > *v);
+        if stale || entry.expires_at <= now {
+            self.remove(namespace, key);
+            return None;
+        }
+        self.tick += 1;
+        self.lru.remove(&entry.used);
+        entry.used = self.tick;
+        self.lru.insert(self.tick, (namespace.to_owned(), key.to_owned()));
+        Some(entry.value.clone())
+    }
+
+    fn evict_to(&mut self, max_bytes: usize) {
+        while self.bytes > max_bytes {
+            let Some((_, (namespace, key))) = self.lru.pop_first() else { break };
+            if self.remove(&namespace, &key)
+                && let Some(ns) = self.namespaces.get_mut(&namespace)
+            {
+                ns.stats.evictions += 1;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CacheStore for MemoryCache {
+    async fn mget(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let values: Vec<_> = keys.iter().map(|k| state.read(namespace, k, now)).collect();
+        let hits = values.iter().filter(|v| v.is_some()).count() as u64;
+        let stats = &mut state.namespaces.entry(namespace.to_owned()).or_default().stats;
+        stats.hits += hits;
+        stats.misses += values.len() as u64 - hits;
+        Ok(values)
+    }
+
+    async fn tag_versions(&self, namespace: &str, tags: &[String]) -> Result<Vec<u64>> {
+        let state = lock(&self.state);
+        let versions = state.namespaces.get(namespace).map(|ns| &ns.tag_versions);
+        Ok(tags.iter().map(|t| versions.and_then(|v| v.get(t)).copied().unwrap_or(0)).collect())
+    }
+
+    async fn exists(&self, namespace: &str, key: &str) -> Result<bool> {
+        Ok(lock(&self.state).read(namespace, key, Timestamp::now()).is_some())
+    }
+
+    async fn mset(&self, namespace: &str, entries: &[CacheWrite]) -> Result<()> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        for write in entries {
+            state.remove(namespace, &write.key);
+            state.tick += 1;
+            let used = state.tick;
+            let ns = state.namespaces.entry(namespace.to_owned()).or_default();
+            let tags: Vec<_> = write
+                .tags
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let given = write.tag_versions.as_ref().and_then(|v| v.get(i).copied());
+                    (t.clone(), given.unwrap_or_else(|| ns.tag_versions.get(t).copied().unwrap_or(0)))
+                })
+                .collect();
+            let bytes = ENTRY_OVERHEAD
+                + write.key.len()
+                + write.value.len()
+                + tags.iter().map(|(t, _)| t.len() + 8).sum::<usize>();
+            ns.entries.insert(
+                write.key.clone(),
+                Entry { value: write.value.clone(), expires_at: now.plus(write.ttl), tags, used, bytes },
+            );
+            ns.stats.sets += 1;
+            state.lru.insert(used, (namespace.to_owned(), write.key.clone()));
+            state.bytes += bytes;
+        }
+        state.evict_to(self.max_bytes);
+        Ok(())
+    }
+
+    async fn delete(&self, namespace: &str, key: &str) -> Result<bool> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let live = state.read(namespace, key, now).is_some();
+        Ok(state.remove(namespace, key) || live)
+    }
+
+    async fn invalidate_tags(&self, namespace: &str, tags: &[String]) -> Result<()> {
+        let mut state = lock(&self.state);
+        let ns = state.namespaces.entry(namespace.to_owned()).or_default();
+        for tag in tags {
+            *ns.tag_versions.entry(tag.clone()).or_default() += 1;
+        }
+        ns.stats.invalidations += 1;
+        Ok(())
+    }
+
+    async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let keys: Vec<String> = match state.namespaces.get(namespace) {
+            Some(ns) => ns
+                .entries
+                .range(prefix.to_owned()..)
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(prefix))
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut removed = 0;
+        for key in keys {
+            if state.read(namespace, &key, now).is_some() {
+                removed += 1;
+            }
+            state.remove(namespace, &key);
+        }
+        state.namespaces.entry(namespace.to_owned()).or_default().stats.invalidations += 1;
+        Ok(removed)
+    }
+
+    async fn stats(&self, namespace: &str) -> Result<CacheStats> {
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        Ok(state.namespaces.get(namespace).map_or_else(CacheStats::default, |ns| CacheStats {
+            keys: ns.entries.values().filter(|e| e.expires_at > now).count() as u64,
+            ..ns.stats
+        }))
+    }
+}
+
+impl Sweepable for MemoryCache {
+    fn sweep(&self, now: Timestamp) {
+        let mut state = lock(&self.state);
+        let expired: Vec<(String, String)> = state
+            .namespaces
+            .iter()
+            .flat_map(|(n, ns)| {
+                ns.entries.iter().filter(|(_, e)| e.expires_at <= now).map(move |(k, _)| (n.clone(), k.clone()))
+            })
+            .collect();
+        for (namespace, key) in expired {
+            state.remove(&namespace, &key);
+        }
+        state
+            .namespaces
+            .retain(|_, ns| !ns.entries.is_empty() || !ns.tag_versions.is_empty() || ns.stats != CacheStats::default());
+    }
+}

@@ -1,0 +1,17 @@
+-- cache_invalidate_prefix.lua: removes every value whose key starts with a prefix. The values'
+-- keys are built from the entry key prefix, in the slot of the declared keys.
+-- KEYS[1]: tag versions; KEYS[2]: counters; KEYS[3]: keys by name; KEYS[4]: keys by expiry
+-- ARGV[1]: the namespace's entry key prefix; ARGV[2]: the cache key prefix
+-- Returns how many live values were removed.
+-- Cache keys are UTF-8, which never holds byte 0xFF, so it bounds the range from above.
+local keys = redis.call('ZRANGEBYLEX', KEYS[3], '[' .. ARGV[2], '(' .. ARGV[2] .. '\255')
+local removed = 0
+for _, k in ipairs(keys) do
+  local ek = ARGV[1] .. k
+  if cache_read(KEYS[1], KEYS[3], KEYS[4], ek, k) then
+    removed = removed + 1
+  end
+  cache_drop(KEYS[3], KEYS[4], ek, k)
+end
+redis.call('HINCRBY', KEYS[2], 'invalidations', 1)
+return removed
