@@ -1,7 +1,8 @@
-//! `switchboard bench`: measures rate-limit checks and session get/touch on an engine, through
-//! the library and through HTTP (an in-process server on a loopback port, driven by keep-alive
-//! clients in the same process), and — for Redis — the same run's `redis-benchmark` figure for one
-//! EVALSHA of a trivial script at the same concurrency: the physical limit of the Redis engine.
+//! `switchboard bench`: measures rate-limit checks, session get/touch and cache get/set on an
+//! engine, through the library and through HTTP (an in-process server on a loopback port, driven
+//! by keep-alive clients in the same process), and — for Redis — the same run's `redis-benchmark`
+//! figures for one EVALSHA of a trivial script and for plain GET/SET at the same concurrency:
+//! the physical limits of the Redis engine.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -94,6 +95,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Ok(f) => f.print(),
             Err(e) => println!("| redis-benchmark EVALSHA: unavailable ({e:#}) |"),
         }
+        match crate::bench_cache::redis_benchmark(url, c, duration).await {
+            Ok(figures) => figures.iter().for_each(Figures::print),
+            Err(e) => println!("| redis-benchmark GET/SET: unavailable ({e:#}) |"),
+        }
     }
 
     let sessions = seed_sessions(&sb, 1000).await?;
@@ -133,6 +138,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
     .await?
     .print();
+    crate::bench_cache::library(&sb, c, duration).await?.iter().for_each(Figures::print);
 
     if !args.no_http {
         http_workloads(sb.clone(), sessions, c, duration).await?;
@@ -204,6 +210,7 @@ async fn http_workloads(
     })
     .await?
     .print();
+    crate::bench_cache::http(&client, &base, &auth, c, duration).await?.iter().for_each(Figures::print);
     shutdown.cancel();
     server.await??;
     Ok(())
@@ -275,7 +282,13 @@ async fn redis_benchmark_evalsha(url: &str, concurrency: usize, duration: Durati
         .rsplit(['\r', '\n'])
         .find(|l| l.contains("requests per second"))
         .context("no figure in redis-benchmark output")?;
-    let figures = last.rsplit_once(": ").map(|(_, f)| f).context("unparsable redis-benchmark figure")?;
+    parse_redis_benchmark("redis-benchmark EVALSHA (limit)", last)
+}
+
+/// The figures of one `redis-benchmark -q` result line ("<test>: <rate> requests per second,
+/// p50=<ms> msec"), as one second of `rate` operations.
+pub(crate) fn parse_redis_benchmark(name: &str, line: &str) -> anyhow::Result<Figures> {
+    let figures = line.rsplit_once(": ").map(|(_, f)| f).context("unparsable redis-benchmark figure")?;
     let rate: f64 =
         figures.split_whitespace().next().and_then(|s| s.parse().ok()).context("unparsable redis-benchmark rate")?;
     let p50_us = figures
@@ -284,11 +297,5 @@ async fn redis_benchmark_evalsha(url: &str, concurrency: usize, duration: Durati
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse::<f64>().ok())
         .map_or(0, |ms| (ms * 1000.0) as u64);
-    Ok(Figures {
-        name: "redis-benchmark EVALSHA (limit)".into(),
-        ops: rate as u64,
-        elapsed: Duration::from_secs(1),
-        p50_us,
-        p99_us: 0,
-    })
+    Ok(Figures { name: name.to_owned(), ops: rate as u64, elapsed: Duration::from_secs(1), p50_us, p99_us: 0 })
 }

@@ -12,6 +12,7 @@ pub(crate) fn run(output: &Path, force: bool) -> anyhow::Result<()> {
     }
     let api_key = random_secret(32)?;
     let token_secret = random_secret(48)?;
+    let webhook_secret = random_secret(32)?;
     let text = format!(
         r#"# Switchboard configuration. Every setting can also be set as SWITCHBOARD_<NAME> (nested:
 # SWITCHBOARD_SESSIONS__MAX_PER_USER) or as a flag of `switchboard serve`.
@@ -20,6 +21,9 @@ listen = "{listen}"
 # engine = "memory"            # or "redis"; redis is chosen when a Redis address is set
 api_keys = ["backend:{api_key}"]
 token_secret = "{token_secret}"
+webhook_secret = "{webhook_secret}"   # signs webhook.deliver and push.send deliveries
+# push_webhook_url = "https://push.example.com/send"   # push.send target; unset: no pushes queued
+# builtin_jobs = true            # run webhook.deliver / notification.deliver / push.send here
 # max_body_bytes = 1048576
 
 [redis]
@@ -32,6 +36,10 @@ command_timeout_ms = 2000
 idle_ttl_seconds = 3600
 absolute_ttl_seconds = 2592000
 max_per_user = 10
+
+[jobs]
+default_max_attempts = 25
+default_lease_seconds = 30
 
 [tokens]
 max_token_ttl_seconds = 2592000

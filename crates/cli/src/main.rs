@@ -1,7 +1,8 @@
 //! The `switchboard` binary: `serve` (the server), `init` (write a config with fresh secrets),
 //! `token` (mint a client JWT), `doctor` (check the engine and print the effective config),
-//! `bench` (measure the capabilities), `bench-chat` (measure message posts and notifications) and
-//! `bench-gateway` (measure the WebSocket gateway against Socket.IO).
+//! `bench` (measure the capabilities), `bench-chat` (measure message posts and notifications),
+//! `bench-gateway` (measure the WebSocket gateway against Socket.IO) and `bench-jobs` (jobs
+//! enqueued and processed per second, compared with BullMQ).
 //!
 //! # Layout
 //! - `settings`: every setting from file, environment and flags.
@@ -9,12 +10,16 @@
 //! - `secrets`: random API keys and token secrets.
 //! - `token`: client JWTs.
 //! - `init`, `doctor`, `bench`: the other subcommands.
+//! - `bench_cache`: the cache workloads of `switchboard bench` (with `redis-benchmark -t get,set`).
 //! - `bench_chat`: the message and notification workloads of `scripts/bench-chat`.
 //! - `bench_gateway`: the WebSocket load client of `scripts/bench-gateway`.
+//! - `bench_jobs`: the job workloads and the comparison table of `scripts/bench-jobs`.
 
 mod bench;
+mod bench_cache;
 mod bench_chat;
 mod bench_gateway;
+mod bench_jobs;
 mod doctor;
 mod init;
 mod secrets;
@@ -64,6 +69,9 @@ enum Command {
     /// Measure the WebSocket gateway (or a Socket.IO server, same load): memory per idle
     /// connection, fan-out latency, delivered publications per second.
     BenchGateway(bench_gateway::BenchGatewayArgs),
+    /// Measure jobs enqueued and processed per second through the library or HTTP (or print
+    /// the comparison with BullMQ of a results file).
+    BenchJobs(bench_jobs::BenchJobsArgs),
 }
 
 /// Settings every subcommand that loads the config accepts.
@@ -136,6 +144,7 @@ fn main() -> ExitCode {
             Command::Bench(args) => bench::run(args).await,
             Command::BenchChat(args) => bench_chat::run(args).await,
             Command::BenchGateway(args) => bench_gateway::run(args).await,
+            Command::BenchJobs(args) => bench_jobs::run(args).await,
         }
     });
     match result {

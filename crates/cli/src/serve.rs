@@ -4,6 +4,7 @@ use anyhow::{Context, bail};
 use switchboard_core::Switchboard;
 use switchboard_memory::MemoryEngineExt;
 use switchboard_redis::RedisEngineExt;
+use switchboard_server::builtin_jobs::BuiltinJobsConfig;
 use switchboard_server::gateway::{GatewayConfig, TokenKey, TokenVerifier};
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,11 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
             println!("  SWITCHBOARD_TOKEN_SECRET={secret}");
             settings.token_secret = Some(secret);
         }
+        if settings.webhook_secret.is_none() {
+            let secret = random_secret(32)?;
+            println!("  SWITCHBOARD_WEBHOOK_SECRET={secret}");
+            settings.webhook_secret = Some(secret);
+        }
     }
     if settings.token_secret.is_none() {
         tracing::warn!("no token secret configured: WebSocket clients cannot connect");
@@ -48,6 +54,12 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
         max_body_bytes: settings.max_body_bytes,
         node_id: settings.node_id.clone().unwrap_or_else(default_node_id),
         gateway: GatewayConfig { tokens, ..GatewayConfig::default() },
+        jobs: BuiltinJobsConfig {
+            enabled: settings.builtin_jobs,
+            webhook_secret: settings.webhook_secret.clone(),
+            push_webhook_url: settings.push_webhook_url.clone(),
+            ..BuiltinJobsConfig::default()
+        },
     };
     let state = AppState::new(sb, config);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -49,6 +49,12 @@ pub(crate) struct Settings {
     pub(crate) api_keys: Vec<String>,
     /// HS256 secret for client tokens.
     pub(crate) token_secret: Option<String>,
+    /// HMAC-SHA256 key of `webhook.deliver` and `push.send` signatures.
+    pub(crate) webhook_secret: Option<String>,
+    /// Where `push.send` jobs are POSTed (none: no pushes are queued).
+    pub(crate) push_webhook_url: Option<String>,
+    /// Whether this node runs the built-in job types' worker.
+    pub(crate) builtin_jobs: bool,
     /// Largest JSON body in bytes.
     pub(crate) max_body_bytes: usize,
     /// Name of this node in logs and /info (default: host name and pid).
@@ -69,6 +75,9 @@ impl Default for Settings {
             engine: None,
             api_keys: Vec::new(),
             token_secret: None,
+            webhook_secret: None,
+            push_webhook_url: None,
+            builtin_jobs: true,
             max_body_bytes: switchboard_core::limits::DEFAULT_MAX_BODY_BYTES,
             node_id: None,
             log_format: LogFormat::Text,
@@ -275,6 +284,7 @@ impl Settings {
             })
             .collect();
         copy.token_secret = copy.token_secret.map(|_| "<redacted>".into());
+        copy.webhook_secret = copy.webhook_secret.map(|_| "<redacted>".into());
         copy.redis.password = copy.redis.password.map(|_| "<redacted>".into());
         copy.redis.url = copy.redis.url.map(|u| redact_url(&u));
         serde_json::to_value(copy).unwrap_or_default()

@@ -1,13 +1,15 @@
 //! Conformance cases for [`switchboard_core::CacheStore`] and the cache service: get/set/
 //! delete/exists, TTL expiry, tag invalidation (also racing sets), mget/mset, prefix
-//! invalidation, stats, bounds, and single-flight `get_or_set`.
+//! invalidation, stats, bounds, single-flight `get_or_set`, leases and stale-while-revalidate.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard_core::{CacheStats, Error};
+use switchboard_core::{
+    CacheLease, CacheLeaseAnswer, CacheLeaseOptions, CacheSetOptions, CacheStats, Error, LeaseToken,
+};
 
 use crate::harness::{TestEngine, eventually};
 
@@ -223,4 +225,228 @@ pub async fn get_or_set_value_computed_across_an_invalidation_is_a_miss(t: &Test
     let fresh = c.get_or_set(NS, "profile", None, &tag, || async { Ok(json!("fresh")) }).await.unwrap();
     assert_eq!(fresh, json!("fresh"));
     assert_eq!(c.get(NS, "profile").await.unwrap(), Some(json!("fresh")));
+}
+
+fn no_wait() -> CacheLeaseOptions {
+    CacheLeaseOptions { wait: Some(Duration::ZERO), ..CacheLeaseOptions::default() }
+}
+
+fn leased(token: &LeaseToken) -> CacheSetOptions {
+    CacheSetOptions { lease_token: Some(token.clone()), ..CacheSetOptions::default() }
+}
+
+fn granted(answer: CacheLeaseAnswer) -> CacheLease {
+    match answer {
+        CacheLeaseAnswer::Granted(lease) => lease,
+        other => panic!("expected a granted lease, got {other:?}"),
+    }
+}
+
+/// Of 50 concurrent lease calls on a missing key exactly one is granted the lease; the others
+/// (not waiting) are told to retry; a hit needs no lease.
+pub async fn one_lease_among_concurrent_callers(t: &TestEngine) {
+    let mut callers = Vec::new();
+    for _ in 0..50 {
+        let c = t.sb.cache().clone();
+        callers.push(tokio::spawn(async move { c.lease(NS, "hot", &no_wait()).await.unwrap() }));
+    }
+    let mut leases = Vec::new();
+    for caller in callers {
+        match caller.await.unwrap() {
+            CacheLeaseAnswer::Granted(lease) => leases.push(lease),
+            CacheLeaseAnswer::Pending { retry_after } => {
+                assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(10), "{retry_after:?}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(leases.len(), 1, "exactly one caller holds the lease");
+    let c = t.sb.cache();
+    assert!(c.set_with(NS, "hot", &json!("computed"), &leased(&leases[0].token)).await.unwrap());
+    assert_eq!(c.lease(NS, "hot", &no_wait()).await.unwrap(), CacheLeaseAnswer::Fresh(json!("computed")));
+    c.set(NS, "plain", &json!(1), None, &[]).await.unwrap();
+    assert_eq!(c.lease(NS, "plain", &no_wait()).await.unwrap(), CacheLeaseAnswer::Fresh(json!(1)));
+}
+
+/// Callers that arrive while the lease is held wait and receive the value its holder stores.
+pub async fn waiting_callers_receive_the_leased_value(t: &TestEngine) {
+    let c = t.sb.cache().clone();
+    let lease = granted(c.lease(NS, "slow", &no_wait()).await.unwrap());
+    let mut waiters = Vec::new();
+    for _ in 0..20 {
+        let c = c.clone();
+        waiters.push(tokio::spawn(async move {
+            let options = CacheLeaseOptions { wait: Some(Duration::from_secs(5)), ..CacheLeaseOptions::default() };
+            c.lease(NS, "slow", &options).await.unwrap()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(c.set_with(NS, "slow", &json!({"v": 1}), &leased(&lease.token)).await.unwrap());
+    for waiter in waiters {
+        assert_eq!(waiter.await.unwrap(), CacheLeaseAnswer::Fresh(json!({"v": 1})));
+    }
+}
+
+/// An expired lease lets the next caller in; the old holder's token then stores nothing.
+pub async fn an_expired_lease_lets_a_new_caller_in(t: &TestEngine) {
+    let c = t.sb.cache();
+    let short = CacheLeaseOptions { lease: Some(Duration::from_millis(300)), ..no_wait() };
+    let first = granted(c.lease(NS, "k", &short).await.unwrap());
+    assert!(matches!(c.lease(NS, "k", &short).await.unwrap(), CacheLeaseAnswer::Pending { .. }));
+    let second = Arc::new(std::sync::Mutex::new(None));
+    eventually(Duration::from_secs(3), "the lease runs out and is granted again", || {
+        let (second, short) = (second.clone(), &short);
+        async move {
+            match c.lease(NS, "k", short).await.unwrap() {
+                CacheLeaseAnswer::Granted(lease) => {
+                    *second.lock().unwrap() = Some(lease);
+                    true
+                }
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let second = second.lock().unwrap().take().unwrap();
+    assert_ne!(first.token, second.token);
+    assert!(!c.set_with(NS, "k", &json!("late"), &leased(&first.token)).await.unwrap(), "taken over");
+    assert_eq!(c.get(NS, "k").await.unwrap(), None);
+    assert!(c.set_with(NS, "k", &json!("new"), &leased(&second.token)).await.unwrap());
+    assert_eq!(c.get(NS, "k").await.unwrap(), Some(json!("new")));
+}
+
+/// A set with the token stores and releases the lease; a wrong or used token, or a token whose
+/// key was deleted or prefix-invalidated meanwhile, stores nothing.
+pub async fn a_set_with_the_token_releases_the_lease(t: &TestEngine) {
+    let c = t.sb.cache();
+    let lease = granted(c.lease(NS, "a", &no_wait()).await.unwrap());
+    let wrong = LeaseToken::generate().unwrap();
+    assert!(!c.set_with(NS, "a", &json!("wrong"), &leased(&wrong)).await.unwrap());
+    assert_eq!(c.get(NS, "a").await.unwrap(), None);
+    assert!(c.set_with(NS, "a", &json!("right"), &leased(&lease.token)).await.unwrap());
+    assert!(!c.set_with(NS, "a", &json!("again"), &leased(&lease.token)).await.unwrap(), "released");
+    assert_eq!(c.get(NS, "a").await.unwrap(), Some(json!("right")));
+    c.delete(NS, "a").await.unwrap();
+    let lease = granted(c.lease(NS, "a", &no_wait()).await.unwrap());
+    assert!(!matches!(c.lease(NS, "a", &no_wait()).await.unwrap(), CacheLeaseAnswer::Granted(_)));
+    assert!(!c.delete(NS, "a").await.unwrap(), "nothing stored, but the lease is dropped");
+    assert!(!c.set_with(NS, "a", &json!("before delete"), &leased(&lease.token)).await.unwrap());
+    let lease = granted(c.lease(NS, "user:9:a", &no_wait()).await.unwrap());
+    c.invalidate_prefix(NS, "user:9:").await.unwrap();
+    assert!(!c.set_with(NS, "user:9:a", &json!("x"), &leased(&lease.token)).await.unwrap());
+    assert_eq!(c.get(NS, "user:9:a").await.unwrap(), None);
+    let tagged = CacheSetOptions { tags: tags(&["t"]), ..leased(&lease.token) };
+    assert!(matches!(c.set_with(NS, "b", &json!(1), &tagged).await, Err(Error::InvalidArgument(_))));
+}
+
+/// A leased value carries the tags given to the lease with their versions at the grant: an
+/// invalidation between the grant and the set makes it a miss at once; a later one too.
+pub async fn a_leased_value_computed_across_an_invalidation_is_a_miss(t: &TestEngine) {
+    let c = t.sb.cache();
+    let with_tag = CacheLeaseOptions { tags: tags(&["user-5"]), ..no_wait() };
+    let lease = granted(c.lease(NS, "profile", &with_tag).await.unwrap());
+    c.invalidate_tags(NS, &tags(&["user-5"])).await.unwrap();
+    assert!(c.set_with(NS, "profile", &json!("computed from old data"), &leased(&lease.token)).await.unwrap());
+    assert_eq!(c.get(NS, "profile").await.unwrap(), None, "the invalidation came after the grant");
+    let lease = granted(c.lease(NS, "profile", &with_tag).await.unwrap());
+    assert!(c.set_with(NS, "profile", &json!("fresh"), &leased(&lease.token)).await.unwrap());
+    assert_eq!(c.get(NS, "profile").await.unwrap(), Some(json!("fresh")));
+    c.invalidate_tags(NS, &tags(&["user-5"])).await.unwrap();
+    assert_eq!(c.get(NS, "profile").await.unwrap(), None, "the lease's tags are the value's tags");
+}
+
+/// After its TTL and within its grace a value is a miss for reads, but lease calls return it as
+/// stale and hand exactly one of them a lease to revalidate; after the grace it is gone.
+pub async fn stale_values_are_served_while_one_caller_revalidates(t: &TestEngine) {
+    let c = t.sb.cache().clone();
+    let swr = CacheSetOptions {
+        ttl: Some(Duration::from_millis(300)),
+        stale: Some(Duration::from_secs(30)),
+        ..CacheSetOptions::default()
+    };
+    c.set_with(NS, "feed", &json!("v1"), &swr).await.unwrap();
+    let tagged_swr = CacheSetOptions { tags: tags(&["g"]), ..swr.clone() };
+    c.set_with(NS, "invalidated", &json!(1), &tagged_swr).await.unwrap();
+    assert_eq!(c.lease(NS, "feed", &no_wait()).await.unwrap(), CacheLeaseAnswer::Fresh(json!("v1")));
+    eventually(Duration::from_secs(3), "the value turns stale", || async {
+        c.get(NS, "feed").await.unwrap().is_none()
+    })
+    .await;
+    assert!(!c.exists(NS, "feed").await.unwrap());
+    assert_eq!(c.stats(NS).await.unwrap().keys, 2, "stale values are still stored");
+    let mut callers = Vec::new();
+    for _ in 0..20 {
+        let c = c.clone();
+        callers.push(tokio::spawn(async move { c.lease(NS, "feed", &no_wait()).await.unwrap() }));
+    }
+    let mut leases = Vec::new();
+    for caller in callers {
+        match caller.await.unwrap() {
+            CacheLeaseAnswer::Stale { value, lease } => {
+                assert_eq!(value, json!("v1"));
+                leases.extend(lease);
+            }
+            other => panic!("expected the stale value, got {other:?}"),
+        }
+    }
+    assert_eq!(leases.len(), 1, "exactly one caller revalidates");
+    assert!(
+        c.set_with(
+            NS,
+            "feed",
+            &json!("v2"),
+            &CacheSetOptions { lease_token: Some(leases[0].token.clone()), ..swr.clone() }
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(c.get(NS, "feed").await.unwrap(), Some(json!("v2")));
+
+    let short = CacheSetOptions {
+        ttl: Some(Duration::from_millis(200)),
+        stale: Some(Duration::from_millis(200)),
+        ..CacheSetOptions::default()
+    };
+    c.set_with(NS, "brief", &json!(1), &short).await.unwrap();
+    // 1 ms leases, so the leases handed out while it is stale do not hold off the check.
+    let blink = CacheLeaseOptions { lease: Some(Duration::from_millis(1)), ..no_wait() };
+    eventually(Duration::from_secs(3), "the grace runs out", || async {
+        matches!(c.lease(NS, "brief", &blink).await.unwrap(), CacheLeaseAnswer::Granted(_))
+    })
+    .await;
+    assert!(matches!(c.lease(NS, "invalidated", &no_wait()).await.unwrap(), CacheLeaseAnswer::Stale { .. }));
+    c.delete(NS, "invalidated").await.unwrap();
+    c.set_with(NS, "invalidated", &json!(1), &tagged_swr).await.unwrap();
+    eventually(Duration::from_secs(3), "the value turns stale", || async {
+        c.get(NS, "invalidated").await.unwrap().is_none()
+    })
+    .await;
+    c.invalidate_tags(NS, &tags(&["g"])).await.unwrap();
+    assert!(
+        matches!(c.lease(NS, "invalidated", &no_wait()).await.unwrap(), CacheLeaseAnswer::Granted(_)),
+        "an invalidated value is never served stale"
+    );
+}
+
+/// Lease options and stale grace are bounded; namespaces in use appear in `stats_all`.
+pub async fn lease_bounds_and_stats_of_all_namespaces(t: &TestEngine) {
+    let c = t.sb.cache();
+    let bad = [
+        CacheLeaseOptions { lease: Some(Duration::ZERO), ..CacheLeaseOptions::default() },
+        CacheLeaseOptions { lease: Some(Duration::from_secs(301)), ..CacheLeaseOptions::default() },
+        CacheLeaseOptions { wait: Some(Duration::from_secs(31)), ..CacheLeaseOptions::default() },
+        CacheLeaseOptions { tags: tags(&["bad tag"]), ..CacheLeaseOptions::default() },
+    ];
+    for options in bad {
+        assert!(matches!(c.lease(NS, "k", &options).await, Err(Error::InvalidArgument(_))), "{options:?}");
+    }
+    let too_stale = CacheSetOptions { stale: Some(Duration::from_secs(31 * 24 * 3600)), ..CacheSetOptions::default() };
+    assert!(matches!(c.set_with(NS, "k", &json!(1), &too_stale).await, Err(Error::InvalidArgument(_))));
+    c.set("custom-ns", "k", &json!(1), None, &[]).await.unwrap();
+    assert!(c.get("custom-ns", "k").await.unwrap().is_some());
+    let all = c.stats_all().await.unwrap();
+    let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(names.contains(&"custom-ns") && names.contains(&"user_profile"), "{names:?}");
+    let custom = all.iter().find(|(n, _)| n == "custom-ns").unwrap().1;
+    assert_eq!((custom.sets, custom.hits, custom.keys), (1, 1, 1));
 }

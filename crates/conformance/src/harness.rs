@@ -72,6 +72,7 @@ pub async fn redis_engine() -> TestEngine {
 /// when this process dies: it runs under a shell that kills it once our end of its stdin closes.
 pub struct RedisServer {
     port: u16,
+    pid: u32,
     shell: Child,
     stdin: Option<ChildStdin>,
 }
@@ -83,7 +84,8 @@ impl RedisServer {
         Self::start_with(free_port(), &[])
     }
 
-    /// Starts `redis-server` on `port` with extra arguments (e.g. `["--appendonly", "yes"]`).
+    /// Starts `redis-server` on `port` with extra arguments (e.g. `["--appendonly", "yes"]`);
+    /// they come last, so they override the defaults (no persistence, `--dir` the temp dir).
     pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
         let version = Command::new("redis-server").arg("--version").output();
         if !version.is_ok_and(|o| o.status.success()) {
@@ -106,14 +108,20 @@ impl RedisServer {
         args.extend_from_slice(extra);
         let mut shell = Command::new("sh")
             .arg("-c")
-            .arg(r#"redis-server "$@" >/dev/null 2>&1 & pid=$!; read _closed; kill $pid 2>/dev/null; wait $pid"#)
+            .arg(r#"redis-server "$@" >/dev/null 2>&1 & pid=$!; echo $pid; read _closed; kill $pid 2>/dev/null; wait $pid"#)
             .arg("sh")
             .args(&args)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .expect("spawn sh for redis-server");
         let stdin = shell.stdin.take();
-        let server = RedisServer { port, shell, stdin };
+        let mut line = String::new();
+        if let Some(stdout) = shell.stdout.take() {
+            BufReader::new(stdout).read_line(&mut line).expect("read redis-server's pid");
+        }
+        let pid = line.trim().parse().expect("the shell prints redis-server's pid");
+        let server = RedisServer { port, pid, shell, stdin };
         server.wait_ready(Duration::from_secs(10));
         server
     }
@@ -154,6 +162,14 @@ impl RedisServer {
 
     /// Stops the server and waits until it has exited.
     pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown save, no final fsync) and waits until it
+    /// has exited; a restart on the same port and `--dir` shows what it had persisted.
+    pub fn kill_hard(mut self) {
+        let status = Command::new("kill").args(["-9", &self.pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -9 redis-server {}", self.pid);
         self.shutdown();
     }
 

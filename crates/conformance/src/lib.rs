@@ -12,14 +12,21 @@
 //! - [`typing`]: typing entries, throttling and stop-on-expiry.
 //! - [`messages`]: the message cache, fill, edit/delete, receipts and their events.
 //! - [`inbox`]: per-user lists, exact unread counters, read-up-to and totals.
-//! - [`cache`]: TTL, tags (also racing sets), mget/mset, prefixes, stats, single-flight.
+//! - [`cache`]: TTL, tags (also racing sets), mget/mset, prefixes, stats, single-flight,
+//!   leases and stale-while-revalidate.
 //! - [`notifications`]: idempotent create, lists, read/dismiss/read-all, retention, events.
+//! - [`jobs`]: the job store: priorities, delays, backoff, leases, dead set, unique keys,
+//!   counts, retention, lists, concurrent fetchers and schedules.
+//! - [`jobs_service`]: the jobs service: schedules fired by two nodes, the library worker,
+//!   the long-poll.
 
 pub mod cache;
 pub mod conversations;
 pub mod denylist;
 pub mod harness;
 pub mod inbox;
+pub mod jobs;
+pub mod jobs_service;
 pub mod messages;
 pub mod notifications;
 pub mod presence;
@@ -167,6 +174,49 @@ macro_rules! suite {
                 bounds_are_enforced,
                 get_or_set_computes_once_for_concurrent_callers,
                 get_or_set_value_computed_across_an_invalidation_is_a_miss,
+                one_lease_among_concurrent_callers,
+                waiting_callers_receive_the_leased_value,
+                an_expired_lease_lets_a_new_caller_in,
+                a_set_with_the_token_releases_the_lease,
+                a_leased_value_computed_across_an_invalidation_is_a_miss,
+                stale_values_are_served_while_one_caller_revalidates,
+                lease_bounds_and_stats_of_all_namespaces,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            jobs,
+            [
+                priority_then_fifo_within_a_level,
+                queues_are_drained_in_order_and_paused_ones_skipped,
+                delayed_jobs_wait_until_due,
+                failures_back_off_by_the_job_schedule,
+                expired_lease_requeues_and_counts_an_attempt,
+                heartbeat_extends_the_lease,
+                dead_after_max_attempts_then_retry_or_remove,
+                unique_key_dedups_until_the_holder_finishes,
+                enqueue_is_idempotent_by_id,
+                wrong_token_or_unknown_job_is_refused,
+                progress_result_and_errors_are_recorded,
+                release_does_not_count_the_attempt,
+                counts_follow_every_operation,
+                retention_by_count_keeps_the_newest,
+                retention_by_age_drops_old_finished_jobs,
+                lists_are_ordered_and_paged,
+                concurrent_fetchers_take_every_job_exactly_once,
+                schedules_are_stored_listed_and_due,
+                concurrent_fires_of_one_tick_enqueue_once,
+            ]
+        );
+        $crate::cases!(
+            $factory,
+            jobs_service,
+            [
+                two_schedulers_fire_each_tick_once,
+                worker_runs_jobs_within_its_concurrency,
+                worker_failures_and_panics_are_recorded_and_retried,
+                worker_shutdown_finishes_or_releases,
+                long_poll_returns_when_a_job_arrives,
             ]
         );
         $crate::cases!(

@@ -1,5 +1,6 @@
 //! The tagged cache: namespaced byte values with TTLs, tags invalidated by version counters,
-//! prefix invalidation, per-namespace stats, and the [`CacheStore`] contract.
+//! prefix invalidation, per-namespace stats, leases with stale-while-revalidate, and the
+//! [`CacheStore`] contract.
 
 use std::time::Duration;
 
@@ -7,6 +8,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::ids::LeaseToken;
+use crate::time::Timestamp;
 
 /// One value to store. The service validates every field before a store sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +18,11 @@ pub struct CacheWrite {
     pub key: String,
     /// The value, opaque bytes (the [`crate::Cache`] service stores JSON).
     pub value: Vec<u8>,
-    /// How long the value lives (> 0).
+    /// How long the value is fresh (> 0).
     pub ttl: Duration,
+    /// Stale-while-revalidate grace after `ttl` (zero: none). Within it the value is a miss
+    /// for reads but [`CacheStore::acquire_lease`] still returns it, marked stale.
+    pub stale: Duration,
     /// Tags it can be invalidated by (at most 32, id-like names).
     pub tags: Vec<String>,
     /// The versions of `tags` (same order) read before the value was computed, from
@@ -46,6 +52,44 @@ pub struct CacheStats {
     pub keys: u64,
 }
 
+/// What [`CacheStore::acquire_lease`] is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheLeaseRequest {
+    /// The key inside the namespace.
+    pub key: String,
+    /// The token the lease gets if it is granted (fresh, from [`LeaseToken::generate`]).
+    pub token: LeaseToken,
+    /// How long a granted lease is held (> 0).
+    pub ttl: Duration,
+    /// The tags the leased value will carry: their versions are recorded with the lease.
+    pub tags: Vec<String>,
+    /// Whether this call counts a hit or a miss (`false` for the polls of a waiting caller).
+    pub count: bool,
+}
+
+/// The answer of [`CacheStore::acquire_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLeaseOutcome {
+    /// A fresh value: nothing to compute.
+    Hit(Vec<u8>),
+    /// No fresh value and nobody held the lease: the caller now holds it until `expires_at` and
+    /// should compute the value and store it with [`CacheStore::set_leased`]. `stale` is the
+    /// value past its TTL but within its grace, if any.
+    Granted {
+        /// When the lease runs out (engine clock).
+        expires_at: Timestamp,
+        /// The stale value, if any.
+        stale: Option<Vec<u8>>,
+    },
+    /// No fresh value and another caller holds the lease until `expires_at`.
+    Held {
+        /// When that lease runs out (engine clock).
+        expires_at: Timestamp,
+        /// The stale value, if any.
+        stale: Option<Vec<u8>>,
+    },
+}
+
 /// Storage of cached values.
 ///
 /// Contract:
@@ -59,6 +103,14 @@ pub struct CacheStats {
 ///   ordered before an invalidation can never be read after it, whatever the interleaving:
 ///   there is no index of tagged keys for an invalidation to miss.
 /// - `get`/`mget` count hits and misses; `exists` counts nothing.
+/// - Freshness: a value is fresh for its `ttl`, then stale for its `stale` grace, then gone.
+///   Only [`CacheStore::acquire_lease`] returns stale values; every other read treats them as
+///   misses, and `delete` reports them as not stored. [`CacheStats::keys`] counts them.
+/// - Leases: at most one live lease per key. A lease records the versions of its tags when it
+///   is granted; [`CacheStore::set_leased`] stores the value with those versions, so a value
+///   computed across an invalidation of one of its tags is a miss at once. `delete` and
+///   `invalidate_prefix` also drop the leases of the keys they cover, so a value computed before
+///   them can never be stored by its lease after them. Tokens are compared in constant time.
 #[async_trait]
 pub trait CacheStore: Send + Sync + 'static {
     /// The live values of `keys`, in order (`None` for a miss). One atomic read.
@@ -86,4 +138,21 @@ pub trait CacheStore: Send + Sync + 'static {
 
     /// The namespace's counters.
     async fn stats(&self, namespace: &str) -> Result<CacheStats>;
+
+    /// In one atomic step: a fresh value of `request.key` is a [`CacheLeaseOutcome::Hit`]; else a
+    /// live lease on the key is [`CacheLeaseOutcome::Held`]; else this caller is granted the lease
+    /// (replacing an expired one) with `request.token`, for `request.ttl`, recording the current
+    /// versions of `request.tags`. Counts one hit or miss when `request.count`.
+    async fn acquire_lease(&self, namespace: &str, request: &CacheLeaseRequest) -> Result<CacheLeaseOutcome>;
+
+    /// In one atomic step: if `token` holds the live lease of `write.key`, stores the value
+    /// with the lease's tags and their versions recorded at the grant (`write.tags` and
+    /// `write.tag_versions` are ignored), releases the lease, counts a set and returns `true`.
+    /// Otherwise (no lease, expired, another token, dropped by `delete` or `invalidate_prefix`)
+    /// stores nothing and returns `false`.
+    async fn set_leased(&self, namespace: &str, write: &CacheWrite, token: &LeaseToken) -> Result<bool>;
+
+    /// The namespaces this engine has seen (values, tags, leases or counters), sorted, at most
+    /// `limit` of them.
+    async fn namespaces(&self, limit: usize) -> Result<Vec<String>>;
 }

@@ -27,6 +27,8 @@ pub struct SwitchboardConfig {
     pub notifications: NotificationsConfig,
     /// Cache (§3.9).
     pub cache: CacheConfig,
+    /// Jobs and schedules (§3.10).
+    pub jobs: JobsConfig,
 }
 
 impl SwitchboardConfig {
@@ -47,6 +49,7 @@ impl SwitchboardConfig {
         self.typing.validate()?;
         self.notifications.retention().validate("notifications")?;
         self.cache.validate()?;
+        self.jobs.validate()?;
         Ok(())
     }
 }
@@ -263,5 +266,73 @@ impl CacheConfig {
     /// The default TTL of `namespace`.
     pub fn default_ttl(&self, namespace: &str) -> std::time::Duration {
         std::time::Duration::from_secs(self.namespaces.get(namespace).copied().unwrap_or(self.default_ttl_seconds))
+    }
+}
+
+/// Job defaults and bounds (§3.10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Attempts of a job that names none (default 25).
+    pub default_max_attempts: u32,
+    /// Lease of a job that names none (default 30 s).
+    pub default_lease_seconds: u64,
+    /// Completed jobs kept per queue (default 1 000).
+    pub completed_max: u64,
+    /// How long completed jobs are kept (default 24 h).
+    pub completed_max_age_seconds: u64,
+    /// Dead jobs kept per queue (default 10 000).
+    pub dead_max: u64,
+    /// How long dead jobs are kept (default 7 d).
+    pub dead_max_age_seconds: u64,
+    /// How often an idle long-poll looks at the engine again for jobs enqueued through other
+    /// nodes (jobs enqueued through this node wake it at once; default 100 ms).
+    pub poll_interval_ms: u64,
+    /// How often each node looks for due schedule ticks (default 500 ms).
+    pub schedule_interval_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        let retention = crate::jobs::JobRetention::default();
+        JobsConfig {
+            default_max_attempts: 25,
+            default_lease_seconds: 30,
+            completed_max: retention.completed_max,
+            completed_max_age_seconds: retention.completed_max_age.as_secs(),
+            dead_max: retention.dead_max,
+            dead_max_age_seconds: retention.dead_max_age.as_secs(),
+            poll_interval_ms: 100,
+            schedule_interval_ms: 500,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// Checks the bounds.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=crate::services::MAX_ATTEMPTS).contains(&self.default_max_attempts) {
+            return Err(Error::invalid("jobs.default_max_attempts", "must be 1..=1000"));
+        }
+        if !(1..=3600).contains(&self.default_lease_seconds) {
+            return Err(Error::invalid("jobs.default_lease_seconds", "must be 1..=3600"));
+        }
+        if !(10..=10_000).contains(&self.poll_interval_ms) {
+            return Err(Error::invalid("jobs.poll_interval_ms", "must be 10..=10000"));
+        }
+        if !(50..=60_000).contains(&self.schedule_interval_ms) {
+            return Err(Error::invalid("jobs.schedule_interval_ms", "must be 50..=60000"));
+        }
+        Ok(())
+    }
+
+    /// The retention bounds as a [`crate::jobs::JobRetention`].
+    pub fn retention(&self) -> crate::jobs::JobRetention {
+        crate::jobs::JobRetention {
+            completed_max: self.completed_max,
+            completed_max_age: std::time::Duration::from_secs(self.completed_max_age_seconds),
+            dead_max: self.dead_max,
+            dead_max_age: std::time::Duration::from_secs(self.dead_max_age_seconds),
+        }
     }
 }

@@ -11,6 +11,7 @@ use crate::cache::CacheStore;
 use crate::conversation::ConversationStore;
 use crate::denylist::TokenDenylist;
 use crate::error::Result;
+use crate::jobs::JobStore;
 use crate::message::{InboxStore, MessageStore};
 use crate::notification::NotificationStore;
 use crate::presence::PresenceStore;
@@ -70,6 +71,8 @@ pub struct Engine {
     pub notifications: Arc<dyn NotificationStore>,
     /// Tagged cache.
     pub cache: Arc<dyn CacheStore>,
+    /// Job queues and schedules.
+    pub jobs: Arc<dyn JobStore>,
     /// Health.
     pub health: Arc<dyn EngineHealth>,
 }

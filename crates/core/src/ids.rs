@@ -131,6 +131,91 @@ id_type!(
     RateLimitKey, "key", MAX_RATE_LIMIT_KEY_BYTES, b"/"
 );
 
+id_type!(
+    /// A job queue name: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    QueueName, "queue", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A job type such as `webhook.deliver`: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    JobType, "type", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A job id, chosen by the caller (idempotent enqueue) or generated: 1–128 bytes of
+    /// `[A-Za-z0-9._:@-]`.
+    JobId, "job_id", MAX_ID_BYTES, &[]
+);
+id_type!(
+    /// A schedule name: 1–128 bytes of `[A-Za-z0-9._:@-]`.
+    ScheduleName, "name", MAX_ID_BYTES, &[]
+);
+
+impl JobId {
+    /// A fresh random id: `j` and 128 random bits, URL-safe base64.
+    pub fn generate() -> Result<Self> {
+        Ok(JobId(format!("j{}", random_b64(16)?)))
+    }
+}
+
+/// URL-safe base64 (no padding) of `n` random bytes.
+fn random_b64(n: usize) -> Result<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The secret proving that a worker holds a job's lease: 128 random bits, URL-safe base64.
+/// Equality is constant time; `Debug` never shows it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "Zm9vYmFyYmF6cXV4cXV1eA"))]
+pub struct LeaseToken(String);
+
+impl LeaseToken {
+    /// A fresh token.
+    pub fn generate() -> Result<Self> {
+        Ok(LeaseToken(random_b64(16)?))
+    }
+
+    /// Validates the shape of a token received from outside (16–64 URL-safe base64 bytes).
+    pub fn new(value: impl Into<String>) -> Result<Self> {
+        let value = value.into();
+        let ok = (16..=64).contains(&value.len())
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok { Ok(LeaseToken(value)) } else { Err(Error::invalid("lease_token", "is not a lease token")) }
+    }
+
+    /// The token as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for LeaseToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+impl Eq for LeaseToken {}
+
+impl TryFrom<String> for LeaseToken {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self> {
+        Self::new(value)
+    }
+}
+
+impl From<LeaseToken> for String {
+    fn from(token: LeaseToken) -> String {
+        token.0
+    }
+}
+
+impl fmt::Debug for LeaseToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LeaseToken(…)")
+    }
+}
+
 /// Random bytes in a session id, after the two shard bytes: 128 bits.
 const SESSION_RANDOM_BYTES: usize = 16;
 const SESSION_ID_BYTES: usize = 2 + SESSION_RANDOM_BYTES;

@@ -21,6 +21,7 @@
 //! - [`notification`]: notifications, their read/dismissed state and the [`NotificationStore`]
 //!   contract.
 //! - [`cache`]: tagged cached values and the [`CacheStore`] contract.
+//! - [`jobs`]: job queues, leases, retries, schedules and the [`JobStore`] contract.
 //! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
 //! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
 //! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`]: what the
@@ -47,6 +48,7 @@ pub mod engine;
 pub mod error;
 pub mod hub;
 pub mod ids;
+pub mod jobs;
 pub mod limits;
 pub mod message;
 pub mod notification;
@@ -60,10 +62,10 @@ pub mod time;
 pub mod typing;
 
 pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, broker_queue};
-pub use cache::{CacheStats, CacheStore, CacheWrite};
+pub use cache::{CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
 pub use channel::ChannelName;
 pub use config::{
-    CacheConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,
+    CacheConfig, JobsConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,
     TokensConfig, TypingConfig,
 };
 pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
@@ -71,7 +73,14 @@ pub use denylist::{TokenCheck, TokenDenylist};
 pub use engine::{Engine, EngineHealth, EngineInfo};
 pub use error::{Error, Result};
 pub use hub::{Hub, HubEvent, HubSubscription};
-pub use ids::{ConversationId, DeviceId, MessageId, NotificationId, RateLimitKey, SessionId, TokenId, UserId};
+pub use ids::{
+    ConversationId, DeviceId, JobId, JobType, LeaseToken, MessageId, NotificationId, QueueName, RateLimitKey,
+    ScheduleName, SessionId, TokenId, UserId,
+};
+pub use jobs::{
+    Backoff, Due, EnqueueOutcome, Enqueued, FailOutcome, Fetched, Job, JobError, JobRetention, JobState, JobStore,
+    LeasedJob, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
+};
 pub use message::{
     DeliveryStatus, InboxFilter, InboxPage, InboxSettings, InboxStore, Message, MessageStore, NewMessage, PostOutcome,
     RecentMessages, UnreadTotals, UserConversation,
@@ -86,9 +95,15 @@ pub use presence::{
 };
 pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
 pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
-pub use services::{Cache, Messages, Pending, Streams};
+pub use services::{
+    Cache, CacheLease, CacheLeaseAnswer, CacheLeaseOptions, CacheSetOptions, Messages, Pending, Streams,
+};
 pub use services::{CheckOutcome, CreateSession, KeyDecision, PolicyRef, RateLimitCheck, RateLimits, Sessions, Tokens};
 pub use services::{Conversations, NoPresenceEvents, Presence, PresenceEvents, SetStatus};
+pub use services::{
+    EnqueueJob, JobContext, JobFailure, JobOutcome, JobView, Jobs, PutSchedule, QueueStats, ScheduleView, Worker,
+    WorkerHandle, WorkerOptions,
+};
 pub use services::{NoPushHook, Notifications, PushHook};
 pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
 pub use stream::{CursorStore, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore};

@@ -26,3 +26,9 @@ pub const MAX_CACHE_VALUE_BYTES: usize = 1024 * 1024;
 pub const MAX_CACHE_TAGS: usize = 32;
 /// Longest cache TTL (30 d).
 pub const MAX_CACHE_TTL_SECONDS: u64 = 30 * 24 * 3600;
+/// Longest cache lease (5 min): a computation that takes longer should not hold off others.
+pub const MAX_CACHE_LEASE_MS: u64 = 5 * 60 * 1000;
+/// Longest a cache lease call waits for another caller's value (30 s).
+pub const MAX_CACHE_LEASE_WAIT_MS: u64 = 30 * 1000;
+/// Largest job payload (its JSON encoding); results and progress share it.
+pub const MAX_JOB_PAYLOAD_BYTES: usize = 512 * 1024;

@@ -9,7 +9,8 @@ use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
 use crate::services::Messages;
 use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
 use crate::services::{
-    Cache, Conversations, DEFAULT_MAX_MEMBERS, Notifications, Presence, RateLimits, Sessions, Streams, Tokens, Typing,
+    Cache, Conversations, DEFAULT_MAX_MEMBERS, Jobs, Notifications, Presence, RateLimits, Sessions, Streams, Tokens,
+    Typing,
 };
 
 /// Every service of one engine, cheap to clone. Build it with an engine crate
@@ -34,6 +35,7 @@ struct Inner {
     messages: Messages,
     notifications: Notifications,
     cache: Cache,
+    jobs: Jobs,
 }
 
 impl Switchboard {
@@ -66,6 +68,7 @@ impl Switchboard {
         let inner = Inner {
             messages,
             cache: Cache::new(engine.cache.clone(), config.cache.clone()),
+            jobs: Jobs::new(engine.jobs.clone(), config.jobs.clone()),
             sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
             tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
@@ -100,6 +103,12 @@ impl Switchboard {
     /// The tagged cache (§3.9).
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
+    }
+
+    /// Job queues, workers and schedules (§3.10). Spawn [`Jobs::run_schedules`] once per node
+    /// for schedules to fire.
+    pub fn jobs(&self) -> &Jobs {
+        &self.inner.jobs
     }
 
     /// Presence, devices and contacts (§3.4). Someone must call [`Presence::sweep`] every

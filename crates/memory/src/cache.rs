@@ -1,11 +1,13 @@
 //! `MemoryCache`: namespaced values under one byte budget with LRU eviction, tag versions,
-//! TTL checked on read and swept.
+//! leases, TTL (and stale grace) checked on read and swept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use switchboard_core::{CacheStats, CacheStore, CacheWrite, Result, Timestamp};
+use switchboard_core::{
+    CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite, LeaseToken, Result, Timestamp,
+};
 
 use crate::lock;
 use crate::sweeper::Sweepable;
@@ -37,11 +39,23 @@ struct Namespace {
     /// Ordered so prefix invalidation is a range scan.
     entries: BTreeMap<String, Entry>,
     tag_versions: HashMap<String, u64>,
+    /// Live (or expired, until swept or replaced) leases by key; ordered for prefix drops.
+    leases: BTreeMap<String, Lease>,
     stats: CacheStats,
+}
+
+struct Lease {
+    token: LeaseToken,
+    expires_at: Timestamp,
+    /// (tag, its version when the lease was granted).
+    tags: Vec<(String, u64)>,
 }
 
 struct Entry {
     value: Vec<u8>,
+    /// Fresh before this; stale (leases only) from here until `expires_at`.
+    fresh_until: Timestamp,
+    /// Gone from here on.
     expires_at: Timestamp,
     /// (tag, its version when the value was set).
     tags: Vec<(String, u64)>,
@@ -65,12 +79,18 @@ impl State {
         true
     }
 
-    /// The live value of `key`, touching its LRU position; removes it if expired or stale.
+    /// The fresh value of `key`, touching its LRU position. See [`State::lookup`].
     fn read(&mut self, namespace: &str, key: &str, now: Timestamp) -> Option<Vec<u8>> {
+        self.lookup(namespace, key, now).and_then(|(value, fresh)| fresh.then_some(value))
+    }
+
+    /// The stored value of `key` and whether it is fresh (else stale, within its grace),
+    /// touching its LRU position; removes it if expired or invalidated by a tag.
+    fn lookup(&mut self, namespace: &str, key: &str, now: Timestamp) -> Option<(Vec<u8>, bool)> {
         let ns = self.namespaces.get_mut(namespace)?;
         let entry = ns.entries.get_mut(key)?;
-        let stale = entry.tags.iter().any(|(tag, v)| ns.tag_versions.get(tag).copied().unwrap_or(0) > *v);
-        if stale || entry.expires_at <= now {
+        let invalidated = entry.tags.iter().any(|(tag, v)| ns.tag_versions.get(tag).copied().unwrap_or(0) > *v);
+        if invalidated || entry.expires_at <= now {
             self.remove(namespace, key);
             return None;
         }
@@ -78,7 +98,30 @@ impl State {
         self.lru.remove(&entry.used);
         entry.used = self.tick;
         self.lru.insert(self.tick, (namespace.to_owned(), key.to_owned()));
-        Some(entry.value.clone())
+        Some((entry.value.clone(), entry.fresh_until > now))
+    }
+
+    /// Stores one value whose tags carry the given versions.
+    fn store(&mut self, namespace: &str, write: &CacheWrite, tags: Vec<(String, u64)>, now: Timestamp) {
+        self.remove(namespace, &write.key);
+        self.tick += 1;
+        let used = self.tick;
+        let bytes =
+            ENTRY_OVERHEAD + write.key.len() + write.value.len() + tags.iter().map(|(t, _)| t.len() + 8).sum::<usize>();
+        let fresh_until = now.plus(write.ttl);
+        let entry = Entry {
+            value: write.value.clone(),
+            fresh_until,
+            expires_at: fresh_until.plus(write.stale),
+            tags,
+            used,
+            bytes,
+        };
+        let ns = self.namespaces.entry(namespace.to_owned()).or_default();
+        ns.entries.insert(write.key.clone(), entry);
+        ns.stats.sets += 1;
+        self.lru.insert(used, (namespace.to_owned(), write.key.clone()));
+        self.bytes += bytes;
     }
 
     fn evict_to(&mut self, max_bytes: usize) {
@@ -120,9 +163,6 @@ impl CacheStore for MemoryCache {
         let now = Timestamp::now();
         let mut state = lock(&self.state);
         for write in entries {
-            state.remove(namespace, &write.key);
-            state.tick += 1;
-            let used = state.tick;
             let ns = state.namespaces.entry(namespace.to_owned()).or_default();
             let tags: Vec<_> = write
                 .tags
@@ -133,17 +173,7 @@ impl CacheStore for MemoryCache {
                     (t.clone(), given.unwrap_or_else(|| ns.tag_versions.get(t).copied().unwrap_or(0)))
                 })
                 .collect();
-            let bytes = ENTRY_OVERHEAD
-                + write.key.len()
-                + write.value.len()
-                + tags.iter().map(|(t, _)| t.len() + 8).sum::<usize>();
-            ns.entries.insert(
-                write.key.clone(),
-                Entry { value: write.value.clone(), expires_at: now.plus(write.ttl), tags, used, bytes },
-            );
-            ns.stats.sets += 1;
-            state.lru.insert(used, (namespace.to_owned(), write.key.clone()));
-            state.bytes += bytes;
+            state.store(namespace, write, tags, now);
         }
         state.evict_to(self.max_bytes);
         Ok(())
@@ -153,7 +183,11 @@ impl CacheStore for MemoryCache {
         let now = Timestamp::now();
         let mut state = lock(&self.state);
         let live = state.read(namespace, key, now).is_some();
-        Ok(state.remove(namespace, key) || live)
+        state.remove(namespace, key);
+        if let Some(ns) = state.namespaces.get_mut(namespace) {
+            ns.leases.remove(key);
+        }
+        Ok(live)
     }
 
     async fn invalidate_tags(&self, namespace: &str, tags: &[String]) -> Result<()> {
@@ -169,14 +203,25 @@ impl CacheStore for MemoryCache {
     async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64> {
         let now = Timestamp::now();
         let mut state = lock(&self.state);
-        let keys: Vec<String> = match state.namespaces.get(namespace) {
-            Some(ns) => ns
-                .entries
-                .range(prefix.to_owned()..)
-                .map(|(k, _)| k)
-                .take_while(|k| k.starts_with(prefix))
-                .cloned()
-                .collect(),
+        let keys: Vec<String> = match state.namespaces.get_mut(namespace) {
+            Some(ns) => {
+                let leased: Vec<String> = ns
+                    .leases
+                    .range(prefix.to_owned()..)
+                    .map(|(k, _)| k)
+                    .take_while(|k| k.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                for key in leased {
+                    ns.leases.remove(&key);
+                }
+                ns.entries
+                    .range(prefix.to_owned()..)
+                    .map(|(k, _)| k)
+                    .take_while(|k| k.starts_with(prefix))
+                    .cloned()
+                    .collect()
+            }
             None => Vec::new(),
         };
         let mut removed = 0;
@@ -198,6 +243,54 @@ impl CacheStore for MemoryCache {
             ..ns.stats
         }))
     }
+
+    async fn acquire_lease(&self, namespace: &str, request: &CacheLeaseRequest) -> Result<CacheLeaseOutcome> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let found = state.lookup(namespace, &request.key, now);
+        let ns = state.namespaces.entry(namespace.to_owned()).or_default();
+        let stale = match found {
+            Some((value, true)) => {
+                ns.stats.hits += u64::from(request.count);
+                return Ok(CacheLeaseOutcome::Hit(value));
+            }
+            Some((value, false)) => Some(value),
+            None => None,
+        };
+        ns.stats.misses += u64::from(request.count);
+        if let Some(lease) = ns.leases.get(&request.key)
+            && lease.expires_at > now
+        {
+            return Ok(CacheLeaseOutcome::Held { expires_at: lease.expires_at, stale });
+        }
+        let tags = request.tags.iter().map(|t| (t.clone(), ns.tag_versions.get(t).copied().unwrap_or(0))).collect();
+        let expires_at = now.plus(request.ttl);
+        ns.leases.insert(request.key.clone(), Lease { token: request.token.clone(), expires_at, tags });
+        Ok(CacheLeaseOutcome::Granted { expires_at, stale })
+    }
+
+    async fn set_leased(&self, namespace: &str, write: &CacheWrite, token: &LeaseToken) -> Result<bool> {
+        let now = Timestamp::now();
+        let mut state = lock(&self.state);
+        let Some(ns) = state.namespaces.get_mut(namespace) else { return Ok(false) };
+        // `LeaseToken` equality is constant time.
+        let held = ns.leases.get(&write.key).is_some_and(|l| l.expires_at > now && l.token == *token);
+        if !held {
+            return Ok(false);
+        }
+        let Some(lease) = ns.leases.remove(&write.key) else { return Ok(false) };
+        state.store(namespace, write, lease.tags, now);
+        state.evict_to(self.max_bytes);
+        Ok(true)
+    }
+
+    async fn namespaces(&self, limit: usize) -> Result<Vec<String>> {
+        let state = lock(&self.state);
+        let mut names: Vec<String> = state.namespaces.keys().cloned().collect();
+        names.sort_unstable();
+        names.truncate(limit);
+        Ok(names)
+    }
 }
 
 impl Sweepable for MemoryCache {
@@ -213,8 +306,14 @@ impl Sweepable for MemoryCache {
         for (namespace, key) in expired {
             state.remove(&namespace, &key);
         }
-        state
-            .namespaces
-            .retain(|_, ns| !ns.entries.is_empty() || !ns.tag_versions.is_empty() || ns.stats != CacheStats::default());
+        for ns in state.namespaces.values_mut() {
+            ns.leases.retain(|_, lease| lease.expires_at > now);
+        }
+        state.namespaces.retain(|_, ns| {
+            !ns.entries.is_empty()
+                || !ns.tag_versions.is_empty()
+                || !ns.leases.is_empty()
+                || ns.stats != CacheStats::default()
+        });
     }
 }

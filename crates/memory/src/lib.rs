@@ -18,6 +18,7 @@
 //! - `inbox`: `MemoryInbox`, the [`switchboard_core::InboxStore`].
 //! - `notification`: `MemoryNotifications`, the [`switchboard_core::NotificationStore`].
 //! - `cache`: `MemoryCache`, the [`switchboard_core::CacheStore`] (byte budget, LRU).
+//! - `jobs`: `MemoryJobs`, the [`switchboard_core::JobStore`].
 //! - `schedule`: keys ordered by due time, so sweeps visit only what is due.
 //! - `health`: `MemoryHealth`.
 //! - `sweeper`: the background task that drops expired entries.
@@ -29,6 +30,7 @@ mod conversation;
 mod denylist;
 mod health;
 mod inbox;
+mod jobs;
 mod message;
 mod notification;
 mod presence;
@@ -83,6 +85,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
         typing,
         notifications,
         cache,
+        jobs: Arc::new(jobs::MemoryJobs::default()),
         messages,
         inbox: Arc::new(inbox::MemoryInbox::default()),
         conversations: Arc::new(conversation::MemoryConversations::default()),

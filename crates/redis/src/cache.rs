@@ -1,11 +1,15 @@
-//! `RedisCache`: each value a hash expiring with its TTL, per-namespace tag versions, indexes
-//! and counters, all in the namespace's slot; every operation is one script.
+//! `RedisCache`: each value a hash expiring with its TTL (plus stale grace), per-namespace tag
+//! versions, indexes, counters and leases, all in the namespace's slot; every operation is one
+//! script.
 
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use redis::{Script, ScriptInvocation};
-use switchboard_core::{CacheStats, CacheStore, CacheWrite, Result};
+use redis::{Script, ScriptInvocation, Value};
+use switchboard_core::{
+    CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite, Error, LeaseToken, Result, Timestamp,
+};
 
 use crate::connection::{Conn, lua};
 use crate::keys::Keys;
@@ -24,6 +28,12 @@ static INVALIDATE_PREFIX: LazyLock<Script> =
     LazyLock::new(|| cache_lua(include_str!("../lua/cache_invalidate_prefix.lua")));
 static TAG_VERSIONS: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_tag_versions.lua")));
 static STATS: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_stats.lua")));
+static LEASE: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_lease.lua")));
+static SET_LEASED: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_set_leased.lua")));
+
+/// Namespaces this process registered in the namespace set: past this many it stops
+/// remembering (and registers again; `SADD` is idempotent), so memory stays bounded.
+const MAX_REMEMBERED_NAMESPACES: usize = 10_000;
 
 /// The cache in Redis. See [`CacheStore`] for the contract.
 ///
@@ -34,11 +44,46 @@ static STATS: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua
 pub(crate) struct RedisCache {
     conn: Conn,
     keys: Keys,
+    /// Namespaces already added to the namespace set by this process. A std mutex: held for
+    /// one lookup, never across an await.
+    registered: Mutex<HashSet<String>>,
 }
 
 impl RedisCache {
     pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
-        RedisCache { conn, keys }
+        RedisCache { conn, keys, registered: Mutex::default() }
+    }
+
+    /// Adds `namespace` to the set behind [`CacheStore::namespaces`] once per process. The set
+    /// is its own key (its own slot), so it cannot be written by the namespace's scripts.
+    async fn register(&self, namespace: &str) -> Result<()> {
+        {
+            let registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
+            if registered.contains(namespace) {
+                return Ok(());
+            }
+        }
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg(self.keys.cache_namespaces()).arg(namespace);
+        let _added: i64 = self.conn.cmd("cache.register", &cmd).await?;
+        let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
+        if registered.len() >= MAX_REMEMBERED_NAMESPACES {
+            registered.clear();
+        }
+        registered.insert(namespace.to_owned());
+        Ok(())
+    }
+
+    /// An invocation with the namespace's lease-related keys for `key`: tag versions,
+    /// counters, both value indexes, the value, the lease and both lease indexes.
+    fn lease_invocation<'a>(&self, script: &'a Script, namespace: &str, key: &str) -> ScriptInvocation<'a> {
+        let mut invocation = self.namespace_invocation(script, namespace);
+        invocation
+            .key(self.keys.cache_entry(namespace, key))
+            .key(self.keys.cache_lease(namespace, key))
+            .key(self.keys.cache_lease_index(namespace))
+            .key(self.keys.cache_lease_expiry(namespace));
+        invocation
     }
 
     /// An invocation with the namespace's tag versions, counters and both indexes as
@@ -71,6 +116,7 @@ impl RedisCache {
 #[async_trait]
 impl CacheStore for RedisCache {
     async fn mget(&self, namespace: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.register(namespace).await?;
         self.read(namespace, keys, true).await
     }
 
@@ -94,11 +140,16 @@ impl CacheStore for RedisCache {
         if entries.is_empty() {
             return Ok(());
         }
+        self.register(namespace).await?;
         let mut invocation = self.namespace_invocation(&SET, namespace);
         for entry in entries {
             invocation.key(self.keys.cache_entry(namespace, &entry.key));
-            let ttl_ms = u64::try_from(entry.ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            invocation.arg(entry.key.as_str()).arg(entry.value.as_slice()).arg(ttl_ms).arg(entry.tags.len());
+            invocation
+                .arg(entry.key.as_str())
+                .arg(entry.value.as_slice())
+                .arg(millis(entry.ttl).max(1))
+                .arg(millis(entry.stale))
+                .arg(entry.tags.len());
             for (i, tag) in entry.tags.iter().enumerate() {
                 // '' asks the script for the version current at the write.
                 let version = entry.tag_versions.as_ref().and_then(|v| v.get(i)).map(u64::to_string);
@@ -115,12 +166,16 @@ impl CacheStore for RedisCache {
             .key(self.keys.cache_index(namespace))
             .key(self.keys.cache_expiry(namespace))
             .key(self.keys.cache_entry(namespace, key))
+            .key(self.keys.cache_lease(namespace, key))
+            .key(self.keys.cache_lease_index(namespace))
+            .key(self.keys.cache_lease_expiry(namespace))
             .arg(key);
         let removed: i64 = self.conn.script("cache.delete", &invocation).await?;
         Ok(removed == 1)
     }
 
     async fn invalidate_tags(&self, namespace: &str, tags: &[String]) -> Result<()> {
+        self.register(namespace).await?;
         let mut invocation = INVALIDATE_TAGS.key(self.keys.cache_tags(namespace));
         invocation.key(self.keys.cache_stats(namespace));
         for tag in tags {
@@ -131,8 +186,14 @@ impl CacheStore for RedisCache {
     }
 
     async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64> {
+        self.register(namespace).await?;
         let mut invocation = self.namespace_invocation(&INVALIDATE_PREFIX, namespace);
-        invocation.arg(self.keys.cache_entry_prefix(namespace)).arg(prefix);
+        invocation
+            .key(self.keys.cache_lease_index(namespace))
+            .key(self.keys.cache_lease_expiry(namespace))
+            .arg(self.keys.cache_entry_prefix(namespace))
+            .arg(prefix)
+            .arg(self.keys.cache_lease_prefix(namespace));
         self.conn.script("cache.invalidate_prefix", &invocation).await
     }
 
@@ -142,5 +203,70 @@ impl CacheStore for RedisCache {
         let (hits, misses, sets, invalidations, keys): (u64, u64, u64, u64, u64) =
             self.conn.script("cache.stats", &invocation).await?;
         Ok(CacheStats { hits, misses, sets, invalidations, evictions: 0, keys })
+    }
+
+    async fn acquire_lease(&self, namespace: &str, request: &CacheLeaseRequest) -> Result<CacheLeaseOutcome> {
+        self.register(namespace).await?;
+        let mut invocation = self.lease_invocation(&LEASE, namespace, &request.key);
+        invocation
+            .arg(request.key.as_str())
+            .arg(request.token.as_str())
+            .arg(millis(request.ttl).max(1))
+            .arg(if request.count { "1" } else { "0" });
+        for tag in &request.tags {
+            invocation.arg(tag.as_str());
+        }
+        let reply: Vec<Value> = self.conn.script("cache.lease", &invocation).await?;
+        parse_lease(reply)
+    }
+
+    async fn set_leased(&self, namespace: &str, write: &CacheWrite, token: &LeaseToken) -> Result<bool> {
+        let mut invocation = SET_LEASED.key(self.keys.cache_stats(namespace));
+        invocation
+            .key(self.keys.cache_index(namespace))
+            .key(self.keys.cache_expiry(namespace))
+            .key(self.keys.cache_entry(namespace, &write.key))
+            .key(self.keys.cache_lease(namespace, &write.key))
+            .key(self.keys.cache_lease_index(namespace))
+            .key(self.keys.cache_lease_expiry(namespace))
+            .arg(write.key.as_str())
+            .arg(token.as_str())
+            .arg(write.value.as_slice())
+            .arg(millis(write.ttl).max(1))
+            .arg(millis(write.stale));
+        let stored: i64 = self.conn.script("cache.set_leased", &invocation).await?;
+        Ok(stored == 1)
+    }
+
+    async fn namespaces(&self, limit: usize) -> Result<Vec<String>> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(self.keys.cache_namespaces());
+        let mut names: Vec<String> = self.conn.cmd("cache.namespaces", &cmd).await?;
+        names.sort_unstable();
+        names.truncate(limit);
+        Ok(names)
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Decodes `cache_lease.lua`'s reply.
+fn parse_lease(reply: Vec<Value>) -> Result<CacheLeaseOutcome> {
+    let bad = || Error::Internal("redis: unexpected cache.lease reply".into());
+    let mut parts = reply.into_iter();
+    let kind: String = redis::from_redis_value(parts.next().ok_or_else(bad)?).map_err(|_| bad())?;
+    let second = parts.next().ok_or_else(bad)?;
+    if kind == "hit" {
+        return redis::from_redis_value(second).map(CacheLeaseOutcome::Hit).map_err(|_| bad());
+    }
+    let expires_at = Timestamp::from_millis(redis::from_redis_value(second).map_err(|_| bad())?);
+    // `false` in Lua arrives as nil.
+    let stale: Option<Vec<u8>> = redis::from_redis_value(parts.next().unwrap_or(Value::Nil)).map_err(|_| bad())?;
+    match kind.as_str() {
+        "granted" => Ok(CacheLeaseOutcome::Granted { expires_at, stale }),
+        "held" => Ok(CacheLeaseOutcome::Held { expires_at, stale }),
+        _ => Err(bad()),
     }
 }

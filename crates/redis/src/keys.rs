@@ -35,11 +35,26 @@
 //! | `<p>ic:{<user id>}:<conversation id>` | SET: message ids counted as unread since the last read | user id |
 //! | `<p>nt:{<user id>}` | ZSET: notification id -> sequence number (creation order) | user id |
 //! | `<p>nh:{<user id>}` | hash: `q` last sequence, `a` max age ms, `j:<id>` JSON, `s:<id>` state | user id |
-//! | `<p>c:{<namespace>}:e:<key>` | hash: a cached value `v`, `g:<tag>` tag version at set time | namespace |
+//! | `<p>c:{<namespace>}:e:<key>` | hash: a cached value `v`, fresh-until ms `f` (with a stale grace), `g:<tag>` tag version at set time | namespace |
 //! | `<p>c:{<namespace>}:tv` | hash: tag -> current version | namespace |
 //! | `<p>c:{<namespace>}:st` | hash: counters `hits`, `misses`, `sets`, `invalidations` | namespace |
 //! | `<p>c:{<namespace>}:ix` | ZSET (all scores 0, by key): cached keys, for prefix scans | namespace |
 //! | `<p>c:{<namespace>}:ex` | ZSET: cached key -> expiry ms, for the `keys` count | namespace |
+//! | `<p>c:{<namespace>}:l:<key>` | hash: a key's lease: token `t`, expiry ms `x`, `g:<tag>` tag versions at grant | namespace |
+//! | `<p>c:{<namespace>}:lx` | ZSET (all scores 0, by key): leased keys, for prefix invalidation | namespace |
+//! | `<p>c:{<namespace>}:le` | ZSET: leased key -> lease expiry ms, to prune `lx` | namespace |
+//! | `<p>c:namespaces` | SET: every cache namespace used (for stats of all namespaces) | itself |
+//! | `<p>{jobs}:j:<job id>` | hash: one job (fields in `job_common.lua`) | `jobs` |
+//! | `<p>{jobs}:q:<queue>:w` | ZSET: waiting job ids -> `(1000 - priority) * 2^41 + seq` | `jobs` |
+//! | `<p>{jobs}:q:<queue>:d` | ZSET: delayed job ids -> due ms | `jobs` |
+//! | `<p>{jobs}:q:<queue>:a` | ZSET: active job ids -> lease end ms | `jobs` |
+//! | `<p>{jobs}:q:<queue>:c` / `:x` | ZSET: completed / dead job ids -> finish ms * 1024 (+ tie-break) | `jobs` |
+//! | `<p>{jobs}:q:<queue>:u` | hash: unique key -> holding job id | `jobs` |
+//! | `<p>{jobs}:q:<queue>:m` | hash: `paused`, `seq`, totals `ct`/`ft`, minute counters `cm`/`cc`/`cp`, `fm`/`fc`/`fp` | `jobs` |
+//! | `<p>{jobs}:queues` | SET: queue names | `jobs` |
+//! | `<p>{jobs}:sd` | hash: schedule name -> definition JSON | `jobs` |
+//! | `<p>{jobs}:sn` | ZSET: schedule name -> next tick ms | `jobs` |
+//! | `<p>{jobs}:sl` | hash: schedule name -> last fired tick ms | `jobs` |
 //!
 //! `<shard>` is [`SessionId::shard`] (= [`user_shard`] of the owner) as four hex digits. Scripts
 //! that walk a user's index get the session key prefix of the shard (from
@@ -50,9 +65,15 @@
 //! A cache namespace is one slot: its tag versions must be read in the same script as its
 //! values, so on Redis Cluster one namespace lives on one shard (spread load with several
 //! namespaces). Cache keys may contain braces; only the first `{...}`, the namespace, counts.
+//!
+//! Every job key shares the one tag `{jobs}` (as BullMQ does with a hash-tagged prefix): job ids
+//! are global, so a job is found by id alone, and one fetch script can take from several queues.
+//! On Redis Cluster the whole jobs capability therefore lives on one shard. The job scripts get
+//! [`Keys::jobs_prefix`] and build `j:<id>` and `q:<queue>:<part>` after it (`job_common.lua`);
+//! the part is one letter, so keys of different queues or ids never collide.
 
 use switchboard_core::ids::user_shard;
-use switchboard_core::{ChannelName, ConversationId, RateLimitKey, SessionId, TokenId, UserId};
+use switchboard_core::{ChannelName, ConversationId, JobId, QueueName, RateLimitKey, SessionId, TokenId, UserId};
 
 /// Builds every key name from the configured prefix.
 #[derive(Debug, Clone)]
@@ -275,6 +296,68 @@ impl Keys {
     pub(crate) fn cache_expiry(&self, namespace: &str) -> String {
         format!("{}c:{{{namespace}}}:ex", self.prefix)
     }
+
+    /// `<p>{jobs}:`: the job scripts build every job, queue and schedule key after it.
+    pub(crate) fn jobs_prefix(&self) -> String {
+        format!("{}{{jobs}}:", self.prefix)
+    }
+
+    /// One job's hash (built the same way by `job_key` in `job_common.lua`).
+    pub(crate) fn job(&self, id: &JobId) -> String {
+        format!("{}j:{id}", self.jobs_prefix())
+    }
+
+    /// A queue's meta hash (`paused`, `seq`, counters), as `qkey(queue, 'm')` in Lua.
+    pub(crate) fn job_queue_meta(&self, queue: &QueueName) -> String {
+        format!("{}q:{queue}:m", self.jobs_prefix())
+    }
+
+    /// The set of queue names.
+    pub(crate) fn job_queues(&self) -> String {
+        format!("{}queues", self.jobs_prefix())
+    }
+
+    /// Schedule definitions (name -> JSON).
+    pub(crate) fn schedules(&self) -> String {
+        format!("{}sd", self.jobs_prefix())
+    }
+
+    /// Schedules by next tick.
+    pub(crate) fn schedule_next(&self) -> String {
+        format!("{}sn", self.jobs_prefix())
+    }
+
+    /// The last tick each schedule fired.
+    pub(crate) fn schedule_last(&self) -> String {
+        format!("{}sl", self.jobs_prefix())
+    }
+
+    /// `<p>c:{<namespace>}:l:`: a cache key appended gives that key's lease.
+    pub(crate) fn cache_lease_prefix(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:l:", self.prefix)
+    }
+
+    /// One key's lease, in its namespace's slot.
+    pub(crate) fn cache_lease(&self, namespace: &str, key: &str) -> String {
+        let mut k = self.cache_lease_prefix(namespace);
+        k.push_str(key);
+        k
+    }
+
+    /// A namespace's leased keys by name (prefix invalidation).
+    pub(crate) fn cache_lease_index(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:lx", self.prefix)
+    }
+
+    /// A namespace's leased keys by lease expiry.
+    pub(crate) fn cache_lease_expiry(&self, namespace: &str) -> String {
+        format!("{}c:{{{namespace}}}:le", self.prefix)
+    }
+
+    /// Every cache namespace used (a key of its own slot: only plain commands touch it).
+    pub(crate) fn cache_namespaces(&self) -> String {
+        format!("{}c:namespaces", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +399,9 @@ mod tests {
             keys.cache_stats("user_profile"),
             keys.cache_index("user_profile"),
             keys.cache_expiry("user_profile"),
+            keys.cache_lease("user_profile", "{odd}:key"),
+            keys.cache_lease_index("user_profile"),
+            keys.cache_lease_expiry("user_profile"),
         ] {
             assert_eq!(tag(&key), tag(&entry));
         }
@@ -345,6 +431,18 @@ mod tests {
             assert_eq!(tag(&key), tag(&keys.inbox(&u)));
         }
         assert_eq!(keys.inbox_counted(&u, &c), "sb:ic:{bob}:c1");
+    }
+
+    #[test]
+    fn every_job_key_shares_the_jobs_slot() {
+        let keys = Keys::new("sb:");
+        let job = keys.job(&JobId::new("j-1").unwrap());
+        assert_eq!(job, "sb:{jobs}:j:j-1");
+        assert_eq!(format!("{}j:j-1", keys.jobs_prefix()), job);
+        assert_eq!(keys.job_queue_meta(&QueueName::new("mail").unwrap()), "sb:{jobs}:q:mail:m");
+        for key in [keys.job_queues(), keys.schedules(), keys.schedule_next(), keys.schedule_last()] {
+            assert_eq!(tag(&key), "jobs");
+        }
     }
 
     #[test]

@@ -32,13 +32,16 @@
 //! - `notification`: `RedisNotifications`, the [`switchboard_core::NotificationStore`].
 //! - `cache`: `RedisCache`, the [`switchboard_core::CacheStore`] (`cache_common.lua` is
 //!   prepended to its scripts).
+//! - `jobs`: `RedisJobs`, the [`switchboard_core::JobStore`]: every job key in one `{jobs}` slot
+//!   (`job_common.lua`, with the shared enqueue, settle and retention steps, is prepended to
+//!   its scripts).
 //! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
 //! - `health`: `RedisHealth`, PING latency and engine info.
 //! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
 //! - `lua/`: one script per atomic operation, each opening with its KEYS and ARGV;
 //!   `common.lua` (server clock, helpers) is prepended to each, and `stream_common.lua` to the
 //!   stream scripts, `presence_common.lua` to the presence scripts, `notification_common.lua` to
-//!   the notification scripts.
+//!   the notification scripts, `job_common.lua` to the job scripts.
 
 mod broker;
 mod cache;
@@ -49,6 +52,7 @@ mod denylist;
 mod doctor;
 mod health;
 mod inbox;
+mod jobs;
 mod keys;
 mod message;
 mod notification;
@@ -84,6 +88,7 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
         typing: Arc::new(typing::RedisTyping::new(conn.clone(), keys.clone())),
         notifications: Arc::new(notification::RedisNotifications::new(conn.clone(), keys.clone())),
         cache: Arc::new(cache::RedisCache::new(conn.clone(), keys.clone())),
+        jobs: Arc::new(jobs::RedisJobs::new(conn.clone(), keys.clone())),
         conversations: Arc::new(conversation::RedisConversations::new(conn.clone(), keys.clone())),
         messages: Arc::new(message::RedisMessages::new(conn.clone(), keys.clone())),
         inbox: Arc::new(inbox::RedisInbox::new(conn.clone(), keys.clone())),

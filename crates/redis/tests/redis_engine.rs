@@ -1,6 +1,7 @@
 //! Redis-engine specifics the shared conformance suite cannot see: outages and recovery, start-up
 //! failures, secrets in URLs, the key layout and expiries, the active-session count's lag, and
-//! the Lua rate-limit script decision for decision against core's reference algorithms.
+//! the Lua rate-limit script decision for decision against core's reference algorithms, and the
+//! Lua job backoff delay for delay against core's `Backoff::delay_ms`.
 //! Every test starts its own `redis-server` on a free port.
 
 use std::collections::HashMap;
@@ -13,8 +14,8 @@ use serde_json::json;
 use switchboard_core::ratelimit::algorithms::{LimiterState, evaluate};
 use switchboard_core::session::data_size;
 use switchboard_core::{
-    Algorithm, DeviceInfo, Engine, Error, NewSession, Policy, RateLimitKey, RateLimitRequest, SessionData, TokenId,
-    UserId,
+    Algorithm, Backoff, DeviceInfo, Engine, Error, JobId, JobRetention, JobState, JobType, LeaseToken, NewJob,
+    NewSession, Policy, QueueName, RateLimitKey, RateLimitRequest, Retry, SessionData, TokenId, UserId,
 };
 use switchboard_redis::RedisConfig;
 
@@ -691,4 +692,86 @@ async fn presence_pipelines_survive_script_flush_and_keys_keep_their_slots() {
     assert!(ttl > 29 * 86_400_000, "presence state is kept for the retention, got {ttl} ms");
     let online: Vec<String> = raw.zrange("pp:{presence}:online", 0, -1).await.unwrap();
     assert_eq!(online, ["bob"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs: the Lua backoff against core's reference, and the key layout.
+
+#[tokio::test]
+async fn the_lua_backoff_delays_exactly_like_core() {
+    let server = Server::start(&[]);
+    let mut r = raw(&server).await;
+    let common = format!("{}{}", include_str!("../lua/common.lua"), include_str!("../lua/job_common.lua"));
+    let script = redis::Script::new(&format!(
+        "{common}\nreturn tostring(backoff_delay(ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])))"
+    ));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for i in 0..400 {
+        let max = 1 + rng.below(switchboard_core::jobs::MAX_BACKOFF_MS);
+        let base = rng.below(max + 1);
+        let backoff = match i % 3 {
+            0 => Backoff::Exponential { base_ms: base, max_ms: max, jitter: rng.below(2) == 1 },
+            1 => Backoff::Fixed { delay_ms: base },
+            _ => Backoff::Polynomial { base_ms: base / 1000, exponent: 1 + rng.below(8) as u32, max_ms: max },
+        };
+        let attempt = [0, 1, 2, 3, 7, 20, 40, 1000][rng.below(8) as usize] as u32;
+        let random = (rng.below(1 << 53) as f64) / (1u64 << 53) as f64;
+        let lua: String = script
+            .arg("pfx:")
+            .arg(backoff.encode())
+            .arg(attempt)
+            .arg(random.to_string())
+            .invoke_async(&mut r)
+            .await
+            .expect("backoff script");
+        assert_eq!(lua.parse::<u64>().ok(), Some(backoff.delay_ms(attempt, random)), "{backoff:?} {attempt} {random}");
+    }
+}
+
+fn new_job(id: &str, queue: &str, unique: Option<&str>) -> NewJob {
+    NewJob {
+        id: JobId::new(id).unwrap(),
+        queue: QueueName::new(queue).unwrap(),
+        job_type: JobType::new("t").unwrap(),
+        payload: b"{}".to_vec(),
+        priority: 0,
+        due: Default::default(),
+        max_attempts: 2,
+        backoff: Backoff::Fixed { delay_ms: 0 },
+        lease: Duration::from_secs(30),
+        unique_key: unique.map(str::to_owned),
+    }
+}
+
+#[tokio::test]
+async fn job_keys_share_the_jobs_slot_and_finished_jobs_leave_no_index_behind() {
+    let server = Server::start(&[]);
+    let engine = switchboard_redis::connect(config(&server, "jb:")).await.expect("connect");
+    let jobs = &engine.jobs;
+    jobs.enqueue(&[new_job("a", "q1", Some("k")), new_job("b", "q2", None)]).await.unwrap();
+    let retention = JobRetention { completed_max: 0, ..JobRetention::default() };
+    let token = LeaseToken::generate().unwrap();
+    let q = |s: &str| QueueName::new(s).unwrap();
+    let fetched = jobs.fetch(&[q("q2"), q("q1")], std::slice::from_ref(&token), None, &retention).await.unwrap();
+    assert_eq!(fetched.jobs[0].job.id.as_str(), "b");
+    jobs.complete(&JobId::new("b").unwrap(), &token, None, &retention).await.unwrap();
+    let fetched = jobs.fetch(&[q("q1")], std::slice::from_ref(&token), None, &retention).await.unwrap();
+    let a = JobId::new("a").unwrap();
+    let outcome = jobs.fail(&a, &token, "boom", Retry::Never, 0.5, &retention).await.unwrap();
+    assert_eq!((fetched.jobs.len(), outcome.state), (1, JobState::Dead));
+
+    let mut raw = raw(&server).await;
+    let mut keys: Vec<String> = raw.keys("jb:*").await.unwrap();
+    keys.sort();
+    for key in &keys {
+        assert!(key.starts_with("jb:{jobs}:"), "{key} is outside the jobs slot");
+    }
+    // b completed with completed_max 0: its hash is gone; a is dead and freed its unique key.
+    assert!(!keys.contains(&"jb:{jobs}:j:b".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"jb:{jobs}:j:a".to_owned()) && keys.contains(&"jb:{jobs}:q:q1:x".to_owned()), "{keys:?}");
+    assert!(!keys.contains(&"jb:{jobs}:q:q1:u".to_owned()), "{keys:?}");
+    let counts = jobs.counts(&q("q1"), &retention).await.unwrap();
+    assert_eq!((counts.dead, counts.failed_total, counts.failed_this_minute), (1, 1, 1));
+    jobs.retry_dead(&a).await.unwrap();
+    assert_eq!(jobs.get(&a).await.unwrap().unwrap().state, JobState::Waiting);
 }

@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub node_id: String,
     /// The WebSocket gateway's settings (its token key among them).
     pub gateway: GatewayConfig,
+    /// The built-in job types and their worker.
+    pub jobs: crate::builtin_jobs::BuiltinJobsConfig,
 }
 
 impl Default for ServerConfig {
@@ -28,6 +30,7 @@ impl Default for ServerConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             node_id: "local".to_owned(),
             gateway: GatewayConfig::default(),
+            jobs: crate::builtin_jobs::BuiltinJobsConfig::default(),
         }
     }
 }

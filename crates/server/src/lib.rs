@@ -15,6 +15,7 @@
 //! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
 //! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `devices`,
 //!   `pending`, `presence`, `contacts`, `typing`, `pubsub`, `disconnect`, `conversations`, `info`.
+//! - [`builtin_jobs`]: `webhook.deliver`, `notification.deliver`, `push.send` and their worker.
 //! - [`gateway`]: the WebSocket gateway's protocol codec, codes and client-token verification.
 //!
 //! # Example
@@ -29,6 +30,7 @@
 //! ```
 
 pub mod auth;
+pub mod builtin_jobs;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -86,6 +88,10 @@ pub async fn serve(
     }
     let gateway = state.gateway().clone();
     gateway.start();
+    // Every node fires due schedule ticks (each tick still fires once) and runs the built-in
+    // job types.
+    let schedules = tokio::spawn(state.sb().jobs().clone().run_schedules());
+    let builtin = builtin_jobs::start(state.sb(), &state.config().jobs).map_err(std::io::Error::other)?;
     // Connect info gives the gateway each client's IP (per-IP connect limits).
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let draining = gateway.clone();
@@ -100,7 +106,12 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    schedules.abort();
+    if let Some(worker) = builtin {
+        worker.shutdown().await;
+    }
+    served?;
     tracing::info!("HTTP server stopped");
     Ok(())
 }

@@ -55,6 +55,17 @@ fn describe() {
         "HTTP request latency by method and route."
     );
     metrics::describe_gauge!("switchboard_sessions_active", "Live sessions, counted at scrape time.");
+    // Cache counters: `namespace` is one of `cache.namespaces` or `other` (bounded cardinality).
+    metrics::describe_counter!("switchboard_cache_hits_total", "Cache reads that found a fresh value, by namespace.");
+    metrics::describe_counter!(
+        "switchboard_cache_misses_total",
+        "Cache reads that found no fresh value, by namespace."
+    );
+    metrics::describe_counter!("switchboard_cache_sets_total", "Cache values stored, by namespace.");
+    metrics::describe_counter!(
+        "switchboard_cache_invalidations_total",
+        "Cache invalidation calls (by tags or prefix), by namespace."
+    );
 }
 
 /// Middleware: counts every request and records its latency, labelled with the route template

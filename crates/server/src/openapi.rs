@@ -42,6 +42,8 @@ answer to the backend's question, not a limit on the backend.",
         (name = "conversations", description = "Conversations and their members (who may use `chat:` channels)"),
         (name = "messages", description = "Recent messages, receipts, per-user conversation lists and unread counters"),
         (name = "notifications", description = "Notifications with read/dismissed state synced across a user's devices"),
+        (name = "cache", description = "Tagged cache: namespaces with TTLs, race-free tag invalidation, leases against stampedes, stale-while-revalidate"),
+        (name = "jobs", description = "Job queues with priorities, delays, leases, retries, a dead set and schedules"),
         (name = "info", description = "Server identity and counts"),
         (name = "operations", description = "Health and metrics (no authentication)"),
     )

@@ -2,7 +2,8 @@
 //! defaults from [`crate::SwitchboardConfig`], input validation, and engine-call metrics.
 //!
 //! # Layout
-//! - `cache`: [`Cache`], JSON values, namespace TTLs and single-flight `get_or_set`.
+//! - `cache`: [`Cache`], JSON values, namespace TTLs, per-namespace metrics, single-flight
+//!   `get_or_set` and leases with stale-while-revalidate.
 //! - `sessions`: [`Sessions`].
 //! - `tokens`: [`Tokens`].
 //! - `rate_limits`: [`RateLimits`].
@@ -10,11 +11,14 @@
 //! - `presence`: [`Presence`], devices, connections, status, contacts and `presence.changed`.
 //! - `typing`: [`Typing`], throttled typing events and stop-on-expiry.
 //! - `messages`: [`Messages`], post/edit/delete/receipts with their events and per-user lists.
+//! - `jobs`: [`Jobs`], enqueue/fetch (long-poll)/complete/fail, stats, schedules.
+//! - `worker`: [`Worker`], library job handlers with a concurrency and graceful shutdown.
 //! - `notifications`: [`Notifications`], `notification.new` / `notification.updated` and the
 //!   push hook.
 
 mod cache;
 mod conversations;
+mod jobs;
 mod messages;
 mod notifications;
 mod presence;
@@ -24,9 +28,17 @@ mod streams;
 mod tokens;
 mod typing;
 pub(crate) mod wiring;
+mod worker;
 
-pub use cache::Cache;
+pub use cache::{
+    Cache, CacheLease, CacheLeaseAnswer, CacheLeaseOptions, CacheSetOptions, DEFAULT_CACHE_LEASE,
+    DEFAULT_CACHE_LEASE_WAIT,
+};
 pub use conversations::{Conversations, DEFAULT_MAX_MEMBERS};
+pub use jobs::{
+    EnqueueJob, JobView, Jobs, MAX_ATTEMPTS, MAX_DELAY, MAX_FETCH, MAX_FETCH_QUEUES, MAX_FETCH_WAIT, MAX_LEASE,
+    MAX_UNIQUE_KEY_BYTES, MIN_LEASE, MIN_SCHEDULE_EVERY, PutSchedule, QueueStats, ScheduleView,
+};
 pub use messages::Messages;
 pub use notifications::{NoPushHook, Notifications, PushHook};
 pub use presence::{NoPresenceEvents, Presence, PresenceEvents, SetStatus};
@@ -35,6 +47,7 @@ pub use sessions::{CreateSession, Sessions};
 pub use streams::{Pending, Streams};
 pub use tokens::Tokens;
 pub use typing::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
+pub use worker::{JobContext, JobFailure, JobOutcome, MAX_CONCURRENCY, Worker, WorkerHandle, WorkerOptions};
 
 use std::future::Future;
 use std::time::Instant;

@@ -1,18 +1,21 @@
 //! The `/api/v1` routes, one module per capability, collected into one [`OpenApiRouter`] so the
 //! OpenAPI document is built from the same handlers that serve.
 
+mod cache;
 mod contacts;
 mod conversations;
 mod devices;
 mod disconnect;
 mod inbox;
 mod info;
+mod jobs;
 mod messages;
 mod notifications;
 mod pending;
 mod presence;
 mod pubsub;
 mod rate_limits;
+mod schedules;
 mod sessions;
 mod tokens;
 mod typing;
@@ -40,6 +43,9 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(messages::routes())
         .merge(inbox::routes())
         .merge(notifications::routes())
+        .merge(cache::routes())
+        .merge(jobs::routes())
+        .merge(schedules::routes())
         .merge(info::routes())
 }
 

@@ -75,7 +75,11 @@ impl TestApp {
 
     /// A router over `engine`.
     pub fn with_engine(engine: switchboard_core::Engine) -> Self {
-        let sb = Switchboard::new(engine, switchboard_config()).expect("valid test config");
+        Self::with_switchboard(Switchboard::new(engine, switchboard_config()).expect("valid test config"))
+    }
+
+    /// A router over `sb` (e.g. a conformance engine's, whose engine already has its hub).
+    pub fn with_switchboard(sb: Switchboard) -> Self {
         let config = ServerConfig {
             api_keys: vec![ApiKey::new("other", "another-key"), ApiKey::new("tests", KEY)],
             max_body_bytes: MAX_BODY,

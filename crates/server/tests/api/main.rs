@@ -4,10 +4,12 @@
 #![allow(unreachable_pub, missing_docs)]
 
 mod bad_input;
+mod cache;
 mod common;
 mod conversations;
 mod devices;
 mod disconnect;
+mod jobs;
 mod messages;
 mod notifications;
 mod ops;

@@ -1,0 +1,642 @@
+//! `MemoryJobs`: the [`JobStore`] in process memory — per queue, one ordered index of job ids per
+//! state, all under one mutex, so every operation is atomic and costs O(log n) per job it moves.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchboard_core::jobs::{MAX_ERROR_BYTES, MAX_KEPT_ERRORS};
+use switchboard_core::{
+    Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId, JobRetention, JobState, JobStore,
+    LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry, Schedule, ScheduleName, ScheduleState,
+    Timestamp,
+};
+
+use crate::lock;
+
+/// The job store in memory.
+#[derive(Default)]
+pub(crate) struct MemoryJobs {
+    // One std mutex: critical sections are short, never await, and multi-job moves (settling,
+    // bulk enqueue, fire_schedule) must be atomic.
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Source of the tie-breakers in the state indexes (FIFO order within a key).
+    next_seq: u64,
+    jobs: HashMap<JobId, Record>,
+    queues: HashMap<QueueName, Queue>,
+    schedules: BTreeMap<ScheduleName, ScheduleState>,
+    /// `(next_fire_at, name)` of every schedule with a next tick.
+    due_schedules: BTreeSet<(i64, ScheduleName)>,
+}
+
+struct Record {
+    job: Job,
+    /// The lease proof while active.
+    token: Option<LeaseToken>,
+    /// Second half of the record's key in its state index, renewed whenever it is filed.
+    seq: u64,
+}
+
+/// Job ids by `(first, seq)`; `first` depends on the state, see [`key`].
+type Index = BTreeMap<(i64, u64), JobId>;
+
+#[derive(Default)]
+struct Queue {
+    paused: bool,
+    /// By `(-priority, seq)`: fetch order.
+    waiting: Index,
+    /// By `(run_at, seq)`.
+    delayed: Index,
+    /// By `(lease end, seq)`.
+    active: Index,
+    /// By `(finished_at, seq)`: oldest first, trimmed from the front.
+    completed: Index,
+    /// By `(finished_at, seq)`.
+    dead: Index,
+    /// Unique key -> the pending or active job holding it.
+    unique: HashMap<String, JobId>,
+    completed_total: u64,
+    failed_total: u64,
+    completions: PerMinute,
+    failures: PerMinute,
+}
+
+impl Queue {
+    fn index(&mut self, state: JobState) -> &mut Index {
+        match state {
+            JobState::Waiting => &mut self.waiting,
+            JobState::Delayed => &mut self.delayed,
+            JobState::Active => &mut self.active,
+            JobState::Completed => &mut self.completed,
+            JobState::Dead => &mut self.dead,
+        }
+    }
+
+    /// Drops the unique key of `job` if `job` holds it.
+    fn release_key(&mut self, job: &Job) {
+        if let Some(key) = &job.unique_key
+            && self.unique.get(key) == Some(&job.id)
+        {
+            self.unique.remove(key);
+        }
+    }
+
+    fn count_failure(&mut self, now: Timestamp) {
+        self.failed_total += 1;
+        self.failures.add(minute(now));
+    }
+}
+
+/// Events in the current and the previous minute of the engine clock.
+#[derive(Default, Clone, Copy)]
+struct PerMinute {
+    minute: i64,
+    current: u64,
+    previous: u64,
+}
+
+impl PerMinute {
+    fn roll(&mut self, minute: i64) {
+        // A clock that steps back counts into the newest minute seen.
+        if minute <= self.minute {
+            return;
+        }
+        self.previous = if minute == self.minute + 1 { self.current } else { 0 };
+        self.current = 0;
+        self.minute = minute;
+    }
+
+    fn add(&mut self, minute: i64) {
+        self.roll(minute);
+        self.current += 1;
+    }
+
+    /// `(current, previous)` as seen at `minute`.
+    fn read(mut self, minute: i64) -> (u64, u64) {
+        self.roll(minute);
+        (self.current, self.previous)
+    }
+}
+
+fn minute(now: Timestamp) -> i64 {
+    now.as_millis().div_euclid(60_000)
+}
+
+fn millis(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
+
+/// The record's key in the index of its state.
+fn key(r: &Record) -> (i64, u64) {
+    let j = &r.job;
+    let first = match j.state {
+        JobState::Waiting => -i64::from(j.priority),
+        JobState::Delayed => j.run_at.as_millis(),
+        JobState::Active => j.lease_expires_at.map_or(i64::MAX, Timestamp::as_millis),
+        JobState::Completed | JobState::Dead => j.finished_at.map_or(0, Timestamp::as_millis),
+    };
+    (first, r.seq)
+}
+
+/// `message` cut to [`MAX_ERROR_BYTES`] at a char boundary, marked with `…` when cut.
+fn clip(message: &str) -> String {
+    const MARK: &str = "…";
+    if message.len() <= MAX_ERROR_BYTES {
+        return message.to_owned();
+    }
+    let mut end = MAX_ERROR_BYTES - MARK.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &message[..end])
+}
+
+fn push_error(job: &mut Job, message: &str, now: Timestamp) {
+    job.errors.push(JobError { attempt: job.attempts, message: clip(message), at: now });
+    if job.errors.len() > MAX_KEPT_ERRORS {
+        let extra = job.errors.len() - MAX_KEPT_ERRORS;
+        job.errors.drain(..extra);
+    }
+}
+
+impl State {
+    /// Takes job `id` out of its state index, lets `edit` change it (its state too) and files it
+    /// under its new state with a fresh sequence number. Leaving `active` drops the lease;
+    /// finishing drops the unique key.
+    fn refile(&mut self, id: &JobId, edit: impl FnOnce(&mut Job)) -> Option<&mut Record> {
+        let State { jobs, queues, next_seq, .. } = self;
+        let rec = jobs.get_mut(id)?;
+        let queue = queues.get_mut(&rec.job.queue)?;
+        queue.index(rec.job.state).remove(&key(rec));
+        edit(&mut rec.job);
+        if rec.job.state != JobState::Active {
+            rec.token = None;
+            rec.job.lease_expires_at = None;
+        }
+        if matches!(rec.job.state, JobState::Completed | JobState::Dead) {
+            queue.release_key(&rec.job);
+        }
+        *next_seq += 1;
+        rec.seq = *next_seq;
+        queue.index(rec.job.state).insert(key(rec), id.clone());
+        Some(rec)
+    }
+
+    /// Drops the finished jobs of `state` (completed or dead) beyond `max` or older than `max_age`.
+    fn trim(&mut self, queue: &QueueName, state: JobState, max: u64, max_age: Duration, now: Timestamp) {
+        let Some(q) = self.queues.get_mut(queue) else { return };
+        let index = q.index(state);
+        let cutoff = now.as_millis().saturating_sub(millis(max_age));
+        while let Some((&(finished, _), _)) = index.first_key_value() {
+            if index.len() as u64 <= max && finished >= cutoff {
+                break;
+            }
+            if let Some((_, id)) = index.pop_first() {
+                self.jobs.remove(&id);
+            }
+        }
+    }
+
+    fn trim_dead(&mut self, queue: &QueueName, retention: &JobRetention, now: Timestamp) {
+        self.trim(queue, JobState::Dead, retention.dead_max, retention.dead_max_age, now);
+    }
+
+    /// Moves due delayed jobs of `queue` to waiting and reclaims its expired leases.
+    fn settle(&mut self, queue: &QueueName, now: Timestamp, retention: &JobRetention) {
+        let now_ms = now.as_millis();
+        let first_due = |s: &mut State, state: JobState| {
+            let q = s.queues.get_mut(queue)?;
+            let (&(at, _), id) = q.index(state).first_key_value()?;
+            (at <= now_ms).then(|| id.clone())
+        };
+        while let Some(id) = first_due(self, JobState::Delayed) {
+            self.refile(&id, |j| j.state = JobState::Waiting);
+        }
+        let mut died = false;
+        while let Some(id) = first_due(self, JobState::Active) {
+            if let Some(q) = self.queues.get_mut(queue) {
+                q.count_failure(now);
+            }
+            self.refile(&id, |j| {
+                push_error(j, "lease expired", now);
+                if j.attempts < j.max_attempts {
+                    j.state = JobState::Waiting;
+                    j.run_at = now;
+                } else {
+                    j.state = JobState::Dead;
+                    j.finished_at = Some(now);
+                    died = true;
+                }
+            });
+        }
+        if died {
+            self.trim_dead(queue, retention, now);
+        }
+    }
+
+    fn enqueue_one(&mut self, new: &NewJob, now: Timestamp) -> Enqueued {
+        if let Some(rec) = self.jobs.get(&new.id) {
+            return Enqueued { id: new.id.clone(), outcome: EnqueueOutcome::ExistingId, state: rec.job.state };
+        }
+        let queue = self.queues.entry(new.queue.clone()).or_default();
+        if let Some(holder) = new.unique_key.as_ref().and_then(|k| queue.unique.get(k))
+            && let Some(rec) = self.jobs.get(holder)
+        {
+            return Enqueued { id: holder.clone(), outcome: EnqueueOutcome::DuplicateUniqueKey, state: rec.job.state };
+        }
+        let run_at = match new.due {
+            Due::Now => now,
+            Due::After(d) => now.plus(d),
+            Due::At(at) => at,
+        };
+        let state = if run_at > now { JobState::Delayed } else { JobState::Waiting };
+        let job = Job {
+            id: new.id.clone(),
+            queue: new.queue.clone(),
+            job_type: new.job_type.clone(),
+            payload: new.payload.clone(),
+            priority: new.priority,
+            state,
+            attempts: 0,
+            max_attempts: new.max_attempts,
+            backoff: new.backoff,
+            lease: new.lease,
+            unique_key: new.unique_key.clone(),
+            created_at: now,
+            run_at,
+            started_at: None,
+            finished_at: None,
+            lease_expires_at: None,
+            progress: None,
+            result: None,
+            errors: Vec::new(),
+        };
+        if let Some(k) = &new.unique_key {
+            queue.unique.insert(k.clone(), new.id.clone());
+        }
+        self.next_seq += 1;
+        let rec = Record { job, token: None, seq: self.next_seq };
+        queue.index(state).insert(key(&rec), new.id.clone());
+        self.jobs.insert(new.id.clone(), rec);
+        Enqueued { id: new.id.clone(), outcome: EnqueueOutcome::Created, state }
+    }
+
+    /// The record of an active job leased under `token`.
+    fn leased(&mut self, id: &JobId, token: &LeaseToken) -> Result<&mut Record> {
+        let rec = self.jobs.get_mut(id).ok_or_else(|| Error::NotFound(format!("job {id} not found")))?;
+        if rec.job.state != JobState::Active || rec.token.as_ref() != Some(token) {
+            return Err(Error::Conflict(format!("job {id} is not leased under this token")));
+        }
+        Ok(rec)
+    }
+
+    /// Removes a job that is not active from its index, its unique key and the records.
+    fn drop_job(&mut self, id: &JobId) -> Option<JobState> {
+        let rec = self.jobs.remove(id)?;
+        if let Some(q) = self.queues.get_mut(&rec.job.queue) {
+            q.index(rec.job.state).remove(&key(&rec));
+            q.release_key(&rec.job);
+        }
+        Some(rec.job.state)
+    }
+
+    fn set_next_fire(&mut self, name: &ScheduleName, next: Option<Timestamp>) {
+        let Some(s) = self.schedules.get_mut(name) else { return };
+        if let Some(old) = s.next_fire_at {
+            self.due_schedules.remove(&(old.as_millis(), name.clone()));
+        }
+        s.next_fire_at = next;
+        if let Some(new) = next {
+            self.due_schedules.insert((new.as_millis(), name.clone()));
+        }
+    }
+}
+
+impl MemoryJobs {
+    fn with<T>(&self, f: impl FnOnce(&mut State, Timestamp) -> T) -> T {
+        let now = Timestamp::now();
+        f(&mut lock(&self.state), now)
+    }
+}
+
+/// See [`JobStore`] for the contract of every method.
+#[async_trait]
+impl JobStore for MemoryJobs {
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        Ok(self.with(|s, now| jobs.iter().map(|j| s.enqueue_one(j, now)).collect()))
+    }
+
+    async fn fetch(
+        &self,
+        queues: &[QueueName],
+        tokens: &[LeaseToken],
+        lease: Option<Duration>,
+        retention: &JobRetention,
+    ) -> Result<Fetched> {
+        Ok(self.with(|s, now| {
+            let mut jobs = Vec::new();
+            let mut next_event: Option<i64> = None;
+            for name in queues {
+                if s.queues.get(name).is_none_or(|q| q.paused) {
+                    continue;
+                }
+                s.settle(name, now, retention);
+                while let Some(token) = tokens.get(jobs.len()) {
+                    let Some(id) =
+                        s.queues.get(name).and_then(|q| q.waiting.first_key_value()).map(|(_, id)| id.clone())
+                    else {
+                        break;
+                    };
+                    let Some(rec) = s.refile(&id, |j| {
+                        j.state = JobState::Active;
+                        j.attempts += 1;
+                        j.started_at = Some(now);
+                        j.lease_expires_at = Some(now.plus(lease.unwrap_or(j.lease)));
+                    }) else {
+                        break;
+                    };
+                    rec.token = Some(token.clone());
+                    jobs.push(LeasedJob { job: rec.job.clone(), lease_token: token.clone() });
+                }
+                if let Some(q) = s.queues.get(name) {
+                    let firsts = [q.delayed.first_key_value(), q.active.first_key_value()];
+                    for (&(at, _), _) in firsts.into_iter().flatten() {
+                        next_event = Some(next_event.map_or(at, |n| n.min(at)));
+                    }
+                }
+            }
+            Fetched { jobs, now, next_event_at: next_event.map(Timestamp::from_millis) }
+        }))
+    }
+
+    async fn complete(
+        &self,
+        id: &JobId,
+        token: &LeaseToken,
+        result: Option<&[u8]>,
+        retention: &JobRetention,
+    ) -> Result<()> {
+        self.with(|s, now| {
+            let queue = s.leased(id, token)?.job.queue.clone();
+            s.refile(id, |j| {
+                j.state = JobState::Completed;
+                j.finished_at = Some(now);
+                j.result = result.map(<[u8]>::to_vec);
+            });
+            if let Some(q) = s.queues.get_mut(&queue) {
+                q.completed_total += 1;
+                q.completions.add(minute(now));
+            }
+            s.trim(&queue, JobState::Completed, retention.completed_max, retention.completed_max_age, now);
+            Ok(())
+        })
+    }
+
+    async fn fail(
+        &self,
+        id: &JobId,
+        token: &LeaseToken,
+        error: &str,
+        retry: Retry,
+        random: f64,
+        retention: &JobRetention,
+    ) -> Result<FailOutcome> {
+        self.with(|s, now| {
+            let job = &s.leased(id, token)?.job;
+            let queue = job.queue.clone();
+            let delay = match retry {
+                _ if job.attempts >= job.max_attempts => None,
+                Retry::Backoff => Some(job.backoff.delay_ms(job.attempts, random)),
+                Retry::After(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                Retry::Never => None,
+            };
+            if let Some(q) = s.queues.get_mut(&queue) {
+                q.count_failure(now);
+            }
+            let rec = s.refile(id, |j| {
+                push_error(j, error, now);
+                match delay {
+                    Some(0) => {
+                        j.state = JobState::Waiting;
+                        j.run_at = now;
+                    }
+                    Some(ms) => {
+                        j.state = JobState::Delayed;
+                        j.run_at = now.plus(Duration::from_millis(ms));
+                    }
+                    None => {
+                        j.state = JobState::Dead;
+                        j.finished_at = Some(now);
+                    }
+                }
+            });
+            let outcome = match rec.map(|r| (r.job.state, r.job.run_at)) {
+                Some((JobState::Dead, _)) | None => FailOutcome { state: JobState::Dead, retry_at: None },
+                Some((state, run_at)) => FailOutcome { state, retry_at: Some(run_at) },
+            };
+            if outcome.state == JobState::Dead {
+                s.trim_dead(&queue, retention, now);
+            }
+            Ok(outcome)
+        })
+    }
+
+    async fn heartbeat(&self, id: &JobId, token: &LeaseToken, lease: Option<Duration>) -> Result<Timestamp> {
+        self.with(|s, now| {
+            s.leased(id, token)?;
+            let end = s
+                .refile(id, |j| j.lease_expires_at = Some(now.plus(lease.unwrap_or(j.lease))))
+                .and_then(|r| r.job.lease_expires_at);
+            end.ok_or_else(|| Error::Internal("heartbeat lost the job".into()))
+        })
+    }
+
+    async fn progress(&self, id: &JobId, token: &LeaseToken, progress: &[u8]) -> Result<()> {
+        self.with(|s, _| {
+            s.leased(id, token)?.job.progress = Some(progress.to_vec());
+            Ok(())
+        })
+    }
+
+    async fn release(&self, id: &JobId, token: &LeaseToken) -> Result<()> {
+        self.with(|s, _| {
+            s.leased(id, token)?;
+            s.refile(id, |j| {
+                j.state = JobState::Waiting;
+                j.attempts = j.attempts.saturating_sub(1);
+            });
+            Ok(())
+        })
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<Job>> {
+        Ok(self.with(|s, _| s.jobs.get(id).map(|r| r.job.clone())))
+    }
+
+    async fn remove(&self, id: &JobId) -> Result<Option<JobState>> {
+        self.with(|s, _| match s.jobs.get(id) {
+            Some(r) if r.job.state == JobState::Active => Err(Error::Conflict(format!("job {id} is active"))),
+            _ => Ok(s.drop_job(id)),
+        })
+    }
+
+    async fn cancel_unique(&self, queue: &QueueName, unique_keys: &[String]) -> Result<Vec<JobId>> {
+        Ok(self.with(|s, _| {
+            let mut removed = Vec::new();
+            for k in unique_keys {
+                let Some(holder) = s.queues.get(queue).and_then(|q| q.unique.get(k)).cloned() else { continue };
+                if s.jobs.get(&holder).is_some_and(|r| r.job.state.is_pending()) {
+                    s.drop_job(&holder);
+                    removed.push(holder);
+                }
+            }
+            removed
+        }))
+    }
+
+    async fn retry_dead(&self, id: &JobId) -> Result<()> {
+        self.with(|s, now| {
+            let rec = s.jobs.get(id).ok_or_else(|| Error::NotFound(format!("job {id} not found")))?;
+            if rec.job.state != JobState::Dead {
+                return Err(Error::Conflict(format!("job {id} is not dead")));
+            }
+            let (queue, unique_key) = (rec.job.queue.clone(), rec.job.unique_key.clone());
+            if let Some(k) = &unique_key
+                && s.queues.get(&queue).is_some_and(|q| q.unique.contains_key(k))
+            {
+                return Err(Error::Conflict(format!("another job of queue {queue} holds unique key {k:?}")));
+            }
+            s.refile(id, |j| {
+                j.state = JobState::Waiting;
+                j.attempts = 0;
+                j.finished_at = None;
+                j.run_at = now;
+            });
+            if let (Some(k), Some(q)) = (unique_key, s.queues.get_mut(&queue)) {
+                q.unique.insert(k, id.clone());
+            }
+            Ok(())
+        })
+    }
+
+    async fn list(&self, queue: &QueueName, state: JobState, offset: u64, limit: usize) -> Result<Vec<Job>> {
+        Ok(self.with(|s, _| {
+            let State { jobs, queues, .. } = s;
+            let Some(q) = queues.get_mut(queue) else { return Vec::new() };
+            let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+            let index = q.index(state);
+            let ids: Box<dyn Iterator<Item = &JobId>> = match state {
+                JobState::Completed | JobState::Dead => Box::new(index.values().rev()),
+                _ => Box::new(index.values()),
+            };
+            ids.skip(skip).take(limit).filter_map(|id| jobs.get(id).map(|r| r.job.clone())).collect()
+        }))
+    }
+
+    async fn counts(&self, queue: &QueueName, retention: &JobRetention) -> Result<QueueCounts> {
+        Ok(self.with(|s, now| {
+            if s.queues.get(queue).is_some_and(|q| !q.paused) {
+                s.settle(queue, now, retention);
+            }
+            let Some(q) = s.queues.get(queue) else {
+                return QueueCounts { now_ms: now.as_millis(), ..QueueCounts::default() };
+            };
+            let (completed_this_minute, completed_last_minute) = q.completions.read(minute(now));
+            let (failed_this_minute, failed_last_minute) = q.failures.read(minute(now));
+            QueueCounts {
+                waiting: q.waiting.len() as u64,
+                delayed: q.delayed.len() as u64,
+                active: q.active.len() as u64,
+                completed: q.completed.len() as u64,
+                dead: q.dead.len() as u64,
+                paused: q.paused,
+                completed_total: q.completed_total,
+                failed_total: q.failed_total,
+                completed_this_minute,
+                completed_last_minute,
+                failed_this_minute,
+                failed_last_minute,
+                now_ms: now.as_millis(),
+            }
+        }))
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueName>> {
+        let mut names: Vec<QueueName> = self.with(|s, _| s.queues.keys().cloned().collect());
+        names.sort();
+        Ok(names)
+    }
+
+    async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<()> {
+        self.with(|s, _| s.queues.entry(queue.clone()).or_default().paused = paused);
+        Ok(())
+    }
+
+    async fn put_schedule(&self, schedule: &Schedule, next_fire_at: Option<Timestamp>) -> Result<bool> {
+        Ok(self.with(|s, _| {
+            let name = &schedule.name;
+            let old = s.schedules.remove(name);
+            if let Some(at) = old.as_ref().and_then(|o| o.next_fire_at) {
+                s.due_schedules.remove(&(at.as_millis(), name.clone()));
+            }
+            let last_fired_at = old.as_ref().and_then(|o| o.last_fired_at);
+            s.schedules.insert(name.clone(), ScheduleState { schedule: schedule.clone(), next_fire_at, last_fired_at });
+            if let Some(at) = next_fire_at {
+                s.due_schedules.insert((at.as_millis(), name.clone()));
+            }
+            old.is_none()
+        }))
+    }
+
+    async fn get_schedule(&self, name: &ScheduleName) -> Result<Option<ScheduleState>> {
+        Ok(self.with(|s, _| s.schedules.get(name).cloned()))
+    }
+
+    async fn delete_schedule(&self, name: &ScheduleName) -> Result<bool> {
+        Ok(self.with(|s, _| {
+            s.set_next_fire(name, None);
+            s.schedules.remove(name).is_some()
+        }))
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<ScheduleState>> {
+        Ok(self.with(|s, _| s.schedules.values().cloned().collect()))
+    }
+
+    async fn due_schedules(&self, limit: usize) -> Result<(Timestamp, Vec<ScheduleState>)> {
+        Ok(self.with(|s, now| {
+            let due = s
+                .due_schedules
+                .iter()
+                .take_while(|(at, _)| *at <= now.as_millis())
+                .take(limit)
+                .filter_map(|(_, name)| s.schedules.get(name).cloned())
+                .collect();
+            (now, due)
+        }))
+    }
+
+    async fn fire_schedule(
+        &self,
+        name: &ScheduleName,
+        tick: Timestamp,
+        next: Option<Timestamp>,
+        job: &NewJob,
+    ) -> Result<bool> {
+        Ok(self.with(|s, now| {
+            let Some(state) = s.schedules.get_mut(name) else { return false };
+            if state.next_fire_at != Some(tick) {
+                return false;
+            }
+            state.last_fired_at = Some(tick);
+            s.set_next_fire(name, next);
+            s.enqueue_one(job, now);
+            true
+        }))
+    }
+}

@@ -1,0 +1,59 @@
+-- job_fetch.lua: settles the listed queues, then leases up to one job per token from them in
+-- order, best first. Paused queues are skipped entirely (not settled, no next event).
+-- KEYS[1]: the queue-name set. ARGV[1]: the jobs prefix; ARGV[2]: lease ms ('' = each job's
+-- own); ARGV[3]: dead max; ARGV[4]: dead max age ms; ARGV[5]: queue count n;
+-- ARGV[6..5+n]: queues; then the lease tokens.
+-- Returns {now, next event ms or nil, record...} with each record as in job_common.lua, already
+-- active (the i-th record holds the i-th token).
+local now = now_ms()
+local lease = tonumber(ARGV[2])
+local dead_max, dead_age = tonumber(ARGV[3]), tonumber(ARGV[4])
+local nq = tonumber(ARGV[5])
+local queues = {}
+for i = 6, 5 + nq do
+  if redis.call('HGET', qkey(ARGV[i], 'm'), 'paused') ~= '1' then
+    queues[#queues + 1] = ARGV[i]
+  end
+end
+local budget = BUDGET
+for _, queue in ipairs(queues) do
+  budget = budget - settle(queue, now, budget, dead_max, dead_age)
+end
+local t = 6 + nq
+local out = { now, false }
+for _, queue in ipairs(queues) do
+  if t > #ARGV then
+    break
+  end
+  local popped = redis.call('ZPOPMIN', qkey(queue, 'w'), #ARGV - t + 1)
+  local ak = qkey(queue, 'a')
+  for j = 1, #popped, 2 do
+    local id = popped[j]
+    local rec = record(id)
+    if rec then
+      local attempts = int(tonumber(rec[R.a]) + 1)
+      local lease_end = int(now + (lease or tonumber(rec[R.l])))
+      redis.call('HSET', job_key(id), 's', 'active', 'a', attempts, 'st', int(now), 'le', lease_end, 'k', ARGV[t])
+      redis.call('ZADD', ak, lease_end, id)
+      rec[R.s], rec[R.a], rec[R.st], rec[R.le] = 'active', attempts, int(now), lease_end
+      out[#out + 1] = rec
+      t = t + 1
+    end
+  end
+end
+local next_event = nil
+for _, queue in ipairs(queues) do
+  for _, part in ipairs({ 'd', 'a' }) do
+    local first = redis.call('ZRANGE', qkey(queue, part), 0, 0, 'WITHSCORES')
+    if first[2] then
+      local at = tonumber(first[2])
+      if not next_event or at < next_event then
+        next_event = at
+      end
+    end
+  end
+end
+if next_event then
+  out[2] = next_event
+end
+return out
