@@ -286,7 +286,13 @@ impl Bench {
 }
 
 /// Enqueues `total` jobs to `queue` from `producers` tasks, `chunk` per call.
-async fn enqueue_all(side: &Side, queue: &QueueName, total: usize, producers: usize, chunk: usize) -> anyhow::Result<()> {
+async fn enqueue_all(
+    side: &Side,
+    queue: &QueueName,
+    total: usize,
+    producers: usize,
+    chunk: usize,
+) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = (0..producers)
         .map(|_| {
@@ -365,11 +371,8 @@ async fn library_work(
 ) -> anyhow::Result<Duration> {
     let handled = Arc::new(AtomicUsize::new(0));
     let all_handled = Arc::new(Notify::new());
-    let options = WorkerOptions {
-        concurrency: c,
-        fetch_wait: Duration::from_secs(1),
-        ..WorkerOptions::new(vec![queue.clone()])
-    };
+    let options =
+        WorkerOptions { concurrency: c, fetch_wait: Duration::from_secs(1), ..WorkerOptions::new(vec![queue.clone()]) };
     let (h, all) = (handled.clone(), all_handled.clone());
     let worker = sb
         .jobs()
@@ -470,8 +473,7 @@ fn summary(path: &Path) -> anyhow::Result<()> {
     let rate = |target: &str, workload: &str| {
         outcomes.iter().rev().find(|o| o.target == target && o.workload == workload).map(|o| o.rate)
     };
-    let targets: Vec<_> =
-        TARGETS.iter().filter(|(t, _)| outcomes.iter().any(|o| o.target == *t)).collect();
+    let targets: Vec<_> = TARGETS.iter().filter(|(t, _)| outcomes.iter().any(|o| o.target == *t)).collect();
     let header: Vec<&str> = targets.iter().map(|(_, name)| *name).collect();
     println!("| {:<34} | {} |", "workload", header.join(" | "));
     println!("|{:-<36}|{}", "", header.iter().map(|h| format!("{:->w$}|", ":", w = h.len() + 2)).collect::<String>());

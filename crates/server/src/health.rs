@@ -1,8 +1,8 @@
 //! Health endpoints (unauthenticated): `/health`, `/health/live`, `/health/ready`,
 //! `/health/{component}`.
 //!
-//! Only the engine exists as a component today; pub/sub, jobs and the gateway join the report
-//! when their issues land (SPEC §5), each as one more entry of `check_components`.
+//! Components: `engine` (a ping) and `jobs` (the job store answers a query); pub/sub and the
+//! gateway join the report as more entries of `check_components`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub struct ComponentHealth {
 pub struct HealthReport {
     /// Overall status.
     pub status: HealthStatus,
-    /// Each component by name (today: `engine`).
+    /// Each component by name (`engine`, `jobs`).
     pub components: BTreeMap<String, ComponentHealth>,
 }
 
@@ -67,14 +67,23 @@ pub struct Probe {
 /// Checks every component.
 async fn check_components(state: &AppState) -> BTreeMap<String, ComponentHealth> {
     let mut components = BTreeMap::new();
-    components.insert("engine".to_owned(), check_engine(state).await);
+    components.insert("engine".to_owned(), check("engine", state.sb().engine().health.ping()).await);
+    let jobs = async {
+        let started = std::time::Instant::now();
+        state.sb().jobs().queues().await.map(|_| started.elapsed())
+    };
+    components.insert("jobs".to_owned(), check("jobs", jobs).await);
     components
 }
 
-async fn check_engine(state: &AppState) -> ComponentHealth {
+/// Runs one component's check (a call answering how long it took) with the timeout.
+async fn check(
+    component: &'static str,
+    call: impl Future<Output = switchboard_core::Result<Duration>>,
+) -> ComponentHealth {
     let unhealthy =
         |error: String| ComponentHealth { status: HealthStatus::Unhealthy, latency_ms: None, error: Some(error) };
-    match tokio::time::timeout(PING_TIMEOUT, state.sb().engine().health.ping()).await {
+    match tokio::time::timeout(PING_TIMEOUT, call).await {
         Ok(Ok(took)) => ComponentHealth {
             status: if took > SLOW_PING { HealthStatus::Degraded } else { HealthStatus::Healthy },
             latency_ms: Some((took.as_secs_f64() * 1e6).round() / 1e3),
@@ -82,11 +91,11 @@ async fn check_engine(state: &AppState) -> ComponentHealth {
         },
         Ok(Err(e)) => {
             // The detail can name hosts; it goes to the log, the kind to the caller.
-            tracing::warn!(error = %e, "health: engine ping failed");
+            tracing::warn!(component, error = %e, "health: check failed");
             unhealthy(e.kind().to_owned())
         }
         Err(_) => {
-            tracing::warn!(timeout_ms = PING_TIMEOUT.as_millis() as u64, "health: engine ping timed out");
+            tracing::warn!(component, timeout_ms = PING_TIMEOUT.as_millis() as u64, "health: check timed out");
             unhealthy(format!("ping timed out after {} ms", PING_TIMEOUT.as_millis()))
         }
     }

@@ -9,6 +9,7 @@ mod common;
 mod conversations;
 mod devices;
 mod disconnect;
+mod fuzz;
 mod jobs;
 mod messages;
 mod notifications;
