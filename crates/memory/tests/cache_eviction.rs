@@ -10,6 +10,7 @@ fn write(key: &str, len: usize) -> CacheWrite {
         key: key.to_owned(),
         value: vec![b'x'; len],
         ttl: Duration::from_secs(60),
+        stale: Duration::ZERO,
         tags: Vec::new(),
         tag_versions: None,
     }

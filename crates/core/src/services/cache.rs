@@ -35,6 +35,9 @@ const OTHER_NAMESPACE: &str = "other";
 /// One computation shared by every concurrent `get_or_set` caller of a key on this node.
 type Flight = Arc<OnceCell<Result<Value>>>;
 
+/// (namespace, key) -> what this node's callers of that key share.
+type PerKey<T> = Arc<Mutex<HashMap<(String, String), T>>>;
+
 /// How to store a value: all optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheSetOptions {
@@ -102,10 +105,10 @@ pub struct Cache {
     config: CacheConfig,
     /// (namespace, key) -> the computation in flight. A std mutex: held only to look up or
     /// remove an entry, never across an await.
-    flights: Arc<Mutex<HashMap<(String, String), Flight>>>,
+    flights: PerKey<Flight>,
     /// (namespace, key) -> lease callers of this node waiting for its value, woken by a set
     /// through this service. A std mutex, never held across an await.
-    waiters: Arc<Mutex<HashMap<(String, String), Arc<Notify>>>>,
+    waiters: PerKey<Arc<Notify>>,
     /// How many keys have waiters: lets sets skip the lock when nobody waits.
     waiting: Arc<AtomicUsize>,
     /// Metric label of each configured namespace (others are `other`).
