@@ -12,6 +12,9 @@
 //! - **mixed**: the best concurrency's workers run while `--producers` tasks enqueue one by one;
 //!   the time from the start to the last completion.
 //!
+//! With `--redis-url` on a Redis side, each workload also records Redis's work per job
+//! (`INFO cpu commandstats` before and after, via `redis-cli`).
+//!
 //! [`Worker`]: switchboard_core::Worker
 
 use std::io::Write;
@@ -67,7 +70,7 @@ pub(crate) struct BenchJobsArgs {
     batch: usize,
     /// Worker concurrencies to try (library: the worker's concurrency; HTTP: concurrent worker
     /// loops); the best is reported and used for the mixed run.
-    #[arg(long, value_delimiter = ',', default_values_t = [50usize, 100, 200])]
+    #[arg(long, value_delimiter = ',', default_values_t = [50usize, 100, 200, 500])]
     concurrency: Vec<usize>,
     /// HTTP workers: `max_jobs` of each fetch (completed one by one).
     #[arg(long, default_value_t = 10)]
@@ -96,6 +99,75 @@ struct Outcome {
     jobs: usize,
     seconds: f64,
     note: String,
+    /// What Redis did for the workload, per job (when the side knows its Redis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    redis: Option<RedisCost>,
+}
+
+/// Redis's work per job over one workload, from `INFO cpu commandstats` before and after.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct RedisCost {
+    /// redis-server CPU (user + system), µs per job.
+    cpu_us: f64,
+    /// Script calls (EVALSHA and EVAL) per job.
+    scripts: f64,
+    /// Time inside scripts, µs per job (commandstats).
+    script_us: f64,
+    /// Commands per job, the scripts' inner calls included.
+    commands: f64,
+}
+
+/// Counters of `INFO cpu commandstats`.
+#[derive(Clone, Copy, Default)]
+struct RedisCounters {
+    cpu_s: f64,
+    scripts: f64,
+    script_us: f64,
+    commands: f64,
+}
+
+impl RedisCounters {
+    /// Reads them with `redis-cli`.
+    fn read(url: &str) -> anyhow::Result<Self> {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-u", url, "INFO", "cpu", "commandstats"])
+            .output()
+            .context("redis-cli not found")?;
+        anyhow::ensure!(out.status.success(), "redis-cli INFO: {}", String::from_utf8_lossy(&out.stderr));
+        let mut c = RedisCounters::default();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let line = line.trim();
+            if let Some(v) = line.strip_prefix("used_cpu_user:").or_else(|| line.strip_prefix("used_cpu_sys:")) {
+                c.cpu_s += v.parse::<f64>().unwrap_or(0.0);
+            } else if let Some((name, fields)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) {
+                let field = |key: &str| {
+                    fields.split(',').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse::<f64>().ok())
+                };
+                let calls = field("calls").unwrap_or(0.0);
+                // INFO, FLUSHDB and the like are the benchmark's, not the workload's.
+                if matches!(name, "info" | "flushdb" | "config" | "ping" | "client" | "hello" | "select") {
+                    continue;
+                }
+                c.commands += calls;
+                if matches!(name, "evalsha" | "eval" | "evalsha_ro" | "eval_ro" | "fcall") {
+                    c.scripts += calls;
+                    c.script_us += field("usec").unwrap_or(0.0);
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// The cost per job of `jobs` jobs between `before` and `self`.
+    fn per_job(&self, before: &RedisCounters, jobs: usize) -> RedisCost {
+        let n = jobs as f64;
+        RedisCost {
+            cpu_us: (self.cpu_s - before.cpu_s) * 1e6 / n,
+            scripts: (self.scripts - before.scripts) / n,
+            script_us: (self.script_us - before.script_us) / n,
+            commands: (self.commands - before.commands) / n,
+        }
+    }
 }
 
 /// The side being measured and where its jobs go.
@@ -170,32 +242,35 @@ impl Bench {
         let (p, b) = (self.args.producers, self.args.batch);
 
         let queue = self.fresh_queue()?;
-        let t = Instant::now();
+        let (redis, t) = (self.redis_counters()?, Instant::now());
         self.enqueue_all(&queue, b).await?;
-        self.report("enqueue_bulk", t.elapsed(), format!("{p} producers, bulk of {b}"))?;
+        self.report("enqueue_bulk", t.elapsed(), redis, format!("{p} producers, bulk of {b}"))?;
 
         let queue = self.fresh_queue()?;
-        let t = Instant::now();
+        let (redis, t) = (self.redis_counters()?, Instant::now());
         self.enqueue_all(&queue, 1).await?;
-        self.report("enqueue_single", t.elapsed(), format!("{p} concurrent enqueue"))?;
+        self.report("enqueue_single", t.elapsed(), redis, format!("{p} concurrent enqueue"))?;
 
-        let mut best: Option<(Duration, usize)> = None;
+        let mut best: Option<(Duration, usize, Option<RedisCost>)> = None;
         for c in self.args.concurrency.clone() {
             let queue = self.fresh_queue()?;
             self.enqueue_all(&queue, b).await?;
+            let redis = self.redis_counters()?;
             let elapsed = self.process(&queue, c, false).await?;
-            self.report(&format!("process_c{c}"), elapsed, self.worker_note(c))?;
-            if best.is_none_or(|(d, _)| elapsed < d) {
-                best = Some((elapsed, c));
+            let cost = self.report(&format!("process_c{c}"), elapsed, redis, self.worker_note(c))?;
+            if best.is_none_or(|(d, ..)| elapsed < d) {
+                best = Some((elapsed, c, cost));
             }
         }
-        let Some((elapsed, c)) = best else { return Ok(()) };
-        self.report("process", elapsed, format!("best of {:?}: {}", self.args.concurrency, self.worker_note(c)))?;
+        let Some((elapsed, c, cost)) = best else { return Ok(()) };
+        let note = format!("best of {:?}: {}", self.args.concurrency, self.worker_note(c));
+        self.record("process", elapsed, cost, note)?;
 
         if !self.args.no_mixed {
             let queue = self.fresh_queue()?;
+            let redis = self.redis_counters()?;
             let elapsed = self.process(&queue, c, true).await?;
-            self.report("mixed", elapsed, format!("{}, {p} concurrent enqueue", self.worker_note(c)))?;
+            self.report("mixed", elapsed, redis, format!("{}, {p} concurrent enqueue", self.worker_note(c)))?;
         }
         self.flush()
     }
@@ -224,16 +299,48 @@ impl Bench {
         Ok(())
     }
 
-    fn report(&self, workload: &str, elapsed: Duration, note: String) -> anyhow::Result<()> {
+    /// Redis's counters now, when this side knows its Redis (`--redis-url`).
+    fn redis_counters(&self) -> anyhow::Result<Option<RedisCounters>> {
+        let redis = matches!(self.side, Side::Http(_)) || self.args.engine == EngineKind::Redis;
+        match &self.args.redis_url {
+            Some(url) if redis => Ok(Some(RedisCounters::read(url)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Prints and records a workload that took `elapsed`, with Redis's cost since `before`.
+    fn report(
+        &self,
+        workload: &str,
+        elapsed: Duration,
+        before: Option<RedisCounters>,
+        note: String,
+    ) -> anyhow::Result<Option<RedisCost>> {
+        let cost = match (before, &self.args.redis_url) {
+            (Some(before), Some(url)) => Some(RedisCounters::read(url)?.per_job(&before, self.args.jobs)),
+            _ => None,
+        };
+        self.record(workload, elapsed, cost, note)?;
+        Ok(cost)
+    }
+
+    fn record(&self, workload: &str, elapsed: Duration, redis: Option<RedisCost>, note: String) -> anyhow::Result<()> {
         let jobs = self.args.jobs;
         let seconds = elapsed.as_secs_f64();
         let rate = jobs as f64 / seconds;
+        let cost = redis.map_or(String::new(), |r| {
+            format!(
+                "; redis per job: {:.1} µs CPU, {:.2} scripts ({:.1} µs), {:.1} commands",
+                r.cpu_us, r.scripts, r.script_us, r.commands
+            )
+        });
         println!(
-            "switchboard {:<15} {workload:<16} {rate:>8.0} jobs/s  ({jobs} jobs in {seconds:.2} s; {note})",
+            "switchboard {:<15} {workload:<16} {rate:>8.0} jobs/s  ({jobs} jobs in {seconds:.2} s; {note}{cost})",
             self.label
         );
         if let Some(path) = &self.args.results {
-            let line = Outcome { target: self.label.into(), workload: workload.into(), rate, jobs, seconds, note };
+            let target = self.label.into();
+            let line = Outcome { target, workload: workload.into(), rate, jobs, seconds, note, redis };
             let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
             writeln!(file, "{}", serde_json::to_string(&line)?)?;
         }
@@ -492,6 +599,26 @@ fn summary(path: &Path) -> anyhow::Result<()> {
             .collect();
         println!("| {name:<34} | {} |", cells.join(" | "));
     }
+    println!();
+    println!("Redis's work per job (INFO cpu / commandstats before and after each workload):");
+    println!();
+    println!(
+        "| {:<34} | {:<28} | {:>10} | {:>10} | {:>13} | {:>10} |",
+        "workload", "side", "CPU µs", "scripts", "in scripts µs", "commands"
+    );
+    println!("|{:-<36}|{:-<30}|{:->11}:|{:->11}:|{:->14}:|{:->11}:|", "", "", "", "", "", "");
+    for (workload, name) in WORKLOADS {
+        for (target, title) in &targets {
+            let found = outcomes.iter().rev().find(|o| o.target == *target && o.workload == workload);
+            if let Some(r) = found.and_then(|o| o.redis) {
+                println!(
+                    "| {name:<34} | {title:<28} | {:>10.1} | {:>10.2} | {:>13.1} | {:>10.1} |",
+                    r.cpu_us, r.scripts, r.script_us, r.commands
+                );
+            }
+        }
+    }
+    println!();
     for (target, title) in &targets {
         for o in outcomes.iter().filter(|o| o.target == *target && o.workload.starts_with("process_c")) {
             println!("#   {title}: {} {:.0} jobs/s ({})", o.workload, o.rate, o.note);
