@@ -1,7 +1,7 @@
 //! `switchboard bench-jobs`: jobs enqueued and processed per second (SPEC §8, "jobs >= 5x
 //! BullMQ"), through the library (`Jobs::enqueue_bulk` / `enqueue`, the library [`Worker`]) or
 //! through the HTTP API of a running `switchboard serve` (`POST /queues/{q}/jobs[/bulk]`,
-//! `POST /queues/fetch` + `POST /jobs/{id}/complete`); `--summary` prints the comparison table of
+//! `POST /queues/fetch` + `POST /jobs/complete`); `--summary` prints the comparison table of
 //! a results file that `scripts/bench-jobs` fills from every side (BullMQ included).
 //!
 //! Workloads, each on a queue of its own (and, with `--flush`, an emptied Redis database):
@@ -72,7 +72,7 @@ pub(crate) struct BenchJobsArgs {
     /// loops); the best is reported and used for the mixed run.
     #[arg(long, value_delimiter = ',', default_values_t = [50usize, 100, 200, 500])]
     concurrency: Vec<usize>,
-    /// HTTP workers: `max_jobs` of each fetch (completed one by one).
+    /// HTTP workers: `max_jobs` of each fetch (completed together).
     #[arg(long, default_value_t = 10)]
     fetch_max: usize,
     /// Empty the Redis database (`redis-cli FLUSHDB`) before each workload: only for a Redis
@@ -508,7 +508,8 @@ struct Leased {
     lease_token: String,
 }
 
-/// `c` HTTP worker loops (fetch up to `fetch_max`, complete each), until `total` completions;
+/// `c` HTTP worker loops (fetch up to `fetch_max`, complete them in one call), until `total`
+/// completions;
 /// the time of the last one.
 async fn http_work(
     http: &Http,
@@ -534,18 +535,26 @@ async fn http_work(
                         .send()
                         .await?;
                     let answer: FetchAnswer = ok(response).await?.json().await?;
-                    for job in answer.jobs {
-                        let response = http
-                            .client
-                            .post(format!("{}/jobs/{}/complete", http.base, job.id))
-                            .header("authorization", &http.auth)
-                            .json(&json!({"lease_token": job.lease_token}))
-                            .send()
-                            .await?;
-                        let _ = ok(response).await?.bytes().await?;
-                        if done.fetch_add(1, Ordering::Relaxed) + 1 == total {
-                            let _ = finished.set(started.elapsed());
-                        }
+                    if answer.jobs.is_empty() {
+                        continue;
+                    }
+                    // The fetched jobs (no-ops) completed together in one call.
+                    let n = answer.jobs.len();
+                    let batch: Vec<_> = answer
+                        .jobs
+                        .into_iter()
+                        .map(|job| json!({"job_id": job.id, "lease_token": job.lease_token}))
+                        .collect();
+                    let response = http
+                        .client
+                        .post(format!("{}/jobs/complete", http.base))
+                        .header("authorization", &http.auth)
+                        .json(&json!({ "jobs": batch }))
+                        .send()
+                        .await?;
+                    let _ = ok(response).await?.bytes().await?;
+                    if done.fetch_add(n, Ordering::Relaxed) + n >= total {
+                        let _ = finished.set(started.elapsed());
                     }
                 }
                 anyhow::Ok(())

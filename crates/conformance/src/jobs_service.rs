@@ -186,6 +186,33 @@ pub async fn worker_shutdown_finishes_or_releases(t: &TestEngine) {
     assert_eq!(after.state, JobState::Waiting);
 }
 
+/// A batch completion answers each job on its own and records the good ones in order.
+pub async fn complete_many_answers_each_job(t: &TestEngine) {
+    let jobs = t.sb.jobs();
+    jobs.enqueue_bulk((1..=3).map(|i| job("batch", &format!("b{i}"))).collect()).await.unwrap();
+    let leased = jobs.fetch(&[queue("batch")], 3, Duration::ZERO, None).await.unwrap();
+    assert_eq!(leased.len(), 3);
+    let other_token = leased[0].lease_token.clone();
+    let mut batch = Vec::new();
+    for (i, l) in leased.iter().enumerate() {
+        // The second job is completed with another job's token: refused, left active.
+        let token = if i == 1 { other_token.clone() } else { l.lease_token.clone() };
+        batch.push(jobs.completion(l.job.id.clone(), token, Some(&json!({"n": i}))).unwrap());
+    }
+    batch.push(jobs.completion(JobId::new("missing").unwrap(), other_token, None).unwrap());
+    let answers = jobs.complete_many(&batch).await.unwrap();
+    assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+    assert!(matches!(answers[1], Err(switchboard_core::Error::Conflict(_))), "{answers:?}");
+    assert!(matches!(answers[3], Err(switchboard_core::Error::NotFound(_))), "{answers:?}");
+    let stats = jobs.stats(&queue("batch")).await.unwrap();
+    assert_eq!((stats.processed, stats.completed, stats.active), (2, 2, 1));
+    let done = jobs.list(&queue("batch"), JobState::Completed, 0, 10).await.unwrap();
+    assert_eq!(done.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["b3", "b1"], "newest first");
+    assert_eq!(done[0].result.as_deref(), Some(br#"{"n":2}"#.as_slice()));
+    let second = jobs.get(&JobId::new("b2").unwrap()).await.unwrap().unwrap();
+    assert_eq!(second.state, JobState::Active);
+}
+
 /// A long-poll returns as soon as a job is enqueued (through this node) and an empty answer
 /// after its wait.
 pub async fn long_poll_returns_when_a_job_arrives(t: &TestEngine) {

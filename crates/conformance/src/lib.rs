@@ -216,6 +216,7 @@ macro_rules! suite {
                 worker_runs_jobs_within_its_concurrency,
                 worker_failures_and_panics_are_recorded_and_retried,
                 worker_shutdown_finishes_or_releases,
+                complete_many_answers_each_job,
                 long_poll_returns_when_a_job_arrives,
             ]
         );

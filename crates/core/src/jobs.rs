@@ -328,6 +328,17 @@ pub struct Fetched {
     pub next_event_at: Option<Timestamp>,
 }
 
+/// One completion of a batch ([`JobStore::complete_many`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    /// The job.
+    pub id: JobId,
+    /// Its lease.
+    pub token: LeaseToken,
+    /// Its result, JSON text.
+    pub result: Option<Vec<u8>>,
+}
+
 /// How a failed attempt continues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -516,6 +527,20 @@ pub trait JobStore: Send + Sync + 'static {
         result: Option<&[u8]>,
         retention: &JobRetention,
     ) -> Result<()>;
+
+    /// Completes several active jobs (at most 1000) in one step, each exactly as
+    /// [`JobStore::complete`] would and answered on its own (in order); the outer error is the
+    /// engine's. The default completes them one by one.
+    async fn complete_many(&self, completions: &[Completion], retention: &JobRetention) -> Result<Vec<Result<()>>> {
+        let mut answers = Vec::with_capacity(completions.len());
+        for c in completions {
+            match self.complete(&c.id, &c.token, c.result.as_deref(), retention).await {
+                Err(e @ (Error::Unavailable(_) | Error::Internal(_))) => return Err(e),
+                answer => answers.push(answer),
+            }
+        }
+        Ok(answers)
+    }
 
     /// Fails the current attempt of an active job.
     async fn fail(

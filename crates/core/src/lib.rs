@@ -78,8 +78,8 @@ pub use ids::{
     ScheduleName, SessionId, TokenId, UserId,
 };
 pub use jobs::{
-    Backoff, Due, EnqueueOutcome, Enqueued, FailOutcome, Fetched, Job, JobError, JobRetention, JobState, JobStore,
-    LeasedJob, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
+    Backoff, Completion, Due, EnqueueOutcome, Enqueued, FailOutcome, Fetched, Job, JobError, JobRetention, JobState,
+    JobStore, LeasedJob, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
 };
 pub use message::{
     DeliveryStatus, InboxFilter, InboxPage, InboxSettings, InboxStore, Message, MessageStore, NewMessage, PostOutcome,

@@ -82,22 +82,23 @@ local function add_error(stored, attempt, message, now)
   return cjson.encode(list)
 end
 
--- Counts one completion (kind 'c') or failed attempt ('f'): total `<kind>t`, and the counts
+-- Counts `n` (default 1) completions (kind 'c') or failed attempts ('f'): total `<kind>t`, and the counts
 -- of the current minute `<kind>c` and the one before `<kind>p`, for minute `<kind>m`.
-local function count_event(queue, kind, now)
+local function count_event(queue, kind, now, n)
+  n = n or 1
   local mk = qkey(queue, 'm')
   local minute = math.floor(now / 60000)
   local f = redis.call('HMGET', mk, kind .. 't', kind .. 'm', kind .. 'c')
   local m, c = tonumber(f[2]), tonumber(f[3]) or 0
-  local fields = { kind .. 't', int((tonumber(f[1]) or 0) + 1), kind .. 'm', int(minute) }
+  local fields = { kind .. 't', int((tonumber(f[1]) or 0) + n), kind .. 'm', int(minute) }
   if m == minute then
-    c = c + 1
+    c = c + n
   else
     local prev = 0
     if m == minute - 1 then
       prev = c
     end
-    c = 1
+    c = n
     fields[#fields + 1] = kind .. 'p'
     fields[#fields + 1] = int(prev)
   end
@@ -164,16 +165,27 @@ local function trim(queue, part, max, max_age, now)
   end
 end
 
--- Adds job `id` (its hash already finished) to a finished set and applies retention.
-local function finish(queue, id, part, now, max, max_age)
+-- Adds jobs `ids` (their hashes already finished), in order, to a finished set and applies
+-- retention once.
+local function finish_many(queue, ids, part, now, max, max_age)
   local set = qkey(queue, part)
   local score = now * FIN_SCALE
   local top = redis.call('ZRANGE', set, -1, -1, 'WITHSCORES')
   if top[2] and tonumber(top[2]) >= score then
     score = tonumber(top[2]) + 1
   end
-  redis.call('ZADD', set, int(score), id)
+  local args = {}
+  for i, id in ipairs(ids) do
+    args[#args + 1] = int(score + i - 1)
+    args[#args + 1] = id
+  end
+  redis.call('ZADD', set, unpack(args))
   trim(queue, part, max, max_age, now)
+end
+
+-- Adds job `id` (its hash already finished) to a finished set and applies retention.
+local function finish(queue, id, part, now, max, max_age)
+  finish_many(queue, { id }, part, now, max, max_age)
 end
 
 -- Kills an active or released job: dead now, unique key freed, retention applied.

@@ -35,9 +35,9 @@ use redis::{Script, ScriptInvocation, Value};
 use serde::Deserialize;
 use switchboard_core::jobs::MAX_ERROR_BYTES;
 use switchboard_core::{
-    Backoff, Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId, JobRetention, JobState,
-    JobStore, JobType, LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry, Schedule, ScheduleName,
-    ScheduleState, Timestamp,
+    Backoff, Completion, Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId,
+    JobRetention, JobState, JobStore, JobType, LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry,
+    Schedule, ScheduleName, ScheduleState, Timestamp,
 };
 
 use crate::connection::{Conn, lua};
@@ -51,6 +51,7 @@ fn job_lua(body: &str) -> Script {
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_enqueue.lua")));
 static FETCH: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_fetch.lua")));
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_complete.lua")));
+static COMPLETE_MANY: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_complete_many.lua")));
 static FAIL: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_fail.lua")));
 static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_heartbeat.lua")));
 static PROGRESS: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_progress.lua")));
@@ -392,6 +393,31 @@ impl JobStore for RedisJobs {
             .arg(retention.completed_max)
             .arg(age_ms(retention.completed_max_age));
         self.leased("jobs.complete", &invocation, id).await.map(drop)
+    }
+
+    async fn complete_many(&self, completions: &[Completion], retention: &JobRetention) -> Result<Vec<Result<()>>> {
+        const OP: &str = "jobs.complete_many";
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.invocation(&COMPLETE_MANY, self.keys.job_queues());
+        invocation.arg(retention.completed_max).arg(age_ms(retention.completed_max_age));
+        for c in completions {
+            invocation
+                .arg(c.id.as_str())
+                .arg(c.token.as_str())
+                .arg(if c.result.is_some() { "1" } else { "0" })
+                .arg(c.result.as_deref().unwrap_or_default());
+        }
+        let codes: Vec<i64> = self.conn.script(OP, &invocation).await?;
+        if codes.len() != completions.len() {
+            return Err(Error::Internal(format!(
+                "redis: {OP}: {} answers for {} jobs",
+                codes.len(),
+                completions.len()
+            )));
+        }
+        Ok(codes.into_iter().zip(completions).map(|(code, c)| status(code, &c.id, OP)).collect())
     }
 
     async fn fail(

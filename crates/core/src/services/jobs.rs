@@ -14,8 +14,8 @@ use crate::config::JobsConfig;
 use crate::error::{Error, Result};
 use crate::ids::{JobId, JobType, LeaseToken, QueueName, ScheduleName, validate_id};
 use crate::jobs::{
-    Backoff, Due, Enqueued, FailOutcome, Job, JobError, JobState, JobStore, LeasedJob, MAX_ERROR_BYTES, MAX_PRIORITY,
-    MIN_PRIORITY, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
+    Backoff, Completion, Due, Enqueued, FailOutcome, Job, JobError, JobState, JobStore, LeasedJob, MAX_ERROR_BYTES,
+    MAX_PRIORITY, MIN_PRIORITY, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
 };
 use crate::limits::{MAX_BATCH, MAX_JOB_PAYLOAD_BYTES};
 use crate::time::Timestamp;
@@ -311,13 +311,23 @@ impl Jobs {
         }
         let new: Vec<NewJob> = jobs.into_iter().map(|j| self.new_job(j)).collect::<Result<_>>()?;
         let done = observe("jobs", "enqueue", self.store.enqueue(&new)).await?;
+        let mut created = 0;
         for (job, result) in new.iter().zip(&done) {
             if result.outcome == crate::jobs::EnqueueOutcome::Created {
                 metrics::counter!("switchboard_jobs_enqueued_total", "queue" => job.queue.to_string()).increment(1);
+                created += 1;
             }
         }
-        self.enqueued.notify_waiters();
+        self.wake(created);
         Ok(done)
+    }
+
+    /// Wakes up to `jobs` of this node's idle long-polls (one per new job, not all of them: the
+    /// others would only find nothing); at least one of those each gets a job or looks again.
+    fn wake(&self, jobs: usize) {
+        for _ in 0..jobs.min(MAX_FETCH) {
+            self.enqueued.notify_one();
+        }
     }
 
     fn new_job(&self, j: EnqueueJob) -> Result<NewJob> {
@@ -441,6 +451,24 @@ impl Jobs {
         Ok(())
     }
 
+    /// A validated [`Completion`] for [`Jobs::complete_many`].
+    pub fn completion(&self, id: JobId, token: LeaseToken, result: Option<&Value>) -> Result<Completion> {
+        Ok(Completion { id, token, result: result.map(encode_small("result")).transpose()? })
+    }
+
+    /// Completes up to 1000 leased jobs in one engine call, each answered on its own (in
+    /// order): `Ok`, or the [`Jobs::complete`] error of that job.
+    pub async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Result<()>>> {
+        if completions.len() > MAX_BATCH {
+            return Err(Error::invalid("jobs", format!("at most {MAX_BATCH} per call")));
+        }
+        let retention = self.config.retention();
+        let answers = observe("jobs", "complete_many", self.store.complete_many(completions, &retention)).await?;
+        let done = answers.iter().filter(|a| a.is_ok()).count();
+        metrics::counter!("switchboard_jobs_completed_total").increment(done as u64);
+        Ok(answers)
+    }
+
     /// Fails the current attempt of a leased job.
     pub async fn fail(&self, id: &JobId, token: &LeaseToken, error: &str, retry: Retry) -> Result<FailOutcome> {
         if let Retry::After(d) = retry
@@ -455,7 +483,7 @@ impl Jobs {
         metrics::counter!("switchboard_jobs_failed_total", "dead" => if outcome.state == JobState::Dead { "true" } else { "false" })
             .increment(1);
         if outcome.state == JobState::Waiting {
-            self.enqueued.notify_waiters();
+            self.wake(1);
         }
         Ok(outcome)
     }
@@ -477,7 +505,7 @@ impl Jobs {
     /// Gives a leased job back without counting the attempt.
     pub async fn release(&self, id: &JobId, token: &LeaseToken) -> Result<()> {
         observe("jobs", "release", self.store.release(id, token)).await?;
-        self.enqueued.notify_waiters();
+        self.wake(1);
         Ok(())
     }
 
@@ -509,7 +537,7 @@ impl Jobs {
     /// Moves a dead job back to waiting with fresh attempts.
     pub async fn retry_dead(&self, id: &JobId) -> Result<()> {
         observe("jobs", "retry", self.store.retry_dead(id)).await?;
-        self.enqueued.notify_waiters();
+        self.wake(1);
         Ok(())
     }
 
@@ -616,7 +644,7 @@ impl Jobs {
             }
         }
         if fired > 0 {
-            self.enqueued.notify_waiters();
+            self.wake(fired);
         }
         Ok(fired)
     }

@@ -27,13 +27,13 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::jobs::Jobs;
 use crate::error::{Error, Result};
 use crate::ids::{JobId, JobType, LeaseToken, QueueName};
-use crate::jobs::{Job, LeasedJob, Retry};
+use crate::jobs::{Completion, Job, LeasedJob, Retry};
 
 /// Most concurrent jobs of one worker.
 pub const MAX_CONCURRENCY: usize = 1000;
@@ -178,6 +178,10 @@ impl Worker {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.options.concurrency));
         let leases: Leases = Arc::default();
+        // Completions go to one task that records them in batches: one engine call for all the
+        // jobs finished meanwhile instead of one each.
+        let (completed, batches) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(record_completions(self.jobs.clone(), batches));
         let handlers = Arc::new(self.handlers);
         let mut running = JoinSet::new();
         loop {
@@ -220,6 +224,7 @@ impl Worker {
                     handler: handlers.get(&leased.job.job_type).cloned(),
                     lease: self.options.lease.unwrap_or(leased.job.lease),
                     leases: leases.clone(),
+                    completed: completed.clone(),
                 };
                 running.spawn(async move {
                     attempt.run(leased).await;
@@ -242,6 +247,34 @@ impl Worker {
                 }
             }
         }
+        // Every attempt is over: record the last completions, then stop.
+        drop(completed);
+        if let Err(e) = completer.await {
+            tracing::error!(error = %e, "the completion task failed");
+        }
+    }
+}
+
+/// Most completions recorded in one engine call.
+const COMPLETION_BATCH: usize = 256;
+
+/// Records completions as they come, each call taking every one queued meanwhile.
+async fn record_completions(jobs: Jobs, mut queued: mpsc::UnboundedReceiver<Completion>) {
+    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
+    while queued.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
+        match jobs.complete_many(&batch).await {
+            Ok(answers) => {
+                for (completion, answer) in batch.iter().zip(answers) {
+                    if let Err(e) = answer {
+                        // The lease was lost: the job runs again elsewhere (at least once).
+                        tracing::warn!(job = %completion.id, error = %e, "could not record a completion");
+                    }
+                }
+            }
+            // Engine down: the leases run out and the jobs run again (at least once).
+            Err(e) => tracing::warn!(jobs = batch.len(), error = %e, "could not record completions"),
+        }
+        batch.clear();
     }
 }
 
@@ -254,6 +287,7 @@ struct Attempt {
     handler: Option<Handler>,
     lease: Duration,
     leases: Leases,
+    completed: mpsc::UnboundedSender<Completion>,
 }
 
 /// Aborts the handler task when the attempt is dropped (e.g. aborted at shutdown).
@@ -278,8 +312,10 @@ impl Attempt {
         let ctx = JobContext { job, token: token.clone(), jobs: self.jobs.clone() };
         // Its own task: a panicking handler fails its job instead of the worker.
         let mut task = AbortOnDrop(tokio::spawn(handler(ctx)));
-        let mut heartbeat = tokio::time::interval(self.lease / 3);
-        heartbeat.tick().await;
+        // The first beat a third of the lease from now (`interval`'s immediate first tick would
+        // cost a timer round, ~1 ms, per job).
+        let period = self.lease / 3;
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let outcome = loop {
             tokio::select! {
                 joined = &mut task.0 => break joined,
@@ -301,7 +337,17 @@ impl Attempt {
 
     async fn finish(&self, id: &JobId, token: &LeaseToken, outcome: JobOutcome) {
         let done = match outcome {
-            Ok(result) => self.jobs.complete(id, token, result.as_ref()).await,
+            Ok(result) => match self.jobs.completion(id.clone(), token.clone(), result.as_ref()) {
+                Ok(completion) => {
+                    // Only fails once the worker is gone, and then nothing can be recorded.
+                    let _ = self.completed.send(completion);
+                    Ok(())
+                }
+                Err(e) => {
+                    let message = format!("bad result: {e}");
+                    self.jobs.fail(id, token, &message, Retry::Never).await.map(|_| ())
+                }
+            },
             Err(failure) => self.jobs.fail(id, token, &failure.message, failure.retry).await.map(|_| ()),
         };
         if let Err(e) = done {

@@ -31,6 +31,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(enqueue_bulk))
         .routes(routes!(fetch))
         .routes(routes!(complete))
+        .routes(routes!(complete_many))
         .routes(routes!(fail))
         .routes(routes!(heartbeat))
         .routes(routes!(progress))
@@ -257,6 +258,85 @@ pub(crate) async fn complete(
     let id = job_id(id)?;
     state.sb().jobs().complete(&id, &request.lease_token, request.result.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One completion of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompleteItem {
+    /// The job.
+    job_id: JobId,
+    /// The fetch's token.
+    lease_token: LeaseToken,
+    /// Kept on the job record (JSON up to 512 KiB).
+    #[schema(value_type = Option<Object>)]
+    result: Option<Value>,
+}
+
+/// Completions of many leased jobs.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompleteManyRequest {
+    /// 1..=1000 completions.
+    jobs: Vec<CompleteItem>,
+}
+
+/// The outcome of one completion of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CompleteOutcome {
+    /// The job.
+    job_id: JobId,
+    /// `completed`, `not_found` or `conflict` (the lease was lost).
+    status: &'static str,
+}
+
+/// The outcomes, in the order of the request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CompleteManyAnswer {
+    /// One per completion.
+    jobs: Vec<CompleteOutcome>,
+}
+
+/// Complete up to 1000 leased jobs in one call (one engine step); each is answered on its own.
+#[utoipa::path(
+    post,
+    path = "/jobs/complete",
+    tag = "jobs",
+    request_body = CompleteManyRequest,
+    responses(
+        (status = OK, body = CompleteManyAnswer),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, body = ErrorBody),
+    )
+)]
+pub(crate) async fn complete_many(
+    State(state): State<AppState>,
+    Json(request): Json<CompleteManyRequest>,
+) -> Result<Json<CompleteManyAnswer>, ApiError> {
+    if request.jobs.is_empty() {
+        return Err(ApiError::invalid("jobs: must not be empty"));
+    }
+    let jobs = state.sb().jobs();
+    let completions = request
+        .jobs
+        .into_iter()
+        .map(|item| jobs.completion(item.job_id, item.lease_token, item.result.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = jobs.complete_many(&completions).await?;
+    let outcomes = completions
+        .into_iter()
+        .zip(answers)
+        .map(|(c, answer)| {
+            let status = match answer {
+                Ok(()) => "completed",
+                Err(switchboard_core::Error::NotFound(_)) => "not_found",
+                Err(switchboard_core::Error::Conflict(_)) => "conflict",
+                Err(e) => return Err(ApiError::from(e)),
+            };
+            Ok(CompleteOutcome { job_id: c.id, status })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(Json(CompleteManyAnswer { jobs: outcomes }))
 }
 
 /// A failed attempt.

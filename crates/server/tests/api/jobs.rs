@@ -87,6 +87,27 @@ async fn a_leased_job_reports_progress_heartbeats_and_completes_once() {
 }
 
 #[tokio::test]
+async fn a_batch_completion_answers_each_job() {
+    let app = TestApp::new();
+    for id in ["m1", "m2"] {
+        app.post("/api/v1/queues/q/jobs", json!({"type": "t", "job_id": id})).await.assert_status(201);
+    }
+    let jobs = fetch(&app, &["q"], 2).await;
+    let body = json!({"jobs": [
+        {"job_id": "m1", "lease_token": jobs[0]["lease_token"], "result": 1},
+        {"job_id": "m2", "lease_token": jobs[0]["lease_token"]},
+        {"job_id": "zz", "lease_token": jobs[1]["lease_token"]},
+    ]});
+    let r = app.post("/api/v1/jobs/complete", body).await;
+    let statuses: Vec<&str> =
+        r.assert_status(200)["jobs"].as_array().unwrap().iter().map(|j| j["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["completed", "conflict", "not_found"]);
+    assert_eq!(app.get("/api/v1/jobs/m1").await.assert_status(200)["result"], 1);
+    assert_eq!(app.get("/api/v1/jobs/m2").await.assert_status(200)["state"], "active");
+    app.post("/api/v1/jobs/complete", json!({"jobs": []})).await.assert_error(400, "invalid_argument");
+}
+
+#[tokio::test]
 async fn failures_retry_then_die_and_dead_jobs_can_be_retried_or_deleted() {
     let app = TestApp::new();
     let body = json!({"type": "t", "job_id": "f1", "max_attempts": 2, "backoff": {"kind": "fixed", "delay_ms": 100}});

@@ -71,6 +71,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/queues/{queue}/jobs/bulk", &["post"]),
     ("/api/v1/queues/fetch", &["post"]),
     ("/api/v1/jobs/{job_id}/complete", &["post"]),
+    ("/api/v1/jobs/complete", &["post"]),
     ("/api/v1/jobs/{job_id}/fail", &["post"]),
     ("/api/v1/jobs/{job_id}/heartbeat", &["post"]),
     ("/api/v1/jobs/{job_id}/progress", &["post"]),
