@@ -11,10 +11,13 @@ pub struct MemoryConfig {
     /// Byte budget of the cache (default 64 MiB): past it the least recently used values are
     /// evicted.
     pub cache_max_bytes: usize,
+    /// Most job records held, in every state (default 1 000 000): an enqueue past it is refused
+    /// as `engine_unavailable` (503) until jobs complete and are trimmed.
+    pub max_jobs: usize,
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { sweep_interval: Duration::from_secs(1), cache_max_bytes: 64 * 1024 * 1024 }
+        MemoryConfig { sweep_interval: Duration::from_secs(1), cache_max_bytes: 64 * 1024 * 1024, max_jobs: 1_000_000 }
     }
 }

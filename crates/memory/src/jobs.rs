@@ -16,11 +16,12 @@ use switchboard_core::{
 use crate::lock;
 
 /// The job store in memory.
-#[derive(Default)]
 pub(crate) struct MemoryJobs {
     // One std mutex: critical sections are short, never await, and multi-job moves (settling,
     // bulk enqueue, fire_schedule) must be atomic.
     state: Mutex<State>,
+    /// Most job records held (every state); an enqueue that would pass it is refused.
+    max_jobs: usize,
 }
 
 #[derive(Default)]
@@ -318,6 +319,10 @@ impl State {
 }
 
 impl MemoryJobs {
+    pub(crate) fn new(max_jobs: usize) -> Self {
+        MemoryJobs { state: Mutex::default(), max_jobs }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State, Timestamp) -> T) -> T {
         let now = Timestamp::now();
         f(&mut lock(&self.state), now)
@@ -328,7 +333,17 @@ impl MemoryJobs {
 #[async_trait]
 impl JobStore for MemoryJobs {
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
-        Ok(self.with(|s, now| jobs.iter().map(|j| s.enqueue_one(j, now)).collect()))
+        self.with(|s, now| {
+            // All or nothing: a batch that could pass the bound is refused whole (counting
+            // every job as new keeps the check O(1)).
+            if s.jobs.len() + jobs.len() > self.max_jobs {
+                return Err(Error::Unavailable(format!(
+                    "the memory engine holds its maximum of {} jobs; complete or remove jobs first",
+                    self.max_jobs
+                )));
+            }
+            Ok(jobs.iter().map(|j| s.enqueue_one(j, now)).collect())
+        })
     }
 
     async fn fetch(

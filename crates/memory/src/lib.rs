@@ -85,7 +85,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
         typing,
         notifications,
         cache,
-        jobs: Arc::new(jobs::MemoryJobs::default()),
+        jobs: Arc::new(jobs::MemoryJobs::new(config.max_jobs)),
         messages,
         inbox: Arc::new(inbox::MemoryInbox::default()),
         conversations: Arc::new(conversation::MemoryConversations::default()),
