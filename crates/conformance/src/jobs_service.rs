@@ -107,6 +107,12 @@ pub async fn worker_failures_and_panics_are_recorded_and_retried(t: &TestEngine)
     let mut bad = job("flaky", "bad");
     bad.max_attempts = Some(5);
     jobs.enqueue(bad).await.unwrap();
+    // A handler that panics before it even returns its future (outside any await).
+    let mut early = EnqueueJob::new(queue("flaky"), JobType::new("early.panic").unwrap(), json!({}));
+    early.job_id = Some(JobId::new("early").unwrap());
+    early.max_attempts = Some(2);
+    early.backoff = Some(Backoff::Fixed { delay_ms: 10 });
+    jobs.enqueue(early).await.unwrap();
     let mut unknown = EnqueueJob::new(queue("flaky"), JobType::new("nobody.handles").unwrap(), json!({}));
     unknown.job_id = Some(JobId::new("unknown").unwrap());
     unknown.max_attempts = Some(1);
@@ -126,6 +132,10 @@ pub async fn worker_failures_and_panics_are_recorded_and_retried(t: &TestEngine)
             }
         })
         .unwrap()
+        .handle("early.panic", |_ctx| -> std::future::Ready<switchboard_core::JobOutcome> {
+            panic!("bug before any await")
+        })
+        .unwrap()
         .start()
         .unwrap();
     let get = |id: &'static str| async move { jobs.get(&JobId::new(id).unwrap()).await.unwrap().unwrap() };
@@ -134,6 +144,7 @@ pub async fn worker_failures_and_panics_are_recorded_and_retried(t: &TestEngine)
             && get("boom").await.state == JobState::Completed
             && get("bad").await.state == JobState::Dead
             && get("unknown").await.state == JobState::Dead
+            && get("early").await.state == JobState::Dead
     })
     .await;
     worker.shutdown().await;
@@ -145,6 +156,8 @@ pub async fn worker_failures_and_panics_are_recorded_and_retried(t: &TestEngine)
     let bad = get("bad").await;
     assert_eq!(bad.attempts, 1, "a permanent failure is not retried");
     assert!(get("unknown").await.errors[0].message.contains("no handler"));
+    let early = get("early").await;
+    assert_eq!(early.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["the handler panicked"; 2]);
 }
 
 /// Shutdown stops fetching, lets short jobs finish and gives back the leases of jobs still

@@ -1,7 +1,7 @@
 //! The built-in job types (SPEC §3.10), run by a library worker inside the server:
 //! - `webhook.deliver` (queue `webhooks`): POSTs `body` to `url` with an HMAC-SHA256 signature
 //!   header; retried on 5xx, 408, 429 (after its `Retry-After`), timeouts and connection
-//!   errors; other 4xx answers fail it for good.
+//!   errors; other 4xx and 3xx answers (redirects are not followed) fail it for good.
 //! - `notification.deliver` (queue `notifications`): creates a notification at run time, e.g.
 //!   reminders enqueued with a delay and cancelled by their `unique_key`.
 //! - `push.send` (queue `push`): enqueued by the notifications service when a notification's
@@ -198,6 +198,13 @@ impl Deliverer {
         if headers.len() > MAX_HEADERS {
             return Err(JobFailure::permanent("headers: at most 20"));
         }
+        // The signature and delivery headers are ours alone: a payload may not add a second one.
+        if let Some(name) = headers.keys().find(|name| {
+            let name = name.to_ascii_lowercase();
+            name.starts_with("switchboard-") || matches!(name.as_str(), "content-type" | "content-length" | "host")
+        }) {
+            return Err(JobFailure::permanent(format!("headers: {name} is set by Switchboard")));
+        }
         let bytes = serde_json::to_vec(body).map_err(JobFailure::permanent)?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let mut request = self
@@ -249,8 +256,12 @@ impl PushHook for QueuePushes {
                 JobType::new("push.send")?,
                 json!({ "user_id": user, "notification": notification }),
             );
-            // One push per notification, however often the hook fires for it.
-            job.job_id = Some(JobId::new(format!("push:{}:{}", user, notification.id)).or_else(|_| JobId::generate())?);
+            // One push per notification, however often the hook fires for it; the user id's
+            // length keeps `push:<user>:<id>` unambiguous (ids may contain `:`). Ids too long for
+            // that get a fresh id (no dedup).
+            let user = user.as_str();
+            let id = format!("push:{}:{user}:{}", user.len(), notification.id);
+            job.job_id = Some(JobId::new(id).or_else(|_| JobId::generate())?);
             Ok(job)
         };
         let result = match enqueue() {

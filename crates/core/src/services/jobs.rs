@@ -414,12 +414,13 @@ impl Jobs {
         let poll = Duration::from_millis(self.config.poll_interval_ms);
         let retention = self.config.retention();
         tokio::pin!(stop);
+        // Drawn once: a token is used only by the fetch that leases a job with it.
+        let tokens: Vec<LeaseToken> = (0..max).map(|_| LeaseToken::generate()).collect::<Result<_>>()?;
         loop {
             // Registered before the engine call so an enqueue in between is not missed.
             let woken = self.enqueued.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let tokens: Vec<LeaseToken> = (0..max).map(|_| LeaseToken::generate()).collect::<Result<_>>()?;
             let fetched = observe("jobs", "fetch", self.store.fetch(queues, &tokens, lease, &retention)).await?;
             if !fetched.jobs.is_empty() {
                 metrics::counter!("switchboard_jobs_fetched_total").increment(fetched.jobs.len() as u64);
@@ -476,7 +477,8 @@ impl Jobs {
         {
             return Err(Error::invalid("retry_in_ms", format!("must be at most {} ms", MAX_DELAY.as_millis())));
         }
-        let error = truncate(error, MAX_ERROR_BYTES);
+        // A little over the bound, so the store cuts it and marks the cut.
+        let error = truncate(error, MAX_ERROR_BYTES + 4);
         let random = random_unit()?;
         let retention = self.config.retention();
         let outcome = observe("jobs", "fail", self.store.fail(id, token, error, retry, random, &retention)).await?;
@@ -591,12 +593,16 @@ impl Jobs {
             lease_ms: u64::try_from(job.lease.as_millis()).unwrap_or(u64::MAX),
         };
         let existing = observe("jobs", "get_schedule", self.store.get_schedule(name)).await?;
+        let last_fired_at = existing.as_ref().and_then(|old| old.last_fired_at);
         let next = match existing {
             Some(old) if old.schedule.spec == schedule.spec => old.next_fire_at,
             _ => spec.next_after(Timestamp::now()),
         };
+        if next.is_none() {
+            return Err(Error::invalid("cron", "has no future time"));
+        }
         let created = observe("jobs", "put_schedule", self.store.put_schedule(&schedule, next)).await?;
-        let state = ScheduleState { schedule, next_fire_at: next, last_fired_at: None };
+        let state = ScheduleState { schedule, next_fire_at: next, last_fired_at };
         Ok((created, state))
     }
 
@@ -627,7 +633,7 @@ impl Jobs {
             let Ok(spec) = check_spec(&s.spec) else { continue };
             let next = spec.next_tick(tick, now);
             let job = NewJob {
-                id: JobId::new(format!("{}@{}", truncate(s.name.as_str(), 100), tick.as_millis()))?,
+                id: tick_job_id(&s.name, tick)?,
                 queue: s.queue.clone(),
                 job_type: s.job_type.clone(),
                 payload: s.payload.clone().into_bytes(),
@@ -661,6 +667,22 @@ impl Jobs {
             }
         }
     }
+}
+
+/// The id of a schedule tick's job: `<name>@<tick ms>`; a name too long for that keeps its
+/// first 90 bytes and adds a hash of the whole, so two names never share tick ids.
+fn tick_job_id(name: &ScheduleName, tick: Timestamp) -> Result<JobId> {
+    let suffix = format!("@{}", tick.as_millis());
+    let name = name.as_str();
+    if name.len() + suffix.len() <= crate::limits::MAX_ID_BYTES {
+        return JobId::new(format!("{name}{suffix}"));
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    JobId::new(format!("{}.{hash:016x}{suffix}", truncate(name, 90)))
 }
 
 fn check_lease(field: &str, lease: Duration) -> Result<()> {
@@ -698,6 +720,36 @@ fn random_unit() -> Result<f64> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
     Ok((u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// A 5-field (Unix) cron expression with its day-of-week numbers moved to the `cron` crate's
+/// numbering: Unix counts 0 (or 7) = Sunday .. 6 = Saturday, the crate 1 = Sunday .. 7 =
+/// Saturday. Names (`MON`) are left as they are.
+fn unix_day_of_week(expr: &str) -> String {
+    let mut fields: Vec<String> = expr.split_whitespace().map(str::to_owned).collect();
+    let Some(dow) = fields.get_mut(4) else { return expr.to_owned() };
+    let shift = |n: &str| match n.parse::<u8>() {
+        Ok(0 | 7) => "1".to_owned(),
+        Ok(d) => (d + 1).to_string(),
+        Err(_) => n.to_owned(),
+    };
+    let items: Vec<String> = dow
+        .split(',')
+        .flat_map(|item| {
+            let (range, step) = match item.split_once('/') {
+                Some((range, step)) => (range, format!("/{step}")),
+                None => (item, String::new()),
+            };
+            match range.split_once('-') {
+                // A range ending on Sunday (`5-7`) becomes Friday-Saturday plus Sunday.
+                Some((from, "7")) => vec![format!("{}-7{step}", shift(from)), "1".to_owned()],
+                Some((from, to)) => vec![format!("{}-{}{step}", shift(from), shift(to))],
+                None => vec![format!("{}{step}", shift(range))],
+            }
+        })
+        .collect();
+    *dow = items.join(",");
+    fields.join(" ")
 }
 
 /// A parsed schedule timing.
@@ -748,7 +800,7 @@ fn check_spec(spec: &ScheduleSpec) -> Result<Timing> {
             }
             let fields = expr.split_whitespace().count();
             let full = match fields {
-                5 => format!("0 {expr}"),
+                5 => format!("0 {}", unix_day_of_week(expr)),
                 6 | 7 => expr.clone(),
                 _ => {
                     return Err(Error::invalid(
@@ -781,6 +833,31 @@ mod tests {
         let t = Timestamp::from_millis;
         assert_eq!(every.next_tick(t(1000), t(1003)), Some(t(2500)), "a late fire keeps the grid");
         assert_eq!(every.next_tick(t(1000), t(5000)), Some(t(5500)), "missed ticks are skipped");
+    }
+
+    #[test]
+    fn five_field_cron_counts_days_of_week_from_sunday_zero() {
+        // 2026-11-22 is a Sunday.
+        let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        let sunday = at("2026-11-22T10:00:00Z");
+        let next = |expr: &str| check_spec(&ScheduleSpec::Cron(expr.into())).unwrap().next_after(sunday);
+        assert_eq!(next("0 9 * * 1-5"), Some(at("2026-11-23T09:00:00Z")), "weekdays start on Monday");
+        assert_eq!(next("0 9 * * 0"), Some(at("2026-11-29T09:00:00Z")), "0 is Sunday");
+        assert_eq!(next("0 9 * * 7"), Some(at("2026-11-29T09:00:00Z")), "7 is Sunday too");
+        assert_eq!(next("0 9 * * 6"), Some(at("2026-11-28T09:00:00Z")), "6 is Saturday");
+        assert_eq!(next("0 9 * * 5-7"), Some(at("2026-11-27T09:00:00Z")), "Friday to Sunday");
+        assert_eq!(next("0 9 * * MON"), Some(at("2026-11-23T09:00:00Z")));
+        assert_eq!(unix_day_of_week("0 9 * * */2"), "0 9 * * */2");
+    }
+
+    #[test]
+    fn tick_ids_are_distinct_for_long_names() {
+        let tick = Timestamp::from_millis(1_795_324_482_726);
+        let short = ScheduleName::new("cleanup").unwrap();
+        assert_eq!(tick_job_id(&short, tick).unwrap().as_str(), "cleanup@1795324482726");
+        let a = ScheduleName::new(format!("{}a", "x".repeat(120))).unwrap();
+        let b = ScheduleName::new(format!("{}b", "x".repeat(120))).unwrap();
+        assert_ne!(tick_job_id(&a, tick).unwrap(), tick_job_id(&b, tick).unwrap());
     }
 
     #[test]

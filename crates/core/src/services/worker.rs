@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::jobs::Jobs;
@@ -170,6 +170,11 @@ impl Worker {
         if o.fetch_wait > super::MAX_FETCH_WAIT {
             return Err(Error::invalid("fetch_wait", "must be at most 60 s"));
         }
+        if let Some(lease) = o.lease
+            && !(super::MIN_LEASE..=super::MAX_LEASE).contains(&lease)
+        {
+            return Err(Error::invalid("lease", "must be 100 ms ..= 1 h"));
+        }
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.run(stopped));
         Ok(WorkerHandle { stop, task })
@@ -185,7 +190,11 @@ impl Worker {
         let handlers = Arc::new(self.handlers);
         let mut running = JoinSet::new();
         loop {
-            while running.try_join_next().is_some() {}
+            while let Some(ended) = running.try_join_next() {
+                if let Err(e) = ended {
+                    tracing::error!(error = %e, "a job attempt task failed");
+                }
+            }
             let first = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
@@ -226,10 +235,10 @@ impl Worker {
                     leases: leases.clone(),
                     completed: completed.clone(),
                 };
-                running.spawn(async move {
-                    attempt.run(leased).await;
-                    drop(permit);
-                });
+                // The permit goes with the attempt and then with its completion: it is freed
+                // once the completion is recorded, so unrecorded completions never pile up past
+                // the concurrency (nor wait while their leases run out).
+                running.spawn(attempt.run(leased, permit));
             }
         }
         // Stop fetching; let running jobs finish within the grace, then give back the rest.
@@ -255,13 +264,17 @@ impl Worker {
     }
 }
 
-/// Most completions recorded in one engine call.
-const COMPLETION_BATCH: usize = 256;
+/// Most completions recorded in one engine call (a fetch may lease as many).
+const COMPLETION_BATCH: usize = crate::limits::MAX_BATCH;
+
+/// A completion waiting to be recorded, with the concurrency slot it still holds.
+type PendingCompletion = (Completion, OwnedSemaphorePermit);
 
 /// Records completions as they come, each call taking every one queued meanwhile.
-async fn record_completions(jobs: Jobs, mut queued: mpsc::UnboundedReceiver<Completion>) {
-    let mut batch = Vec::with_capacity(COMPLETION_BATCH);
-    while queued.recv_many(&mut batch, COMPLETION_BATCH).await > 0 {
+async fn record_completions(jobs: Jobs, mut queued: mpsc::UnboundedReceiver<PendingCompletion>) {
+    let mut pending = Vec::with_capacity(COMPLETION_BATCH);
+    while queued.recv_many(&mut pending, COMPLETION_BATCH).await > 0 {
+        let batch: Vec<Completion> = pending.drain(..).map(|(completion, _slot)| completion).collect();
         match jobs.complete_many(&batch).await {
             Ok(answers) => {
                 for (completion, answer) in batch.iter().zip(answers) {
@@ -274,7 +287,6 @@ async fn record_completions(jobs: Jobs, mut queued: mpsc::UnboundedReceiver<Comp
             // Engine down: the leases run out and the jobs run again (at least once).
             Err(e) => tracing::warn!(jobs = batch.len(), error = %e, "could not record completions"),
         }
-        batch.clear();
     }
 }
 
@@ -287,7 +299,7 @@ struct Attempt {
     handler: Option<Handler>,
     lease: Duration,
     leases: Leases,
-    completed: mpsc::UnboundedSender<Completion>,
+    completed: mpsc::UnboundedSender<PendingCompletion>,
 }
 
 /// Aborts the handler task when the attempt is dropped (e.g. aborted at shutdown).
@@ -300,28 +312,37 @@ impl Drop for AbortOnDrop {
 }
 
 impl Attempt {
-    async fn run(self, leased: LeasedJob) {
+    async fn run(self, leased: LeasedJob, slot: OwnedSemaphorePermit) {
         let LeasedJob { job, lease_token: token } = leased;
         let id = job.id.clone();
         let Some(handler) = self.handler.clone() else {
             let message = format!("no handler for job type {} on this worker", job.job_type);
-            self.finish(&id, &token, Err(JobFailure::retry(message))).await;
+            self.finish(&id, &token, Err(JobFailure::retry(message)), slot).await;
             return;
         };
         self.leases.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), token.clone());
         let ctx = JobContext { job, token: token.clone(), jobs: self.jobs.clone() };
         // Its own task: a panicking handler fails its job instead of the worker.
-        let mut task = AbortOnDrop(tokio::spawn(handler(ctx)));
+        // Called inside the task too, so a handler panicking before its first await is caught.
+        let mut task = AbortOnDrop(tokio::spawn(async move { handler(ctx).await }));
         // The first beat a third of the lease from now (`interval`'s immediate first tick would
         // cost a timer round, ~1 ms, per job).
         let period = self.lease / 3;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        let mut beating = true;
         let outcome = loop {
             tokio::select! {
                 joined = &mut task.0 => break joined,
-                _ = heartbeat.tick() => {
-                    if let Err(e) = self.jobs.heartbeat(&id, &token, Some(self.lease)).await {
-                        tracing::warn!(job = %id, error = %e, "lease heartbeat failed");
+                _ = heartbeat.tick(), if beating => {
+                    match self.jobs.heartbeat(&id, &token, Some(self.lease)).await {
+                        Ok(_) => {}
+                        Err(e @ (Error::Conflict(_) | Error::NotFound(_))) => {
+                            // The lease is lost (the job runs elsewhere): stop renewing; the
+                            // handler's outcome will be refused.
+                            tracing::warn!(job = %id, error = %e, "lease lost while running");
+                            beating = false;
+                        }
+                        Err(e) => tracing::warn!(job = %id, error = %e, "lease heartbeat failed"),
                     }
                 }
             }
@@ -331,16 +352,16 @@ impl Attempt {
             Err(e) if e.is_panic() => Err(JobFailure::retry("the handler panicked")),
             Err(_) => Err(JobFailure::retry("the handler was cancelled")),
         };
-        self.finish(&id, &token, outcome).await;
+        self.finish(&id, &token, outcome, slot).await;
         self.leases.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
     }
 
-    async fn finish(&self, id: &JobId, token: &LeaseToken, outcome: JobOutcome) {
+    async fn finish(&self, id: &JobId, token: &LeaseToken, outcome: JobOutcome, slot: OwnedSemaphorePermit) {
         let done = match outcome {
             Ok(result) => match self.jobs.completion(id.clone(), token.clone(), result.as_ref()) {
                 Ok(completion) => {
                     // Only fails once the worker is gone, and then nothing can be recorded.
-                    let _ = self.completed.send(completion);
+                    let _ = self.completed.send((completion, slot));
                     Ok(())
                 }
                 Err(e) => {
@@ -358,7 +379,9 @@ impl Attempt {
     }
 }
 
-/// A running [`Worker`].
+/// A running [`Worker`]. Keep it: dropping it stops the worker (as [`WorkerHandle::shutdown`]
+/// does, without waiting).
+#[must_use = "dropping the handle stops the worker"]
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,

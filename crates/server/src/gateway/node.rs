@@ -126,6 +126,11 @@ impl Gateway {
         self.shared.registry.disconnect(user, &Target { device, ..Target::default() }, code)
     }
 
+    /// Cancelled when this node starts shutting down (long-polls end early on it).
+    pub(crate) fn stopping(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
     /// Stops accepting, tells every client to reconnect elsewhere, and waits (bounded) for the
     /// connections and background tasks to finish.
     pub async fn shutdown(&self) {

@@ -204,7 +204,7 @@ pub(crate) struct FetchAnswer {
 }
 
 /// Lease jobs from one or more queues, waiting (long-poll) until one is available or the wait
-/// is over.
+/// is over (or the node shuts down).
 #[utoipa::path(
     post,
     path = "/queues/fetch",
@@ -218,7 +218,10 @@ pub(crate) async fn fetch(
 ) -> Result<Json<FetchAnswer>, ApiError> {
     let wait = Duration::from_millis(request.wait_ms.unwrap_or(DEFAULT_FETCH_WAIT_MS));
     let lease = request.lease_ms.map(Duration::from_millis);
-    let leased = state.sb().jobs().fetch(&request.queues, request.max_jobs.unwrap_or(1), wait, lease).await?;
+    // A node shutting down answers its long-polls at once (empty) so the drain does not wait.
+    let stopping = state.gateway().stopping();
+    let max = request.max_jobs.unwrap_or(1);
+    let leased = state.sb().jobs().fetch_until(&request.queues, max, wait, lease, stopping.cancelled()).await?;
     let jobs =
         leased.into_iter().map(|l| LeasedJobView { job: JobView::of(&l.job), lease_token: l.lease_token }).collect();
     Ok(Json(FetchAnswer { jobs }))
