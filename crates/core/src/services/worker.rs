@@ -275,7 +275,17 @@ async fn record_completions(jobs: Jobs, mut queued: mpsc::UnboundedReceiver<Pend
     let mut pending = Vec::with_capacity(COMPLETION_BATCH);
     while queued.recv_many(&mut pending, COMPLETION_BATCH).await > 0 {
         let batch: Vec<Completion> = pending.drain(..).map(|(completion, _slot)| completion).collect();
-        match jobs.complete_many(&batch).await {
+        // A short engine outage should not cost a whole batch of finished jobs another run:
+        // try a few times (the leases hold meanwhile) before leaving them to run out.
+        let mut recorded = jobs.complete_many(&batch).await;
+        for pause_ms in [100, 400, 1600] {
+            if !matches!(recorded, Err(Error::Unavailable(_))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            recorded = jobs.complete_many(&batch).await;
+        }
+        match recorded {
             Ok(answers) => {
                 for (completion, answer) in batch.iter().zip(answers) {
                     if let Err(e) = answer {
