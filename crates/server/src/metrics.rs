@@ -55,6 +55,18 @@ fn describe() {
         "HTTP request latency by method and route."
     );
     metrics::describe_gauge!("switchboard_sessions_active", "Live sessions, counted at scrape time.");
+    metrics::describe_gauge!(
+        "switchboard_jobs",
+        "Jobs by queue and state (waiting, delayed, active, completed, dead), counted at scrape time."
+    );
+    metrics::describe_counter!("switchboard_jobs_enqueued_total", "Jobs created, by queue.");
+    metrics::describe_counter!("switchboard_jobs_fetched_total", "Jobs leased to workers.");
+    metrics::describe_counter!("switchboard_jobs_completed_total", "Jobs completed.");
+    metrics::describe_counter!(
+        "switchboard_jobs_failed_total",
+        "Failed attempts reported by workers, by whether the job died."
+    );
+    metrics::describe_counter!("switchboard_jobs_schedule_fired_total", "Schedule ticks fired by this node.");
     // Cache counters: `namespace` is one of `cache.namespaces` or `other` (bounded cardinality).
     metrics::describe_counter!("switchboard_cache_hits_total", "Cache reads that found a fresh value, by namespace.");
     metrics::describe_counter!(
@@ -100,6 +112,9 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Most queues reported by the `switchboard_jobs` gauges (the first by name).
+const MAX_QUEUE_GAUGES: usize = 100;
+
 /// Prometheus text exposition of every metric of the process.
 #[utoipa::path(
     get,
@@ -112,6 +127,26 @@ pub(crate) async fn render(State(state): State<AppState>) -> Response {
         Ok(Ok(count)) => metrics::gauge!("switchboard_sessions_active").set(count as f64),
         Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting active sessions failed"),
         Err(_) => tracing::warn!("metrics: counting active sessions timed out"),
+    }
+    match tokio::time::timeout(COUNT_TIMEOUT, state.sb().jobs().queues()).await {
+        Ok(Ok(queues)) => {
+            // At most MAX_QUEUE_GAUGES queues get gauges, so the label set stays bounded.
+            for stats in queues.iter().take(MAX_QUEUE_GAUGES) {
+                let counts = [
+                    ("waiting", stats.waiting),
+                    ("delayed", stats.delayed),
+                    ("active", stats.active),
+                    ("completed", stats.completed),
+                    ("dead", stats.dead),
+                ];
+                for (job_state, n) in counts {
+                    metrics::gauge!("switchboard_jobs", "queue" => stats.queue.to_string(), "state" => job_state)
+                        .set(n as f64);
+                }
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting jobs failed"),
+        Err(_) => tracing::warn!("metrics: counting jobs timed out"),
     }
     let handle = state.metrics();
     handle.run_upkeep();

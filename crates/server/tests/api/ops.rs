@@ -48,6 +48,9 @@ async fn metrics_count_requests_by_route_template() {
     let id = app.create_session("kim").await;
     app.get(&format!("/api/v1/sessions/{id}")).await.assert_status(200);
     app.get("/api/v1/no/such/route").await.assert_error(404, "not_found");
+    for _ in 0..2 {
+        app.post("/api/v1/queues/metricsq/jobs", serde_json::json!({"type": "t"})).await.assert_status(201);
+    }
 
     let r = app.public_get("/metrics").await;
     r.assert_status(200);
@@ -59,6 +62,10 @@ async fn metrics_count_requests_by_route_template() {
     assert!(text.contains(r#"method="GET""#) && text.contains(r#"status="200""#), "{text}");
     assert!(text.contains("switchboard_http_request_duration_seconds_bucket{"), "histograms render as buckets: {text}");
     assert!(text.contains("switchboard_sessions_active"), "{text}");
+    let waiting = text.lines().find(|l| {
+        l.starts_with("switchboard_jobs{") && l.contains(r#"queue="metricsq""#) && l.contains(r#"state="waiting""#)
+    });
+    assert_eq!(waiting.and_then(|l| l.rsplit(' ').next()), Some("2"), "{text}");
     assert!(text.contains("switchboard_engine_call_duration_seconds_bucket{"), "{text}");
     // Never raw paths (ids) as labels.
     assert!(!text.contains(&id), "{text}");
