@@ -13,6 +13,7 @@
 //!
 //! Delivery is at least once: a worker that dies keeps its jobs only until their lease runs out.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -186,6 +187,20 @@ impl Backoff {
             _ => Err(bad()),
         }
     }
+}
+
+/// `error` as a job record keeps it: over [`MAX_ERROR_BYTES`], its longest char-boundary prefix
+/// of at most `MAX_ERROR_BYTES - 3` bytes and `…` (3 bytes). Every engine cuts with this.
+pub fn cut_error(error: &str) -> Cow<'_, str> {
+    const MARK: char = '…';
+    if error.len() <= MAX_ERROR_BYTES {
+        return Cow::Borrowed(error);
+    }
+    let mut end = MAX_ERROR_BYTES - MARK.len_utf8();
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{MARK}", &error[..end]))
 }
 
 /// When a new job becomes due.

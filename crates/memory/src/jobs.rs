@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_core::jobs::{MAX_ERROR_BYTES, MAX_KEPT_ERRORS};
+use switchboard_core::jobs::{MAX_KEPT_ERRORS, cut_error};
 use switchboard_core::{
     Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId, JobRetention, JobState, JobStore,
     LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry, Schedule, ScheduleName, ScheduleState,
@@ -144,21 +144,8 @@ fn key(r: &Record) -> (i64, u64) {
     (first, r.seq)
 }
 
-/// `message` cut to [`MAX_ERROR_BYTES`] at a char boundary, marked with `…` when cut.
-fn clip(message: &str) -> String {
-    const MARK: &str = "…";
-    if message.len() <= MAX_ERROR_BYTES {
-        return message.to_owned();
-    }
-    let mut end = MAX_ERROR_BYTES - MARK.len();
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{MARK}", &message[..end])
-}
-
 fn push_error(job: &mut Job, message: &str, now: Timestamp) {
-    job.errors.push(JobError { attempt: job.attempts, message: clip(message), at: now });
+    job.errors.push(JobError { attempt: job.attempts, message: cut_error(message).into_owned(), at: now });
     if job.errors.len() > MAX_KEPT_ERRORS {
         let extra = job.errors.len() - MAX_KEPT_ERRORS;
         job.errors.drain(..extra);

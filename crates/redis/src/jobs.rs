@@ -26,14 +26,13 @@
 //! `fail` computes the retry delay in Lua, operation for operation as [`Backoff::delay_ms`],
 //! from the stored [`Backoff::encode`] form.
 
-use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::{Script, ScriptInvocation, Value};
 use serde::Deserialize;
-use switchboard_core::jobs::MAX_ERROR_BYTES;
+use switchboard_core::jobs::cut_error;
 use switchboard_core::{
     Backoff, Completion, Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId,
     JobRetention, JobState, JobStore, JobType, LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry,
@@ -156,19 +155,6 @@ fn millis(d: Duration) -> i64 {
 
 fn age_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).min(MAX_AGE_MS)
-}
-
-/// `error` as kept on the record: over [`MAX_ERROR_BYTES`], its longest char-boundary prefix of
-/// at most `MAX_ERROR_BYTES - 3` bytes and `…` (3 bytes).
-fn cut_error(error: &str) -> Cow<'_, str> {
-    if error.len() <= MAX_ERROR_BYTES {
-        return Cow::Borrowed(error);
-    }
-    let mut end = MAX_ERROR_BYTES - '…'.len_utf8();
-    while !error.is_char_boundary(end) {
-        end -= 1;
-    }
-    Cow::Owned(format!("{}…", &error[..end]))
 }
 
 fn bad(op: &str, what: &str) -> Error {
@@ -660,6 +646,7 @@ impl JobStore for RedisJobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_core::jobs::MAX_ERROR_BYTES;
 
     fn record(errors: Option<&str>) -> Value {
         let s = |v: &str| Value::BulkString(v.as_bytes().to_vec());

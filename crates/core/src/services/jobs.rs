@@ -685,7 +685,7 @@ fn tick_job_id(name: &ScheduleName, tick: Timestamp) -> Result<JobId> {
     JobId::new(format!("{}.{hash:016x}{suffix}", truncate(name, 90)))
 }
 
-fn check_lease(field: &str, lease: Duration) -> Result<()> {
+pub(super) fn check_lease(field: &str, lease: Duration) -> Result<()> {
     if lease < MIN_LEASE || lease > MAX_LEASE {
         return Err(Error::invalid(field, format!("must be {}..={} ms", MIN_LEASE.as_millis(), MAX_LEASE.as_millis())));
     }

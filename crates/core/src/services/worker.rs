@@ -170,10 +170,8 @@ impl Worker {
         if o.fetch_wait > super::MAX_FETCH_WAIT {
             return Err(Error::invalid("fetch_wait", "must be at most 60 s"));
         }
-        if let Some(lease) = o.lease
-            && !(super::MIN_LEASE..=super::MAX_LEASE).contains(&lease)
-        {
-            return Err(Error::invalid("lease", "must be 100 ms ..= 1 h"));
+        if let Some(lease) = o.lease {
+            super::jobs::check_lease("lease", lease)?;
         }
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.run(stopped));
