@@ -309,10 +309,12 @@ pub async fn contacts_set_add_remove_and_expire(t: &TestEngine) {
     assert_eq!(svc.remove_contacts(&alice, &[user("carol"), user("zoe")]).await.unwrap(), 1);
     assert_eq!(svc.contacts(&alice).await.unwrap(), [user("bob"), user("dave")]);
 
-    svc.set_contacts(&alice, &[user("erin")], None).await.unwrap();
+    let store = &t.engine.presence;
+    let mut replaced = store.set_contacts(&alice, &[user("erin")], None).await.unwrap();
+    replaced.sort();
+    assert_eq!(replaced, [user("bob"), user("dave")], "set returns what it replaced");
     assert_eq!(svc.contacts(&alice).await.unwrap(), [user("erin")], "set replaces");
 
-    let store = &t.engine.presence;
     let over = store.add_contacts(&alice, &[user("f1"), user("f2")], 2).await;
     assert!(matches!(over, Err(Error::InvalidArgument(_))));
     assert_eq!(store.contacts(&alice).await.unwrap(), [user("erin")], "nothing added over the maximum");
@@ -322,6 +324,8 @@ pub async fn contacts_set_add_remove_and_expire(t: &TestEngine) {
     assert!(store.is_contact(&frank, &alice).await.unwrap());
     eventually(WAIT, "the contacts expire", || async { !store.is_contact(&frank, &alice).await.unwrap() }).await;
     assert!(store.contacts(&frank).await.unwrap().is_empty());
+    let replaced = store.set_contacts(&frank, &[user("gus")], None).await.unwrap();
+    assert!(replaced.is_empty(), "expired contacts are not returned as replaced: {replaced:?}");
 }
 
 /// A reconnect within the grace period announces nothing; staying away longer announces

@@ -25,6 +25,10 @@ pub const NAMESPACES: &[(&str, Retention)] = &[
     ("presence", Retention { max_len: 0, max_age: DAY }),
 ];
 
+/// The namespace of the node-wide control channel ([`ChannelName::control`]): not in
+/// [`NAMESPACES`], so no client or API call can name it.
+const CONTROL_NAMESPACE: &str = "switchboard";
+
 /// A channel name: `<namespace>:<id>`, the namespace one of [`NAMESPACES`], the id following the
 /// id rule of SPEC §2 (it may contain `:` itself), at most [`MAX_CHANNEL_BYTES`] in all.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -67,6 +71,13 @@ impl ChannelName {
     /// `presence:<id>`: a user's presence channel.
     pub fn presence(user: &UserId) -> Self {
         Self::known("presence", user.as_str())
+    }
+
+    /// `switchboard:control`: the channel every node's gateway listens to for control events
+    /// that are not tied to one channel (see [`crate::control`]). [`ChannelName::new`] refuses
+    /// it, so only the services can publish there.
+    pub fn control() -> Self {
+        Self::known(CONTROL_NAMESPACE, "control")
     }
 
     // A listed namespace and a validated id always make a valid name (137 bytes at most).

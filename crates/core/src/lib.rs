@@ -12,6 +12,8 @@
 //! - [`denylist`]: revoked tokens and the [`TokenDenylist`] contract.
 //! - [`ratelimit`]: policies, decisions, the reference algorithms and the [`RateLimiter`] contract.
 //! - [`channel`]: [`ChannelName`], `<namespace>:<id>`, and the namespace table.
+//! - [`control`]: control publications (access changed, token denied) that end live access on
+//!   every node.
 //! - [`stream`]: channel streams, the [`StreamStore`] and [`CursorStore`] contracts.
 //! - [`broker`]: cross-node fan-out, the [`Broker`] contract and its bounded queue.
 //! - [`hub`]: [`Hub`], node-local fan-out to local subscribers over one [`Broker`].
@@ -42,6 +44,7 @@ pub mod broker;
 pub mod cache;
 pub mod channel;
 pub mod config;
+pub mod control;
 pub mod conversation;
 pub mod denylist;
 pub mod engine;

@@ -386,8 +386,10 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// check is due, never to all users. Call it periodically on every node.
     async fn sweep(&self, grace: Duration, limit: usize) -> Result<Vec<UserId>>;
 
-    /// Replaces the user's contacts; they expire after `ttl` if given (a friends cache).
-    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<()>;
+    /// Replaces the user's contacts; they expire after `ttl` if given (a friends cache). Returns
+    /// the contacts it replaced (the live ones, any order), read in the same atomic step, so the
+    /// caller knows exactly whose presence the user may no longer watch.
+    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<Vec<UserId>>;
 
     /// Adds contacts (keeping any TTL); returns how many were new. Fails with
     /// [`crate::Error::InvalidArgument`], changing nothing, if the user would have more than `max`.

@@ -49,7 +49,7 @@ impl Retention {
             .iter()
             .find(|(ns, _)| *ns == channel.namespace())
             .map(|(_, r)| *r)
-            // Unreachable: a ChannelName's namespace is always listed.
+            // The control channel: live events only.
             .unwrap_or(Retention { max_len: 0, max_age: Duration::from_secs(86_400) })
     }
 

@@ -44,7 +44,7 @@ impl Switchboard {
     pub fn new(engine: Engine, config: SwitchboardConfig) -> Result<Self> {
         config.validate()?;
         let streams = Streams::new(engine.streams.clone(), engine.cursors.clone());
-        let conversations = Conversations::new(engine.conversations.clone(), DEFAULT_MAX_MEMBERS);
+        let conversations = Conversations::new(engine.conversations.clone(), DEFAULT_MAX_MEMBERS, streams.clone());
         let presence = Presence::new(engine.presence.clone(), config.presence.clone());
         presence.set_events(std::sync::Arc::new(PresenceToStreams(streams.clone())));
         let typing = Typing::new(engine.typing.clone(), config.typing.clone());
@@ -70,7 +70,7 @@ impl Switchboard {
             cache: Cache::new(engine.cache.clone(), config.cache.clone()),
             jobs: Jobs::new(engine.jobs.clone(), config.jobs.clone()),
             sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
-            tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone()),
+            tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone(), streams.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
             streams,
             conversations,

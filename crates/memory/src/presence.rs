@@ -319,11 +319,11 @@ impl PresenceStore for MemoryPresence {
         Ok(offline)
     }
 
-    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<()> {
+    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<Vec<UserId>> {
         let now = Timestamp::now();
         let entry = Contacts { ids: contacts.iter().cloned().collect(), expires: ttl.map(|ttl| now.plus(ttl)) };
-        lock(&self.state).contacts.insert(user.clone(), entry);
-        Ok(())
+        let previous = lock(&self.state).contacts.insert(user.clone(), entry);
+        Ok(previous.filter(|c| c.live(now)).map(|c| c.ids.into_iter().collect()).unwrap_or_default())
     }
 
     async fn add_contacts(&self, user: &UserId, contacts: &[UserId], max: usize) -> Result<usize> {

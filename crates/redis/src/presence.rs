@@ -382,14 +382,15 @@ impl PresenceStore for RedisPresence {
         Ok(offline)
     }
 
-    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<()> {
+    async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<Vec<UserId>> {
         let mut invocation = CONTACTS_SET.key(self.keys.contacts(user));
         invocation.arg(ttl.map_or(0, millis));
         for contact in contacts {
             invocation.arg(contact.as_str());
         }
-        let _stored: i64 = self.conn.script("presence.set_contacts", &invocation).await?;
-        Ok(())
+        let previous: Vec<String> = self.conn.script("presence.set_contacts", &invocation).await?;
+        // Only valid ids are ever stored; anything else in the set was not written by us.
+        Ok(previous.into_iter().filter_map(|id| UserId::new(id).ok()).collect())
     }
 
     async fn add_contacts(&self, user: &UserId, contacts: &[UserId], max: usize) -> Result<usize> {

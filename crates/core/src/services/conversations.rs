@@ -1,8 +1,11 @@
-//! [`Conversations`]: validation and limits over a [`ConversationStore`].
+//! [`Conversations`]: validation and limits over a [`ConversationStore`], and the end of live
+//! access when membership shrinks.
 
 use std::sync::Arc;
 
-use super::{check_text, observe};
+use super::{Streams, check_text, observe};
+use crate::channel::ChannelName;
+use crate::control;
 use crate::conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, UserId};
@@ -18,12 +21,24 @@ const MAX_URL_BYTES: usize = 2048;
 pub struct Conversations {
     store: Arc<dyn ConversationStore>,
     max_members: u32,
+    /// Where access changes are announced to the subscribers of `chat:<id>`.
+    streams: Streams,
 }
 
 impl Conversations {
-    /// Wraps `store`, allowing at most `max_members` members per conversation.
-    pub fn new(store: Arc<dyn ConversationStore>, max_members: u32) -> Self {
-        Conversations { store, max_members }
+    /// Wraps `store`, allowing at most `max_members` members per conversation; access changes
+    /// go to `streams`.
+    pub fn new(store: Arc<dyn ConversationStore>, max_members: u32, streams: Streams) -> Self {
+        Conversations { store, max_members, streams }
+    }
+
+    /// Tells the subscribers of the conversation's channel (`users`, or all) to check their
+    /// membership again, on every node, before anything published after this change reaches
+    /// them. Called after the change is stored; an error is the caller's to report.
+    async fn access_changed(&self, id: &ConversationId, users: Option<&[UserId]>) -> Result<()> {
+        let channel = ChannelName::chat(id.as_str())?;
+        let events = control::access_changed(users).into_iter().map(|p| (channel.clone(), p)).collect();
+        self.streams.publish_ephemeral_all(events).await
     }
 
     /// Creates or replaces a conversation. See [`ConversationStore::put`].
@@ -36,7 +51,10 @@ impl Conversations {
         if spec.kind == ConversationKind::Direct && distinct(&spec.members) > 2 {
             return Err(Error::invalid("members", "a direct conversation has at most 2 members"));
         }
-        observe("conversations", "put", self.store.put(id, &spec, self.max_members)).await
+        let conversation = observe("conversations", "put", self.store.put(id, &spec, self.max_members)).await?;
+        // A replacement may drop members; every subscriber checks again.
+        self.access_changed(id, None).await?;
+        Ok(conversation)
     }
 
     /// The conversation, or `None`.
@@ -44,9 +62,13 @@ impl Conversations {
         observe("conversations", "get", self.store.get(id)).await
     }
 
-    /// Deletes a conversation.
+    /// Deletes a conversation; its live subscriptions end.
     pub async fn delete(&self, id: &ConversationId) -> Result<bool> {
-        observe("conversations", "delete", self.store.delete(id)).await
+        let deleted = observe("conversations", "delete", self.store.delete(id)).await?;
+        if deleted {
+            self.access_changed(id, None).await?;
+        }
+        Ok(deleted)
     }
 
     /// Adds and removes members (each list at most 1000).
@@ -61,7 +83,12 @@ impl Conversations {
                 return Err(Error::invalid(field, format!("at most {MAX_BATCH} users per call")));
             }
         }
-        observe("conversations", "members", self.store.update_members(id, add, remove, self.max_members)).await
+        let updated =
+            observe("conversations", "members", self.store.update_members(id, add, remove, self.max_members)).await?;
+        if updated.is_some() && !remove.is_empty() {
+            self.access_changed(id, Some(remove)).await?;
+        }
+        Ok(updated)
     }
 
     /// Whether `user` belongs to the conversation.

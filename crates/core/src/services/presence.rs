@@ -18,8 +18,8 @@ use crate::presence::{
 };
 use crate::session::json_len;
 
-/// Where `presence.changed` events go. The lead wires this to the streams capability
-/// (channel `presence:<user_id>`); the default does nothing.
+/// Where `presence.changed` events and contact removals go. The facade wires this to the streams
+/// capability (channel `presence:<user_id>`); the default does nothing.
 #[async_trait]
 pub trait PresenceEvents: Send + Sync + 'static {
     /// The user's presence as *other users* may see it (already passed through
@@ -27,6 +27,14 @@ pub trait PresenceEvents: Send + Sync + 'static {
     /// real transitions; an implementation logs its own failures.
     async fn presence_changed(&self, presence: &UserPresence) {
         let _ = presence;
+    }
+
+    /// `user` no longer has `removed` as contacts (already stored): `user`'s subscriptions to
+    /// their presence must end on every node before anything else of theirs reaches `user`.
+    /// An error means the subscribers may not have been told; the caller reports it.
+    async fn contacts_removed(&self, user: &UserId, removed: &[UserId]) -> Result<()> {
+        let _ = (user, removed);
+        Ok(())
     }
 }
 
@@ -84,9 +92,13 @@ impl Presence {
         Duration::from_millis(self.config.offline_grace_ms)
     }
 
+    fn events(&self) -> Arc<dyn PresenceEvents> {
+        // Cloned out of the lock: never hold a lock across an await.
+        self.events.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     async fn emit(&self, presence: &UserPresence) {
-        // Clone the sink out of the lock: never hold a lock across an await.
-        let events = self.events.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let events = self.events();
         metrics::counter!("switchboard_presence_events_total").increment(1);
         events.presence_changed(&presence.visible_to_others()).await;
     }
@@ -281,7 +293,10 @@ impl Presence {
             Some(s) => Some(Duration::from_secs(s)),
             None => None,
         };
-        observe("presence", "set_contacts", self.store.set_contacts(user, contacts, ttl)).await
+        let replaced = observe("presence", "set_contacts", self.store.set_contacts(user, contacts, ttl)).await?;
+        let kept: std::collections::HashSet<&UserId> = contacts.iter().collect();
+        let removed: Vec<UserId> = replaced.into_iter().filter(|c| !kept.contains(c)).collect();
+        self.events().contacts_removed(user, &removed).await
     }
 
     /// Adds contacts (at most [`MAX_BATCH`] per call); returns how many were new.
@@ -293,7 +308,13 @@ impl Presence {
     /// Removes contacts (at most [`MAX_BATCH`] per call); returns how many were present.
     pub async fn remove_contacts(&self, user: &UserId, contacts: &[UserId]) -> Result<usize> {
         check_batch(contacts)?;
-        observe("presence", "remove_contacts", self.store.remove_contacts(user, contacts)).await
+        let removed = observe("presence", "remove_contacts", self.store.remove_contacts(user, contacts)).await?;
+        if removed > 0 {
+            // The store counts but does not name them; telling one who was not a contact only
+            // makes subscribers check again, which changes nothing for them.
+            self.events().contacts_removed(user, contacts).await?;
+        }
+        Ok(removed)
     }
 
     /// The user's contacts.

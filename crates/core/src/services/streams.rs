@@ -60,6 +60,33 @@ impl Streams {
         observe("streams", "publish_ephemeral", self.store.publish_ephemeral(channel, publication)).await
     }
 
+    /// Delivers each `(channel, publication)` live only, a bounded number at a time (control
+    /// events that concern many channels). Every one is tried; the first failure is returned.
+    pub async fn publish_ephemeral_all(&self, items: Vec<(ChannelName, NewPublication)>) -> Result<()> {
+        const IN_FLIGHT: usize = 64;
+        let mut running = tokio::task::JoinSet::new();
+        let mut first_error = None;
+        let mut settle = |joined: std::result::Result<Result<()>, tokio::task::JoinError>| {
+            let outcome = joined.unwrap_or_else(|e| Err(Error::Internal(format!("publish task failed: {e}"))));
+            if let Err(e) = outcome {
+                first_error.get_or_insert(e);
+            }
+        };
+        for (channel, publication) in items {
+            if running.len() >= IN_FLIGHT
+                && let Some(joined) = running.join_next().await
+            {
+                settle(joined);
+            }
+            let streams = self.clone();
+            running.spawn(async move { streams.publish_ephemeral(&channel, publication).await });
+        }
+        while let Some(joined) = running.join_next().await {
+            settle(joined);
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Publishes with an explicit retention.
     pub async fn publish_with(
         &self,

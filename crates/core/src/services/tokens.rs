@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::observe;
+use super::{Streams, observe};
+use crate::channel::ChannelName;
 use crate::config::TokensConfig;
+use crate::control;
 use crate::denylist::{TokenCheck, TokenDenylist};
 use crate::error::Result;
 use crate::ids::{TokenId, UserId};
@@ -15,17 +17,21 @@ use crate::time::Timestamp;
 pub struct Tokens {
     store: Arc<dyn TokenDenylist>,
     config: TokensConfig,
+    /// Where denials are announced to every node's gateway.
+    streams: Streams,
 }
 
 impl Tokens {
-    /// Wraps `store`.
-    pub fn new(store: Arc<dyn TokenDenylist>, config: TokensConfig) -> Self {
-        Tokens { store, config }
+    /// Wraps `store`; denials are announced through `streams`.
+    pub fn new(store: Arc<dyn TokenDenylist>, config: TokensConfig, streams: Streams) -> Self {
+        Tokens { store, config, streams }
     }
 
-    /// Denies `jti` until `expires_at` (the token's `exp`). See [`TokenDenylist::deny`].
+    /// Denies `jti` until `expires_at` (the token's `exp`), and ends the connections that use it
+    /// on every node. See [`TokenDenylist::deny`].
     pub async fn deny(&self, jti: &TokenId, expires_at: Timestamp) -> Result<()> {
-        observe("tokens", "deny", self.store.deny(jti, expires_at)).await
+        observe("tokens", "deny", self.store.deny(jti, expires_at)).await?;
+        self.streams.publish_ephemeral(&ChannelName::control(), control::token_denied(jti)).await
     }
 
     /// `Some(until)` while denied.

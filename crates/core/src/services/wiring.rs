@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Conversations, MembershipCheck, PresenceEvents, Streams, TypingEvents};
 use crate::channel::ChannelName;
+use crate::control;
 use crate::error::Result;
 use crate::ids::{ConversationId, UserId};
 use crate::presence::UserPresence;
@@ -24,6 +25,18 @@ impl PresenceEvents for PresenceToStreams {
         if let Err(e) = self.0.publish(&channel, NewPublication::new(event)).await {
             tracing::warn!(user.id = %presence.user_id, error = %e, "presence.changed not published");
         }
+    }
+
+    /// Tells `user`'s subscriptions to each removed contact's `presence:` channel to check again.
+    async fn contacts_removed(&self, user: &UserId, removed: &[UserId]) -> Result<()> {
+        let events = removed
+            .iter()
+            .flat_map(|contact| {
+                let channel = ChannelName::presence(contact);
+                control::access_changed(Some(std::slice::from_ref(user))).into_iter().map(move |p| (channel.clone(), p))
+            })
+            .collect();
+        self.0.publish_ephemeral_all(events).await
     }
 }
 

@@ -296,6 +296,9 @@ impl DisconnectCode {
 pub enum UnsubscribeCode {
     /// 2000: the server unsubscribed the client. Final.
     Server,
+    /// 2403: the permission behind the subscription ended (removed from the conversation, the
+    /// conversation replaced or deleted, no longer a contact). Final.
+    AccessRevoked,
     /// 2500: the server found a gap in the subscription's stream; resubscribe and recover.
     InsufficientState,
     /// 2501: the subscription expired; resubscribe.
@@ -307,8 +310,9 @@ pub enum UnsubscribeCode {
 
 impl UnsubscribeCode {
     /// Every unsubscribe code the server sends, in numeric order.
-    pub const ALL: [UnsubscribeCode; 4] = [
+    pub const ALL: [UnsubscribeCode; 5] = [
         UnsubscribeCode::Server,
+        UnsubscribeCode::AccessRevoked,
         UnsubscribeCode::InsufficientState,
         UnsubscribeCode::Expired,
         UnsubscribeCode::StateInvalidated,
@@ -318,6 +322,7 @@ impl UnsubscribeCode {
     pub const fn code(self) -> u32 {
         match self {
             UnsubscribeCode::Server => 2000,
+            UnsubscribeCode::AccessRevoked => 2403,
             UnsubscribeCode::InsufficientState => 2500,
             UnsubscribeCode::Expired => 2501,
             UnsubscribeCode::StateInvalidated => 2502,
@@ -328,6 +333,7 @@ impl UnsubscribeCode {
     pub const fn reason(self) -> &'static str {
         match self {
             UnsubscribeCode::Server => "server unsubscribe",
+            UnsubscribeCode::AccessRevoked => "permission revoked",
             UnsubscribeCode::InsufficientState => "insufficient state",
             UnsubscribeCode::Expired => "subscription expired",
             UnsubscribeCode::StateInvalidated => "state invalidated",
@@ -407,7 +413,8 @@ mod tests {
 
     #[test]
     fn unsubscribe_codes() {
-        assert_eq!(UnsubscribeCode::ALL.map(|u| u.code()), [2000, 2500, 2501, 2502]);
+        assert_eq!(UnsubscribeCode::ALL.map(|u| u.code()), [2000, 2403, 2500, 2501, 2502]);
+        assert!(!UnsubscribeCode::AccessRevoked.resubscribe());
         assert!(!UnsubscribeCode::Server.resubscribe());
         assert!(UnsubscribeCode::InsufficientState.resubscribe());
         assert_eq!(UnsubscribeCode::from_code(2501), Some(UnsubscribeCode::Expired));

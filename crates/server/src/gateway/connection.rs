@@ -34,8 +34,8 @@ use super::protocol::{
     Command, CommandResult, ConnectRequest, ConnectResult, HistoryRequest, HistoryResult, Method, PresenceResult,
     PresenceStatsResult, RawJson, RefreshResult, Reply, RpcRequest, RpcResult, SubscribeRequest,
 };
-use super::registry::{DisconnectOrder, TooManyConnections};
-use super::subscription::{Identity, Recover, Subscription, subscribe};
+use super::registry::{Order, TokenRef, TooManyConnections};
+use super::subscription::{Access, Identity, Recover, Subscription, subscribe};
 use super::token::ClientClaims;
 use super::{Shared, random_id};
 
@@ -70,8 +70,8 @@ struct Connection {
     shared: Arc<Shared>,
     meta: ConnMeta,
     outbox: Outbox,
-    orders_tx: mpsc::UnboundedSender<DisconnectOrder>,
-    orders_rx: mpsc::UnboundedReceiver<DisconnectOrder>,
+    orders_tx: mpsc::UnboundedSender<Order>,
+    orders_rx: mpsc::UnboundedReceiver<Order>,
     client: Option<Client>,
     subs: HashMap<ChannelName, Subscription>,
     /// When the next server ping is due.
@@ -157,7 +157,11 @@ impl Connection {
                     return End::Disconnect(DisconnectCode::Slow);
                 }
                 _ = self.shared.shutdown.cancelled() => return End::Disconnect(DisconnectCode::Shutdown),
-                Some(order) = self.orders_rx.recv() => return End::Disconnect(order.code),
+                Some(order) = self.orders_rx.recv() => {
+                    if let Some(code) = self.on_order(order) {
+                        return End::Disconnect(code);
+                    }
+                }
                 _ = sleep_until_opt(deadline) => {
                     if let Some(end) = self.on_timer(connect_by) {
                         return end;
@@ -181,6 +185,24 @@ impl Connection {
                     Some(Ok(Message::Close(_))) => return End::Closed,
                     Some(Ok(_)) => {}
                 },
+            }
+        }
+    }
+
+    /// Acts on an order; `Some` ends the connection with that code.
+    fn on_order(&mut self, order: Order) -> Option<DisconnectCode> {
+        match order {
+            Order::Disconnect(code) => Some(code),
+            Order::DisconnectIf(target) => {
+                let client = self.client.as_ref()?;
+                target.matches(&client.claims.device, &token_ref(&client.claims)).then(|| target.code())
+            }
+            Order::SubscriptionEnded { channel, id } => {
+                // The client may have unsubscribed and subscribed again meanwhile: keep that one.
+                if self.subs.get(&channel).is_some_and(|s| s.id == id) {
+                    self.subs.remove(&channel);
+                }
+                None
             }
         }
     }
@@ -332,13 +354,7 @@ impl Connection {
         };
         shared
             .registry
-            .register(
-                info.clone(),
-                claims.session.clone(),
-                claims.issued_at,
-                self.orders_tx.clone(),
-                shared.config.max_connections_per_user,
-            )
+            .register(info.clone(), token_ref(&claims), self.orders_tx.clone(), shared.config.max_connections_per_user)
             .map_err(|TooManyConnections| DisconnectCode::ConnectionLimit)?;
         let expires = Instant::now() + Duration::from_millis(now.millis_until(claims.expires_at));
         let ttl = claims.ttl_seconds(now);
@@ -354,7 +370,7 @@ impl Connection {
             .get(personal.as_str())
             .filter(|s| s.recover)
             .map(|s| Recover { epoch: s.epoch.clone(), offset: s.offset });
-        let sub = self.subscribe_channel(&personal, recover).await.map_err(|e| {
+        let sub = self.subscribe_channel(&personal, Access::Own, recover).await.map_err(|e| {
             tracing::warn!(error = %e, "gateway: personal channel subscription failed");
             DisconnectCode::ServerError
         })?;
@@ -406,16 +422,14 @@ impl Connection {
     async fn subscribe_channel(
         &mut self,
         channel: &ChannelName,
+        access: Access,
         recover: Option<Recover>,
     ) -> Result<super::protocol::SubscribeResult, Error> {
         let client = self.client.as_ref().ok_or_else(|| Error::Internal("not connected".into()))?;
-        let who = Identity {
-            device: client.claims.device.clone(),
-            session: client.claims.session.clone(),
-            issued_at: client.claims.issued_at,
-        };
+        let who = Identity { user: client.claims.user.clone(), device: client.claims.device.clone() };
+        let outbox = self.outbox.clone();
         let (subscription, result) =
-            subscribe(&self.shared, channel, &who, recover, self.outbox.clone(), self.orders_tx.clone()).await?;
+            subscribe(&self.shared, channel, &who, access, recover, outbox, self.orders_tx.clone()).await?;
         self.subs.insert(channel.clone(), subscription);
         Ok(result)
     }
@@ -428,30 +442,25 @@ impl Connection {
         if self.subs.len() >= self.shared.config.max_subscriptions {
             return Err(ErrorCode::LimitExceeded);
         }
-        self.check_channel_access(&channel).await?;
+        let user = self.user().ok_or(ErrorCode::Unauthorized)?;
+        // Checked by `subscribe` once the live subscription is in place, so an access change
+        // cannot slip between the check and the subscription.
+        let access = Access::for_channel(&channel, user)?;
         let recover = req.recover.then(|| Recover { epoch: req.epoch.clone(), offset: req.offset });
-        let result = self.subscribe_channel(&channel, recover).await.map_err(|e| ErrorCode::from_core(&e))?;
+        let result = self.subscribe_channel(&channel, access, recover).await.map_err(|e| ErrorCode::from_core(&e))?;
         Ok(CommandResult::Subscribe(result))
     }
 
     /// Who may subscribe (and read history / presence): `chat:` members, `presence:` self or
-    /// contacts, `user:` only the owner (already subscribed server-side).
+    /// contacts, `user:` only the owner (already subscribed server-side). See [`Access`].
     async fn check_channel_access(&self, channel: &ChannelName) -> Result<(), ErrorCode> {
         let user = self.user().ok_or(ErrorCode::Unauthorized)?;
-        let sb = &self.shared.sb;
-        let allowed = match channel.namespace() {
-            "chat" => {
-                let conversation = ConversationId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
-                sb.conversations().is_member(&conversation, user).await.map_err(|e| ErrorCode::from_core(&e))?
-            }
-            "presence" => {
-                let other = UserId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
-                other == *user || sb.presence().is_contact(user, &other).await.map_err(|e| ErrorCode::from_core(&e))?
-            }
-            "user" => channel.id() == user.as_str(),
-            _ => false,
-        };
-        if allowed { Ok(()) } else { Err(ErrorCode::PermissionDenied) }
+        let access = Access::for_channel(channel, user)?;
+        match access.allowed(&self.shared.sb).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ErrorCode::PermissionDenied),
+            Err(e) => Err(ErrorCode::from_core(&e)),
+        }
     }
 
     fn unsubscribe(&mut self, channel: &str) -> Result<CommandResult, ErrorCode> {
@@ -581,6 +590,8 @@ impl Connection {
         let conn_id = match &mut self.client {
             Some(client) => {
                 client.expires = Instant::now() + Duration::from_millis(now.millis_until(claims.expires_at));
+                // Disconnect orders address the token in force (revoke-before, denied jti).
+                shared.registry.refreshed(&client.info.user_id, &client.info.conn_id, token_ref(&claims));
                 client.claims = claims;
                 client.info.conn_id.clone()
             }
@@ -608,6 +619,11 @@ impl Connection {
                 .close(DisconnectCode::ConnectionClosed.code() as u16, DisconnectCode::ConnectionClosed.reason());
         }
     }
+}
+
+/// The token as disconnect orders address it.
+fn token_ref(claims: &ClientClaims) -> TokenRef {
+    TokenRef { session: claims.session.clone(), issued_at: claims.issued_at, token_id: claims.token_id.clone() }
 }
 
 /// How to end a connection when the engine failed: unavailable engines ask the client to come

@@ -1,15 +1,15 @@
 //! Disconnect orders that reach every node: an ephemeral publication of a reserved type on the
 //! user's personal channel, which the gateway intercepts (clients never see it). Every node with a
 //! connection of that user is subscribed to that channel, so the order reaches exactly those
-//! nodes, whichever node the API call came to.
+//! nodes, whichever node the API call came to. Denied tokens reach every node through the
+//! node-wide control channel instead (see [`switchboard_core::control`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_core::{ChannelName, DeviceId, NewPublication, Result, SessionId, Switchboard, Timestamp, UserId};
 
 use super::codes::DisconnectCode;
-use super::registry::DisconnectOrder;
-use super::subscription::Identity;
+use super::registry::TokenRef;
 
 /// The reserved publication type of a disconnect order.
 pub(crate) const DISCONNECT_TYPE: &str = "_switchboard.disconnect";
@@ -37,19 +37,24 @@ pub async fn disconnect_everywhere(sb: &Switchboard, user: &UserId, target: &Dis
     sb.streams().publish_ephemeral(&ChannelName::user(user), NewPublication::new(data)).await
 }
 
-/// Whether `data` is a control publication, and if so the order it gives the connection `who`
-/// (`None` inside when it addresses another connection of the same user). Control publications
-/// are never shown to clients.
-pub(crate) fn control(data: &Value, who: &Identity) -> Option<Option<DisconnectOrder>> {
+/// The disconnect order `data` carries, if it is one.
+pub(crate) fn disconnect_order(data: &Value) -> Option<DisconnectTarget> {
     if data.get("type").and_then(Value::as_str) != Some(DISCONNECT_TYPE) {
         return None;
     }
-    let Some(target) = data.get("data").and_then(|d| DisconnectTarget::deserialize(d).ok()) else {
-        return Some(None);
-    };
-    let matches = target.device_id.as_ref().is_none_or(|d| *d == who.device)
-        && target.session_id.as_ref().is_none_or(|s| Some(s) == who.session.as_ref())
-        && target.issued_before.is_none_or(|t| who.issued_at < t);
-    let code = if target.reconnect { DisconnectCode::ForceReconnect } else { DisconnectCode::ForceNoReconnect };
-    Some(matches.then_some(DisconnectOrder { code }))
+    data.get("data").and_then(|d| DisconnectTarget::deserialize(d).ok())
+}
+
+impl DisconnectTarget {
+    /// The code the matching connections are closed with.
+    pub(crate) fn code(&self) -> DisconnectCode {
+        if self.reconnect { DisconnectCode::ForceReconnect } else { DisconnectCode::ForceNoReconnect }
+    }
+
+    /// Whether the order addresses a connection of `device` authenticated with `token`.
+    pub(crate) fn matches(&self, device: &DeviceId, token: &TokenRef) -> bool {
+        self.device_id.as_ref().is_none_or(|d| d == device)
+            && self.session_id.as_ref().is_none_or(|s| Some(s) == token.session.as_ref())
+            && self.issued_before.is_none_or(|t| token.issued_at < t)
+    }
 }

@@ -1,8 +1,9 @@
 //! [`Gateway`]: this node's WebSocket gateway — the `/connection/websocket` upgrade, the registry
 //! of connections, the background tasks (presence refresh in batches, presence and typing
-//! sweeps) and graceful shutdown.
+//! sweeps, the control-channel listener) and graceful shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -12,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::StreamExt;
-use switchboard_core::{Switchboard, UserId};
+use switchboard_core::control::{self, Control};
+use switchboard_core::hub::HubEvent;
+use switchboard_core::{ChannelName, Switchboard, UserId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -55,6 +58,14 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) shutdown: CancellationToken,
     tracker: TaskTracker,
+    next_subscription: AtomicU64,
+}
+
+impl Shared {
+    /// A number no other subscription on this node has.
+    pub(crate) fn next_subscription_id(&self) -> u64 {
+        self.next_subscription.fetch_add(1, Ordering::Relaxed)
+    }
 }
 
 /// The gateway of one node. Cheap to clone.
@@ -81,15 +92,17 @@ impl Gateway {
             registry: Registry::default(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            next_subscription: AtomicU64::new(1),
         };
         Gateway { shared: Arc::new(shared) }
     }
 
-    /// Starts the background tasks: presence refresh of this node's connections in batches, and
+    /// Starts the background tasks: presence refresh of this node's connections in batches,
     /// the presence and typing sweeps that report expiries (every node runs them; the engines
-    /// make each report happen once).
+    /// make each report happen once), and the listener for denied tokens.
     pub fn start(&self) {
         let shared = self.shared.clone();
+        self.shared.tracker.spawn(listen_for_denials(shared.clone()));
         // A third of the presence TTL (`presence.connection_ttl_seconds`), so one missed round
         // does not let a live connection expire.
         let ttl = Duration::from_secs(shared.sb.presence().config().connection_ttl_seconds);
@@ -154,6 +167,62 @@ where
         tokio::select! {
             _ = shared.shutdown.cancelled() => return,
             _ = tick.tick() => work(shared.clone()).await,
+        }
+    }
+}
+
+/// Ends this node's connections whose token gets denied, as announced on the node-wide control
+/// channel. Whenever announcements may have been missed (a gap in delivery, a new subscription
+/// after a failure) every token in use here is checked against the denylist again.
+async fn listen_for_denials(shared: Arc<Shared>) {
+    let channel = ChannelName::control();
+    loop {
+        let subscribed = tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            subscribed = shared.sb.hub().subscribe(&channel) => subscribed,
+        };
+        let mut live = match subscribed {
+            Ok(live) => live,
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: control channel subscription failed; retrying");
+                tokio::select! {
+                    _ = shared.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        recheck_tokens(&shared).await;
+        loop {
+            let event = tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                event = live.recv() => event,
+            };
+            match event {
+                Some(HubEvent::Publication(msg)) => {
+                    if let Some(Control::TokenDenied(denied)) = control::parse(&msg.publication.data) {
+                        shared.registry.disconnect_token(&denied.token_id, DisconnectCode::InvalidToken);
+                    }
+                }
+                Some(HubEvent::Gap) => recheck_tokens(&shared).await,
+                // A lagging subscription is closed by the hub: subscribe again (and recheck).
+                Some(HubEvent::Lagged) | None => break,
+            }
+        }
+    }
+}
+
+/// Ends the connections whose token is on the denylist.
+async fn recheck_tokens(shared: &Shared) {
+    for jti in shared.registry.token_ids() {
+        match shared.sb.tokens().denied_until(&jti).await {
+            Ok(Some(_)) => {
+                shared.registry.disconnect_token(&jti, DisconnectCode::InvalidToken);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "gateway: denylist recheck failed");
+                return;
+            }
         }
     }
 }

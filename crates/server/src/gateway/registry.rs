@@ -5,16 +5,38 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use switchboard_core::presence::{ConnRef, ConnectionInfo};
-use switchboard_core::{DeviceId, SessionId, Timestamp, UserId};
+use switchboard_core::{ChannelName, DeviceId, SessionId, Timestamp, TokenId, UserId};
 use tokio::sync::mpsc;
 
 use super::codes::DisconnectCode;
+use super::control::DisconnectTarget;
 
-/// Asks a connection to end.
+/// What a connection's own loop is asked to do by other tasks (its forwarders, this node's
+/// registry, other nodes through control publications).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct DisconnectOrder {
-    /// The code and reason the client is told.
-    pub(crate) code: DisconnectCode,
+pub(crate) enum Order {
+    /// End the connection with this code.
+    Disconnect(DisconnectCode),
+    /// End the connection if its current token matches (a disconnect order that reached every
+    /// node with a connection of this user).
+    DisconnectIf(DisconnectTarget),
+    /// The subscription to `channel` numbered `id` ended by itself (its access was revoked and the
+    /// client was told): forget it.
+    SubscriptionEnded {
+        /// The channel.
+        channel: ChannelName,
+        /// Which subscription: the client may have subscribed again meanwhile.
+        id: u64,
+    },
+}
+
+/// The token a connection is authenticated with, as disconnect orders address it. Replaced on
+/// `refresh`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TokenRef {
+    pub(crate) session: Option<SessionId>,
+    pub(crate) issued_at: Timestamp,
+    pub(crate) token_id: Option<TokenId>,
 }
 
 /// Which of a user's connections an order addresses.
@@ -30,16 +52,19 @@ pub(crate) struct Target {
 
 struct Entry {
     info: ConnectionInfo,
-    session: Option<SessionId>,
-    issued_at: Timestamp,
-    orders: mpsc::UnboundedSender<DisconnectOrder>,
+    token: TokenRef,
+    orders: mpsc::UnboundedSender<Order>,
 }
 
 impl Entry {
     fn matches(&self, target: &Target) -> bool {
         target.device.as_ref().is_none_or(|d| *d == self.info.device_id)
-            && target.session.as_ref().is_none_or(|s| Some(s) == self.session.as_ref())
-            && target.issued_before.is_none_or(|t| self.issued_at < t)
+            && target.session.as_ref().is_none_or(|s| Some(s) == self.token.session.as_ref())
+            && target.issued_before.is_none_or(|t| self.token.issued_at < t)
+    }
+
+    fn order(&self, code: DisconnectCode) -> bool {
+        self.orders.send(Order::Disconnect(code)).is_ok()
     }
 }
 
@@ -62,9 +87,8 @@ impl Registry {
     pub(crate) fn register(
         &self,
         info: ConnectionInfo,
-        session: Option<SessionId>,
-        issued_at: Timestamp,
-        orders: mpsc::UnboundedSender<DisconnectOrder>,
+        token: TokenRef,
+        orders: mpsc::UnboundedSender<Order>,
         max_per_user: usize,
     ) -> Result<(), TooManyConnections> {
         let mut users = self.users();
@@ -75,8 +99,15 @@ impl Registry {
             }
             return Err(TooManyConnections);
         }
-        conns.insert(info.conn_id.clone(), Entry { info, session, issued_at, orders });
+        conns.insert(info.conn_id.clone(), Entry { info, token, orders });
         Ok(())
+    }
+
+    /// Records the token a connection refreshed to.
+    pub(crate) fn refreshed(&self, user: &UserId, conn_id: &str, token: TokenRef) {
+        if let Some(entry) = self.users().get_mut(user).and_then(|c| c.get_mut(conn_id)) {
+            entry.token = token;
+        }
     }
 
     /// Removes a connection.
@@ -94,13 +125,29 @@ impl Registry {
     pub(crate) fn disconnect(&self, user: &UserId, target: &Target, code: DisconnectCode) -> usize {
         let users = self.users();
         let Some(conns) = users.get(user) else { return 0 };
-        conns.values().filter(|e| e.matches(target)).filter(|e| e.orders.send(DisconnectOrder { code }).is_ok()).count()
+        conns.values().filter(|e| e.matches(target)).filter(|e| e.order(code)).count()
+    }
+
+    /// Orders the connections authenticated with token `jti` to end; returns how many were told.
+    /// A scan of this node's connections: denials are rare, connections many.
+    pub(crate) fn disconnect_token(&self, jti: &TokenId, code: DisconnectCode) -> usize {
+        let users = self.users();
+        let entries = users.values().flat_map(HashMap::values);
+        entries.filter(|e| e.token.token_id.as_ref() == Some(jti)).filter(|e| e.order(code)).count()
+    }
+
+    /// The distinct token ids in use on this node (to check them against the denylist again
+    /// after denial events may have been missed).
+    pub(crate) fn token_ids(&self) -> Vec<TokenId> {
+        let users = self.users();
+        let ids = users.values().flat_map(HashMap::values).filter_map(|e| e.token.token_id.clone());
+        ids.collect::<std::collections::HashSet<_>>().into_iter().collect()
     }
 
     /// Orders every connection to end (shutdown).
     pub(crate) fn disconnect_all(&self, code: DisconnectCode) -> usize {
         let users = self.users();
-        users.values().flat_map(|c| c.values()).filter(|e| e.orders.send(DisconnectOrder { code }).is_ok()).count()
+        users.values().flat_map(|c| c.values()).filter(|e| e.order(code)).count()
     }
 
     /// Every connection, as presence names them.

@@ -1,25 +1,34 @@
-//! Subscriptions of one connection: subscribe-then-read recovery, and the forwarder task that
-//! pushes a channel's live publications in offset order, filling any gap from the stream.
+//! Subscriptions of one connection: subscribe-then-read recovery, access that ends when the
+//! permission ends, and the forwarder task that pushes a channel's live publications in offset
+//! order, filling any gap from the stream.
 //!
 //! The race between reading history and live delivery is closed by subscribing to the hub
 //! first (live publications queue up), then reading the stream up to its top, then forwarding
 //! live publications whose offset is above what was read: nothing is lost between the two, and
 //! duplicates are dropped by offset.
+//!
+//! Access is checked *after* the hub subscription is made, so an access change announced on the
+//! channel is either seen by the check or queued for the forwarder. The forwarder handles the
+//! channel's events one at a time, so when an announcement says this user's access changed, it
+//! checks again before anything published after the change; a `Gap` (announcements may have been
+//! lost) checks again too.
 
 use std::sync::Arc;
 
+use switchboard_core::control::{self as core_control, Control};
 use switchboard_core::hub::{HubEvent, HubSubscription};
 use switchboard_core::{
-    ChannelName, DeviceId, Error, Publication, Result, Retention, SessionId, StreamPosition, Timestamp,
+    ChannelName, ConversationId, DeviceId, Error, Publication, Result, Retention, StreamPosition, Switchboard,
+    Timestamp, UserId,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::codes::DisconnectCode;
+use super::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 use super::frame::encode_reply;
 use super::outbox::Outbox;
 use super::protocol::{self, PushBody, RawJson, Reply, SubscribeResult};
-use super::registry::DisconnectOrder;
+use super::registry::Order;
 use super::{Shared, control};
 
 /// Publications read per round trip while recovering.
@@ -32,8 +41,59 @@ pub(crate) struct Recover {
     pub(crate) offset: u64,
 }
 
+/// What entitles a user to a channel: checked when the subscription starts and again whenever
+/// the channel announces that this user's access changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// The user's own channel (`user:<self>`, `presence:<self>`): never revoked.
+    Own,
+    /// `chat:<id>`: while a member of the conversation.
+    Member {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The subscriber.
+        user: UserId,
+    },
+    /// `presence:<other>`: while `other` is one of the user's contacts.
+    Contact {
+        /// The subscriber.
+        user: UserId,
+        /// Whose presence.
+        other: UserId,
+    },
+}
+
+impl Access {
+    /// The rule for `user` on `channel`; channels nobody but their owner may use are refused.
+    pub(crate) fn for_channel(channel: &ChannelName, user: &UserId) -> std::result::Result<Access, ErrorCode> {
+        match channel.namespace() {
+            "chat" => {
+                let conversation = ConversationId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
+                Ok(Access::Member { conversation, user: user.clone() })
+            }
+            "presence" => {
+                let other = UserId::new(channel.id()).map_err(|_| ErrorCode::UnknownChannel)?;
+                Ok(if other == *user { Access::Own } else { Access::Contact { user: user.clone(), other } })
+            }
+            "user" if channel.id() == user.as_str() => Ok(Access::Own),
+            _ => Err(ErrorCode::PermissionDenied),
+        }
+    }
+
+    /// Whether the rule holds now (read from the engine).
+    pub(crate) async fn allowed(&self, sb: &Switchboard) -> Result<bool> {
+        match self {
+            Access::Own => Ok(true),
+            Access::Member { conversation, user } => sb.conversations().is_member(conversation, user).await,
+            Access::Contact { user, other } => sb.presence().is_contact(user, other).await,
+        }
+    }
+}
+
 /// A live subscription: its forwarder stops when this is dropped.
 pub(crate) struct Subscription {
+    /// Tells this subscription from a later one to the same channel.
+    pub(crate) id: u64,
     task: JoinHandle<()>,
 }
 
@@ -54,18 +114,23 @@ pub(crate) fn to_wire(p: &Publication) -> Option<protocol::Publication> {
     })
 }
 
-/// Subscribes `device` to `channel`: live first, then recovery from `recover` (when given), then
-/// a forwarder that pushes into `outbox`. Returns the subscription and the subscribe result
-/// (with the recovered publications for the device).
+/// Subscribes `who` to `channel`: live first, then the access check, then recovery from
+/// `recover` (when given), then a forwarder that pushes into `outbox`. Returns the subscription
+/// and the subscribe result (with the recovered publications for the device); fails with
+/// [`Error::PermissionDenied`] when `access` does not hold.
 pub(crate) async fn subscribe(
     shared: &Arc<Shared>,
     channel: &ChannelName,
     who: &Identity,
+    access: Access,
     recover: Option<Recover>,
     outbox: Outbox,
-    orders: mpsc::UnboundedSender<DisconnectOrder>,
+    orders: mpsc::UnboundedSender<Order>,
 ) -> Result<(Subscription, SubscribeResult)> {
     let live = shared.sb.hub().subscribe(channel).await?;
+    if !access.allowed(&shared.sb).await? {
+        return Err(Error::PermissionDenied(format!("no access to {channel}")));
+    }
     let streams = shared.sb.streams();
     // Channels without history (`presence:`) are positioned but cannot be recovered.
     let recoverable = Retention::for_channel(channel).max_len > 0;
@@ -90,18 +155,21 @@ pub(crate) async fn subscribe(
         was_recovering: recover.is_some(),
         ..SubscribeResult::default()
     };
+    let id = shared.next_subscription_id();
     let forwarder = Forwarder {
         shared: shared.clone(),
+        id,
         personal: channel.namespace() == "user",
         channel: channel.clone(),
         who: who.clone(),
+        access,
         last: position,
         outbox,
         orders,
     };
     let task = tokio::spawn(forwarder.run(live));
     metrics::gauge!("switchboard_gateway_subscriptions").increment(1.0);
-    Ok((Subscription { task }, result))
+    Ok((Subscription { id, task }, result))
 }
 
 /// Everything after `since` up to the top, at most `max`: `(publications, top, recovered)`.
@@ -135,24 +203,27 @@ async fn read_all_since(
     }
 }
 
-/// Who a connection is, as control orders address it.
+/// Whose subscription it is: publications may be addressed to some devices, access changes to
+/// some users.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
+    pub(crate) user: UserId,
     pub(crate) device: DeviceId,
-    pub(crate) session: Option<SessionId>,
-    pub(crate) issued_at: Timestamp,
 }
 
 struct Forwarder {
     shared: Arc<Shared>,
+    /// This subscription's number (see [`Subscription::id`]).
+    id: u64,
     channel: ChannelName,
-    /// The user's own channel, which also carries control orders.
+    /// The user's own channel, which also carries disconnect orders.
     personal: bool,
     who: Identity,
+    access: Access,
     /// The last position delivered (or skipped as not for this device).
     last: StreamPosition,
     outbox: Outbox,
-    orders: mpsc::UnboundedSender<DisconnectOrder>,
+    orders: mpsc::UnboundedSender<Order>,
 }
 
 impl Forwarder {
@@ -160,10 +231,14 @@ impl Forwarder {
         while let Some(event) = live.recv().await {
             let outcome = match event {
                 // Ephemeral publications stand outside the stream: no epoch, no offset.
-                HubEvent::Publication(msg) if msg.publication.offset == 0 => self.on_ephemeral(&msg.publication),
+                HubEvent::Publication(msg) if msg.publication.offset == 0 => self.on_ephemeral(&msg.publication).await,
                 HubEvent::Publication(msg) if msg.epoch != self.last.epoch => Err(Gap::Lost),
                 HubEvent::Publication(msg) => self.on_publication(&msg.publication, Some(&msg.encoded)).await,
-                HubEvent::Gap => self.catch_up().await,
+                // Access announcements may have been lost with the publications.
+                HubEvent::Gap => match self.check_access().await {
+                    Ok(()) => self.catch_up().await,
+                    Err(gap) => Err(gap),
+                },
                 HubEvent::Lagged => Err(Gap::Lost),
             };
             match outcome {
@@ -171,7 +246,11 @@ impl Forwarder {
                 Err(Gap::Lost) => {
                     // The client reconnects and recovers from the position it has.
                     metrics::counter!("switchboard_gateway_insufficient_state_total").increment(1);
-                    let _ = self.orders.send(DisconnectOrder { code: DisconnectCode::InsufficientState });
+                    let _ = self.orders.send(Order::Disconnect(DisconnectCode::InsufficientState));
+                    return;
+                }
+                Err(Gap::Ended(code)) => {
+                    self.end(code);
                     return;
                 }
                 Err(Gap::Slow) => return,
@@ -179,17 +258,46 @@ impl Forwarder {
         }
     }
 
-    /// A live-only publication; on the personal channel it may be a control order.
-    fn on_ephemeral(&self, p: &Publication) -> std::result::Result<(), Gap> {
-        if self.personal
-            && let Some(order) = control::control(&p.data, &self.who)
-        {
-            if let Some(order) = order {
-                let _ = self.orders.send(order);
+    /// A live-only publication; control events are acted on and never shown to the client.
+    async fn on_ephemeral(&self, p: &Publication) -> std::result::Result<(), Gap> {
+        match core_control::parse(&p.data) {
+            None => self.push(p, None),
+            Some(Control::AccessChanged(change)) if change.concerns(&self.who.user) => self.check_access().await,
+            Some(_) => {
+                if self.personal
+                    && let Some(target) = control::disconnect_order(&p.data)
+                {
+                    let _ = self.orders.send(Order::DisconnectIf(target));
+                }
+                Ok(())
             }
-            return Ok(());
         }
-        self.push(p, None)
+    }
+
+    /// Checks the subscription's access again: when it no longer holds, forwarding stops here.
+    async fn check_access(&self) -> std::result::Result<(), Gap> {
+        match self.access.allowed(&self.shared.sb).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Gap::Ended(UnsubscribeCode::AccessRevoked)),
+            // Unknown is not allowed: the client subscribes again, and is checked then.
+            Err(e) => {
+                tracing::warn!(channel = %self.channel, error = %e, "gateway: access check failed");
+                Err(Gap::Ended(UnsubscribeCode::InsufficientState))
+            }
+        }
+    }
+
+    /// Tells the client the subscription ended, and its connection to forget it.
+    fn end(&self, code: UnsubscribeCode) {
+        if code == UnsubscribeCode::AccessRevoked {
+            metrics::counter!("switchboard_gateway_access_revoked_total").increment(1);
+        }
+        let push = Reply::push(self.channel.as_str(), PushBody::Unsubscribe(code.into()));
+        if let Ok(text) = encode_reply(&push) {
+            // A full outbox means the connection is being closed as slow anyway.
+            let _ = self.outbox.push(text);
+        }
+        let _ = self.orders.send(Order::SubscriptionEnded { channel: self.channel.clone(), id: self.id });
     }
 
     async fn on_publication(&mut self, p: &Publication, encoded: Encoded<'_>) -> std::result::Result<(), Gap> {
@@ -197,6 +305,8 @@ impl Forwarder {
             return Ok(()); // already delivered by recovery or catch-up
         }
         if p.offset > self.last.offset + 1 {
+            // Publications were lost on the way, and access announcements may have been too.
+            self.check_access().await?;
             self.catch_up().await?;
             if p.offset <= self.last.offset {
                 return Ok(());
@@ -266,6 +376,8 @@ type Encoded<'a> = Option<&'a std::sync::OnceLock<Arc<str>>>;
 enum Gap {
     /// Publications were missed and cannot be read back: the client must recover.
     Lost,
+    /// The subscription ends (its access was revoked, or could not be checked).
+    Ended(UnsubscribeCode),
     /// The client reads too slowly: the connection is already being closed.
     Slow,
 }

@@ -5,6 +5,7 @@ mod common;
 mod delivery;
 mod isolation;
 mod refusals;
+mod revocation;
 
 /// Runs each listed case on the memory engine and on a real redis-server.
 macro_rules! on_both_engines {
@@ -56,4 +57,11 @@ on_both_engines!(isolation as isolation_tests:
     notifications_of_others_cannot_be_read_or_changed,
     personal_channels_and_sessions_of_others_are_refused,
     conversation_lists_of_others_cannot_be_read_or_changed,
+);
+
+on_both_engines!(revocation as revocation_tests:
+    a_removed_member_stops_receiving_at_once,
+    a_replaced_or_deleted_conversation_ends_subscriptions,
+    a_removed_contact_ends_the_presence_subscription,
+    a_denied_token_is_disconnected_on_every_node,
 );
