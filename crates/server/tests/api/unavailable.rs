@@ -89,6 +89,9 @@ impl EngineHealth for Down {
     async fn ping(&self) -> Result<Duration> {
         down()
     }
+    fn connected(&self) -> bool {
+        false
+    }
     fn info(&self) -> EngineInfo {
         EngineInfo { name: "down".into(), location: "nowhere".into(), key_prefix: String::new() }
     }
