@@ -25,6 +25,7 @@ webhook_secret = "{webhook_secret}"   # signs webhook.deliver and push.send deli
 # push_webhook_url = "https://push.example.com/send"   # push.send target; unset: no pushes queued
 # builtin_jobs = true            # run webhook.deliver / notification.deliver / push.send here
 # max_body_bytes = 1048576
+# health_timeout_ms = 1000      # /health and /health/ready answer within this
 
 [redis]
 # url = "redis://127.0.0.1:6379/0"   # rediss:// for TLS; or host/port/password/db

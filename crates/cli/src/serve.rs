@@ -1,5 +1,7 @@
 //! `switchboard serve`: picks the engine, applies dev mode, runs the server until SIGINT/SIGTERM.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
 use switchboard_core::Switchboard;
 use switchboard_memory::MemoryEngineExt;
@@ -60,6 +62,7 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
             push_webhook_url: settings.push_webhook_url.clone(),
             ..BuiltinJobsConfig::default()
         },
+        health_timeout: Duration::from_millis(settings.health_timeout_ms),
     };
     let state = AppState::new(sb, config);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

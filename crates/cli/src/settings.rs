@@ -59,6 +59,8 @@ pub(crate) struct Settings {
     pub(crate) max_body_bytes: usize,
     /// Name of this node in logs and /info (default: host name and pid).
     pub(crate) node_id: Option<String>,
+    /// Deadline of the health checks in milliseconds (`/health`, `/health/ready`).
+    pub(crate) health_timeout_ms: u64,
     /// Log format.
     pub(crate) log_format: LogFormat,
     /// Redis engine settings.
@@ -80,6 +82,7 @@ impl Default for Settings {
             builtin_jobs: true,
             max_body_bytes: switchboard_core::limits::DEFAULT_MAX_BODY_BYTES,
             node_id: None,
+            health_timeout_ms: switchboard_server::ServerConfig::default().health_timeout.as_millis() as u64,
             log_format: LogFormat::Text,
             redis: RedisSettings::default(),
             switchboard: SwitchboardConfig::default(),
@@ -255,6 +258,9 @@ pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides, set: &[String]) 
         figment = figment.merge(Serialized::default(key.trim(), value));
     }
     let settings: Settings = figment.extract().context("invalid configuration")?;
+    if settings.health_timeout_ms == 0 {
+        bail!("invalid configuration: health_timeout_ms must be at least 1");
+    }
     settings.switchboard.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(Loaded { settings, config_file })
 }
@@ -317,6 +323,9 @@ mod tests {
         assert_eq!(loaded.settings.redis.key_prefix, "app:");
         assert!(load(None, FlagOverrides::default(), &["nonsense".to_owned()]).is_err());
         assert!(load(None, FlagOverrides::default(), &["sessions.no_such_setting=1".to_owned()]).is_err());
+        assert!(load(None, FlagOverrides::default(), &["health_timeout_ms=0".to_owned()]).is_err());
+        let loaded = load(None, FlagOverrides::default(), &["health_timeout_ms=250".to_owned()]).expect("valid");
+        assert_eq!(loaded.settings.health_timeout_ms, 250);
     }
 
     #[test]

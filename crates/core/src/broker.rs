@@ -76,6 +76,11 @@ pub trait Broker: Send + Sync + 'static {
 
     /// The delivery queue; `Some` on the first call only.
     fn take_receiver(&self) -> Option<BrokerReceiver>;
+
+    /// Whether upstream delivery is live now, without a round trip: false while the broker's
+    /// connection to the backing store is down or not yet made (it is reconnecting; `subscribe`
+    /// fails meanwhile). Always true for an in-process broker.
+    fn connected(&self) -> bool;
 }
 
 /// The receiving end of a broker's queue.

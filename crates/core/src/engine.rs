@@ -26,6 +26,12 @@ pub trait EngineHealth: Send + Sync + 'static {
     /// One round trip to the engine's backing store; the time it took.
     async fn ping(&self) -> Result<Duration>;
 
+    /// Whether the backing store is reachable as far as the engine knows, without a round trip:
+    /// false from the moment a connection loss is seen until a reconnection succeeds (calls
+    /// meanwhile fail at once with [`crate::Error::Unavailable`]). Always true for an engine
+    /// that keeps its state in-process.
+    fn connected(&self) -> bool;
+
     /// What the engine is, for `/api/v1/info` and `doctor`.
     fn info(&self) -> EngineInfo;
 }

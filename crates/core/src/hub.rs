@@ -305,6 +305,9 @@ mod tests {
         fn take_receiver(&self) -> Option<BrokerReceiver> {
             lock(&self.receiver).take()
         }
+        fn connected(&self) -> bool {
+            true
+        }
     }
 
     fn fake() -> Arc<FakeBroker> {

@@ -52,4 +52,8 @@ impl Broker for MemoryBroker {
     fn take_receiver(&self) -> Option<BrokerReceiver> {
         lock(&self.receiver).take()
     }
+
+    fn connected(&self) -> bool {
+        true
+    }
 }

@@ -13,6 +13,10 @@ impl EngineHealth for MemoryHealth {
         Ok(Duration::ZERO)
     }
 
+    fn connected(&self) -> bool {
+        true
+    }
+
     fn info(&self) -> EngineInfo {
         EngineInfo { name: "memory".into(), location: "in-process".into(), key_prefix: String::new() }
     }

@@ -1,7 +1,9 @@
 //! `RedisBroker`: one dedicated pub/sub connection per node multiplexing every channel with
-//! local subscribers; it reconnects with backoff, resubscribes everything and reports the gap.
+//! local subscribers; it reconnects with backoff, resubscribes everything, reports the gap, and
+//! tells health whether it is connected.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use switchboard_core::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::circuit::Circuit;
 use crate::connection::{Conn, map_error};
 use crate::keys::Keys;
 use crate::stream::parse_publication;
@@ -33,9 +36,30 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// and the task would hold one connection per shard with subscribed channels).
 pub(crate) struct RedisBroker {
     control: mpsc::Sender<Control>,
+    link: Arc<Link>,
     receiver: Mutex<Option<BrokerReceiver>>,
     /// Longest wait for an answer: a connection attempt plus one command.
     answer_timeout: Duration,
+}
+
+/// The pub/sub connection's state, written by the task and read without waiting by health and
+/// by `subscribe` (which fails at once while the connection is lost, as engine calls do).
+struct Link(AtomicU8);
+
+impl Link {
+    /// The first connection attempt has not ended yet.
+    const STARTING: u8 = 0;
+    const UP: u8 = 1;
+    /// Lost, or never made: the task is reconnecting.
+    const DOWN: u8 = 2;
+
+    fn get(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, state: u8) {
+        self.0.store(state, Ordering::Release);
+    }
 }
 
 enum Control {
@@ -48,7 +72,10 @@ impl RedisBroker {
     pub(crate) fn start(conn: &Conn, keys: Keys) -> Self {
         let (events, receiver) = broker_queue(BROKER_QUEUE_CAPACITY);
         let (control, control_rx) = mpsc::channel(1024);
+        let link = Arc::new(Link(AtomicU8::new(Link::STARTING)));
         let task = Task {
+            link: link.clone(),
+            circuit: conn.circuit().clone(),
             client: conn.client().clone(),
             keys,
             connect_timeout: conn.connect_timeout(),
@@ -60,6 +87,7 @@ impl RedisBroker {
         tokio::spawn(task.run());
         RedisBroker {
             control,
+            link,
             receiver: Mutex::new(Some(receiver)),
             answer_timeout: conn.connect_timeout() + conn.command_timeout(),
         }
@@ -81,6 +109,11 @@ impl RedisBroker {
 #[async_trait]
 impl Broker for RedisBroker {
     async fn subscribe(&self, channel: &ChannelName) -> Result<()> {
+        // While the connection is lost the answer is known; at start-up the request waits for
+        // the first attempt, so the first subscriptions of a fresh node succeed.
+        if self.link.get() == Link::DOWN {
+            return Err(Error::Unavailable("redis: pubsub: not connected; reconnecting".into()));
+        }
         self.request(|reply| Control::Subscribe(channel.clone(), reply)).await
     }
 
@@ -91,10 +124,17 @@ impl Broker for RedisBroker {
     fn take_receiver(&self) -> Option<BrokerReceiver> {
         self.receiver.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
+
+    fn connected(&self) -> bool {
+        self.link.get() == Link::UP
+    }
 }
 
 /// The task owning the pub/sub connection.
 struct Task {
+    link: Arc<Link>,
+    /// The command connection's circuit: its closing ends a backoff early.
+    circuit: Arc<Circuit>,
     client: Client,
     keys: Keys,
     connect_timeout: Duration,
@@ -124,25 +164,35 @@ impl Task {
                 None => return,
                 Some(Ok((sink, stream))) => {
                     delay = MIN_DELAY;
+                    self.link.set(Link::UP);
                     if interrupted {
                         tracing::info!(channels = self.channels.len(), "redis: pubsub: reconnected and resubscribed");
                         // Publications made while the connection was down were not delivered.
                         self.events.send(BrokerEvent::Gap { channel: None });
                     }
-                    match self.serve(sink, stream).await {
+                    let exit = self.serve(sink, stream).await;
+                    self.link.set(Link::DOWN);
+                    match exit {
                         Exit::Stopped | Exit::Continue => return,
                         Exit::Lost(why) => tracing::warn!(error = %why, "redis: pubsub: connection lost; reconnecting"),
                     }
                     interrupted = true;
                 }
-                Some(Err(e)) => tracing::debug!(error = %e, "redis: pubsub: cannot connect"),
+                Some(Err(e)) => {
+                    self.link.set(Link::DOWN);
+                    tracing::debug!(error = %e, "redis: pubsub: cannot connect");
+                }
             }
-            // Back off, answering requests meanwhile.
+            // Back off, answering requests meanwhile; the command connection coming back means
+            // Redis is back, so retry at once.
             let sleep = tokio::time::sleep(delay);
-            tokio::pin!(sleep);
+            let circuit = self.circuit.clone();
+            let redis_back = circuit.closed();
+            tokio::pin!(sleep, redis_back);
             loop {
                 tokio::select! {
                     _ = &mut sleep => break,
+                    () = &mut redis_back => break,
                     control = self.control.recv() => match control {
                         None => return,
                         Some(control) => self.answer_offline(control),

@@ -1,8 +1,9 @@
 //! [`Conn`]: the one shared connection (a `ConnectionManager`, which reconnects with backoff),
-//! the timeout around every call, the mapping of Redis errors to core's kinds, and [`lua`],
-//! which builds a script from its file.
+//! the timeout and circuit check around every call, the mapping of Redis errors to core's kinds,
+//! and [`lua`], which builds a script from its file.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -13,6 +14,7 @@ use redis::{
 };
 use switchboard_core::{Error, Result};
 
+use crate::circuit::Circuit;
 use crate::config::RedisConfig;
 
 /// Helpers prepended to every script (server clock, integer formatting, session expiry).
@@ -28,10 +30,11 @@ pub(crate) fn lua(body: &str) -> Script {
 }
 
 /// The shared connection. Cheap to clone: the manager is an `Arc` over one multiplexed
-/// connection that every caller pipelines on.
+/// connection that every caller pipelines on, and every clone shares one [`Circuit`].
 #[derive(Clone)]
 pub(crate) struct Conn {
     manager: ConnectionManager,
+    circuit: Arc<Circuit>,
     /// For connections the manager does not multiplex (the broker's pub/sub connection).
     client: Client,
     connect_timeout: Duration,
@@ -84,7 +87,8 @@ impl Conn {
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.command_timeout))
             // Reconnection: 50 ms, 100 ms, ... at most 1 s apart, so service resumes within about
-            // a second of Redis coming back. After the last try the next call starts a new round.
+            // a second of Redis coming back. While the circuit is open only its probe uses the
+            // manager; after a round's last try the probe's next ping starts a new round.
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(8);
@@ -93,7 +97,25 @@ impl Conn {
                 .await
                 .map_err(|_| no_answer())?
                 .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
-        Ok(Conn { manager, client, connect_timeout: config.connect_timeout, command_timeout: config.command_timeout })
+        Ok(Conn {
+            manager,
+            // A probe ping may wait for a reconnection attempt and then for its answer.
+            circuit: Circuit::new(config.connect_timeout + config.command_timeout),
+            client,
+            connect_timeout: config.connect_timeout,
+            command_timeout: config.command_timeout,
+        })
+    }
+
+    /// Whether the connection is believed up: false from the first connection loss a call sees
+    /// until a probe's PING is answered again (calls meanwhile fail at once).
+    pub(crate) fn connected(&self) -> bool {
+        !self.circuit.is_open()
+    }
+
+    /// The circuit every clone shares.
+    pub(crate) fn circuit(&self) -> &Arc<Circuit> {
+        &self.circuit
     }
 
     /// The client, with the configured TCP settings, for dedicated connections.
@@ -163,19 +185,46 @@ impl Conn {
         self.timed(op, pipe.query_async(&mut conn)).await
     }
 
+    /// Runs `call` unless the circuit is open, bounded by the command timeout, and opens the
+    /// circuit when the call shows the connection lost. Ends at once, too, when the circuit opens
+    /// while it waits (another call saw the loss first).
     // Cancellation: dropping a multiplexed call on timeout is safe; its reply is discarded
-    // when it arrives, and the connection stays usable.
+    // when it arrives, and the connection stays usable. Cost while closed: one atomic load, plus
+    // the `Notified` registration (an uncontended lock, like the timeout's timer entry).
     async fn timed<T>(&self, op: &'static str, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
-        let no_answer =
-            || Error::Unavailable(format!("redis: {op}: no answer within {} ms", self.command_timeout.as_millis()));
-        match tokio::time::timeout(self.command_timeout, call).await {
+        let opened = self.circuit.opened();
+        if self.circuit.is_open() {
+            return Err(Error::Unavailable(format!("redis: {op}: not connected; reconnecting")));
+        }
+        let no_answer = || format!("redis: {op}: no answer within {} ms", self.command_timeout.as_millis());
+        let outcome = tokio::select! {
+            // Biased: a call that completed is reported as it went, even if the circuit opened.
+            biased;
+            outcome = tokio::time::timeout(self.command_timeout, call) => outcome,
+            () = opened => return Err(Error::Unavailable(format!("redis: {op}: connection lost"))),
+        };
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             // The connection's own response timeout is the same duration and may fire first.
-            Ok(Err(e)) if e.is_timeout() => Err(no_answer()),
+            Ok(Err(e)) if e.is_timeout() => Err(self.lost(no_answer())),
+            Ok(Err(e)) if is_connection_loss(&e) => Err(self.lost(format!("redis: {op}: {e}"))),
             Ok(Err(e)) => Err(map_error(op, &e)),
-            Err(_) => Err(no_answer()),
+            Err(_) => Err(self.lost(no_answer())),
         }
     }
+
+    /// Opens the circuit for `why` and returns it as the call's error.
+    fn lost(&self, why: String) -> Error {
+        self.circuit.trip(&self.manager, &why);
+        Error::Unavailable(why)
+    }
+}
+
+/// Whether `e` means the connection is gone or not answering, as opposed to Redis answering with
+/// an error. redis-rs reports every such case (refused, reset, closed, a response timeout) as an
+/// I/O error.
+fn is_connection_loss(e: &RedisError) -> bool {
+    e.is_io_error()
 }
 
 /// Nagle's algorithm would hold back small pipelined commands; keepalive and (on Linux) the user
@@ -254,5 +303,20 @@ mod tests {
         assert!(matches!(map_error("op", &io), Error::Unavailable(m) if m.starts_with("redis: op: ")));
         let bug: RedisError = (ErrorKind::UnexpectedReturnType, "bad reply").into();
         assert!(matches!(map_error("op", &bug), Error::Internal(_)));
+    }
+
+    #[test]
+    fn only_a_lost_connection_opens_the_circuit() {
+        for kind in
+            [std::io::ErrorKind::ConnectionRefused, std::io::ErrorKind::ConnectionReset, std::io::ErrorKind::TimedOut]
+        {
+            let io: RedisError = std::io::Error::from(kind).into();
+            assert!(is_connection_loss(&io), "{kind:?}");
+        }
+        // Redis answered, with an error: the connection is fine.
+        let busy: RedisError = (ErrorKind::Server(ServerErrorKind::BusyLoading), "loading").into();
+        assert!(!is_connection_loss(&busy));
+        let bug: RedisError = (ErrorKind::UnexpectedReturnType, "bad reply").into();
+        assert!(!is_connection_loss(&bug));
     }
 }

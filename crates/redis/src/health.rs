@@ -1,4 +1,5 @@
-//! `RedisHealth`: PING round-trip time and a description of the engine (password redacted).
+//! `RedisHealth`: PING round-trip time, the circuit's state and a description of the engine
+//! (password redacted).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,10 @@ impl EngineHealth for RedisHealth {
         let started = Instant::now();
         let _pong: String = self.conn.cmd("health.ping", &redis::cmd("PING")).await?;
         Ok(started.elapsed())
+    }
+
+    fn connected(&self) -> bool {
+        self.conn.connected()
     }
 
     fn info(&self) -> EngineInfo {

@@ -1,8 +1,9 @@
 //! Switchboard's Redis engine: every capability on a standalone Redis (6.2 or later), each
 //! multi-step operation one Lua script called by SHA, all times from the Redis server's clock.
 //! One multiplexed connection is shared by everything; it reconnects with backoff, and every
-//! call has a timeout, so while Redis is down calls fail fast with
-//! [`switchboard_core::Error::Unavailable`] and work again once it is back.
+//! call has a timeout. The first call that sees the connection lost opens a circuit: from then
+//! on calls fail at once with [`switchboard_core::Error::Unavailable`] (no wait for a timeout)
+//! until a probe's PING is answered again, and work again once Redis is back.
 //!
 //! ```no_run
 //! # async fn demo() -> switchboard_core::Result<()> {
@@ -14,8 +15,10 @@
 //!
 //! # Layout
 //! - `config`: [`RedisConfig`], validated, with the URL's password redacted in logs.
-//! - `connection`: the shared connection manager, the timeout around every call, the mapping
-//!   of Redis errors to core's kinds, and how scripts are built from `lua/*.lua`.
+//! - `connection`: the shared connection manager, the timeout and circuit check around every
+//!   call, the mapping of Redis errors to core's kinds, and how scripts are built from `lua/*.lua`.
+//! - `circuit`: the circuit that refuses calls at once while the connection is lost, and the
+//!   probe that closes it when Redis answers again (gauge `switchboard_redis_circuit_open`).
 //! - `keys`: the only place key names are built (prefix, hash tags, the key layout table).
 //! - `session`: `RedisSessions`, the [`switchboard_core::SessionStore`].
 //! - `denylist`: `RedisDenylist`, the [`switchboard_core::TokenDenylist`].
@@ -36,7 +39,7 @@
 //!   (`job_common.lua`, with the shared enqueue, settle and retention steps, is prepended to
 //!   its scripts).
 //! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
-//! - `health`: `RedisHealth`, PING latency and engine info.
+//! - `health`: `RedisHealth`, PING latency, whether the connection is up, and engine info.
 //! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
 //! - `lua/`: one script per atomic operation, each opening with its KEYS and ARGV;
 //!   `common.lua` (server clock, helpers) is prepended to each, and `stream_common.lua` to the
@@ -45,6 +48,7 @@
 
 mod broker;
 mod cache;
+mod circuit;
 mod config;
 mod connection;
 mod conversation;

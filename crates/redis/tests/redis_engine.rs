@@ -1,7 +1,7 @@
-//! Redis-engine specifics the shared conformance suite cannot see: outages and recovery, start-up
-//! failures, secrets in URLs, the key layout and expiries, the active-session count's lag, and
-//! the Lua rate-limit script decision for decision against core's reference algorithms, and the
-//! Lua job backoff delay for delay against core's `Backoff::delay_ms`.
+//! Redis-engine specifics the shared conformance suite cannot see: outages, the circuit and
+//! recovery, start-up failures, secrets in URLs, the key layout and expiries, the active-session
+//! count's lag, the Lua rate-limit script decision for decision against core's reference
+//! algorithms, and the Lua job backoff delay for delay against core's `Backoff::delay_ms`.
 //! Every test starts its own `redis-server` on a free port.
 
 use std::collections::HashMap;
@@ -211,6 +211,80 @@ async fn a_hung_redis_times_out_at_the_command_timeout() {
         assert!(Instant::now() < deadline, "engine did not recover after redis resumed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls `check` every 20 ms until it holds; panics with `what` after `timeout`.
+async fn eventually(timeout: Duration, what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The circuit opens on the first connection loss a call sees (after which calls are refused
+/// without waiting for the 2 s command timeout), and closes by itself, with no call needed,
+/// once Redis is back on the same port; the broker reports its connection the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_circuit_opens_on_a_lost_connection_and_closes_when_redis_is_back() {
+    let server = Server::start(&[]);
+    let config = RedisConfig { command_timeout: Duration::from_secs(2), ..config(&server, "ci:") };
+    let engine = switchboard_redis::connect(config).await.expect("connect");
+    some_call(&engine).await.expect("works before");
+    assert!(engine.health.connected());
+    eventually(Duration::from_secs(5), "the broker connects", || engine.broker.connected()).await;
+
+    let port = server.stop();
+    let err = some_call(&engine).await.expect_err("redis is down");
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    assert!(!engine.health.connected(), "the first failure opens the circuit");
+    for _ in 0..20 {
+        let started = Instant::now();
+        let err = engine.rate_limiter.status(&key("k"), &Policy::gcra(1, 1000)).await.expect_err("open");
+        let took = started.elapsed();
+        assert!(matches!(&err, Error::Unavailable(m) if m.contains("not connected")), "{err:?}");
+        assert!(took < Duration::from_millis(100), "refused in {took:?}");
+    }
+    assert!(matches!(engine.health.ping().await, Err(Error::Unavailable(_))));
+    eventually(Duration::from_secs(5), "the broker reports its connection lost", || !engine.broker.connected()).await;
+    let refused = engine.broker.subscribe(&switchboard_core::ChannelName::new("chat:x").unwrap()).await;
+    assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    assert!(!engine.health.connected(), "stays open while Redis is away");
+
+    let _server = Server::start_on(port, &[]);
+    eventually(Duration::from_secs(10), "the probe closes the circuit", || engine.health.connected()).await;
+    some_call(&engine).await.expect("serves again");
+    eventually(Duration::from_secs(10), "the broker reconnects", || engine.broker.connected()).await;
+}
+
+/// A hung Redis (SIGSTOP): the first call to time out opens the circuit, which also ends the
+/// calls still waiting on the same connection, instead of each waiting out its own timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_end_when_the_circuit_opens() {
+    let server = Server::start(&[]);
+    let config = RedisConfig { command_timeout: Duration::from_millis(1000), ..config(&server, "if:") };
+    let engine = switchboard_redis::connect(config).await.expect("connect");
+    some_call(&engine).await.expect("works before");
+    server.signal("-STOP");
+
+    let first = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.rate_limiter.status(&key("a"), &Policy::gcra(1, 1000)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let second = engine.rate_limiter.status(&key("b"), &Policy::gcra(1, 1000)).await.expect_err("hung");
+    let took = started.elapsed();
+    let first = first.await.expect("join").expect_err("hung");
+    assert!(matches!(&first, Error::Unavailable(m) if m.contains("no answer within 1000 ms")), "{first:?}");
+    assert!(matches!(&second, Error::Unavailable(m) if m.contains("connection lost")), "{second:?}");
+    // Its own timeout would end it 1000 ms after it started; the circuit ends it about 500 ms in.
+    assert!(took < Duration::from_millis(850), "the call in flight took {took:?}");
+    assert!(!engine.health.connected());
+
+    server.signal("-CONT");
+    eventually(Duration::from_secs(10), "the probe closes the circuit", || engine.health.connected()).await;
+    some_call(&engine).await.expect("serves again");
 }
 
 #[tokio::test]

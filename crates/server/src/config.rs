@@ -1,6 +1,7 @@
 //! [`ServerConfig`] and [`ApiKey`]: the HTTP server's own settings.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -21,6 +22,9 @@ pub struct ServerConfig {
     pub gateway: GatewayConfig,
     /// The built-in job types and their worker.
     pub jobs: crate::builtin_jobs::BuiltinJobsConfig,
+    /// Deadline of the health checks (default 1 s): `/health` and `/health/ready` run every
+    /// component's check at once and report a check still running at the deadline unhealthy.
+    pub health_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +35,7 @@ impl Default for ServerConfig {
             node_id: "local".to_owned(),
             gateway: GatewayConfig::default(),
             jobs: crate::builtin_jobs::BuiltinJobsConfig::default(),
+            health_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -41,6 +46,7 @@ impl fmt::Debug for ServerConfig {
             .field("api_keys", &self.api_keys)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("node_id", &self.node_id)
+            .field("health_timeout", &self.health_timeout)
             .finish_non_exhaustive()
     }
 }

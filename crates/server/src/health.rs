@@ -1,8 +1,9 @@
 //! Health endpoints (unauthenticated): `/health`, `/health/live`, `/health/ready`,
 //! `/health/{component}`.
 //!
-//! Components: `engine` (a ping) and `jobs` (the job store answers a query); pub/sub and the
-//! gateway join the report as more entries of `check_components`.
+//! Components: `engine` (a ping), `pubsub` (the broker's connection) and `jobs` (the job store
+//! answers a query), checked at once under one deadline; the gateway would join as one more entry
+//! of `check_components`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,10 +18,11 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
-/// How long a health check waits for the engine's ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
-/// A ping slower than this makes the engine `degraded`.
-const SLOW_PING: Duration = Duration::from_millis(500);
+/// A check slower than this makes its component `degraded`.
+const SLOW_CHECK: Duration = Duration::from_millis(500);
+
+/// The kind reported for a component whose connection is known to be down.
+const DISCONNECTED: &str = "engine_unavailable";
 
 /// Health of one component, or of the whole server (the worst component).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
@@ -52,7 +54,7 @@ pub struct ComponentHealth {
 pub struct HealthReport {
     /// Overall status.
     pub status: HealthStatus,
-    /// Each component by name (`engine`, `jobs`).
+    /// Each component by name (`engine`, `pubsub`, `jobs`).
     pub components: BTreeMap<String, ComponentHealth>,
 }
 
@@ -64,39 +66,61 @@ pub struct Probe {
     pub status: &'static str,
 }
 
-/// Checks every component.
+/// Checks every component concurrently, each bounded by the same deadline
+/// ([`crate::ServerConfig::health_timeout`]), so an unreachable engine costs the deadline once,
+/// not once per component.
 async fn check_components(state: &AppState) -> BTreeMap<String, ComponentHealth> {
-    let mut components = BTreeMap::new();
-    components.insert("engine".to_owned(), check("engine", state.sb().engine().health.ping()).await);
+    let timeout = state.config().health_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let engine = state.sb().engine();
+    let ping = async {
+        // A connection known to be down is reported without a round trip.
+        if !engine.health.connected() {
+            return Err(switchboard_core::Error::Unavailable("engine: not connected".into()));
+        }
+        engine.health.ping().await
+    };
     let jobs = async {
         let started = std::time::Instant::now();
         state.sb().jobs().queues().await.map(|_| started.elapsed())
     };
-    components.insert("jobs".to_owned(), check("jobs", jobs).await);
-    components
+    let (engine_health, jobs) =
+        tokio::join!(check("engine", deadline, timeout, ping), check("jobs", deadline, timeout, jobs));
+    let pubsub = match engine.broker.connected() {
+        true => ComponentHealth { status: HealthStatus::Healthy, latency_ms: None, error: None },
+        false => ComponentHealth::unhealthy(DISCONNECTED.to_owned()),
+    };
+    BTreeMap::from([("engine".to_owned(), engine_health), ("jobs".to_owned(), jobs), ("pubsub".to_owned(), pubsub)])
 }
 
-/// Runs one component's check (a call answering how long it took) with the timeout.
+impl ComponentHealth {
+    fn unhealthy(error: String) -> Self {
+        ComponentHealth { status: HealthStatus::Unhealthy, latency_ms: None, error: Some(error) }
+    }
+}
+
+/// Runs one component's check (a call answering how long it took) until `deadline` (`timeout`
+/// from the start of the whole report).
 async fn check(
     component: &'static str,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
     call: impl Future<Output = switchboard_core::Result<Duration>>,
 ) -> ComponentHealth {
-    let unhealthy =
-        |error: String| ComponentHealth { status: HealthStatus::Unhealthy, latency_ms: None, error: Some(error) };
-    match tokio::time::timeout(PING_TIMEOUT, call).await {
+    match tokio::time::timeout_at(deadline, call).await {
         Ok(Ok(took)) => ComponentHealth {
-            status: if took > SLOW_PING { HealthStatus::Degraded } else { HealthStatus::Healthy },
+            status: if took > SLOW_CHECK { HealthStatus::Degraded } else { HealthStatus::Healthy },
             latency_ms: Some((took.as_secs_f64() * 1e6).round() / 1e3),
             error: None,
         },
         Ok(Err(e)) => {
             // The detail can name hosts; it goes to the log, the kind to the caller.
             tracing::warn!(component, error = %e, "health: check failed");
-            unhealthy(e.kind().to_owned())
+            ComponentHealth::unhealthy(e.kind().to_owned())
         }
         Err(_) => {
-            tracing::warn!(component, timeout_ms = PING_TIMEOUT.as_millis() as u64, "health: check timed out");
-            unhealthy(format!("ping timed out after {} ms", PING_TIMEOUT.as_millis()))
+            tracing::warn!(component, timeout_ms = timeout.as_millis() as u64, "health: check timed out");
+            ComponentHealth::unhealthy(format!("check timed out after {} ms", timeout.as_millis()))
         }
     }
 }
@@ -130,14 +154,15 @@ pub(crate) async fn live() -> Json<Probe> {
     Json(Probe { status: "alive" })
 }
 
-/// Readiness: 200 when the engine answers its ping, else 503.
+/// Readiness: 200 when every component answers in time (the engine its ping, pub/sub connected,
+/// the job store its query), else 503.
 #[utoipa::path(
     get,
     path = "/health/ready",
     tag = "operations",
     responses(
         (status = OK, description = "Ready to serve", body = Probe),
-        (status = SERVICE_UNAVAILABLE, description = "The engine is unreachable", body = Probe),
+        (status = SERVICE_UNAVAILABLE, description = "The engine or pub/sub is unreachable", body = Probe),
     )
 )]
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
@@ -154,7 +179,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     get,
     path = "/health/{component}",
     tag = "operations",
-    params(("component" = String, Path, description = "Component name (today: `engine`)")),
+    params(("component" = String, Path, description = "Component name: `engine`, `pubsub` or `jobs`")),
     responses(
         (status = OK, body = ComponentHealth),
         (status = SERVICE_UNAVAILABLE, body = ComponentHealth),
@@ -162,7 +187,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     )
 )]
 pub(crate) async fn component(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    // Checking only the one asked for would be cheaper, but there is one component today.
+    // Checking only the one asked for would be cheaper, but the checks run at once anyway.
     let mut components = check_components(&state).await;
     let known = components.keys().cloned().collect::<Vec<_>>().join(", ");
     match components.remove(&name) {

@@ -56,6 +56,10 @@ fn describe() {
     );
     metrics::describe_gauge!("switchboard_sessions_active", "Live sessions, counted at scrape time.");
     metrics::describe_gauge!(
+        "switchboard_redis_circuit_open",
+        "1 while the Redis connection is lost and calls are refused at once, 0 while it serves."
+    );
+    metrics::describe_gauge!(
         "switchboard_jobs",
         "Jobs by queue and state (waiting, delayed, active, completed, dead), counted at scrape time."
     );

@@ -18,6 +18,7 @@ async fn health_endpoints() {
     assert_eq!(body["components"]["engine"]["status"], "healthy");
     assert!(body["components"]["engine"]["latency_ms"].is_number());
     assert_eq!(body["components"]["jobs"]["status"], "healthy");
+    assert_eq!(body["components"]["pubsub"]["status"], "healthy");
 
     assert_eq!(app.public_get("/health/live").await.assert_status(200), &json!({"status": "alive"}));
     assert_eq!(app.public_get("/health/ready").await.assert_status(200), &json!({"status": "ready"}));

@@ -89,6 +89,9 @@ impl EngineHealth for Down {
     async fn ping(&self) -> Result<Duration> {
         down()
     }
+    fn connected(&self) -> bool {
+        false
+    }
     fn info(&self) -> EngineInfo {
         EngineInfo { name: "down".into(), location: "nowhere".into(), key_prefix: String::new() }
     }
@@ -156,4 +159,41 @@ async fn health_reports_the_engine_down() {
     let r = get("/health/engine").await;
     assert_eq!((r.status.as_u16(), &r.json["status"]), (503, &json!("unhealthy")));
     assert!(!r.text.contains("10.9.8.7"), "{}", r.text);
+}
+
+/// An engine whose ping never answers (a hung backing store that still looks connected).
+struct Hung;
+
+#[async_trait]
+impl EngineHealth for Hung {
+    async fn ping(&self) -> Result<Duration> {
+        std::future::pending().await
+    }
+    fn connected(&self) -> bool {
+        true
+    }
+    fn info(&self) -> EngineInfo {
+        EngineInfo { name: "hung".into(), location: "nowhere".into(), key_prefix: String::new() }
+    }
+}
+
+#[tokio::test]
+async fn health_answers_within_its_deadline_when_a_check_hangs() {
+    let rest = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+    let app = TestApp::with_engine(Engine { health: Arc::new(Hung), ..rest });
+    let get = |path: &'static str| app.send_allowing_503(Request::get(path).body(Body::empty()).unwrap());
+    // The default deadline is 1 s; the other checks run meanwhile, not after it.
+    let started = std::time::Instant::now();
+    let r = get("/health/ready").await;
+    let took = started.elapsed();
+    assert_eq!((r.status.as_u16(), &r.json), (503, &json!({"status": "not_ready"})));
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(1500), "took {took:?}");
+    let r = get("/health").await;
+    assert_eq!(r.status.as_u16(), 503);
+    assert_eq!(
+        r.json["components"]["engine"],
+        json!({"status": "unhealthy", "error": "check timed out after 1000 ms"})
+    );
+    assert_eq!(r.json["components"]["jobs"]["status"], "healthy");
+    assert_eq!(r.json["components"]["pubsub"]["status"], "healthy");
 }
