@@ -26,6 +26,11 @@ webhook_secret = "{webhook_secret}"   # signs webhook.deliver and push.send deli
 # builtin_jobs = true            # run webhook.deliver / notification.deliver / push.send here
 # max_body_bytes = 1048576
 # health_timeout_ms = 1000      # /health and /health/ready answer within this
+# header_read_timeout_ms = 10000     # headers (and keep-alive idle) must arrive within this
+# body_read_timeout_ms = 30000       # a body that has not arrived by then gets 408
+# request_timeout_ms = 30000         # /api/v1 requests answer 503 past this (long-polls: + their wait)
+# max_connections = 10000            # keep well under `ulimit -n`; WebSockets stop counting once upgraded
+# health_reserve_connections = 16    # extra connections past the cap that serve only /health*
 
 [redis]
 # url = "redis://127.0.0.1:6379/0"   # rediss:// for TLS; or host/port/password/db

@@ -53,7 +53,6 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
     };
     let config = ServerConfig {
         api_keys: parse_api_keys(&settings.api_keys)?,
-        max_body_bytes: settings.max_body_bytes,
         node_id: settings.node_id.clone().unwrap_or_else(default_node_id),
         gateway: GatewayConfig { tokens, ..GatewayConfig::default() },
         jobs: BuiltinJobsConfig {
@@ -63,6 +62,7 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
             ..BuiltinJobsConfig::default()
         },
         health_timeout: Duration::from_millis(settings.health_timeout_ms),
+        ..settings.http_config()
     };
     let state = AppState::new(sb, config);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;

@@ -10,6 +10,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchboard_core::SwitchboardConfig;
+use switchboard_server::ServerConfig;
+use switchboard_server::config as server;
 
 /// The default listen address: loopback only.
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
@@ -57,6 +59,18 @@ pub(crate) struct Settings {
     pub(crate) builtin_jobs: bool,
     /// Largest JSON body in bytes.
     pub(crate) max_body_bytes: usize,
+    /// How long a client may take to send a request's headers (and a keep-alive connection may
+    /// idle) before the connection is closed.
+    pub(crate) header_read_timeout_ms: u64,
+    /// How long a client may take to send a request's body before it is answered 408.
+    pub(crate) body_read_timeout_ms: u64,
+    /// Longest an `/api/v1` request may take before it is answered 503 (long-polls get their
+    /// own wait on top).
+    pub(crate) request_timeout_ms: u64,
+    /// Most HTTP connections open at once; WebSocket connections stop counting once upgraded.
+    pub(crate) max_connections: usize,
+    /// Extra connections past `max_connections` that may only serve `/health*`.
+    pub(crate) health_reserve_connections: usize,
     /// Name of this node in logs and /info (default: host name and pid).
     pub(crate) node_id: Option<String>,
     /// Deadline of the health checks in milliseconds (`/health`, `/health/ready`).
@@ -81,6 +95,11 @@ impl Default for Settings {
             push_webhook_url: None,
             builtin_jobs: true,
             max_body_bytes: switchboard_core::limits::DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout_ms: server::DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u64,
+            body_read_timeout_ms: server::DEFAULT_BODY_READ_TIMEOUT.as_millis() as u64,
+            request_timeout_ms: server::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
+            max_connections: server::DEFAULT_MAX_CONNECTIONS,
+            health_reserve_connections: server::DEFAULT_HEALTH_RESERVE_CONNECTIONS,
             node_id: None,
             health_timeout_ms: switchboard_server::ServerConfig::default().health_timeout.as_millis() as u64,
             log_format: LogFormat::Text,
@@ -262,6 +281,7 @@ pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides, set: &[String]) 
         bail!("invalid configuration: health_timeout_ms must be at least 1");
     }
     settings.switchboard.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    settings.http_config().validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     Ok(Loaded { settings, config_file })
 }
 
@@ -269,6 +289,20 @@ impl Settings {
     /// The engine in force: as named, else redis when a Redis address is configured.
     pub(crate) fn engine_kind(&self) -> EngineKind {
         self.engine.unwrap_or(if self.redis.configured() { EngineKind::Redis } else { EngineKind::Memory })
+    }
+
+    /// The HTTP server's limits and timeouts; keys, node id, gateway and jobs are left at their
+    /// defaults for the caller to fill.
+    pub(crate) fn http_config(&self) -> ServerConfig {
+        ServerConfig {
+            max_body_bytes: self.max_body_bytes,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_connections: self.max_connections,
+            health_reserve_connections: self.health_reserve_connections,
+            ..ServerConfig::default()
+        }
     }
 
     /// The listen address, parsed.
@@ -326,6 +360,21 @@ mod tests {
         assert!(load(None, FlagOverrides::default(), &["health_timeout_ms=0".to_owned()]).is_err());
         let loaded = load(None, FlagOverrides::default(), &["health_timeout_ms=250".to_owned()]).expect("valid");
         assert_eq!(loaded.settings.health_timeout_ms, 250);
+    }
+
+    #[test]
+    fn http_limits_are_settable_and_validated_by_name() {
+        let set = ["max_connections=900".to_owned(), "header_read_timeout_ms=2500".to_owned()];
+        let loaded = load(None, FlagOverrides::default(), &set).expect("valid settings");
+        let config = loaded.settings.http_config();
+        assert_eq!(config.max_connections, 900);
+        assert_eq!(config.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(config.request_timeout, server::DEFAULT_REQUEST_TIMEOUT);
+        for bad in ["max_connections=0", "request_timeout_ms=0", "body_read_timeout_ms=99999999"] {
+            let error = load(None, FlagOverrides::default(), &[bad.to_owned()]).err().expect(bad);
+            let name = bad.split('=').next().unwrap_or_default();
+            assert!(format!("{error:#}").contains(name), "{bad}: {error:#}");
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct ErrorBody {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `invalid_argument`, `unauthenticated`, `permission_denied`, `not_found`,
-    /// `conflict`, `payload_too_large`, `rate_limited`, `engine_unavailable` or `internal`.
+    /// `conflict`, `request_timeout`, `payload_too_large`, `rate_limited`, `engine_unavailable`,
+    /// `unavailable` or `internal`.
     #[schema(example = "not_found")]
     pub code: &'static str,
     /// A human-readable explanation; for `invalid_argument` it names the field.

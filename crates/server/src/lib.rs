@@ -12,6 +12,10 @@
 //! - [`auth`]: bearer API-key check, constant time over every key.
 //! - [`metrics`]: the Prometheus recorder ([`metrics_handle`]), request metrics, `/metrics`.
 //! - [`health`]: `/health`, `/health/live`, `/health/ready`, `/health/{component}`.
+//! - `listener`: the accept loop: connection cap with a health-only reserve, header-read
+//!   timeout, TCP_NODELAY, graceful drain.
+//! - `request_limits`: up-front 413 from `Content-Length`, body-read deadline (408), the
+//!   `/api/v1` request time limit (503).
 //! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
 //! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `devices`,
 //!   `pending`, `presence`, `contacts`, `typing`, `pubsub`, `disconnect`, `conversations`, `info`.
@@ -36,8 +40,10 @@ pub mod error;
 pub mod extract;
 pub mod gateway;
 pub mod health;
+mod listener;
 pub mod metrics;
 pub mod openapi;
+mod request_limits;
 mod routes;
 pub mod state;
 
@@ -62,13 +68,17 @@ pub fn router(state: AppState) -> Router {
     if state.config().api_keys.iter().all(|k| k.key.is_empty()) {
         tracing::warn!("no API keys configured: every /api/v1 request will be rejected with 401");
     }
-    let api = routes::api().layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+    // The time limit wraps authentication and the handler, body reading included.
+    let api = routes::api()
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(middleware::from_fn_with_state(state.clone(), request_limits::limit_duration));
     let (app, doc) = openapi::assemble(api);
     let max_body = state.config().max_body_bytes;
     app.merge(SwaggerUi::new("/docs").url(openapi::SPEC_PATH, doc))
         .route("/connection/websocket", axum::routing::get(gateway::upgrade))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), request_limits::guard_body))
         .layer(middleware::from_fn(method_not_allowed))
         .layer(middleware::from_fn(metrics::track))
         // ApiError logs each failure once at the boundary; the trace layer would log it again.
@@ -77,36 +87,33 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting and
-/// waits for in-flight requests to finish.
+/// waits for in-flight requests to finish. Connections are capped at `max_connections` (plus a
+/// reserve that only serves `/health*`), headers must arrive within `header_read_timeout`; an
+/// invalid [`ServerConfig`] is refused with [`std::io::ErrorKind::InvalidInput`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let config = state.config().clone();
+    config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(listen.addr = %addr, "HTTP server listening");
+        tracing::info!(listen.addr = %addr, max_connections = config.max_connections, "HTTP server listening");
     }
     let gateway = state.gateway().clone();
     gateway.start();
     // Every node fires due schedule ticks (each tick still fires once) and runs the built-in
     // job types.
     let schedules = tokio::spawn(state.sb().jobs().clone().run_schedules());
-    let builtin = builtin_jobs::start(state.sb(), &state.config().jobs).map_err(std::io::Error::other)?;
-    // Connect info gives the gateway each client's IP (per-IP connect limits).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let builtin = builtin_jobs::start(state.sb(), &config.jobs).map_err(std::io::Error::other)?;
+    let app = router(state);
     let draining = gateway.clone();
     let stop = async move {
         shutdown.cancelled().await;
-        // Upgraded sockets are not waited for by axum: close them first.
+        // Upgraded sockets are not HTTP connections any more: the gateway closes them first.
         draining.shutdown().await;
     };
-    // Small writes (pushes, replies) go out at once instead of waiting for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
+    let served = listener::run(listener, app, &config, stop).await;
     schedules.abort();
     if let Some(worker) = builtin {
         worker.shutdown().await;

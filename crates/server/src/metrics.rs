@@ -54,6 +54,15 @@ fn describe() {
         metrics::Unit::Seconds,
         "HTTP request latency by method and route."
     );
+    metrics::describe_gauge!(
+        "switchboard_http_connections",
+        "Open HTTP connections by pool: main (counts against max_connections) or health_reserve."
+    );
+    metrics::describe_counter!(
+        "switchboard_http_connections_rejected_total",
+        "Connections closed unserved past the cap: full (cap and health reserve taken) or evicted \
+         (a silent reserve connection made way for a new one)."
+    );
     metrics::describe_gauge!("switchboard_sessions_active", "Live sessions, counted at scrape time.");
     metrics::describe_gauge!(
         "switchboard_redis_circuit_open",

@@ -71,7 +71,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Adds the bearer scheme, marks `/api/v1` operations as needing it (and the others as open),
-/// and documents the 401 and 503 answers every authenticated operation can give.
+/// and documents the answers every authenticated operation can give: 401, 503 (and, with a
+/// request body, 408 and 413).
 fn finish(doc: &mut utoipa::openapi::OpenApi) {
     let scheme = Http::builder()
         .scheme(HttpAuthScheme::Bearer)
@@ -101,7 +102,19 @@ fn finish(doc: &mut utoipa::openapi::OpenApi) {
             if secured {
                 let responses = &mut op.responses.responses;
                 responses.entry("401".into()).or_insert_with(|| error("Missing or invalid API key").into());
-                responses.entry("503".into()).or_insert_with(|| error("The engine is unavailable").into());
+                responses.entry("503".into()).or_insert_with(|| {
+                    error(
+                        "`engine_unavailable`: the engine cannot be reached; `unavailable`: the request ran past \
+                         `request_timeout_ms`, or the server is at its connection limit",
+                    )
+                    .into()
+                });
+                if op.request_body.is_some() {
+                    responses
+                        .entry("408".into())
+                        .or_insert_with(|| error("The body did not arrive within `body_read_timeout_ms`").into());
+                    responses.entry("413".into()).or_insert_with(|| error("The body is over `max_body_bytes`").into());
+                }
             }
         }
     }
