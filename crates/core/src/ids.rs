@@ -12,6 +12,16 @@ use subtle::ConstantTimeEq;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_ID_BYTES, MAX_RATE_LIMIT_KEY_BYTES};
 
+/// The id rule (user, device, conversation, queue, ... ids) as a JSON Schema pattern, for the
+/// documents that describe the API.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9._:@-]{1,128}$";
+/// [`RateLimitKey`]'s rule as a JSON Schema pattern.
+pub const RATE_LIMIT_KEY_PATTERN: &str = "^[A-Za-z0-9._:@/-]{1,256}$";
+/// [`SessionId`]'s shape as a JSON Schema pattern.
+pub const SESSION_ID_PATTERN: &str = "^[A-Za-z0-9_-]{24}$";
+/// [`LeaseToken`]'s shape as a JSON Schema pattern.
+pub const LEASE_TOKEN_PATTERN: &str = "^[A-Za-z0-9_-]{16,64}$";
+
 fn id_char_ok(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
 }

@@ -87,9 +87,11 @@ pub enum Backoff {
     /// `base_ms * 2^(attempt-1)`, at most `max_ms`; with `jitter`, a uniform pick in
     /// `[d/2, d]` so retries of many jobs failing together spread out.
     Exponential {
-        /// Delay after the first failed attempt.
+        /// Delay after the first failed attempt (at most `max_ms`).
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2592000000_u64))]
         base_ms: u64,
-        /// Upper bound of the delay.
+        /// Upper bound of the delay, at most 2592000000 (30 d).
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2592000000_u64))]
         max_ms: u64,
         /// Whether to spread the delay.
         #[serde(default = "default_true")]
@@ -97,16 +99,20 @@ pub enum Backoff {
     },
     /// Always `delay_ms`.
     Fixed {
-        /// The delay.
+        /// The delay, at most 2592000000 (30 d).
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2592000000_u64))]
         delay_ms: u64,
     },
     /// `base_ms * attempt^exponent`, at most `max_ms`.
     Polynomial {
         /// Delay unit.
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2592000000_u64))]
         base_ms: u64,
         /// The power (1..=8).
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 8))]
         exponent: u32,
         /// Upper bound of the delay.
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 2592000000_u64))]
         max_ms: u64,
     },
 }

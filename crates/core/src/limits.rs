@@ -32,3 +32,10 @@ pub const MAX_CACHE_LEASE_MS: u64 = 5 * 60 * 1000;
 pub const MAX_CACHE_LEASE_WAIT_MS: u64 = 30 * 1000;
 /// Largest job payload (its JSON encoding); results and progress share it.
 pub const MAX_JOB_PAYLOAD_BYTES: usize = 512 * 1024;
+/// Longest a contact list lives without being set again (365 d).
+pub const MAX_CONTACTS_TTL_SECONDS: u64 = 365 * 24 * 3600;
+/// Largest stream offset a caller may name: the largest integer every JSON client reads exactly
+/// (2^53 − 1). Streams never get near it.
+pub const MAX_STREAM_OFFSET: u64 = (1 << 53) - 1;
+/// Deepest a job listing may page (`offset`): past it a listing is not a page any more.
+pub const MAX_LIST_OFFSET: u64 = 1_000_000_000;

@@ -83,9 +83,10 @@ impl JsonBody {
         }
     }
 
-    /// `None` for an empty body, else [`JsonBody::parse`].
+    /// `None` for an empty body or a JSON `null` (as the document's `null | T` says), else
+    /// [`JsonBody::parse`].
     pub fn parse_optional<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
-        if self.is_empty() { Ok(None) } else { self.parse().map(Some) }
+        if self.is_empty() { Ok(None) } else { self.parse::<Option<T>>() }
     }
 }
 

@@ -1,10 +1,16 @@
 //! The OpenAPI 3.1 document: generated from the handlers' `#[utoipa::path]` attributes, plus the
-//! bearer security scheme and the answers every authenticated route can give (401, 503).
+//! bearer security scheme, the answers every authenticated route can give (401, 503), and the
+//! id rules (pattern and length) on every id schema and path or query parameter.
 
+use switchboard_core::channel::NAMESPACES;
+use switchboard_core::ids::{ID_PATTERN, LEASE_TOKEN_PATTERN, RATE_LIMIT_KEY_PATTERN, SESSION_ID_PATTERN};
+use switchboard_core::limits::{MAX_CACHE_KEY_BYTES, MAX_CACHE_NAMESPACE_BYTES, MAX_ID_BYTES};
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -74,6 +80,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// and documents the answers every authenticated operation can give: 401, 503 (and, with a
 /// request body, 408 and 413).
 fn finish(doc: &mut utoipa::openapi::OpenApi) {
+    stamp_id_rules(doc);
     let scheme = Http::builder()
         .scheme(HttpAuthScheme::Bearer)
         .description(Some("An API key from the server's configuration (`SWITCHBOARD_API_KEYS`)."))
@@ -123,4 +130,100 @@ fn finish(doc: &mut utoipa::openapi::OpenApi) {
 fn set_security(op: &mut Operation, secured: bool) {
     // An empty list means "no authentication" for the open routes.
     op.security = Some(if secured { vec![SecurityRequirement::new(BEARER, Vec::<String>::new())] } else { Vec::new() });
+}
+
+/// What a string must look like: a pattern (which also bounds its length) or, for free-form
+/// strings, only a length.
+#[derive(Clone)]
+enum Rule {
+    Pattern(String),
+    Length(usize),
+}
+
+/// The id rule of every id schema, by schema name.
+fn schema_rules() -> Vec<(&'static str, Rule)> {
+    let id = || Rule::Pattern(ID_PATTERN.to_owned());
+    let mut rules: Vec<(&'static str, Rule)> = [
+        "UserId",
+        "DeviceId",
+        "ConversationId",
+        "NotificationId",
+        "MessageId",
+        "TokenId",
+        "QueueName",
+        "JobType",
+        "JobId",
+        "ScheduleName",
+    ]
+    .into_iter()
+    .map(|name| (name, id()))
+    .collect();
+    rules.push(("RateLimitKey", Rule::Pattern(RATE_LIMIT_KEY_PATTERN.to_owned())));
+    rules.push(("SessionId", Rule::Pattern(SESSION_ID_PATTERN.to_owned())));
+    rules.push(("LeaseToken", Rule::Pattern(LEASE_TOKEN_PATTERN.to_owned())));
+    rules.push(("ChannelName", Rule::Pattern(channel_pattern())));
+    rules
+}
+
+/// The rule of a path or query parameter, by where it is and its name.
+fn parameter_rule(location: &ParameterIn, name: &str) -> Option<Rule> {
+    let id = Rule::Pattern(ID_PATTERN.to_owned());
+    match (location, name) {
+        (
+            ParameterIn::Path,
+            "user_id" | "device_id" | "conversation_id" | "notification_id" | "message_id" | "jti" | "queue" | "job_id"
+            | "name",
+        ) => Some(id),
+        (ParameterIn::Query, "source_device") => Some(id),
+        (ParameterIn::Path, "session_id") | (ParameterIn::Query, "except") => {
+            Some(Rule::Pattern(SESSION_ID_PATTERN.to_owned()))
+        }
+        (ParameterIn::Path, "channel") => Some(Rule::Pattern(channel_pattern())),
+        (ParameterIn::Path, "namespace") => {
+            Some(Rule::Pattern(format!("^[A-Za-z0-9._:@-]{{1,{MAX_CACHE_NAMESPACE_BYTES}}}$")))
+        }
+        (ParameterIn::Path, "key") => Some(Rule::Length(MAX_CACHE_KEY_BYTES)),
+        (ParameterIn::Query, "key") => Some(Rule::Pattern(RATE_LIMIT_KEY_PATTERN.to_owned())),
+        _ => None,
+    }
+}
+
+/// `<namespace>:<id>` with the namespaces a caller may name.
+fn channel_pattern() -> String {
+    let namespaces: Vec<&str> = NAMESPACES.iter().map(|(ns, _)| *ns).collect();
+    format!("^({}):[A-Za-z0-9._:@-]{{1,{MAX_ID_BYTES}}}$", namespaces.join("|"))
+}
+
+fn string_schema(rule: &Rule, description: Option<String>) -> Schema {
+    let builder = ObjectBuilder::new().schema_type(Type::String).description(description).min_length(Some(1));
+    let builder = match rule {
+        Rule::Pattern(pattern) => builder.pattern(Some(pattern.clone())),
+        Rule::Length(max) => builder.max_length(Some(*max)),
+    };
+    Schema::Object(builder.build())
+}
+
+/// Puts the id rules on the id schemas and the id parameters, so clients and generators see
+/// what the server accepts.
+fn stamp_id_rules(doc: &mut utoipa::openapi::OpenApi) {
+    if let Some(components) = doc.components.as_mut() {
+        for (name, rule) in schema_rules() {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+                if let Rule::Pattern(pattern) = &rule {
+                    object.pattern = Some(pattern.clone());
+                }
+                object.min_length = Some(1);
+            }
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            for param in op.parameters.iter_mut().flatten() {
+                if let Some(rule) = parameter_rule(&param.parameter_in, &param.name) {
+                    param.schema = Some(RefOr::T(string_schema(&rule, None)));
+                }
+            }
+        }
+    }
 }

@@ -54,12 +54,15 @@ pub struct Policy {
     /// Algorithm (default `gcra`).
     #[serde(default)]
     pub algorithm: Algorithm,
-    /// Requests allowed per window.
+    /// Requests allowed per window, 1..=1000000 (`sliding_log`: 1..=10000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub limit: u32,
-    /// Window length in milliseconds.
+    /// Window length in milliseconds, 1..=2592000000 (30 d).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2592000000_u64))]
     pub window_ms: u64,
     /// GCRA only: requests allowed at once (default `limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub burst: Option<u32>,
 }
 

@@ -17,7 +17,7 @@ use crate::jobs::{
     Backoff, Completion, Due, Enqueued, FailOutcome, Job, JobError, JobState, JobStore, LeasedJob, MAX_ERROR_BYTES,
     MAX_PRIORITY, MIN_PRIORITY, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
 };
-use crate::limits::{MAX_BATCH, MAX_JOB_PAYLOAD_BYTES};
+use crate::limits::{MAX_BATCH, MAX_JOB_PAYLOAD_BYTES, MAX_LIST_OFFSET};
 use crate::time::Timestamp;
 
 /// Most attempts a job may have.
@@ -543,10 +543,13 @@ impl Jobs {
         Ok(())
     }
 
-    /// Jobs of `queue` in `state`, paged (`limit` 1..=1000).
+    /// Jobs of `queue` in `state`, paged (`offset` 0..=10^9, `limit` 1..=1000).
     pub async fn list(&self, queue: &QueueName, state: JobState, offset: u64, limit: usize) -> Result<Vec<Job>> {
         if !(1..=MAX_BATCH).contains(&limit) {
             return Err(Error::invalid("limit", format!("must be 1..={MAX_BATCH}")));
+        }
+        if offset > MAX_LIST_OFFSET {
+            return Err(Error::invalid("offset", format!("must be at most {MAX_LIST_OFFSET}")));
         }
         observe("jobs", "list", self.store.list(queue, state, offset, limit)).await
     }

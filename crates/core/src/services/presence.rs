@@ -11,7 +11,9 @@ use super::{check_text, observe};
 use crate::config::PresenceConfig;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, UserId, validate_id};
-use crate::limits::{MAX_BATCH, MAX_DATA_BYTES, MAX_ID_BYTES, MAX_SHORT_TEXT_BYTES, MAX_USER_AGENT_BYTES};
+use crate::limits::{
+    MAX_BATCH, MAX_CONTACTS_TTL_SECONDS, MAX_DATA_BYTES, MAX_ID_BYTES, MAX_SHORT_TEXT_BYTES, MAX_USER_AGENT_BYTES,
+};
 use crate::presence::{
     ConnRef, ConnectionInfo, Device, DeviceRegistration, MAX_PUSH_TOKEN_BYTES, MAX_STATUS_TEXT_CHARS, OnlinePage,
     PresenceStatus, PresenceStore, RefreshOutcome, StatusSetting, Transition, UserPresence,
@@ -283,13 +285,15 @@ impl Presence {
     }
 
     /// Replaces the user's contacts (at most `max_contacts`), optionally expiring after
-    /// `ttl_seconds`.
+    /// `ttl_seconds` (1..=365 days).
     pub async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl_seconds: Option<u64>) -> Result<()> {
         if contacts.len() > self.config.max_contacts {
             return Err(Error::invalid("contacts", format!("at most {} per user", self.config.max_contacts)));
         }
         let ttl = match ttl_seconds {
-            Some(0) => return Err(Error::invalid("ttl_seconds", "must be > 0")),
+            Some(s) if s == 0 || s > MAX_CONTACTS_TTL_SECONDS => {
+                return Err(Error::invalid("ttl_seconds", format!("must be 1..={MAX_CONTACTS_TTL_SECONDS}")));
+            }
             Some(s) => Some(Duration::from_secs(s)),
             None => None,
         };

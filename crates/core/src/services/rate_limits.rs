@@ -32,8 +32,9 @@ pub struct RateLimitCheck {
     pub key: RateLimitKey,
     /// Its policy.
     pub policy: PolicyRef,
-    /// Units used (default 1).
+    /// Units used, 1..= the policy's capacity (its burst, or limit; default 1).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub cost: Option<u32>,
 }
 

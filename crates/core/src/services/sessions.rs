@@ -35,11 +35,13 @@ pub struct CreateSession {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: SessionData,
-    /// Idle TTL in seconds (default from config, 1 h).
+    /// Idle TTL in seconds, 1..=31536000 (default from config, 1 h).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31536000))]
     pub idle_ttl_seconds: Option<u64>,
-    /// Absolute TTL in seconds (default from config, 30 d).
+    /// Absolute TTL in seconds, 1..=31536000 (default from config, 30 d).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31536000))]
     pub absolute_ttl_seconds: Option<u64>,
 }
 

@@ -9,7 +9,7 @@ use super::observe;
 use crate::channel::ChannelName;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, UserId};
-use crate::limits::{MAX_BATCH, MAX_PUBLICATION_BYTES};
+use crate::limits::{MAX_BATCH, MAX_PUBLICATION_BYTES, MAX_STREAM_OFFSET};
 use crate::session::json_len;
 use crate::stream::{
     CursorStore, MAX_EPOCH_BYTES, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore,
@@ -126,7 +126,7 @@ impl Streams {
     /// What was published after `since`. See [`StreamStore::read_since`].
     pub async fn read_since(&self, channel: &ChannelName, since: &StreamPosition, limit: usize) -> Result<StreamRead> {
         check_limit(limit)?;
-        check_epoch(&since.epoch)?;
+        check_position(since)?;
         let read = observe("streams", "read_since", self.store.read_since(channel, since, limit)).await?;
         let outcome = if read.recovered { "recovered" } else { "lost" };
         metrics::counter!("switchboard_stream_recoveries_total", "outcome" => outcome).increment(1);
@@ -200,7 +200,7 @@ impl Streams {
         device: &DeviceId,
         position: &StreamPosition,
     ) -> Result<Option<StreamPosition>> {
-        check_epoch(&position.epoch)?;
+        check_position(position)?;
         observe("streams", "ack", self.cursors.ack(user, device, position)).await
     }
 
@@ -217,9 +217,12 @@ fn check_limit(limit: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_epoch(epoch: &str) -> Result<()> {
-    if epoch.len() > MAX_EPOCH_BYTES {
+fn check_position(position: &StreamPosition) -> Result<()> {
+    if position.epoch.len() > MAX_EPOCH_BYTES {
         return Err(Error::invalid("epoch", format!("must be at most {MAX_EPOCH_BYTES} bytes")));
+    }
+    if position.offset > MAX_STREAM_OFFSET {
+        return Err(Error::invalid("offset", format!("must be at most {MAX_STREAM_OFFSET}")));
     }
     Ok(())
 }

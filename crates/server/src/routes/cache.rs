@@ -35,9 +35,11 @@ pub(crate) struct PutBody {
     /// Any JSON value (its encoding at most 1 MiB).
     value: Value,
     /// Fresh for this long (default: the namespace's TTL from config; 1..=2592000).
+    #[schema(minimum = 1, maximum = 2592000)]
     ttl_seconds: Option<u64>,
     /// Stale-while-revalidate grace after the TTL (default 0): the lease endpoint still answers
     /// the value, marked stale, while one caller recomputes it; plain reads miss.
+    #[schema(minimum = 0, maximum = 2592000)]
     stale_seconds: Option<u64>,
     /// Tags to invalidate it by (at most 32 id-like names). Not with `lease_token`: a leased
     /// value takes the tags given to the lease.
@@ -97,8 +99,10 @@ pub(crate) struct MsetBody {
     /// At most 1000 entries.
     entries: Vec<MsetEntry>,
     /// As in `PUT`.
+    #[schema(minimum = 1, maximum = 2592000)]
     ttl_seconds: Option<u64>,
     /// As in `PUT`.
+    #[schema(minimum = 0, maximum = 2592000)]
     stale_seconds: Option<u64>,
     /// As in `PUT`.
     tags: Option<Vec<String>>,
@@ -117,9 +121,11 @@ pub(crate) struct MsetAnswer {
 pub(crate) struct LeaseBody {
     /// How long a granted lease is held, 1..=300000 (default 10000). Store the value before it
     /// runs out; after it, the next caller gets the lease.
+    #[schema(minimum = 1, maximum = 300000)]
     lease_ms: Option<u64>,
     /// How long to wait for the value while another caller holds the lease, 0..=30000
     /// (default 5000).
+    #[schema(minimum = 0, maximum = 30000)]
     wait_ms: Option<u64>,
     /// The tags the value will carry. Their versions are recorded now, so a value computed
     /// across an invalidation of one of them is a miss as soon as it is stored.
@@ -154,10 +160,13 @@ pub(crate) struct LeaseAnswer {
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvalidateBody {
     /// The namespace.
+    #[schema(pattern = "^[A-Za-z0-9._:@-]{1,64}$")]
     namespace: String,
     /// Every value carrying one of these tags (1..=32) becomes a miss, atomically.
+    #[schema(max_items = 32)]
     tags: Option<Vec<String>>,
     /// Every value whose key starts with this (1..=512 bytes) is removed.
+    #[schema(min_length = 1, max_length = 512)]
     prefix: Option<String>,
 }
 
@@ -175,6 +184,7 @@ pub(crate) struct InvalidateAnswer {
 #[into_params(parameter_in = Query)]
 pub(crate) struct StatsQuery {
     /// Only this namespace (default: every configured namespace and every one used).
+    #[param(pattern = "^[A-Za-z0-9._:@-]{1,64}$")]
     namespace: Option<String>,
 }
 

@@ -26,9 +26,10 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 pub(crate) struct SetContacts {
     /// The contacts (at most the configured maximum, default 5000).
     contacts: Vec<UserId>,
-    /// Forget the whole list after this many seconds (a friends cache); kept until replaced
-    /// when absent.
+    /// Forget the whole list after this many seconds, 1..=31536000 (a friends cache); kept
+    /// until replaced when absent.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 31536000)]
     ttl_seconds: Option<u64>,
 }
 

@@ -34,6 +34,7 @@ pub(crate) struct HeartbeatBody {
     /// How long the device stays online without another heartbeat, 1..=86400 (default from
     /// config, 300).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86400)]
     ttl_seconds: Option<u64>,
 }
 

@@ -34,6 +34,7 @@ pub(crate) struct ListQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Conversations per page, 1..=1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `all` (default: not archived), `unread`, `pinned`, `muted` or `archived`.
     #[param(inline)]

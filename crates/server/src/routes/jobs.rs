@@ -67,16 +67,20 @@ pub(crate) struct EnqueueRequest {
     payload: Option<Value>,
     /// -1000..=1000, higher runs first; FIFO within a level (default 0).
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: i32,
-    /// Due this long from now (not with `run_at`).
+    /// Due this long from now, 0..=31536000000 ms (not with `run_at`).
+    #[schema(minimum = 0, maximum = 31536000000_u64)]
     delay_ms: Option<u64>,
     /// Due at this time (not with `delay_ms`).
     run_at: Option<Timestamp>,
-    /// Attempts before the job is dead (default 25).
+    /// Attempts before the job is dead, 1..=1000 (default 25).
+    #[schema(minimum = 1, maximum = 1000)]
     max_attempts: Option<u32>,
     /// Delay between attempts (default exponential 1 s .. 1 h with jitter).
     backoff: Option<Backoff>,
     /// Lease of a fetch, 100..=3600000 ms (default 30 s).
+    #[schema(minimum = 100, maximum = 3600000)]
     lease_ms: Option<u64>,
     /// While a pending or active job of this queue holds the key, enqueueing another with it
     /// returns that job instead.
@@ -179,10 +183,13 @@ pub(crate) struct FetchRequest {
     /// 1..=32 queues, tried in this order (a queue is drained before the next).
     queues: Vec<QueueName>,
     /// Most jobs to lease, 1..=1000 (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
     max_jobs: Option<usize>,
     /// Long-poll: wait up to this long for a job, 0..=60000 ms (default 5000).
+    #[schema(minimum = 0, maximum = 60000)]
     wait_ms: Option<u64>,
     /// Lease of these jobs, 100..=3600000 ms (default each job's own).
+    #[schema(minimum = 100, maximum = 3600000)]
     lease_ms: Option<u64>,
 }
 
@@ -350,7 +357,8 @@ pub(crate) struct FailRequest {
     lease_token: LeaseToken,
     /// What went wrong (kept on the record; cut at 2 KiB).
     error: String,
-    /// Retry after this long instead of the job's backoff.
+    /// Retry after this long instead of the job's backoff, 0..=31536000000 ms.
+    #[schema(minimum = 0, maximum = 31536000000_u64)]
     retry_in_ms: Option<u64>,
     /// `false`: do not retry, the job is dead at once (default true).
     #[serde(default = "yes")]
@@ -398,6 +406,7 @@ pub(crate) struct HeartbeatRequest {
     /// The fetch's token.
     lease_token: LeaseToken,
     /// New lease from now, 100..=3600000 ms (default the job's).
+    #[schema(minimum = 100, maximum = 3600000)]
     lease_ms: Option<u64>,
 }
 
@@ -593,11 +602,14 @@ pub(crate) async fn list_queues(State(state): State<AppState>) -> Result<Json<Qu
 pub(crate) struct QueueQuery {
     /// List the jobs in this state: waiting (fetch order), delayed (by due time), active (by
     /// lease end), completed or dead (newest first).
+    #[param(value_type = Option<JobState>)]
     state: Option<String>,
-    /// Jobs to skip.
+    /// Jobs to skip, 0..=1000000000.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1000000000_u64)]
     offset: u64,
     /// Jobs to return, 1..=1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 

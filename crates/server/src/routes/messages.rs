@@ -30,6 +30,7 @@ const DEFAULT_RECENT: usize = 50;
 #[into_params(parameter_in = Query)]
 pub(crate) struct RecentQuery {
     /// Messages per page, 1..=100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// Only messages older than this message id.
     before: Option<String>,

@@ -38,6 +38,7 @@ pub(crate) struct ListQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Most notifications to return, 1..=1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Only unread ones (neither read nor dismissed).
     #[serde(default)]

@@ -26,6 +26,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct PendingQuery {
     /// Most publications to return, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -33,9 +34,11 @@ pub(crate) struct PendingQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AckBody {
-    /// The epoch of the position (`ack_position.epoch` of `pending`).
+    /// The epoch of the position (`ack_position.epoch` of `pending`), at most 64 bytes.
+    #[schema(max_length = 64)]
     epoch: String,
-    /// The offset of the position (`ack_position.offset` of `pending`).
+    /// The offset of the position (`ack_position.offset` of `pending`), at most 2^53 − 1.
+    #[schema(minimum = 0, maximum = 9007199254740991_u64)]
     offset: u64,
 }
 

@@ -46,6 +46,7 @@ pub(crate) struct OnlineQuery {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Users per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 

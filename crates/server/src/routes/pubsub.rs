@@ -99,10 +99,14 @@ pub(crate) enum BroadcastResult {
 #[into_params(parameter_in = Query)]
 pub(crate) struct HistoryQuery {
     /// Most publications to return, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
-    /// Read what was published after this offset (with `since_epoch`) instead of the newest.
+    /// Read what was published after this offset (with `since_epoch`) instead of the newest;
+    /// at most 2^53 − 1.
+    #[param(minimum = 0, maximum = 9007199254740991_u64)]
     since_offset: Option<u64>,
     /// The epoch `since_offset` belongs to.
+    #[param(max_length = 64)]
     since_epoch: Option<String>,
 }
 

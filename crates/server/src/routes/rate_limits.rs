@@ -50,14 +50,17 @@ pub(crate) struct StatusQuery {
     key: String,
     /// A configured policy's name.
     policy: Option<String>,
-    /// Inline policy: requests per window.
+    /// Inline policy: requests per window, 1..=1000000.
+    #[param(minimum = 1, maximum = 1000000)]
     limit: Option<u32>,
-    /// Inline policy: window length in milliseconds.
+    /// Inline policy: window length in milliseconds, 1..=2592000000 (30 d).
+    #[param(minimum = 1, maximum = 2592000000_u64)]
     window_ms: Option<u64>,
     /// Inline policy: algorithm (default `gcra`).
     #[param(inline)]
     algorithm: Option<Algorithm>,
-    /// Inline GCRA policy: requests allowed at once (default `limit`).
+    /// Inline GCRA policy: requests allowed at once, 1..=1000000 (default `limit`).
+    #[param(minimum = 1, maximum = 1000000)]
     burst: Option<u32>,
 }
 

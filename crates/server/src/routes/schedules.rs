@@ -33,7 +33,8 @@ pub(crate) struct ScheduleRequest {
     /// Cron expression in UTC: 5 fields (`min hour day-of-month month day-of-week`) or 6-7
     /// with seconds first.
     cron: Option<String>,
-    /// Period in ms (>= 1000).
+    /// Period, 1000..=31536000000 ms.
+    #[schema(minimum = 1000, maximum = 31536000000_u64)]
     every_ms: Option<u64>,
     /// Queue of the jobs.
     queue: QueueName,
@@ -43,14 +44,17 @@ pub(crate) struct ScheduleRequest {
     /// Payload of the jobs (default `{}`).
     #[schema(value_type = Object)]
     payload: Option<Value>,
-    /// Priority of the jobs (default 0).
+    /// Priority of the jobs, -1000..=1000 (default 0).
     #[serde(default)]
+    #[schema(minimum = -1000, maximum = 1000)]
     priority: i32,
-    /// Attempts of the jobs (default 25).
+    /// Attempts of the jobs, 1..=1000 (default 25).
+    #[schema(minimum = 1, maximum = 1000)]
     max_attempts: Option<u32>,
     /// Backoff of the jobs.
     backoff: Option<Backoff>,
-    /// Lease of the jobs, ms (default 30 s).
+    /// Lease of the jobs, 100..=3600000 ms (default 30 s).
+    #[schema(minimum = 100, maximum = 3600000)]
     lease_ms: Option<u64>,
 }
 

@@ -48,6 +48,12 @@ impl TestResponse {
     }
 
     #[track_caller]
+    pub fn assert_success(&self) -> &Value {
+        assert!(self.status.is_success(), "status {} of {}", self.status, self.text);
+        &self.json
+    }
+
+    #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Value {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
         &self.json

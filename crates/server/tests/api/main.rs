@@ -13,6 +13,7 @@ mod fuzz;
 mod jobs;
 mod messages;
 mod notifications;
+mod numeric_inputs;
 mod ops;
 mod presence;
 mod pubsub;
