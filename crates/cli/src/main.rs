@@ -1,25 +1,14 @@
 //! The `switchboard` binary: `serve` (the server), `init` (write a config with fresh secrets),
-//! `token` (mint a client JWT), `doctor` (check the engine and print the effective config),
-//! `bench` (measure the capabilities), `bench-chat` (measure message posts and notifications),
-//! `bench-gateway` (measure the WebSocket gateway against Socket.IO) and `bench-jobs` (jobs
-//! enqueued and processed per second, compared with BullMQ).
+//! `token` (mint a client JWT) and `doctor` (check the engine and print the effective config).
+//! The benchmarks are a binary of their own, `switchboard-bench`.
 //!
 //! # Layout
 //! - `settings`: every setting from file, environment and flags.
 //! - `serve`: engine selection, dev mode, the server's life and graceful shutdown.
 //! - `secrets`: random API keys and token secrets.
 //! - `token`: client JWTs.
-//! - `init`, `doctor`, `bench`: the other subcommands.
-//! - `bench_cache`: the cache workloads of `switchboard bench` (with `redis-benchmark -t get,set`).
-//! - `bench_chat`: the message and notification workloads of `scripts/bench-chat`.
-//! - `bench_gateway`: the WebSocket load client of `scripts/bench-gateway`.
-//! - `bench_jobs`: the job workloads and the comparison table of `scripts/bench-jobs`.
+//! - `init`, `doctor`: the other subcommands.
 
-mod bench;
-mod bench_cache;
-mod bench_chat;
-mod bench_gateway;
-mod bench_jobs;
 mod doctor;
 mod init;
 mod secrets;
@@ -61,17 +50,6 @@ enum Command {
     /// Check the engine (Redis version, persistence, eviction policy) and print the effective
     /// config with secrets redacted.
     Doctor(CommonArgs),
-    /// Measure rate-limit checks and session get/touch through the library and HTTP.
-    Bench(bench::BenchArgs),
-    /// Measure message posts to conversations of 2, 100 and 1 000 members and notification
-    /// create-and-read, through the library and HTTP.
-    BenchChat(bench_chat::BenchChatArgs),
-    /// Measure the WebSocket gateway (or a Socket.IO server, same load): memory per idle
-    /// connection, fan-out latency, delivered publications per second.
-    BenchGateway(bench_gateway::BenchGatewayArgs),
-    /// Measure jobs enqueued and processed per second through the library or HTTP (or print
-    /// the comparison with BullMQ of a results file).
-    BenchJobs(bench_jobs::BenchJobsArgs),
 }
 
 /// Settings every subcommand that loads the config accepts.
@@ -141,10 +119,6 @@ fn main() -> ExitCode {
             Command::Init { output, force } => init::run(&output, force),
             Command::Token(args) => token::run(args),
             Command::Doctor(args) => doctor::run(args).await,
-            Command::Bench(args) => bench::run(args).await,
-            Command::BenchChat(args) => bench_chat::run(args).await,
-            Command::BenchGateway(args) => bench_gateway::run(args).await,
-            Command::BenchJobs(args) => bench_jobs::run(args).await,
         }
     });
     match result {

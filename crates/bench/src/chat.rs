@@ -1,10 +1,10 @@
-//! `switchboard bench-chat`: measures the chat and notification flows of SPEC §3.7–3.8 on an
+//! `switchboard-bench chat`: measures the chat and notification flows of SPEC §3.7–3.8 on an
 //! engine — posting messages to conversations of 2, 100 and 1 000 members (the whole post flow:
 //! cache, every member's list and unread counter, `message.new` and one `unread.changed` per
 //! counted member, typing cleared), and creating a notification then reading it from one device
 //! (`notification.new`, then `notification.updated` to the user's other devices) — through the
 //! library and through HTTP (an in-process server on a loopback port, keep-alive clients in the
-//! same process, as `switchboard bench` does).
+//! same process, as `switchboard-bench capabilities` does).
 //!
 //! Load shape: `--conversations` conversations of each size (default 32) whose members come from
 //! one pool of 10 000 users (so a user belongs to several conversations, as in a real app);
@@ -25,17 +25,17 @@ use switchboard_core::{
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::{Figures, expect_ok, measure};
-use crate::settings::{EngineKind, Settings};
+use crate::engine::EngineKind;
+use crate::measure::{Figures, expect_ok, measure};
 
 /// Users the conversations' members and the notifications' recipients are drawn from.
 const USER_POOL: usize = 10_000;
 /// Width of the workload column.
 const W: usize = 40;
 
-/// Arguments of `switchboard bench-chat`.
+/// Arguments of `switchboard-bench chat`.
 #[derive(Args)]
-pub(crate) struct BenchChatArgs {
+pub(crate) struct ChatArgs {
     /// Engine to measure.
     #[arg(long, value_enum, default_value = "memory")]
     engine: EngineKind,
@@ -78,21 +78,13 @@ impl Group {
     }
 }
 
-pub(crate) async fn run(args: BenchChatArgs) -> anyhow::Result<()> {
-    let mut settings = Settings { engine: Some(args.engine), ..Settings::default() };
-    if let Some(url) = &args.redis_url {
-        settings.redis.url = Some(url.clone());
-    }
+pub(crate) async fn run(args: ChatArgs) -> anyhow::Result<()> {
     // A fresh prefix per run so figures never depend on an earlier run's keys.
     let run_id = std::process::id();
-    settings.redis.key_prefix = format!("sbchat:{run_id}:");
-    let sb = crate::serve::build_switchboard(&settings).await?;
+    let sb = args.engine.build(args.redis_url.as_deref(), &format!("sbchat:{run_id}:")).await?;
     let duration = Duration::from_secs(args.seconds);
     let c = args.concurrency.max(1);
-    let engine = match args.engine {
-        EngineKind::Memory => "memory",
-        EngineKind::Redis => "redis",
-    };
+    let engine = args.engine.name();
     println!(
         "engine: {engine} ({}), concurrency {c}, {}s per workload, {} conversations of each size, {} CPUs",
         sb.engine().health.info().location,

@@ -1,4 +1,4 @@
-//! `switchboard bench-gateway`: one load client for Switchboard's WebSocket gateway (Centrifugo
+//! `switchboard-bench gateway`: one load client for Switchboard's WebSocket gateway (Centrifugo
 //! client protocol v2, JSON) and for a Socket.IO server (engine.io v4 / socket.io v5 over a raw
 //! WebSocket), so both get the same load: memory per idle connection, fan-out latency of one
 //! publication to many subscribers, and delivered publications per second.
@@ -35,9 +35,9 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Publication requests in flight during the throughput burst.
 const BURST_PUBLISHERS: usize = 4;
 
-/// Arguments of `switchboard bench-gateway`.
+/// Arguments of `switchboard-bench gateway`.
 #[derive(Args)]
-pub(crate) struct BenchGatewayArgs {
+pub(crate) struct GatewayArgs {
     /// Which server: `switchboard` (Centrifugo JSON protocol) or `socketio` (socket.io v5).
     #[arg(long, value_enum)]
     target: Target,
@@ -122,7 +122,7 @@ fn now_ns() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
-pub(crate) async fn run(args: BenchGatewayArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let bench = Bench::new(args)?;
     let report = bench.run().await?;
     report.print();
@@ -130,7 +130,7 @@ pub(crate) async fn run(args: BenchGatewayArgs) -> anyhow::Result<()> {
 }
 
 struct Bench {
-    args: BenchGatewayArgs,
+    args: GatewayArgs,
     /// host:port of the server.
     addr: SocketAddr,
     http: reqwest::Client,
@@ -178,7 +178,7 @@ struct Report {
 }
 
 impl Bench {
-    fn new(args: BenchGatewayArgs) -> anyhow::Result<Self> {
+    fn new(args: GatewayArgs) -> anyhow::Result<Self> {
         let hostport = args
             .url
             .strip_prefix("http://")

@@ -1,4 +1,4 @@
-//! The cache workloads of `switchboard bench`: `cache().get` / `cache().set` through the library
+//! The cache workloads of `switchboard-bench capabilities`: `cache().get` / `cache().set` through the library
 //! and `GET` / `PUT /cache/{ns}/{key}` through HTTP, beside `redis-benchmark -t get,set` on the
 //! same Redis with the same concurrency, key space and value size (the Redis engine's limit).
 
@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use switchboard_core::Switchboard;
 
-use crate::bench::{Figures, expect_ok, measure};
+use crate::measure::{Figures, expect_ok, measure};
 
 /// Namespace of the workloads (a seed namespace: 1 min TTL).
 const NS: &str = "api_response";
@@ -110,7 +110,7 @@ pub(crate) async fn redis_benchmark(url: &str, c: usize, duration: Duration) -> 
                 .find(|l| l.starts_with(&format!("{command}: ")) && l.contains("requests per second"))
                 .with_context(|| format!("no {command} figure in redis-benchmark output"))?;
             let name = format!("redis-benchmark {command} (limit)");
-            crate::bench::parse_redis_benchmark(&name, line)
+            crate::measure::parse_redis_benchmark(&name, line)
         })
         .collect()
 }

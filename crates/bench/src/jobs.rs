@@ -1,4 +1,4 @@
-//! `switchboard bench-jobs`: jobs enqueued and processed per second (SPEC §8, "jobs >= 5x
+//! `switchboard-bench jobs`: jobs enqueued and processed per second (SPEC §8, "jobs >= 5x
 //! BullMQ"), through the library (`Jobs::enqueue_bulk` / `enqueue`, the library [`Worker`]) or
 //! through the HTTP API of a running `switchboard serve` (`POST /queues/{q}/jobs[/bulk]`,
 //! `POST /queues/fetch` + `POST /jobs/complete`); `--summary` prints the comparison table of
@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use switchboard_core::{EnqueueJob, JobType, QueueName, Switchboard, WorkerOptions};
 use tokio::sync::Notify;
 
-use crate::settings::{EngineKind, Settings};
+use crate::engine::EngineKind;
 
 /// Where the jobs go.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,9 +41,9 @@ pub(crate) enum Target {
     Http,
 }
 
-/// Arguments of `switchboard bench-jobs`.
+/// Arguments of `switchboard-bench jobs`.
 #[derive(Args)]
-pub(crate) struct BenchJobsArgs {
+pub(crate) struct JobsArgs {
     /// Library or HTTP.
     #[arg(long, value_enum, default_value = "library")]
     target: Target,
@@ -172,7 +172,7 @@ impl RedisCounters {
 
 /// The side being measured and where its jobs go.
 struct Bench {
-    args: BenchJobsArgs,
+    args: JobsArgs,
     label: &'static str,
     side: Side,
     phase: usize,
@@ -191,7 +191,7 @@ struct Http {
     auth: String,
 }
 
-pub(crate) async fn run(args: BenchJobsArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: JobsArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.summary {
         return summary(path);
     }
@@ -204,10 +204,8 @@ pub(crate) async fn run(args: BenchJobsArgs) -> anyhow::Result<()> {
     );
     let (label, side) = match args.target {
         Target::Library => {
-            let mut settings = Settings { engine: Some(args.engine), ..Settings::default() };
-            settings.redis.url = args.redis_url.clone();
-            settings.redis.key_prefix = format!("sbjobs:{}:", std::process::id());
-            let sb = crate::serve::build_switchboard(&settings).await?;
+            let prefix = format!("sbjobs:{}:", std::process::id());
+            let sb = args.engine.build(args.redis_url.as_deref(), &prefix).await?;
             let label = match args.engine {
                 EngineKind::Memory => "library-memory",
                 EngineKind::Redis => "library-redis",

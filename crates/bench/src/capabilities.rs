@@ -1,12 +1,11 @@
-//! `switchboard bench`: measures rate-limit checks, session get/touch and cache get/set on an
+//! `switchboard-bench capabilities`: measures rate-limit checks, session get/touch and cache get/set on an
 //! engine, through the library and through HTTP (an in-process server on a loopback port, driven
 //! by keep-alive clients in the same process), and — for Redis — the same run's `redis-benchmark`
 //! figures for one EVALSHA of a trivial script and for plain GET/SET at the same concurrency:
 //! the physical limits of the Redis engine.
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -16,11 +15,12 @@ use switchboard_core::{
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{EngineKind, Settings};
+use crate::engine::EngineKind;
+use crate::measure::{Figures, expect_ok, measure, parse_redis_benchmark};
 
-/// Arguments of `switchboard bench`.
+/// Arguments of `switchboard-bench capabilities`.
 #[derive(Args)]
-pub(crate) struct BenchArgs {
+pub(crate) struct CapabilitiesArgs {
     /// Engine to measure.
     #[arg(long, value_enum, default_value = "memory")]
     engine: EngineKind,
@@ -38,49 +38,15 @@ pub(crate) struct BenchArgs {
     no_http: bool,
 }
 
-/// Figures of one workload.
-pub(crate) struct Figures {
-    name: String,
-    ops: u64,
-    elapsed: Duration,
-    p50_us: u64,
-    p99_us: u64,
-}
-
-impl Figures {
-    pub(crate) fn print(&self) {
-        self.print_padded(34);
-    }
-
-    /// Prints the row with the workload's name padded to `width`.
-    pub(crate) fn print_padded(&self, width: usize) {
-        let rate = self.ops as f64 / self.elapsed.as_secs_f64();
-        println!("| {:<width$} | {:>10.0} | {:>8} | {:>8} |", self.name, rate, self.p50_us, self.p99_us);
-    }
-
-    /// The figures of `latencies_us` (one per operation) over `elapsed`.
-    pub(crate) fn from_latencies(name: &str, mut latencies_us: Vec<u64>, elapsed: Duration) -> Figures {
-        latencies_us.sort_unstable();
-        let all = &latencies_us;
-        let pct =
-            |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-        Figures { name: name.to_owned(), ops: all.len() as u64, elapsed, p50_us: pct(0.50), p99_us: pct(0.99) }
-    }
-}
-
-pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let mut settings = Settings { engine: Some(args.engine), ..Settings::default() };
-    if let Some(url) = &args.redis_url {
-        settings.redis.url = Some(url.clone());
-    }
+pub(crate) async fn run(args: CapabilitiesArgs) -> anyhow::Result<()> {
     // A fresh prefix per run so figures never depend on an earlier run's keys.
-    settings.redis.key_prefix = format!("sbbench:{}:", std::process::id());
-    let sb = crate::serve::build_switchboard(&settings).await?;
+    let prefix = format!("sbbench:{}:", std::process::id());
+    let sb = args.engine.build(args.redis_url.as_deref(), &prefix).await?;
     let duration = Duration::from_secs(args.seconds);
     let c = args.concurrency.max(1);
     println!(
         "engine: {} ({}), concurrency {c}, {}s per workload, {} CPUs",
-        args.engine_name(),
+        args.engine.name(),
         sb.engine().health.info().location,
         args.seconds,
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -95,7 +61,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Ok(f) => f.print(),
             Err(e) => println!("| redis-benchmark EVALSHA: unavailable ({e:#}) |"),
         }
-        match crate::bench_cache::redis_benchmark(url, c, duration).await {
+        match crate::cache::redis_benchmark(url, c, duration).await {
             Ok(figures) => figures.iter().for_each(Figures::print),
             Err(e) => println!("| redis-benchmark GET/SET: unavailable ({e:#}) |"),
         }
@@ -138,21 +104,12 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
     .await?
     .print();
-    crate::bench_cache::library(&sb, c, duration).await?.iter().for_each(Figures::print);
+    crate::cache::library(&sb, c, duration).await?.iter().for_each(Figures::print);
 
     if !args.no_http {
         http_workloads(sb.clone(), sessions, c, duration).await?;
     }
     Ok(())
-}
-
-impl BenchArgs {
-    fn engine_name(&self) -> &'static str {
-        match self.engine {
-            EngineKind::Memory => "memory",
-            EngineKind::Redis => "redis",
-        }
-    }
 }
 
 async fn seed_sessions(sb: &Switchboard, n: usize) -> anyhow::Result<Vec<SessionId>> {
@@ -210,57 +167,10 @@ async fn http_workloads(
     })
     .await?
     .print();
-    crate::bench_cache::http(&client, &base, &auth, c, duration).await?.iter().for_each(Figures::print);
+    crate::cache::http(&client, &base, &auth, c, duration).await?.iter().for_each(Figures::print);
     shutdown.cancel();
     server.await??;
     Ok(())
-}
-
-pub(crate) async fn expect_ok(response: reqwest::Response) -> anyhow::Result<()> {
-    let status = response.status();
-    let _ = response.bytes().await?;
-    anyhow::ensure!(status.is_success(), "HTTP {status}");
-    Ok(())
-}
-
-/// Runs `op(task, iteration)` from `concurrency` tasks for `duration`; counts and times each call.
-pub(crate) async fn measure<F, Fut>(
-    name: &str,
-    concurrency: usize,
-    duration: Duration,
-    op: F,
-) -> anyhow::Result<Figures>
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + Clone + 'static,
-    Fut: Future<Output = anyhow::Result<()>> + Send,
-{
-    // Warm up connections and caches before measuring.
-    for task in 0..concurrency {
-        op(task, 0).await?;
-    }
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies_us = Vec::with_capacity(1 << 16);
-                let mut i = 0;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    op(task, i).await?;
-                    latencies_us.push(t.elapsed().as_micros() as u64);
-                    i += 1;
-                }
-                anyhow::Ok(latencies_us)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    Ok(Figures::from_latencies(name, all, started.elapsed()))
 }
 
 /// `redis-benchmark` running EVALSHA of `return 1` at the same concurrency.
@@ -283,19 +193,4 @@ async fn redis_benchmark_evalsha(url: &str, concurrency: usize, duration: Durati
         .find(|l| l.contains("requests per second"))
         .context("no figure in redis-benchmark output")?;
     parse_redis_benchmark("redis-benchmark EVALSHA (limit)", last)
-}
-
-/// The figures of one `redis-benchmark -q` result line ("<test>: <rate> requests per second,
-/// p50=<ms> msec"), as one second of `rate` operations.
-pub(crate) fn parse_redis_benchmark(name: &str, line: &str) -> anyhow::Result<Figures> {
-    let figures = line.rsplit_once(": ").map(|(_, f)| f).context("unparsable redis-benchmark figure")?;
-    let rate: f64 =
-        figures.split_whitespace().next().and_then(|s| s.parse().ok()).context("unparsable redis-benchmark rate")?;
-    let p50_us = figures
-        .split("p50=")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|s| s.parse::<f64>().ok())
-        .map_or(0, |ms| (ms * 1000.0) as u64);
-    Ok(Figures { name: name.to_owned(), ops: rate as u64, elapsed: Duration::from_secs(1), p50_us, p99_us: 0 })
 }
