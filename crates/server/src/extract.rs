@@ -2,7 +2,8 @@
 //! and [`JsonBody`] for bodies that are optional or whose shape is decided after a first look.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -114,8 +115,8 @@ fn is_json(headers: &HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Path parameters (axum's `Path`); a rejection is a 400 `invalid_argument`. Handlers take ids
-/// as strings and validate them with the core id types so the error names the field.
+/// Path parameters (axum's `Path`) into a struct of validated ids (the routes' `paths`); a
+/// rejection is a 400 `invalid_argument` whose message is the id's own, naming the parameter.
 #[derive(Debug, Clone)]
 pub struct Path<T>(pub T);
 
@@ -129,6 +130,11 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            // An id's own check fails with a message that names the parameter ("user_id: ...").
+            Err(PathRejection::FailedToDeserializePathParams(e)) => match e.into_kind() {
+                ErrorKind::Message(message) => Err(ApiError::invalid(message)),
+                kind => Err(ApiError::invalid(kind.to_string())),
+            },
             Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
         }
     }

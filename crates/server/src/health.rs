@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
@@ -174,19 +174,30 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// `/health/{component}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct ComponentPath {
+    /// Component name: `engine`, `pubsub` or `jobs`.
+    component: String,
+}
+
 /// One component's health: 200 when healthy or degraded, 503 when unhealthy, 404 if unknown.
 #[utoipa::path(
     get,
     path = "/health/{component}",
     tag = "operations",
-    params(("component" = String, Path, description = "Component name: `engine`, `pubsub` or `jobs`")),
+    params(ComponentPath),
     responses(
         (status = OK, body = ComponentHealth),
         (status = SERVICE_UNAVAILABLE, body = ComponentHealth),
         (status = NOT_FOUND, body = ErrorBody),
     )
 )]
-pub(crate) async fn component(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn component(
+    State(state): State<AppState>,
+    Path(ComponentPath { component: name }): Path<ComponentPath>,
+) -> Result<Response, ApiError> {
     // Checking only the one asked for would be cheaper, but the checks run at once anyway.
     let mut components = check_components(&state).await;
     let known = components.keys().cloned().collect::<Vec<_>>().join(", ");

@@ -4,7 +4,7 @@
 
 use switchboard_core::channel::NAMESPACES;
 use switchboard_core::ids::{ID_PATTERN, LEASE_TOKEN_PATTERN, RATE_LIMIT_KEY_PATTERN, SESSION_ID_PATTERN};
-use switchboard_core::limits::{MAX_CACHE_KEY_BYTES, MAX_CACHE_NAMESPACE_BYTES, MAX_ID_BYTES};
+use switchboard_core::limits::MAX_ID_BYTES;
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::path::ParameterIn;
@@ -78,7 +78,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Adds the bearer scheme, marks `/api/v1` operations as needing it (and the others as open),
 /// and documents the answers every authenticated operation can give: 401, 503 (and, with a
-/// request body, 408 and 413).
+/// request body, 408, 413 and 415).
 fn finish(doc: &mut utoipa::openapi::OpenApi) {
     stamp_id_rules(doc);
     let scheme = Http::builder()
@@ -121,6 +121,9 @@ fn finish(doc: &mut utoipa::openapi::OpenApi) {
                         .entry("408".into())
                         .or_insert_with(|| error("The body did not arrive within `body_read_timeout_ms`").into());
                     responses.entry("413".into()).or_insert_with(|| error("The body is over `max_body_bytes`").into());
+                    responses.entry("415".into()).or_insert_with(|| {
+                        error("The body is not JSON (`Content-Type: application/json` or `application/*+json`)").into()
+                    });
                 }
             }
         }
@@ -132,18 +135,9 @@ fn set_security(op: &mut Operation, secured: bool) {
     op.security = Some(if secured { vec![SecurityRequirement::new(BEARER, Vec::<String>::new())] } else { Vec::new() });
 }
 
-/// What a string must look like: a pattern (which also bounds its length) or, for free-form
-/// strings, only a length.
-#[derive(Clone)]
-enum Rule {
-    Pattern(String),
-    Length(usize),
-}
-
-/// The id rule of every id schema, by schema name.
-fn schema_rules() -> Vec<(&'static str, Rule)> {
-    let id = || Rule::Pattern(ID_PATTERN.to_owned());
-    let mut rules: Vec<(&'static str, Rule)> = [
+/// The pattern (which also bounds the length) of every id schema, by schema name.
+fn schema_patterns() -> Vec<(&'static str, String)> {
+    let mut rules: Vec<(&'static str, String)> = [
         "UserId",
         "DeviceId",
         "ConversationId",
@@ -156,34 +150,22 @@ fn schema_rules() -> Vec<(&'static str, Rule)> {
         "ScheduleName",
     ]
     .into_iter()
-    .map(|name| (name, id()))
+    .map(|name| (name, ID_PATTERN.to_owned()))
     .collect();
-    rules.push(("RateLimitKey", Rule::Pattern(RATE_LIMIT_KEY_PATTERN.to_owned())));
-    rules.push(("SessionId", Rule::Pattern(SESSION_ID_PATTERN.to_owned())));
-    rules.push(("LeaseToken", Rule::Pattern(LEASE_TOKEN_PATTERN.to_owned())));
-    rules.push(("ChannelName", Rule::Pattern(channel_pattern())));
+    rules.push(("RateLimitKey", RATE_LIMIT_KEY_PATTERN.to_owned()));
+    rules.push(("SessionId", SESSION_ID_PATTERN.to_owned()));
+    rules.push(("LeaseToken", LEASE_TOKEN_PATTERN.to_owned()));
+    rules.push(("ChannelName", channel_pattern()));
     rules
 }
 
-/// The rule of a path or query parameter, by where it is and its name.
-fn parameter_rule(location: &ParameterIn, name: &str) -> Option<Rule> {
-    let id = Rule::Pattern(ID_PATTERN.to_owned());
-    match (location, name) {
-        (
-            ParameterIn::Path,
-            "user_id" | "device_id" | "conversation_id" | "notification_id" | "message_id" | "jti" | "queue" | "job_id"
-            | "name",
-        ) => Some(id),
-        (ParameterIn::Query, "source_device") => Some(id),
-        (ParameterIn::Path, "session_id") | (ParameterIn::Query, "except") => {
-            Some(Rule::Pattern(SESSION_ID_PATTERN.to_owned()))
-        }
-        (ParameterIn::Path, "channel") => Some(Rule::Pattern(channel_pattern())),
-        (ParameterIn::Path, "namespace") => {
-            Some(Rule::Pattern(format!("^[A-Za-z0-9._:@-]{{1,{MAX_CACHE_NAMESPACE_BYTES}}}$")))
-        }
-        (ParameterIn::Path, "key") => Some(Rule::Length(MAX_CACHE_KEY_BYTES)),
-        (ParameterIn::Query, "key") => Some(Rule::Pattern(RATE_LIMIT_KEY_PATTERN.to_owned())),
+/// The pattern of a query parameter that names an id but is read as a plain string (path
+/// parameters are typed: their schemas are the id schemas).
+fn query_pattern(name: &str) -> Option<&'static str> {
+    match name {
+        "source_device" => Some(ID_PATTERN),
+        "except" => Some(SESSION_ID_PATTERN),
+        "key" => Some(RATE_LIMIT_KEY_PATTERN),
         _ => None,
     }
 }
@@ -194,24 +176,19 @@ fn channel_pattern() -> String {
     format!("^({}):[A-Za-z0-9._:@-]{{1,{MAX_ID_BYTES}}}$", namespaces.join("|"))
 }
 
-fn string_schema(rule: &Rule, description: Option<String>) -> Schema {
-    let builder = ObjectBuilder::new().schema_type(Type::String).description(description).min_length(Some(1));
-    let builder = match rule {
-        Rule::Pattern(pattern) => builder.pattern(Some(pattern.clone())),
-        Rule::Length(max) => builder.max_length(Some(*max)),
-    };
-    Schema::Object(builder.build())
+fn pattern_schema(pattern: &str) -> Schema {
+    Schema::Object(
+        ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).pattern(Some(pattern.to_owned())).build(),
+    )
 }
 
 /// Puts the id rules on the id schemas and the id parameters, so clients and generators see
 /// what the server accepts.
 fn stamp_id_rules(doc: &mut utoipa::openapi::OpenApi) {
     if let Some(components) = doc.components.as_mut() {
-        for (name, rule) in schema_rules() {
+        for (name, pattern) in schema_patterns() {
             if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
-                if let Rule::Pattern(pattern) = &rule {
-                    object.pattern = Some(pattern.clone());
-                }
+                object.pattern = Some(pattern);
                 object.min_length = Some(1);
             }
         }
@@ -220,8 +197,8 @@ fn stamp_id_rules(doc: &mut utoipa::openapi::OpenApi) {
         let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
         for op in ops.into_iter().flatten() {
             for param in op.parameters.iter_mut().flatten() {
-                if let Some(rule) = parameter_rule(&param.parameter_in, &param.name) {
-                    param.schema = Some(RefOr::T(string_schema(&rule, None)));
+                if let (ParameterIn::Query, Some(pattern)) = (&param.parameter_in, query_pattern(&param.name)) {
+                    param.schema = Some(RefOr::T(pattern_schema(pattern)));
                 }
             }
         }

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::paths::{CacheKeyPath, NamespacePath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -211,10 +212,7 @@ fn not_found() -> ApiError {
     put,
     path = "/cache/{namespace}/{key}",
     tag = "cache",
-    params(
-        ("namespace" = String, Path, description = "Namespace (id-like, at most 64 bytes)"),
-        ("key" = String, Path, description = "Key (1..=512 bytes; percent-encode `/`)"),
-    ),
+    params(CacheKeyPath),
     request_body = PutBody,
     responses(
         (status = NO_CONTENT, description = "Stored"),
@@ -225,7 +223,7 @@ fn not_found() -> ApiError {
 )]
 pub(crate) async fn put_value(
     State(state): State<AppState>,
-    Path((namespace, key)): Path<(String, String)>,
+    Path(CacheKeyPath { namespace, key }): Path<CacheKeyPath>,
     Json(body): Json<PutBody>,
 ) -> Result<StatusCode, ApiError> {
     let lease_token = body.lease_token.map(LeaseToken::new).transpose()?;
@@ -253,10 +251,7 @@ pub(crate) async fn put_value(
     get,
     path = "/cache/{namespace}/{key}",
     tag = "cache",
-    params(
-        ("namespace" = String, Path, description = "Namespace"),
-        ("key" = String, Path, description = "Key"),
-    ),
+    params(CacheKeyPath),
     responses(
         (status = OK, body = ValueAnswer),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -265,7 +260,7 @@ pub(crate) async fn put_value(
 )]
 pub(crate) async fn get_value(
     State(state): State<AppState>,
-    Path((namespace, key)): Path<(String, String)>,
+    Path(CacheKeyPath { namespace, key }): Path<CacheKeyPath>,
 ) -> Result<Json<ValueAnswer>, ApiError> {
     let value = state.sb().cache().get(&namespace, &key).await?.ok_or_else(not_found)?;
     Ok(Json(ValueAnswer { value }))
@@ -276,10 +271,7 @@ pub(crate) async fn get_value(
     delete,
     path = "/cache/{namespace}/{key}",
     tag = "cache",
-    params(
-        ("namespace" = String, Path, description = "Namespace"),
-        ("key" = String, Path, description = "Key"),
-    ),
+    params(CacheKeyPath),
     responses(
         (status = NO_CONTENT, description = "Deleted"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -288,7 +280,7 @@ pub(crate) async fn get_value(
 )]
 pub(crate) async fn delete_value(
     State(state): State<AppState>,
-    Path((namespace, key)): Path<(String, String)>,
+    Path(CacheKeyPath { namespace, key }): Path<CacheKeyPath>,
 ) -> Result<StatusCode, ApiError> {
     if state.sb().cache().delete(&namespace, &key).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found()) }
 }
@@ -298,13 +290,13 @@ pub(crate) async fn delete_value(
     post,
     path = "/cache/{namespace}/mget",
     tag = "cache",
-    params(("namespace" = String, Path, description = "Namespace")),
+    params(NamespacePath),
     request_body = MgetBody,
     responses((status = OK, body = MgetAnswer), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn mget(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    Path(NamespacePath { namespace }): Path<NamespacePath>,
     Json(body): Json<MgetBody>,
 ) -> Result<Json<MgetAnswer>, ApiError> {
     let values = state.sb().cache().mget(&namespace, &body.keys).await?;
@@ -318,7 +310,7 @@ pub(crate) async fn mget(
     post,
     path = "/cache/{namespace}/mset",
     tag = "cache",
-    params(("namespace" = String, Path, description = "Namespace")),
+    params(NamespacePath),
     request_body = MsetBody,
     responses(
         (status = OK, body = MsetAnswer),
@@ -328,7 +320,7 @@ pub(crate) async fn mget(
 )]
 pub(crate) async fn mset(
     State(state): State<AppState>,
-    Path(namespace): Path<String>,
+    Path(NamespacePath { namespace }): Path<NamespacePath>,
     Json(body): Json<MsetBody>,
 ) -> Result<Json<MsetAnswer>, ApiError> {
     if body.entries.len() > MAX_BATCH {
@@ -355,16 +347,13 @@ pub(crate) async fn mset(
     post,
     path = "/cache/{namespace}/{key}/lease",
     tag = "cache",
-    params(
-        ("namespace" = String, Path, description = "Namespace"),
-        ("key" = String, Path, description = "Key"),
-    ),
+    params(CacheKeyPath),
     request_body(content = Option<LeaseBody>, description = "Optional lease settings"),
     responses((status = OK, body = LeaseAnswer), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn lease(
     State(state): State<AppState>,
-    Path((namespace, key)): Path<(String, String)>,
+    Path(CacheKeyPath { namespace, key }): Path<CacheKeyPath>,
     body: crate::extract::JsonBody,
 ) -> Result<Json<LeaseAnswer>, ApiError> {
     let body = body.parse_optional::<LeaseBody>()?.unwrap_or_default();

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::user_id;
+use super::paths::UserPath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -60,7 +60,7 @@ pub(crate) struct ContactsChanged {
     put,
     path = "/users/{user_id}/contacts",
     tag = "contacts",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body = SetContacts,
     responses(
         (status = NO_CONTENT, description = "Replaced"),
@@ -69,10 +69,9 @@ pub(crate) struct ContactsChanged {
 )]
 pub(crate) async fn set_contacts(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Json(req): Json<SetContacts>,
 ) -> Result<StatusCode, ApiError> {
-    let user = user_id(user)?;
     state.sb().presence().set_contacts(&user, &req.contacts, req.ttl_seconds).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -82,7 +81,7 @@ pub(crate) async fn set_contacts(
     get,
     path = "/users/{user_id}/contacts",
     tag = "contacts",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses(
         (status = OK, body = ContactList),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -90,9 +89,8 @@ pub(crate) async fn set_contacts(
 )]
 pub(crate) async fn get_contacts(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<ContactList>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(ContactList { contacts: state.sb().presence().contacts(&user).await? }))
 }
 
@@ -101,7 +99,7 @@ pub(crate) async fn get_contacts(
     post,
     path = "/users/{user_id}/contacts/add",
     tag = "contacts",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body = ContactsChange,
     responses(
         (status = OK, description = "How many were new", body = ContactsChanged),
@@ -110,10 +108,9 @@ pub(crate) async fn get_contacts(
 )]
 pub(crate) async fn add_contacts(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Json(req): Json<ContactsChange>,
 ) -> Result<Json<ContactsChanged>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(ContactsChanged { changed: state.sb().presence().add_contacts(&user, &req.contacts).await? }))
 }
 
@@ -122,7 +119,7 @@ pub(crate) async fn add_contacts(
     post,
     path = "/users/{user_id}/contacts/remove",
     tag = "contacts",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body = ContactsChange,
     responses(
         (status = OK, description = "How many were present", body = ContactsChanged),
@@ -131,9 +128,8 @@ pub(crate) async fn add_contacts(
 )]
 pub(crate) async fn remove_contacts(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Json(req): Json<ContactsChange>,
 ) -> Result<Json<ContactsChanged>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(ContactsChanged { changed: state.sb().presence().remove_contacts(&user, &req.contacts).await? }))
 }

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::conversation_id;
+use super::paths::ConversationPath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -42,7 +42,7 @@ fn conversation_not_found() -> ApiError {
     put,
     path = "/conversations/{conversation_id}",
     tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     request_body = ConversationSpec,
     responses(
         (status = OK, description = "The stored conversation", body = Conversation),
@@ -51,10 +51,9 @@ fn conversation_not_found() -> ApiError {
 )]
 pub(crate) async fn put_conversation(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
     Json(spec): Json<ConversationSpec>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let id = conversation_id(id)?;
     Ok(Json(state.sb().conversations().put(&id, spec).await?))
 }
 
@@ -63,7 +62,7 @@ pub(crate) async fn put_conversation(
     get,
     path = "/conversations/{conversation_id}",
     tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     responses(
         (status = OK, body = Conversation),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -72,9 +71,8 @@ pub(crate) async fn put_conversation(
 )]
 pub(crate) async fn get_conversation(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let id = conversation_id(id)?;
     state.sb().conversations().get(&id).await?.map(Json).ok_or_else(conversation_not_found)
 }
 
@@ -83,7 +81,7 @@ pub(crate) async fn get_conversation(
     delete,
     path = "/conversations/{conversation_id}",
     tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     responses(
         (status = NO_CONTENT, description = "Deleted"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -92,9 +90,8 @@ pub(crate) async fn get_conversation(
 )]
 pub(crate) async fn delete_conversation(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
 ) -> Result<StatusCode, ApiError> {
-    let id = conversation_id(id)?;
     if state.sb().conversations().delete(&id).await? {
         // Its cached messages go with it (members' list entries stay until they remove them).
         state.sb().messages().delete_cache(&id).await?;
@@ -109,7 +106,7 @@ pub(crate) async fn delete_conversation(
     post,
     path = "/conversations/{conversation_id}/members",
     tag = "conversations",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     request_body = MembersChange,
     responses(
         (status = OK, description = "The conversation after the change", body = Conversation),
@@ -120,10 +117,9 @@ pub(crate) async fn delete_conversation(
 )]
 pub(crate) async fn update_members(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
     Json(change): Json<MembersChange>,
 ) -> Result<Json<Conversation>, ApiError> {
-    let id = conversation_id(id)?;
     let conversations = state.sb().conversations();
     conversations.update_members(&id, &change.add, &change.remove).await?.map(Json).ok_or_else(conversation_not_found)
 }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{device_id, user_id};
+use super::paths::{DevicePath, UserPath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, JsonBody, Path};
 use crate::state::AppState;
@@ -53,7 +53,7 @@ pub(crate) struct HeartbeatAnswer {
     put,
     path = "/users/{user_id}/devices/{device_id}",
     tag = "devices",
-    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    params(DevicePath),
     request_body = DeviceRegistration,
     responses(
         (status = OK, description = "The registered device", body = Device),
@@ -63,10 +63,9 @@ pub(crate) struct HeartbeatAnswer {
 )]
 pub(crate) async fn register_device(
     State(state): State<AppState>,
-    Path((user, device)): Path<(String, String)>,
+    Path(DevicePath { user_id: user, device_id: device }): Path<DevicePath>,
     Json(registration): Json<DeviceRegistration>,
 ) -> Result<Json<Device>, ApiError> {
-    let (user, device) = (user_id(user)?, device_id(device)?);
     Ok(Json(state.sb().presence().register_device(&user, &device, registration).await?))
 }
 
@@ -75,7 +74,7 @@ pub(crate) async fn register_device(
     delete,
     path = "/users/{user_id}/devices/{device_id}",
     tag = "devices",
-    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    params(DevicePath),
     responses(
         (status = NO_CONTENT, description = "Removed"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -84,9 +83,8 @@ pub(crate) async fn register_device(
 )]
 pub(crate) async fn remove_device(
     State(state): State<AppState>,
-    Path((user, device)): Path<(String, String)>,
+    Path(DevicePath { user_id: user, device_id: device }): Path<DevicePath>,
 ) -> Result<StatusCode, ApiError> {
-    let (user, device) = (user_id(user)?, device_id(device)?);
     if state.sb().presence().remove_device(&user, &device).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -99,7 +97,7 @@ pub(crate) async fn remove_device(
     get,
     path = "/users/{user_id}/devices",
     tag = "devices",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses(
         (status = OK, body = DeviceList),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -107,9 +105,8 @@ pub(crate) async fn remove_device(
 )]
 pub(crate) async fn list_devices(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<DeviceList>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(DeviceList { devices: state.sb().presence().devices(&user).await? }))
 }
 
@@ -119,7 +116,7 @@ pub(crate) async fn list_devices(
     post,
     path = "/users/{user_id}/devices/{device_id}/heartbeat",
     tag = "devices",
-    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    params(DevicePath),
     request_body(content = Option<HeartbeatBody>, description = "Optional; an empty body uses the default TTL"),
     responses(
         (status = OK, body = HeartbeatAnswer),
@@ -128,10 +125,9 @@ pub(crate) async fn list_devices(
 )]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
-    Path((user, device)): Path<(String, String)>,
+    Path(DevicePath { user_id: user, device_id: device }): Path<DevicePath>,
     body: JsonBody,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let (user, device) = (user_id(user)?, device_id(device)?);
     let req: HeartbeatBody = body.parse_optional()?.unwrap_or_default();
     let transition = state.sb().presence().heartbeat(&user, &device, req.ttl_seconds).await?;
     Ok(Json(HeartbeatAnswer { online: true, transition }))

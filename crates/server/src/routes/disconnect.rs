@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::user_id;
+use super::paths::UserPath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, Path};
 use crate::gateway::{DisconnectTarget, disconnect_everywhere};
@@ -47,7 +47,7 @@ pub(super) async fn disconnect_quietly(state: &AppState, user: &UserId, target: 
     post,
     path = "/users/{user_id}/disconnect",
     tag = "pubsub",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body(content = Option<DisconnectBody>, description = "Optional; an empty body ends every connection, without reconnect"),
     responses(
         (status = ACCEPTED, description = "The order is sent"),
@@ -56,10 +56,9 @@ pub(super) async fn disconnect_quietly(state: &AppState, user: &UserId, target: 
 )]
 pub(crate) async fn disconnect_user(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     body: JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    let user = user_id(user)?;
     let req: DisconnectBody = body.parse_optional()?.unwrap_or_default();
     let target = DisconnectTarget { device_id: req.device_id, reconnect: req.reconnect, ..DisconnectTarget::default() };
     disconnect_everywhere(state.sb(), &user, &target).await?;

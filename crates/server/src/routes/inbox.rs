@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{conversation_id, user_id};
+use super::paths::{UserConversationPath, UserPath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -61,7 +61,7 @@ fn entry_not_found() -> ApiError {
     get,
     path = "/users/{user_id}/conversations",
     tag = "messages",
-    params(("user_id" = String, Path, description = "User id"), ListQuery),
+    params(UserPath, ListQuery),
     responses(
         (status = OK, body = InboxPage),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -69,10 +69,9 @@ fn entry_not_found() -> ApiError {
 )]
 pub(crate) async fn list_conversations(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<InboxPage>, ApiError> {
-    let user = user_id(user)?;
     let filter = query.filter.unwrap_or_default();
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     Ok(Json(state.sb().messages().list(&user, filter, query.cursor.as_deref(), limit).await?))
@@ -83,10 +82,7 @@ pub(crate) async fn list_conversations(
     patch,
     path = "/users/{user_id}/conversations/{conversation_id}",
     tag = "messages",
-    params(
-        ("user_id" = String, Path, description = "User id"),
-        ("conversation_id" = String, Path, description = "Conversation id"),
-    ),
+    params(UserConversationPath),
     request_body = InboxSettings,
     responses(
         (status = OK, body = UserConversation),
@@ -96,11 +92,9 @@ pub(crate) async fn list_conversations(
 )]
 pub(crate) async fn update_entry(
     State(state): State<AppState>,
-    Path((user, conversation)): Path<(String, String)>,
+    Path(UserConversationPath { user_id: user, conversation_id: conversation }): Path<UserConversationPath>,
     Json(settings): Json<InboxSettings>,
 ) -> Result<Json<UserConversation>, ApiError> {
-    let user = user_id(user)?;
-    let conversation = conversation_id(conversation)?;
     state.sb().messages().update_entry(&user, &conversation, settings).await?.map(Json).ok_or_else(entry_not_found)
 }
 
@@ -110,10 +104,7 @@ pub(crate) async fn update_entry(
     delete,
     path = "/users/{user_id}/conversations/{conversation_id}",
     tag = "messages",
-    params(
-        ("user_id" = String, Path, description = "User id"),
-        ("conversation_id" = String, Path, description = "Conversation id"),
-    ),
+    params(UserConversationPath),
     responses(
         (status = NO_CONTENT, description = "Removed"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -122,10 +113,8 @@ pub(crate) async fn update_entry(
 )]
 pub(crate) async fn remove_entry(
     State(state): State<AppState>,
-    Path((user, conversation)): Path<(String, String)>,
+    Path(UserConversationPath { user_id: user, conversation_id: conversation }): Path<UserConversationPath>,
 ) -> Result<StatusCode, ApiError> {
-    let user = user_id(user)?;
-    let conversation = conversation_id(conversation)?;
     if state.sb().messages().remove_entry(&user, &conversation).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -139,10 +128,7 @@ pub(crate) async fn remove_entry(
     post,
     path = "/users/{user_id}/conversations/{conversation_id}/read",
     tag = "messages",
-    params(
-        ("user_id" = String, Path, description = "User id"),
-        ("conversation_id" = String, Path, description = "Conversation id"),
-    ),
+    params(UserConversationPath),
     request_body = ReadRequest,
     responses(
         (status = OK, body = ReadOutcome),
@@ -152,11 +138,9 @@ pub(crate) async fn remove_entry(
 )]
 pub(crate) async fn read_conversation(
     State(state): State<AppState>,
-    Path((user, conversation)): Path<(String, String)>,
+    Path(UserConversationPath { user_id: user, conversation_id: conversation }): Path<UserConversationPath>,
     Json(req): Json<ReadRequest>,
 ) -> Result<Json<ReadOutcome>, ApiError> {
-    let user = user_id(user)?;
-    let conversation = conversation_id(conversation)?;
     let messages = state.sb().messages();
     Ok(Json(messages.read(&user, &conversation, &req.message_id, req.source_device.as_ref()).await?))
 }
@@ -166,7 +150,7 @@ pub(crate) async fn read_conversation(
     get,
     path = "/users/{user_id}/unread",
     tag = "messages",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses(
         (status = OK, body = UnreadTotals),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -174,8 +158,7 @@ pub(crate) async fn read_conversation(
 )]
 pub(crate) async fn unread_totals(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<UnreadTotals>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(state.sb().messages().totals(&user).await?))
 }

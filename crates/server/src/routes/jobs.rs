@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::paths::{JobPath, QueuePath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -43,14 +44,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pause_queue))
         .routes(routes!(resume_queue))
         .routes(routes!(cancel_unique))
-}
-
-fn queue_name(raw: String) -> Result<QueueName, ApiError> {
-    Ok(QueueName::parse_field("queue", raw)?)
-}
-
-fn job_id(raw: String) -> Result<JobId, ApiError> {
-    Ok(JobId::parse_field("job_id", raw)?)
 }
 
 /// A job to enqueue.
@@ -118,7 +111,7 @@ impl EnqueueRequest {
     post,
     path = "/queues/{queue}/jobs",
     tag = "jobs",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(QueuePath),
     request_body = EnqueueRequest,
     responses(
         (status = CREATED, description = "Created", body = Enqueued),
@@ -129,10 +122,10 @@ impl EnqueueRequest {
 )]
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
     Json(request): Json<EnqueueRequest>,
 ) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
-    let job = request.into_job(queue_name(queue)?)?;
+    let job = request.into_job(queue)?;
     let done = state.sb().jobs().enqueue(job).await?;
     let status = if done.outcome == EnqueueOutcome::Created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(done)))
@@ -158,7 +151,7 @@ pub(crate) struct BulkAnswer {
     post,
     path = "/queues/{queue}/jobs/bulk",
     tag = "jobs",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(QueuePath),
     request_body = BulkRequest,
     responses(
         (status = OK, body = BulkAnswer),
@@ -168,10 +161,9 @@ pub(crate) struct BulkAnswer {
 )]
 pub(crate) async fn enqueue_bulk(
     State(state): State<AppState>,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
     Json(request): Json<BulkRequest>,
 ) -> Result<Json<BulkAnswer>, ApiError> {
-    let queue = queue_name(queue)?;
     let jobs = request.jobs.into_iter().map(|r| r.into_job(queue.clone())).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(BulkAnswer { jobs: state.sb().jobs().enqueue_bulk(jobs).await? }))
 }
@@ -251,7 +243,7 @@ pub(crate) struct CompleteRequest {
     post,
     path = "/jobs/{job_id}/complete",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     request_body = CompleteRequest,
     responses(
         (status = NO_CONTENT, description = "Completed"),
@@ -262,10 +254,9 @@ pub(crate) struct CompleteRequest {
 )]
 pub(crate) async fn complete(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
     Json(request): Json<CompleteRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let id = job_id(id)?;
     state.sb().jobs().complete(&id, &request.lease_token, request.result.as_ref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -375,7 +366,7 @@ fn yes() -> bool {
     post,
     path = "/jobs/{job_id}/fail",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     request_body = FailRequest,
     responses(
         (status = OK, body = FailOutcome),
@@ -386,10 +377,9 @@ fn yes() -> bool {
 )]
 pub(crate) async fn fail(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
     Json(request): Json<FailRequest>,
 ) -> Result<Json<FailOutcome>, ApiError> {
-    let id = job_id(id)?;
     let retry = match (request.retry, request.retry_in_ms) {
         (false, Some(_)) => return Err(ApiError::invalid("retry_in_ms: not with retry: false")),
         (false, None) => Retry::Never,
@@ -422,7 +412,7 @@ pub(crate) struct HeartbeatAnswer {
     post,
     path = "/jobs/{job_id}/heartbeat",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     request_body = HeartbeatRequest,
     responses(
         (status = OK, body = HeartbeatAnswer),
@@ -433,10 +423,9 @@ pub(crate) struct HeartbeatAnswer {
 )]
 pub(crate) async fn heartbeat(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
     Json(request): Json<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatAnswer>, ApiError> {
-    let id = job_id(id)?;
     let lease = request.lease_ms.map(Duration::from_millis);
     let lease_expires_at = state.sb().jobs().heartbeat(&id, &request.lease_token, lease).await?;
     Ok(Json(HeartbeatAnswer { lease_expires_at }))
@@ -458,7 +447,7 @@ pub(crate) struct ProgressRequest {
     post,
     path = "/jobs/{job_id}/progress",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     request_body = ProgressRequest,
     responses(
         (status = NO_CONTENT, description = "Recorded"),
@@ -469,10 +458,9 @@ pub(crate) struct ProgressRequest {
 )]
 pub(crate) async fn progress(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
     Json(request): Json<ProgressRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let id = job_id(id)?;
     state.sb().jobs().progress(&id, &request.lease_token, &request.progress).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -491,7 +479,7 @@ pub(crate) struct ReleaseRequest {
     post,
     path = "/jobs/{job_id}/release",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     request_body = ReleaseRequest,
     responses(
         (status = NO_CONTENT, description = "Released"),
@@ -502,10 +490,9 @@ pub(crate) struct ReleaseRequest {
 )]
 pub(crate) async fn release(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
     Json(request): Json<ReleaseRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let id = job_id(id)?;
     state.sb().jobs().release(&id, &request.lease_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -515,15 +502,17 @@ pub(crate) async fn release(
     get,
     path = "/jobs/{job_id}",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     responses(
         (status = OK, body = JobView),
         (status = BAD_REQUEST, body = ErrorBody),
         (status = NOT_FOUND, body = ErrorBody),
     )
 )]
-pub(crate) async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<JobView>, ApiError> {
-    let id = job_id(id)?;
+pub(crate) async fn get_job(
+    State(state): State<AppState>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
+) -> Result<Json<JobView>, ApiError> {
     match state.sb().jobs().get(&id).await? {
         Some(job) => Ok(Json(JobView::of(&job))),
         None => Err(ApiError::not_found("job not found")),
@@ -542,7 +531,7 @@ pub(crate) struct Removed {
     delete,
     path = "/jobs/{job_id}",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     responses(
         (status = OK, body = Removed),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -552,9 +541,8 @@ pub(crate) struct Removed {
 )]
 pub(crate) async fn remove_job(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
 ) -> Result<Json<Removed>, ApiError> {
-    let id = job_id(id)?;
     Ok(Json(Removed { state: state.sb().jobs().remove(&id).await? }))
 }
 
@@ -563,7 +551,7 @@ pub(crate) async fn remove_job(
     post,
     path = "/jobs/{job_id}/retry",
     tag = "jobs",
-    params(("job_id" = String, Path, description = "Job id")),
+    params(JobPath),
     responses(
         (status = NO_CONTENT, description = "Waiting again"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -571,8 +559,10 @@ pub(crate) async fn remove_job(
         (status = CONFLICT, description = "The job is not dead", body = ErrorBody),
     )
 )]
-pub(crate) async fn retry_job(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let id = job_id(id)?;
+pub(crate) async fn retry_job(
+    State(state): State<AppState>,
+    Path(JobPath { job_id: id }): Path<JobPath>,
+) -> Result<StatusCode, ApiError> {
     state.sb().jobs().retry_dead(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -628,15 +618,14 @@ pub(crate) struct QueueAnswer {
     get,
     path = "/queues/{queue}",
     tag = "jobs",
-    params(("queue" = String, Path, description = "Queue name"), QueueQuery),
+    params(QueuePath, QueueQuery),
     responses((status = OK, body = QueueAnswer), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn get_queue(
     State(state): State<AppState>,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
     Query(query): Query<QueueQuery>,
 ) -> Result<Json<QueueAnswer>, ApiError> {
-    let queue = queue_name(queue)?;
     let jobs = state.sb().jobs();
     let listed = match query.state.as_deref() {
         Some(s) => {
@@ -654,14 +643,14 @@ pub(crate) async fn get_queue(
     post,
     path = "/queues/{queue}/pause",
     tag = "jobs",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(QueuePath),
     responses((status = NO_CONTENT, description = "Paused"), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn pause_queue(
     State(state): State<AppState>,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
 ) -> Result<StatusCode, ApiError> {
-    state.sb().jobs().set_paused(&queue_name(queue)?, true).await?;
+    state.sb().jobs().set_paused(&queue, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -670,14 +659,14 @@ pub(crate) async fn pause_queue(
     post,
     path = "/queues/{queue}/resume",
     tag = "jobs",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(QueuePath),
     responses((status = NO_CONTENT, description = "Resumed"), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn resume_queue(
     State(state): State<AppState>,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
 ) -> Result<StatusCode, ApiError> {
-    state.sb().jobs().set_paused(&queue_name(queue)?, false).await?;
+    state.sb().jobs().set_paused(&queue, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -702,15 +691,14 @@ pub(crate) struct CancelAnswer {
     post,
     path = "/queues/{queue}/cancel",
     tag = "jobs",
-    params(("queue" = String, Path, description = "Queue name")),
+    params(QueuePath),
     request_body = CancelRequest,
     responses((status = OK, body = CancelAnswer), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn cancel_unique(
     State(state): State<AppState>,
-    Path(queue): Path<String>,
+    Path(QueuePath { queue }): Path<QueuePath>,
     Json(request): Json<CancelRequest>,
 ) -> Result<Json<CancelAnswer>, ApiError> {
-    let queue = queue_name(queue)?;
     Ok(Json(CancelAnswer { cancelled: state.sb().jobs().cancel_unique(&queue, &request.unique_keys).await? }))
 }

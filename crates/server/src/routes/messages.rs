@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::conversation_id;
+use super::paths::{ConversationPath, MessagePath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -71,7 +71,7 @@ fn message_id(raw: String) -> Result<MessageId, ApiError> {
     post,
     path = "/conversations/{conversation_id}/messages",
     tag = "messages",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     request_body = NewMessage,
     responses(
         (status = OK, description = "The cached message", body = PostOutcome),
@@ -83,10 +83,9 @@ fn message_id(raw: String) -> Result<MessageId, ApiError> {
 )]
 pub(crate) async fn post_message(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
     Json(message): Json<NewMessage>,
 ) -> Result<Json<PostOutcome>, ApiError> {
-    let id = conversation_id(id)?;
     Ok(Json(state.sb().messages().post(&id, message).await?))
 }
 
@@ -96,7 +95,7 @@ pub(crate) async fn post_message(
     get,
     path = "/conversations/{conversation_id}/messages",
     tag = "messages",
-    params(("conversation_id" = String, Path, description = "Conversation id"), RecentQuery),
+    params(ConversationPath, RecentQuery),
     responses(
         (status = OK, body = RecentMessages),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -104,10 +103,9 @@ pub(crate) async fn post_message(
 )]
 pub(crate) async fn recent_messages(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
     Query(query): Query<RecentQuery>,
 ) -> Result<Json<RecentMessages>, ApiError> {
-    let id = conversation_id(id)?;
     let before = query.before.map(message_id).transpose()?;
     let limit = query.limit.unwrap_or(DEFAULT_RECENT);
     Ok(Json(state.sb().messages().recent(&id, limit, before.as_ref()).await?))
@@ -119,7 +117,7 @@ pub(crate) async fn recent_messages(
     put,
     path = "/conversations/{conversation_id}/messages",
     tag = "messages",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     request_body = FillRequest,
     responses(
         (status = OK, body = FillOutcome),
@@ -129,10 +127,9 @@ pub(crate) async fn recent_messages(
 )]
 pub(crate) async fn fill_messages(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
     Json(req): Json<FillRequest>,
 ) -> Result<Json<FillOutcome>, ApiError> {
-    let id = conversation_id(id)?;
     let added = state.sb().messages().fill(&id, &req.messages).await?;
     Ok(Json(FillOutcome { added }))
 }
@@ -143,10 +140,7 @@ pub(crate) async fn fill_messages(
     patch,
     path = "/conversations/{conversation_id}/messages/{message_id}",
     tag = "messages",
-    params(
-        ("conversation_id" = String, Path, description = "Conversation id"),
-        ("message_id" = String, Path, description = "Message id"),
-    ),
+    params(MessagePath),
     request_body = EditRequest,
     responses(
         (status = OK, description = "The cached message after the edit", body = Message),
@@ -158,12 +152,10 @@ pub(crate) async fn fill_messages(
 )]
 pub(crate) async fn edit_message(
     State(state): State<AppState>,
-    Path((conversation, message)): Path<(String, String)>,
+    Path(MessagePath { conversation_id: conversation, message_id: message }): Path<MessagePath>,
     Json(req): Json<EditRequest>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let conversation = conversation_id(conversation)?;
-    let message = message_id(message)?;
     Ok(match state.sb().messages().edit(&conversation, &message, req.content).await? {
         Some(m) => Json(m).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
@@ -175,10 +167,7 @@ pub(crate) async fn edit_message(
     delete,
     path = "/conversations/{conversation_id}/messages/{message_id}",
     tag = "messages",
-    params(
-        ("conversation_id" = String, Path, description = "Conversation id"),
-        ("message_id" = String, Path, description = "Message id"),
-    ),
+    params(MessagePath),
     responses(
         (status = NO_CONTENT, description = "Deleted and published"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -187,10 +176,8 @@ pub(crate) async fn edit_message(
 )]
 pub(crate) async fn delete_message(
     State(state): State<AppState>,
-    Path((conversation, message)): Path<(String, String)>,
+    Path(MessagePath { conversation_id: conversation, message_id: message }): Path<MessagePath>,
 ) -> Result<StatusCode, ApiError> {
-    let conversation = conversation_id(conversation)?;
-    let message = message_id(message)?;
     state.sb().messages().delete(&conversation, &message).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,6 +11,7 @@ mod info;
 mod jobs;
 mod messages;
 mod notifications;
+mod paths;
 mod pending;
 mod presence;
 mod pubsub;
@@ -20,7 +21,7 @@ mod sessions;
 mod tokens;
 mod typing;
 
-use switchboard_core::{ChannelName, ConversationId, DeviceId, SessionId, UserId};
+use switchboard_core::SessionId;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
@@ -47,26 +48,6 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(jobs::routes())
         .merge(schedules::routes())
         .merge(info::routes())
-}
-
-/// A user id from the path, naming `user_id` when invalid.
-fn user_id(raw: String) -> Result<UserId, ApiError> {
-    Ok(UserId::parse_field("user_id", raw)?)
-}
-
-/// A device id from the path, naming `device_id` when invalid.
-fn device_id(raw: String) -> Result<DeviceId, ApiError> {
-    Ok(DeviceId::parse_field("device_id", raw)?)
-}
-
-/// A conversation id from the path, naming `conversation_id` when invalid.
-fn conversation_id(raw: String) -> Result<ConversationId, ApiError> {
-    Ok(ConversationId::parse_field("conversation_id", raw)?)
-}
-
-/// A channel name from the path, naming `channel` when invalid (or of an unknown namespace).
-fn channel(raw: String) -> Result<ChannelName, ApiError> {
-    Ok(ChannelName::parse_field("channel", raw)?)
 }
 
 /// A session id from the path or query, naming `field` when invalid.

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::user_id;
+use super::paths::{NotificationPath, UserPath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, JsonBody, Path, Query};
 use crate::state::AppState;
@@ -90,10 +90,6 @@ pub(crate) struct ChangesAnswer {
     changes: Vec<NotificationChange>,
 }
 
-fn notification_id(raw: String) -> Result<NotificationId, ApiError> {
-    Ok(NotificationId::parse_field("notification_id", raw)?)
-}
-
 fn not_found() -> ApiError {
     ApiError::not_found("notification not found")
 }
@@ -109,7 +105,7 @@ fn source(body: &JsonBody) -> Result<Option<DeviceId>, ApiError> {
     post,
     path = "/users/{user_id}/notifications",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body = NewNotification,
     responses(
         (status = CREATED, description = "Created", body = Notification),
@@ -120,10 +116,9 @@ fn source(body: &JsonBody) -> Result<Option<DeviceId>, ApiError> {
 )]
 pub(crate) async fn create_notification(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Json(new): Json<NewNotification>,
 ) -> Result<(StatusCode, Json<Notification>), ApiError> {
-    let user = user_id(user)?;
     let created = state.sb().notifications().create(&user, new).await?;
     let status = if created.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(created.notification)))
@@ -134,7 +129,7 @@ pub(crate) async fn create_notification(
     get,
     path = "/users/{user_id}/notifications",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id"), ListQuery),
+    params(UserPath, ListQuery),
     responses(
         (status = OK, body = NotificationList),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -142,10 +137,9 @@ pub(crate) async fn create_notification(
 )]
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<NotificationList>, ApiError> {
-    let user = user_id(user)?;
     let svc = state.sb().notifications();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let page = svc.list(&user, query.cursor.as_deref(), limit, query.unread_only).await?;
@@ -158,14 +152,13 @@ pub(crate) async fn list_notifications(
     get,
     path = "/users/{user_id}/notifications/unread-count",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses((status = OK, body = UnreadCount), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn unread_count(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<UnreadCount>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(UnreadCount { unread: state.sb().notifications().unread_count(&user).await? }))
 }
 
@@ -174,16 +167,15 @@ pub(crate) async fn unread_count(
     post,
     path = "/users/{user_id}/notifications/read-all",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body(content = Option<SourceDevice>, description = "Optional source device"),
     responses((status = OK, body = ChangesAnswer), (status = BAD_REQUEST, body = ErrorBody))
 )]
 pub(crate) async fn read_all(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     body: JsonBody,
 ) -> Result<Json<ChangesAnswer>, ApiError> {
-    let user = user_id(user)?;
     let source = source(&body)?;
     let changes = state.sb().notifications().read_all(&user, source.as_ref()).await?;
     Ok(Json(ChangesAnswer { changes }))
@@ -194,7 +186,7 @@ pub(crate) async fn read_all(
     get,
     path = "/users/{user_id}/notifications/{notification_id}",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id"), ("notification_id" = String, Path, description = "Notification id")),
+    params(NotificationPath),
     responses(
         (status = OK, body = Notification),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -203,9 +195,8 @@ pub(crate) async fn read_all(
 )]
 pub(crate) async fn get_notification(
     State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
+    Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
 ) -> Result<Json<Notification>, ApiError> {
-    let (user, id) = (user_id(user)?, notification_id(id)?);
     state.sb().notifications().get(&user, &id).await?.map(Json).ok_or_else(not_found)
 }
 
@@ -215,11 +206,7 @@ pub(crate) async fn get_notification(
     delete,
     path = "/users/{user_id}/notifications/{notification_id}",
     tag = "notifications",
-    params(
-        ("user_id" = String, Path, description = "User id"),
-        ("notification_id" = String, Path, description = "Notification id"),
-        SourceDevice,
-    ),
+    params(NotificationPath, SourceDevice),
     responses(
         (status = NO_CONTENT, description = "Dismissed"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -228,10 +215,9 @@ pub(crate) async fn get_notification(
 )]
 pub(crate) async fn dismiss_by_delete(
     State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
+    Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
     Query(query): Query<SourceDevice>,
 ) -> Result<StatusCode, ApiError> {
-    let (user, id) = (user_id(user)?, notification_id(id)?);
     mark(&state, &user, id, query.source_device, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -242,7 +228,7 @@ pub(crate) async fn dismiss_by_delete(
     post,
     path = "/users/{user_id}/notifications/{notification_id}/read",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id"), ("notification_id" = String, Path, description = "Notification id")),
+    params(NotificationPath),
     request_body(content = Option<SourceDevice>, description = "Optional source device"),
     responses(
         (status = OK, body = MarkAnswer),
@@ -252,10 +238,9 @@ pub(crate) async fn dismiss_by_delete(
 )]
 pub(crate) async fn read_notification(
     State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
+    Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
     body: JsonBody,
 ) -> Result<Json<MarkAnswer>, ApiError> {
-    let (user, id) = (user_id(user)?, notification_id(id)?);
     Ok(Json(mark(&state, &user, id, source(&body)?, true).await?))
 }
 
@@ -264,7 +249,7 @@ pub(crate) async fn read_notification(
     post,
     path = "/users/{user_id}/notifications/{notification_id}/dismiss",
     tag = "notifications",
-    params(("user_id" = String, Path, description = "User id"), ("notification_id" = String, Path, description = "Notification id")),
+    params(NotificationPath),
     request_body(content = Option<SourceDevice>, description = "Optional source device"),
     responses(
         (status = OK, body = MarkAnswer),
@@ -274,10 +259,9 @@ pub(crate) async fn read_notification(
 )]
 pub(crate) async fn dismiss_notification(
     State(state): State<AppState>,
-    Path((user, id)): Path<(String, String)>,
+    Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
     body: JsonBody,
 ) -> Result<Json<MarkAnswer>, ApiError> {
-    let (user, id) = (user_id(user)?, notification_id(id)?);
     Ok(Json(mark(&state, &user, id, source(&body)?, false).await?))
 }
 

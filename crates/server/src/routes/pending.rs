@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{device_id, user_id};
+use super::paths::DevicePath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -58,11 +58,7 @@ pub(crate) struct AckAnswer {
     get,
     path = "/users/{user_id}/devices/{device_id}/pending",
     tag = "pubsub",
-    params(
-        ("user_id" = String, Path, description = "User id"),
-        ("device_id" = String, Path, description = "Device id"),
-        PendingQuery,
-    ),
+    params(DevicePath, PendingQuery),
     responses(
         (status = OK, body = Pending),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -70,10 +66,9 @@ pub(crate) struct AckAnswer {
 )]
 pub(crate) async fn pending(
     State(state): State<AppState>,
-    Path((user, device)): Path<(String, String)>,
+    Path(DevicePath { user_id: user, device_id: device }): Path<DevicePath>,
     Query(query): Query<PendingQuery>,
 ) -> Result<Json<Pending>, ApiError> {
-    let (user, device) = (user_id(user)?, device_id(device)?);
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     Ok(Json(state.sb().streams().pending(&user, &device, limit).await?))
 }
@@ -84,7 +79,7 @@ pub(crate) async fn pending(
     post,
     path = "/users/{user_id}/devices/{device_id}/ack",
     tag = "pubsub",
-    params(("user_id" = String, Path, description = "User id"), ("device_id" = String, Path, description = "Device id")),
+    params(DevicePath),
     request_body = AckBody,
     responses(
         (status = OK, body = AckAnswer),
@@ -93,10 +88,9 @@ pub(crate) async fn pending(
 )]
 pub(crate) async fn ack(
     State(state): State<AppState>,
-    Path((user, device)): Path<(String, String)>,
+    Path(DevicePath { user_id: user, device_id: device }): Path<DevicePath>,
     Json(body): Json<AckBody>,
 ) -> Result<Json<AckAnswer>, ApiError> {
-    let (user, device) = (user_id(user)?, device_id(device)?);
     let position = StreamPosition { epoch: body.epoch, offset: body.offset };
     let position = state.sb().streams().ack(&user, &device, &position).await?;
     Ok(Json(AckAnswer { position }))

@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::user_id;
+use super::paths::UserPath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -63,7 +63,7 @@ pub(crate) struct OnlineCount {
     get,
     path = "/users/{user_id}/presence",
     tag = "presence",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses(
         (status = OK, body = UserPresence),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -71,9 +71,8 @@ pub(crate) struct OnlineCount {
 )]
 pub(crate) async fn get_presence(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<UserPresence>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(state.sb().presence().get(&user).await?))
 }
 
@@ -83,7 +82,7 @@ pub(crate) async fn get_presence(
     put,
     path = "/users/{user_id}/presence/status",
     tag = "presence",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body = SetStatus,
     responses(
         (status = OK, description = "The user's presence after the change", body = UserPresence),
@@ -92,10 +91,9 @@ pub(crate) async fn get_presence(
 )]
 pub(crate) async fn set_status(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Json(req): Json<SetStatus>,
 ) -> Result<Json<UserPresence>, ApiError> {
-    let user = user_id(user)?;
     Ok(Json(state.sb().presence().set_status(&user, req).await?))
 }
 

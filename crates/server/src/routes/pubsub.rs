@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::channel;
+use super::paths::ChannelPath;
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
@@ -198,7 +198,7 @@ pub(crate) async fn broadcast(
     get,
     path = "/channels/{channel}/history",
     tag = "pubsub",
-    params(("channel" = String, Path, description = "Channel name, e.g. `chat:general`"), HistoryQuery),
+    params(ChannelPath, HistoryQuery),
     responses(
         (status = OK, body = StreamRead),
         (status = BAD_REQUEST, description = "Invalid channel, limit, or only one of `since_offset` / `since_epoch`", body = ErrorBody),
@@ -206,10 +206,10 @@ pub(crate) async fn broadcast(
 )]
 pub(crate) async fn history(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    Path(ChannelPath { channel: raw }): Path<ChannelPath>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<StreamRead>, ApiError> {
-    let channel = channel(raw)?;
+    let channel = raw;
     let limit = query.limit.unwrap_or(DEFAULT_HISTORY_LIMIT);
     let streams = state.sb().streams();
     let read = match (query.since_offset, query.since_epoch) {
@@ -227,7 +227,7 @@ pub(crate) async fn history(
     get,
     path = "/channels/{channel}/presence",
     tag = "pubsub",
-    params(("channel" = String, Path, description = "A `chat:<conversation_id>` channel")),
+    params(ChannelPath),
     responses(
         (status = OK, body = ChannelPresence),
         (status = BAD_REQUEST, description = "Invalid channel, or not a `chat:` channel", body = ErrorBody),
@@ -236,9 +236,9 @@ pub(crate) async fn history(
 )]
 pub(crate) async fn channel_presence(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    Path(ChannelPath { channel: raw }): Path<ChannelPath>,
 ) -> Result<Json<ChannelPresence>, ApiError> {
-    let channel = channel(raw)?;
+    let channel = raw;
     if channel.namespace() != "chat" {
         return Err(ApiError::invalid("channel: only chat:<conversation_id> channels have presence"));
     }

@@ -7,23 +7,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_core::{
-    Backoff, EnqueueJob, JobType, PutSchedule, QueueName, ScheduleName, ScheduleSpec, ScheduleView,
-};
+use switchboard_core::{Backoff, EnqueueJob, JobType, PutSchedule, QueueName, ScheduleSpec, ScheduleView};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::paths::SchedulePath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(put_schedule, get_schedule, delete_schedule)).routes(routes!(list_schedules))
-}
-
-fn schedule_name(raw: String) -> Result<ScheduleName, ApiError> {
-    Ok(ScheduleName::parse_field("name", raw)?)
 }
 
 /// A schedule: exactly one of `cron` and `every_ms`, and the job each tick enqueues.
@@ -64,7 +59,7 @@ pub(crate) struct ScheduleRequest {
     put,
     path = "/schedules/{name}",
     tag = "jobs",
-    params(("name" = String, Path, description = "Schedule name")),
+    params(SchedulePath),
     request_body = ScheduleRequest,
     responses(
         (status = CREATED, description = "Created", body = ScheduleView),
@@ -74,10 +69,9 @@ pub(crate) struct ScheduleRequest {
 )]
 pub(crate) async fn put_schedule(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(SchedulePath { name }): Path<SchedulePath>,
     Json(request): Json<ScheduleRequest>,
 ) -> Result<(StatusCode, Json<ScheduleView>), ApiError> {
-    let name = schedule_name(name)?;
     let spec = match (request.cron, request.every_ms) {
         (Some(cron), None) => ScheduleSpec::Cron(cron),
         (None, Some(ms)) => ScheduleSpec::EveryMs(ms),
@@ -102,14 +96,13 @@ pub(crate) async fn put_schedule(
     get,
     path = "/schedules/{name}",
     tag = "jobs",
-    params(("name" = String, Path, description = "Schedule name")),
+    params(SchedulePath),
     responses((status = OK, body = ScheduleView), (status = BAD_REQUEST, body = ErrorBody), (status = NOT_FOUND, body = ErrorBody))
 )]
 pub(crate) async fn get_schedule(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(SchedulePath { name }): Path<SchedulePath>,
 ) -> Result<Json<ScheduleView>, ApiError> {
-    let name = schedule_name(name)?;
     match state.sb().jobs().get_schedule(&name).await? {
         Some(stored) => Ok(Json(ScheduleView::of(&stored))),
         None => Err(ApiError::not_found("schedule not found")),
@@ -121,14 +114,13 @@ pub(crate) async fn get_schedule(
     delete,
     path = "/schedules/{name}",
     tag = "jobs",
-    params(("name" = String, Path, description = "Schedule name")),
+    params(SchedulePath),
     responses((status = NO_CONTENT, description = "Removed"), (status = BAD_REQUEST, body = ErrorBody), (status = NOT_FOUND, body = ErrorBody))
 )]
 pub(crate) async fn delete_schedule(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(SchedulePath { name }): Path<SchedulePath>,
 ) -> Result<StatusCode, ApiError> {
-    let name = schedule_name(name)?;
     if state.sb().jobs().delete_schedule(&name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

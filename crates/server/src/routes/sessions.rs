@@ -10,7 +10,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::disconnect::disconnect_quietly;
-use super::{session_id, user_id};
+use super::paths::{SessionPath, UserPath};
+use super::session_id;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path, Query};
 use crate::gateway::DisconnectTarget;
@@ -104,7 +105,7 @@ pub(crate) async fn create_session(
     get,
     path = "/sessions/{session_id}",
     tag = "sessions",
-    params(("session_id" = String, Path, description = "Session id")),
+    params(SessionPath),
     responses(
         (status = OK, body = Session),
         (status = BAD_REQUEST, description = "Not a session id", body = ErrorBody),
@@ -113,9 +114,8 @@ pub(crate) async fn create_session(
 )]
 pub(crate) async fn get_session(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(SessionPath { session_id: id }): Path<SessionPath>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = session_id("session_id", id)?;
     state.sb().sessions().get(&id).await?.map(Json).ok_or_else(session_not_found)
 }
 
@@ -126,7 +126,7 @@ pub(crate) async fn get_session(
     patch,
     path = "/sessions/{session_id}",
     tag = "sessions",
-    params(("session_id" = String, Path, description = "Session id")),
+    params(SessionPath),
     request_body = UpdateSessionBody,
     responses(
         (status = OK, description = "The updated session", body = Session),
@@ -137,10 +137,9 @@ pub(crate) async fn get_session(
 )]
 pub(crate) async fn update_session(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(SessionPath { session_id: id }): Path<SessionPath>,
     Json(body): Json<UpdateSessionBody>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = session_id("session_id", id)?;
     state.sb().sessions().update_data(&id, &body.data).await?.map(Json).ok_or_else(session_not_found)
 }
 
@@ -149,7 +148,7 @@ pub(crate) async fn update_session(
     delete,
     path = "/sessions/{session_id}",
     tag = "sessions",
-    params(("session_id" = String, Path, description = "Session id")),
+    params(SessionPath),
     responses(
         (status = NO_CONTENT, description = "Deleted"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -158,9 +157,8 @@ pub(crate) async fn update_session(
 )]
 pub(crate) async fn delete_session(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(SessionPath { session_id: id }): Path<SessionPath>,
 ) -> Result<StatusCode, ApiError> {
-    let id = session_id("session_id", id)?;
     let sessions = state.sb().sessions();
     // The owner is needed to reach its connections; an expired session is not found either way.
     let Some(session) = sessions.get(&id).await? else { return Err(session_not_found()) };
@@ -177,7 +175,7 @@ pub(crate) async fn delete_session(
     post,
     path = "/sessions/{session_id}/touch",
     tag = "sessions",
-    params(("session_id" = String, Path, description = "Session id")),
+    params(SessionPath),
     responses(
         (status = OK, description = "The touched session", body = Session),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -186,9 +184,8 @@ pub(crate) async fn delete_session(
 )]
 pub(crate) async fn touch_session(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(SessionPath { session_id: id }): Path<SessionPath>,
 ) -> Result<Json<Session>, ApiError> {
-    let id = session_id("session_id", id)?;
     state.sb().sessions().touch(&id).await?.map(Json).ok_or_else(session_not_found)
 }
 
@@ -197,7 +194,7 @@ pub(crate) async fn touch_session(
     get,
     path = "/users/{user_id}/sessions",
     tag = "sessions",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses(
         (status = OK, body = SessionList),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -205,9 +202,8 @@ pub(crate) async fn touch_session(
 )]
 pub(crate) async fn list_user_sessions(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let user = user_id(user)?;
     let sessions = state.sb().sessions().list(&user).await?;
     Ok(Json(SessionList { sessions }))
 }
@@ -218,7 +214,7 @@ pub(crate) async fn list_user_sessions(
     delete,
     path = "/users/{user_id}/sessions",
     tag = "sessions",
-    params(("user_id" = String, Path, description = "User id"), DeleteUserSessionsQuery),
+    params(UserPath, DeleteUserSessionsQuery),
     responses(
         (status = OK, description = "The deleted sessions", body = DeletedSessions),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -226,10 +222,9 @@ pub(crate) async fn list_user_sessions(
 )]
 pub(crate) async fn delete_user_sessions(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     Query(query): Query<DeleteUserSessionsQuery>,
 ) -> Result<Json<DeletedSessions>, ApiError> {
-    let user = user_id(user)?;
     let except = query.except.map(|raw| session_id("except", raw)).transpose()?;
     let deleted = state.sb().sessions().delete_user_sessions(&user, except.as_ref()).await?;
     for id in &deleted {

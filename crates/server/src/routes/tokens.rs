@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::disconnect::disconnect_quietly;
-use super::user_id;
+use super::paths::{TokenPath, UserPath};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, JsonBody, Path};
 use crate::gateway::DisconnectTarget;
@@ -61,10 +61,6 @@ pub(crate) struct Revocation {
     revoked_before: Option<Timestamp>,
 }
 
-fn jti(raw: String) -> Result<TokenId, ApiError> {
-    Ok(TokenId::parse_field("jti", raw)?)
-}
-
 fn not_denied() -> ApiError {
     ApiError::not_found("token is not denied")
 }
@@ -96,7 +92,7 @@ pub(crate) async fn deny_token(
     get,
     path = "/tokens/deny/{jti}",
     tag = "tokens",
-    params(("jti" = String, Path, description = "The token's `jti`")),
+    params(TokenPath),
     responses(
         (status = OK, description = "Denied", body = DeniedToken),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -105,9 +101,9 @@ pub(crate) async fn deny_token(
 )]
 pub(crate) async fn get_denied_token(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    Path(TokenPath { jti: raw }): Path<TokenPath>,
 ) -> Result<Json<DeniedToken>, ApiError> {
-    let jti = jti(raw)?;
+    let jti = raw;
     match state.sb().tokens().denied_until(&jti).await? {
         Some(until) => Ok(Json(DeniedToken { jti, denied_until: Some(until) })),
         None => Err(not_denied()),
@@ -119,7 +115,7 @@ pub(crate) async fn get_denied_token(
     delete,
     path = "/tokens/deny/{jti}",
     tag = "tokens",
-    params(("jti" = String, Path, description = "The token's `jti`")),
+    params(TokenPath),
     responses(
         (status = NO_CONTENT, description = "Removed"),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -128,9 +124,9 @@ pub(crate) async fn get_denied_token(
 )]
 pub(crate) async fn undeny_token(
     State(state): State<AppState>,
-    Path(raw): Path<String>,
+    Path(TokenPath { jti: raw }): Path<TokenPath>,
 ) -> Result<StatusCode, ApiError> {
-    let jti = jti(raw)?;
+    let jti = raw;
     if state.sb().tokens().undeny(&jti).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_denied()) }
 }
 
@@ -142,7 +138,7 @@ pub(crate) async fn undeny_token(
     post,
     path = "/users/{user_id}/tokens/revoke",
     tag = "tokens",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     request_body(content = Option<RevokeTokens>, description = "Optional; an empty body means `before` = now"),
     responses(
         (status = OK, body = Revocation),
@@ -151,10 +147,9 @@ pub(crate) async fn undeny_token(
 )]
 pub(crate) async fn revoke_user_tokens(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
     body: JsonBody,
 ) -> Result<Json<Revocation>, ApiError> {
-    let user = user_id(user)?;
     let req: RevokeTokens = body.parse_optional()?.unwrap_or_default();
     let revoked_before = state.sb().tokens().revoke_before(&user, req.before).await?;
     // Clients holding older tokens reconnect, and must then present fresh ones.
@@ -169,7 +164,7 @@ pub(crate) async fn revoke_user_tokens(
     get,
     path = "/users/{user_id}/tokens/revoke",
     tag = "tokens",
-    params(("user_id" = String, Path, description = "User id")),
+    params(UserPath),
     responses(
         (status = OK, body = Revocation),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -177,9 +172,8 @@ pub(crate) async fn revoke_user_tokens(
 )]
 pub(crate) async fn get_user_revocation(
     State(state): State<AppState>,
-    Path(user): Path<String>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
 ) -> Result<Json<Revocation>, ApiError> {
-    let user = user_id(user)?;
     let revoked_before = state.sb().tokens().revoked_before(&user).await?;
     Ok(Json(Revocation { user_id: user, revoked_before }))
 }

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::conversation_id;
+use super::paths::ConversationPath;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::state::AppState;
@@ -41,7 +41,7 @@ pub(crate) struct TypingUsers {
     post,
     path = "/conversations/{conversation_id}/typing",
     tag = "typing",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     request_body = SetTyping,
     responses(
         (status = NO_CONTENT, description = "Done"),
@@ -51,10 +51,9 @@ pub(crate) struct TypingUsers {
 )]
 pub(crate) async fn set_typing(
     State(state): State<AppState>,
-    Path(conversation): Path<String>,
+    Path(ConversationPath { conversation_id: conversation }): Path<ConversationPath>,
     Json(req): Json<SetTyping>,
 ) -> Result<StatusCode, ApiError> {
-    let conversation = conversation_id(conversation)?;
     state.sb().typing().set(&conversation, &req.user_id, req.typing).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -64,7 +63,7 @@ pub(crate) async fn set_typing(
     get,
     path = "/conversations/{conversation_id}/typing",
     tag = "typing",
-    params(("conversation_id" = String, Path, description = "Conversation id")),
+    params(ConversationPath),
     responses(
         (status = OK, body = TypingUsers),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -72,8 +71,7 @@ pub(crate) async fn set_typing(
 )]
 pub(crate) async fn typing_users(
     State(state): State<AppState>,
-    Path(conversation): Path<String>,
+    Path(ConversationPath { conversation_id: conversation }): Path<ConversationPath>,
 ) -> Result<Json<TypingUsers>, ApiError> {
-    let conversation = conversation_id(conversation)?;
     Ok(Json(TypingUsers { user_ids: state.sb().typing().typing_users(&conversation).await? }))
 }

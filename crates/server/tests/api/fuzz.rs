@@ -1,8 +1,9 @@
 //! The OpenAPI document fuzzed, on both engines: for every operation it lists, requests built
 //! from its own schemas — mostly values its patterns and bounds allow, some of the wrong type, out
 //! of bounds, unknown fields or hostile strings — in path, query and body. Every answer must be
-//! a non-5xx (a panicking handler fails the test too), and since the document states what the
-//! server accepts, more than half of the requests must be accepted.
+//! a non-5xx (a panicking handler fails the test too) whose status the document lists for that
+//! operation, and since the document states what the server accepts, more than half of the
+//! requests must be accepted.
 //!
 //! Deterministic: the seed is fixed (override with `SWITCHBOARD_FUZZ_SEED`, the number of rounds
 //! per operation with `SWITCHBOARD_FUZZ_ROUNDS`).
@@ -16,11 +17,17 @@ use crate::common::{KEY, TestApp};
 
 /// Sends one request straight to the router (a panicking handler fails the test here); returns
 /// the status and the error message, if any.
-async fn send(app: &TestApp, method: Method, path: &str, body: Option<&Value>) -> (StatusCode, String) {
+async fn send(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    content_type: &str,
+) -> (StatusCode, String) {
     let mut req = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, format!("Bearer {KEY}"));
     let body = match body {
         Some(v) => {
-            req = req.header(header::CONTENT_TYPE, "application/json");
+            req = req.header(header::CONTENT_TYPE, content_type);
             Body::from(v.to_string())
         }
         None => Body::empty(),
@@ -337,7 +344,10 @@ impl Fuzzer<'_> {
     fn path_segment(&mut self, name: &str, schema: &Value) -> String {
         let raw = match self.records.get(name) {
             Some(records) if self.rng.chance(85) => self.rng.pick(records).clone(),
-            _ => self.string(schema),
+            _ => {
+                let schema = self.resolve(schema).clone();
+                self.string(&schema)
+            }
         };
         encode(&raw)
     }
@@ -412,15 +422,16 @@ async fn every_operation_survives_generated_input(app: TestApp) {
     let doc = app.get("/api/v1/openapi.json").await.assert_status(200).clone();
     let seed = std::env::var("SWITCHBOARD_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_cafe_u64);
     let rounds: usize = std::env::var("SWITCHBOARD_FUZZ_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(25);
-    let Seeded { known, records } = seed_records(&app, &doc).await;
-    let mut fuzz = Fuzzer { doc: &doc, rng: Rng(seed | 1), known, records };
+    let mut fuzz = Fuzzer { doc: &doc, rng: Rng(seed | 1), known: Default::default(), records: Default::default() };
     let paths = doc["paths"].as_object().expect("paths").clone();
     let mut sent = 0;
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
     // SWITCHBOARD_FUZZ_REPORT=1 prints why requests were refused, most common first.
     let report = std::env::var_os("SWITCHBOARD_FUZZ_REPORT").is_some();
     let mut refusals = std::collections::HashMap::<String, usize>::new();
-    // Deletions go last, so the other operations find the records the set-up made.
+    let mut undocumented = std::collections::BTreeSet::<String>::new();
+    // Every round seeds the records again and runs every operation once, deletions last, so the
+    // other operations find the records the set-up made.
     let mut operations: Vec<(&String, Method, &Value)> = paths
         .iter()
         .filter(|(template, _)| template.starts_with("/api/v1/"))
@@ -431,28 +442,30 @@ async fn every_operation_survives_generated_input(app: TestApp) {
         })
         .collect();
     operations.sort_by_key(|(_, method, _)| *method == Method::DELETE);
-    for (template, method, op) in operations {
-        let body_schema = op.pointer("/requestBody/content/application~1json/schema").cloned();
-        let path_params: std::collections::HashMap<String, Value> = op["parameters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["in"] == "path")
-            .map(|p| (p["name"].as_str().unwrap_or_default().to_owned(), p["schema"].clone()))
-            .collect();
-        let query: Vec<(String, Value, bool)> = op["parameters"]
-            .as_array()
-            .map(|ps| {
-                ps.iter()
-                    .filter(|p| p["in"] == "query")
-                    .map(|p| {
-                        let name = p["name"].as_str().unwrap_or_default().to_owned();
-                        (name, p["schema"].clone(), p["required"] == true)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for _ in 0..rounds {
+    for _ in 0..rounds {
+        let Seeded { known, records } = seed_records(&app, &doc).await;
+        (fuzz.known, fuzz.records) = (known, records);
+        for (template, method, op) in &operations {
+            let body_schema = op.pointer("/requestBody/content/application~1json/schema").cloned();
+            let path_params: std::collections::HashMap<String, Value> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .map(|p| (p["name"].as_str().unwrap_or_default().to_owned(), p["schema"].clone()))
+                .collect();
+            let query: Vec<(String, Value, bool)> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "query")
+                        .map(|p| {
+                            let name = p["name"].as_str().unwrap_or_default().to_owned();
+                            (name, p["schema"].clone(), p["required"] == true)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let mut path = String::new();
             for part in template.split_inclusive('/') {
                 if part.starts_with('{') {
@@ -480,12 +493,17 @@ async fn every_operation_survives_generated_input(app: TestApp) {
                 path = format!("{path}?{}", params.join("&"));
             }
             let body = body_schema.as_ref().map(|schema| fuzz.value(schema, "", 0));
-            let (status, message) = send(&app, method.clone(), &path, body.as_ref()).await;
+            // Now and then a body that says it is not JSON.
+            let content_type = if fuzz.rng.chance(3) { "text/plain" } else { "application/json" };
+            let (status, message) = send(&app, method.clone(), &path, body.as_ref(), content_type).await;
             if report && !status.is_success() {
                 let reason: String = message.chars().take(150).collect();
                 *refusals.entry(format!("{method} {template} {status}: {reason}")).or_default() += 1;
             }
             assert!(!status.is_server_error(), "{method} {path} with {body:?} answered {status} (seed {seed})");
+            if op["responses"].get(status.as_str()).is_none() {
+                undocumented.insert(format!("{method} {template} answers {status}, not in its responses"));
+            }
             *by_status.entry(status.as_u16()).or_default() += 1;
             sent += 1;
         }
@@ -497,6 +515,11 @@ async fn every_operation_survives_generated_input(app: TestApp) {
         eprintln!("{n:5}  {reason}");
     }
     assert!(sent > 1000, "only {sent} requests: is the document empty?");
+    assert!(
+        undocumented.is_empty(),
+        "answers the document does not list:\n{}",
+        Vec::from_iter(undocumented).join("\n")
+    );
     // Generated from schemas that state what the server accepts, most requests get past
     // validation and reach the handlers' real work.
     let accepted: usize = by_status.range(200..300).map(|(_, n)| n).sum();
