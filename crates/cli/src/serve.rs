@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use switchboard_core::Switchboard;
-use switchboard_memory::MemoryEngineExt;
-use switchboard_redis::RedisEngineExt;
-use switchboard_server::builtin_jobs::BuiltinJobsConfig;
+use switchboard_memory::MemoryConfig;
+use switchboard_server::builtin_jobs::{self, BuiltinJobsConfig};
 use switchboard_server::gateway::{GatewayConfig, TokenKey, TokenVerifier};
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -81,14 +80,21 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
 /// Builds the facade on the configured engine.
 pub(crate) async fn build_switchboard(settings: &Settings) -> anyhow::Result<Switchboard> {
     let config = settings.switchboard.clone();
-    Ok(match settings.engine_kind() {
-        EngineKind::Memory => Switchboard::memory(config)?,
+    // Check the service settings before opening a connection.
+    config.validate()?;
+    let engine = match settings.engine_kind() {
+        EngineKind::Memory => switchboard_memory::engine(MemoryConfig::default()),
         EngineKind::Redis => {
             let redis = settings.redis.engine_config();
             redis.validate()?;
-            Switchboard::redis(config, redis).await?
+            switchboard_redis::connect(redis).await?
         }
-    })
+    };
+    let mut builder = Switchboard::builder(engine, config);
+    if settings.push_webhook_url.is_some() {
+        builder = builder.push_hook_with(builtin_jobs::queue_pushes);
+    }
+    Ok(builder.build()?)
 }
 
 /// `name:key` or `key` (named `key<n>`).

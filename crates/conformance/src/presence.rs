@@ -66,9 +66,7 @@ impl PresenceEvents for Recorder {
 /// A presence service on `t`'s store with a short grace period, recording its events.
 fn service(t: &TestEngine, grace_ms: u64, recorder: &Arc<Recorder>) -> Presence {
     let config = PresenceConfig { offline_grace_ms: grace_ms, ..PresenceConfig::default() };
-    let presence = Presence::new(t.engine.presence.clone(), config);
-    presence.set_events(recorder.clone());
-    presence
+    Presence::new(t.engine.presence.clone(), config, recorder.clone())
 }
 
 /// Devices are upserted (keeping their registration time), listed most recently active first,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    ConversationId, Error, MembershipCheck, Result, Typing, TypingConfig, TypingEvent, TypingEvents, UserId,
+    AllowAllMembers, ConversationId, Error, MembershipCheck, Result, Typing, TypingConfig, TypingEvent, TypingEvents,
+    UserId,
 };
 
 use crate::harness::{TestEngine, eventually};
@@ -43,9 +44,12 @@ impl TypingEvents for Recorder {
 }
 
 fn service(t: &TestEngine, ttl_ms: u64, recorder: &Arc<Recorder>) -> Typing {
-    let typing = Typing::new(t.engine.typing.clone(), TypingConfig { ttl_ms, ..TypingConfig::default() });
-    typing.set_events(recorder.clone());
-    typing
+    service_with(t, ttl_ms, recorder, Arc::new(AllowAllMembers))
+}
+
+fn service_with(t: &TestEngine, ttl_ms: u64, recorder: &Arc<Recorder>, members: Arc<dyn MembershipCheck>) -> Typing {
+    let config = TypingConfig { ttl_ms, ..TypingConfig::default() };
+    Typing::new(t.engine.typing.clone(), config, recorder.clone(), members)
 }
 
 fn pairs(list: &[(&str, bool)]) -> Vec<(String, bool)> {
@@ -136,8 +140,7 @@ pub async fn non_members_may_not_type(t: &TestEngine) {
         }
     }
     let recorder = Arc::new(Recorder::default());
-    let svc = service(t, 10_000, &recorder);
-    svc.set_membership(Arc::new(OnlyAlice));
+    let svc = service_with(t, 10_000, &recorder, Arc::new(OnlyAlice));
     assert!(svc.start(&chat("c1"), &user("alice")).await.unwrap().first);
     assert!(matches!(svc.start(&chat("c1"), &user("mallory")).await, Err(Error::PermissionDenied(_))));
     assert_eq!(svc.typing_users(&chat("c1")).await.unwrap(), [user("alice")]);

@@ -110,6 +110,6 @@ pub use services::{
 pub use services::{NoPushHook, Notifications, PushHook};
 pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
 pub use stream::{CursorStore, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore};
-pub use switchboard::Switchboard;
+pub use switchboard::{Switchboard, SwitchboardBuilder};
 pub use time::Timestamp;
 pub use typing::{TypingEvent, TypingStart, TypingStore};

@@ -9,13 +9,14 @@ use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
 use crate::services::Messages;
 use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
 use crate::services::{
-    Cache, Conversations, DEFAULT_MAX_MEMBERS, Jobs, Notifications, Presence, RateLimits, Sessions, Streams, Tokens,
-    Typing,
+    Cache, Conversations, DEFAULT_MAX_MEMBERS, Jobs, NoPushHook, Notifications, Presence, PushHook, RateLimits,
+    Sessions, Streams, Tokens, Typing,
 };
 
 /// Every service of one engine, cheap to clone. Build it with an engine crate
-/// (`switchboard_memory::MemoryEngineExt::memory`, `switchboard_redis::RedisEngineExt::redis`)
-/// or from an [`Engine`] with [`Switchboard::new`].
+/// (`switchboard_memory::MemoryEngineExt::memory`, `switchboard_redis::RedisEngineExt::redis`),
+/// or from an [`Engine`] with [`Switchboard::new`] — or [`Switchboard::builder`] to give it a
+/// push hook.
 #[derive(Clone)]
 pub struct Switchboard {
     inner: Arc<Inner>,
@@ -38,25 +39,56 @@ struct Inner {
     jobs: Jobs,
 }
 
-impl Switchboard {
-    /// Wires the services over `engine`; fails if `config` is invalid or another facade already
-    /// took the engine's broker (one facade per engine).
-    pub fn new(engine: Engine, config: SwitchboardConfig) -> Result<Self> {
+/// Builds a [`Switchboard`] with what only its user can give: the push hook.
+pub struct SwitchboardBuilder {
+    engine: Engine,
+    config: SwitchboardConfig,
+    push: PushHookFactory,
+}
+
+/// Makes the push hook from the jobs service (a hook usually enqueues a job; holding the jobs
+/// service, not the facade, keeps the facade free of reference cycles).
+type PushHookFactory = Box<dyn FnOnce(&Jobs) -> Arc<dyn PushHook> + Send>;
+
+impl SwitchboardBuilder {
+    /// Asks `hook` for a push when a notification is created while none of its user's devices
+    /// is online (default: no pushes).
+    pub fn push_hook(self, hook: Arc<dyn PushHook>) -> Self {
+        self.push_hook_with(move |_| hook)
+    }
+
+    /// Like [`SwitchboardBuilder::push_hook`], with a hook made from the jobs service.
+    pub fn push_hook_with(mut self, make: impl FnOnce(&Jobs) -> Arc<dyn PushHook> + Send + 'static) -> Self {
+        self.push = Box::new(make);
+        self
+    }
+
+    /// Wires the services over the engine; fails if the config is invalid or another facade
+    /// already took the engine's broker (one facade per engine).
+    pub fn build(self) -> Result<Switchboard> {
+        let SwitchboardBuilder { engine, config, push } = self;
         config.validate()?;
         let streams = Streams::new(engine.streams.clone(), engine.cursors.clone());
         let conversations = Conversations::new(engine.conversations.clone(), DEFAULT_MAX_MEMBERS, streams.clone());
-        let presence = Presence::new(engine.presence.clone(), config.presence.clone());
-        presence.set_events(std::sync::Arc::new(PresenceToStreams(streams.clone())));
-        let typing = Typing::new(engine.typing.clone(), config.typing.clone());
-        typing.set_events(std::sync::Arc::new(TypingToStreams(streams.clone())));
-        typing.set_membership(std::sync::Arc::new(MembersOfConversations(conversations.clone())));
-        // Events go to `user:` streams; pushes are asked through the hook (no-op until the
-        // `push.send` job exists, issue 5).
+        let presence = Presence::new(
+            engine.presence.clone(),
+            config.presence.clone(),
+            Arc::new(PresenceToStreams(streams.clone())),
+        );
+        let typing = Typing::new(
+            engine.typing.clone(),
+            config.typing.clone(),
+            Arc::new(TypingToStreams(streams.clone())),
+            Arc::new(MembersOfConversations(conversations.clone())),
+        );
+        let jobs = Jobs::new(engine.jobs.clone(), config.jobs.clone());
+        // Events go to `user:` streams; pushes are asked through the hook.
         let notifications = Notifications::new(
             engine.notifications.clone(),
             config.notifications.clone(),
             streams.clone(),
             presence.clone(),
+            push(&jobs),
         );
         let messages = Messages::new(
             engine.messages.clone(),
@@ -68,7 +100,7 @@ impl Switchboard {
         let inner = Inner {
             messages,
             cache: Cache::new(engine.cache.clone(), config.cache.clone()),
-            jobs: Jobs::new(engine.jobs.clone(), config.jobs.clone()),
+            jobs,
             sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
             tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone(), streams.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
@@ -83,6 +115,19 @@ impl Switchboard {
         };
         Ok(Switchboard { inner: Arc::new(inner) })
     }
+}
+
+impl Switchboard {
+    /// Wires the services over `engine`; fails if `config` is invalid or another facade already
+    /// took the engine's broker (one facade per engine).
+    pub fn new(engine: Engine, config: SwitchboardConfig) -> Result<Self> {
+        Switchboard::builder(engine, config).build()
+    }
+
+    /// A builder over `engine`, for a facade with a push hook.
+    pub fn builder(engine: Engine, config: SwitchboardConfig) -> SwitchboardBuilder {
+        SwitchboardBuilder { engine, config, push: Box::new(|_| Arc::new(NoPushHook)) }
+    }
 
     /// Conversations and their members (§3.8; the membership behind `chat:` channels).
     pub fn conversations(&self) -> &Conversations {
@@ -94,8 +139,8 @@ impl Switchboard {
         &self.inner.messages
     }
 
-    /// Notifications and their cross-device sync (§3.7). Install a push hook with
-    /// [`Notifications::set_push_hook`].
+    /// Notifications and their cross-device sync (§3.7). The push hook is given at construction
+    /// ([`SwitchboardBuilder::push_hook`]).
     pub fn notifications(&self) -> &Notifications {
         &self.inner.notifications
     }
@@ -118,8 +163,7 @@ impl Switchboard {
     }
 
     /// Typing indicators (§3.5). Someone must call [`Typing::sweep`] every
-    /// [`Typing::sweep_interval`] for expiry stop events; membership is allow-all until
-    /// [`Typing::set_membership`].
+    /// [`Typing::sweep_interval`] for expiry stop events; only conversation members may type.
     pub fn typing(&self) -> &Typing {
         &self.inner.typing
     }

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_core::{
-    EnqueueJob, JobContext, JobFailure, JobId, JobOutcome, JobType, NewNotification, Notification, PushHook, QueueName,
-    Switchboard, UserId, WorkerHandle, WorkerOptions,
+    EnqueueJob, JobContext, JobFailure, JobId, JobOutcome, JobType, Jobs, NewNotification, Notification, PushHook,
+    QueueName, Switchboard, UserId, WorkerHandle, WorkerOptions,
 };
 
 /// Queue of `webhook.deliver` jobs.
@@ -113,12 +113,16 @@ pub fn signature(secret: &str, unix_seconds: u64, body: &[u8]) -> String {
     format!("t={unix_seconds},v1={hex}")
 }
 
-/// Starts the built-in worker on `sb` (and installs the push hook when a push webhook is
-/// configured); `None` when disabled.
+/// The push hook that queues a `push.send` job per notification whose user has no device
+/// online; give it at construction when a push webhook is configured:
+/// `Switchboard::builder(engine, config).push_hook_with(builtin_jobs::queue_pushes)`.
+pub fn queue_pushes(jobs: &Jobs) -> Arc<dyn PushHook> {
+    Arc::new(QueuePushes { jobs: jobs.clone() })
+}
+
+/// Starts the built-in worker on `sb`; `None` when disabled. Pushes are queued only by a facade
+/// built with [`queue_pushes`].
 pub fn start(sb: &Switchboard, config: &BuiltinJobsConfig) -> switchboard_core::Result<Option<WorkerHandle>> {
-    if config.push_webhook_url.is_some() {
-        sb.notifications().set_push_hook(Arc::new(QueuePushes { sb: sb.clone() }));
-    }
     if !config.enabled {
         return Ok(None);
     }
@@ -242,9 +246,10 @@ impl Deliverer {
     }
 }
 
-/// The push hook: a `push.send` job per notification whose user has no device online.
+/// The push hook: a `push.send` job per notification whose user has no device online. It holds
+/// the jobs service, not the facade, so the facade holding the hook is no reference cycle.
 struct QueuePushes {
-    sb: Switchboard,
+    jobs: Jobs,
 }
 
 #[async_trait]
@@ -265,7 +270,7 @@ impl PushHook for QueuePushes {
             Ok(job)
         };
         let result = match enqueue() {
-            Ok(job) => self.sb.jobs().enqueue(job).await.map(|_| ()),
+            Ok(job) => self.jobs.enqueue(job).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = result {
@@ -277,6 +282,18 @@ impl PushHook for QueuePushes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The facade holds the hook; the hook must not hold the facade, or neither is ever dropped.
+    #[tokio::test]
+    async fn a_facade_with_the_push_hook_is_dropped_with_its_engine() {
+        let engine = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+        let store = Arc::downgrade(&engine.notifications);
+        let config = switchboard_core::SwitchboardConfig::default();
+        let sb = Switchboard::builder(engine, config).push_hook_with(queue_pushes).build().unwrap();
+        assert!(store.upgrade().is_some());
+        drop(sb);
+        assert!(store.upgrade().is_none(), "something still holds the engine after the facade is gone");
+    }
 
     #[test]
     fn signature_is_hmac_sha256_of_time_dot_body() {

@@ -1,7 +1,7 @@
 //! [`Notifications`]: validation and bounds over a [`NotificationStore`], the `notification.new`
 //! and `notification.updated` events on the user's personal channel, and the push hook.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
@@ -46,23 +46,20 @@ pub struct Notifications {
     config: NotificationsConfig,
     streams: Streams,
     presence: Presence,
-    push: Arc<RwLock<Arc<dyn PushHook>>>,
+    push: Arc<dyn PushHook>,
 }
 
 impl Notifications {
-    /// Wraps `store`; events go out through `streams`, `presence` says who is online.
+    /// Wraps `store`; events go out through `streams`, `presence` says who is online, and `push`
+    /// is asked when nobody is ([`NoPushHook`] for no pushes).
     pub fn new(
         store: Arc<dyn NotificationStore>,
         config: NotificationsConfig,
         streams: Streams,
         presence: Presence,
+        push: Arc<dyn PushHook>,
     ) -> Self {
-        Notifications { store, config, streams, presence, push: Arc::new(RwLock::new(Arc::new(NoPushHook))) }
-    }
-
-    /// Asks `hook` for pushes from now on (this service and its clones).
-    pub fn set_push_hook(&self, hook: Arc<dyn PushHook>) {
-        *self.push.write().unwrap_or_else(std::sync::PoisonError::into_inner) = hook;
+        Notifications { store, config, streams, presence, push }
     }
 
     /// The settings in force.
@@ -86,8 +83,7 @@ impl Notifications {
         match self.presence.get(user).await {
             Ok(presence) if presence.online => {}
             Ok(_) => {
-                let hook = self.push.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-                hook.no_device_online(user, &created.notification).await;
+                self.push.no_device_online(user, &created.notification).await;
             }
             Err(e) => tracing::warn!(user.id = %user, error = %e, "presence unknown: no push asked"),
         }

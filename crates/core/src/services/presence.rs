@@ -1,7 +1,7 @@
 //! [`Presence`]: validation, defaults, metrics and `presence.changed` events over a
 //! [`PresenceStore`], including the offline grace period.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,18 +66,13 @@ pub struct SetStatus {
 pub struct Presence {
     store: Arc<dyn PresenceStore>,
     config: PresenceConfig,
-    events: Arc<RwLock<Arc<dyn PresenceEvents>>>,
+    events: Arc<dyn PresenceEvents>,
 }
 
 impl Presence {
-    /// Wraps `store`; events go nowhere until [`Presence::set_events`].
-    pub fn new(store: Arc<dyn PresenceStore>, config: PresenceConfig) -> Self {
-        Presence { store, config, events: Arc::new(RwLock::new(Arc::new(NoPresenceEvents))) }
-    }
-
-    /// Sends `presence.changed` events to `events` from now on (this service and its clones).
-    pub fn set_events(&self, events: Arc<dyn PresenceEvents>) {
-        *self.events.write().unwrap_or_else(std::sync::PoisonError::into_inner) = events;
+    /// Wraps `store`; changes are announced to `events` ([`NoPresenceEvents`] for none).
+    pub fn new(store: Arc<dyn PresenceStore>, config: PresenceConfig, events: Arc<dyn PresenceEvents>) -> Self {
+        Presence { store, config, events }
     }
 
     /// The settings in force.
@@ -94,9 +89,8 @@ impl Presence {
         Duration::from_millis(self.config.offline_grace_ms)
     }
 
-    fn events(&self) -> Arc<dyn PresenceEvents> {
-        // Cloned out of the lock: never hold a lock across an await.
-        self.events.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    fn events(&self) -> &dyn PresenceEvents {
+        self.events.as_ref()
     }
 
     async fn emit(&self, presence: &UserPresence) {

@@ -1,7 +1,7 @@
 //! [`Typing`]: membership check, throttled start events and stop events (explicit, on message,
 //! on expiry) over a [`TypingStore`].
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -36,8 +36,8 @@ pub trait MembershipCheck: Send + Sync + 'static {
     async fn is_member(&self, conversation: &ConversationId, user: &UserId) -> Result<bool>;
 }
 
-/// [`MembershipCheck`] that admits everyone: the default until conversations exist. A server
-/// exposing typing to clients must install a real check with [`Typing::set_membership`].
+/// [`MembershipCheck`] that admits everyone: for a [`Typing`] service built without
+/// conversations (the facade always checks conversation membership).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AllowAllMembers;
 
@@ -53,30 +53,20 @@ impl MembershipCheck for AllowAllMembers {
 pub struct Typing {
     store: Arc<dyn TypingStore>,
     config: TypingConfig,
-    hooks: Arc<RwLock<Hooks>>,
-}
-
-#[derive(Clone)]
-struct Hooks {
     events: Arc<dyn TypingEvents>,
     membership: Arc<dyn MembershipCheck>,
 }
 
 impl Typing {
-    /// Wraps `store`; no events and [`AllowAllMembers`] until set.
-    pub fn new(store: Arc<dyn TypingStore>, config: TypingConfig) -> Self {
-        let hooks = Hooks { events: Arc::new(NoTypingEvents), membership: Arc::new(AllowAllMembers) };
-        Typing { store, config, hooks: Arc::new(RwLock::new(hooks)) }
-    }
-
-    /// Sends `typing` events to `events` from now on (this service and its clones).
-    pub fn set_events(&self, events: Arc<dyn TypingEvents>) {
-        self.hooks.write().unwrap_or_else(std::sync::PoisonError::into_inner).events = events;
-    }
-
-    /// Checks membership with `membership` from now on.
-    pub fn set_membership(&self, membership: Arc<dyn MembershipCheck>) {
-        self.hooks.write().unwrap_or_else(std::sync::PoisonError::into_inner).membership = membership;
+    /// Wraps `store`; changes are announced to `events` ([`NoTypingEvents`] for none) and who
+    /// may type is asked of `membership`.
+    pub fn new(
+        store: Arc<dyn TypingStore>,
+        config: TypingConfig,
+        events: Arc<dyn TypingEvents>,
+        membership: Arc<dyn MembershipCheck>,
+    ) -> Self {
+        Typing { store, config, events, membership }
     }
 
     /// The settings in force.
@@ -89,21 +79,16 @@ impl Typing {
         Duration::from_millis(self.config.sweep_interval_ms)
     }
 
-    fn hooks(&self) -> Hooks {
-        // Cloned out: never hold the lock across an await.
-        self.hooks.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
     async fn emit(&self, event: &TypingEvent) {
         metrics::counter!("switchboard_typing_events_total", "typing" => if event.typing { "true" } else { "false" })
             .increment(1);
-        self.hooks().events.typing_changed(event).await;
+        self.events.typing_changed(event).await;
     }
 
     /// `user` is typing in `conversation` (members only): extends the TTL and emits a start
     /// event unless throttled. See [`TypingStore::start`].
     pub async fn start(&self, conversation: &ConversationId, user: &UserId) -> Result<TypingStart> {
-        if !self.hooks().membership.is_member(conversation, user).await? {
+        if !self.membership.is_member(conversation, user).await? {
             return Err(Error::PermissionDenied("not a member of this conversation".into()));
         }
         let ttl = Duration::from_millis(self.config.ttl_ms);
