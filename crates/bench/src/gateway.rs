@@ -44,7 +44,7 @@ pub(crate) struct GatewayArgs {
     /// The server's base URL, e.g. http://127.0.0.1:7700.
     #[arg(long)]
     url: String,
-    /// The server's process id: its RSS is read from /proc/<pid>/status.
+    /// The server's process id: its RSS is read from `/proc/<pid>/status`.
     #[arg(long)]
     server_pid: u32,
     /// API key sent as `Authorization: Bearer` with publications (and conversation puts).
@@ -484,7 +484,7 @@ fn mint_token(secret: &str, i: usize) -> anyhow::Result<String> {
     Ok(encode(&Header::default(), &claims, &EncodingKey::from_secret(secret.as_bytes()))?)
 }
 
-/// A process's resident set size from /proc/<pid>/status.
+/// A process's resident set size from `/proc/<pid>/status`.
 fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
@@ -496,7 +496,7 @@ fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
-/// CPU time (user + system, every thread) a process has used, from /proc/<pid>/stat.
+/// CPU time (user + system, every thread) a process has used, from `/proc/<pid>/stat`.
 fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;

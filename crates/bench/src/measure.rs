@@ -84,8 +84,8 @@ where
     Ok(Figures::from_latencies(name, all, started.elapsed()))
 }
 
-/// The figures of one `redis-benchmark -q` result line ("<test>: <rate> requests per second,
-/// p50=<ms> msec"), as one second of `rate` operations.
+/// The figures of one `redis-benchmark -q` result line (`<test>: <rate> requests per second,
+/// p50=<ms> msec`), as one second of `rate` operations.
 pub(crate) fn parse_redis_benchmark(name: &str, line: &str) -> anyhow::Result<Figures> {
     let figures = line.rsplit_once(": ").map(|(_, f)| f).context("unparsable redis-benchmark figure")?;
     let rate: f64 =

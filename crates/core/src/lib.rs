@@ -7,10 +7,11 @@
 //! - [`error`]: the error kinds every layer shares ([`Error`], [`Result`]).
 //! - [`ids`]: validated identifiers ([`UserId`], [`DeviceId`], [`SessionId`], ...).
 //! - [`time`]: [`Timestamp`], milliseconds since the epoch, RFC 3339 on the wire.
-//! - [`limits`]: the input bounds of SPEC §2.
+//! - [`limits`]: the input bounds every layer enforces (docs/API.md gives each).
 //! - [`session`]: sessions and the [`SessionStore`] contract.
 //! - [`denylist`]: revoked tokens and the [`TokenDenylist`] contract.
-//! - [`ratelimit`]: policies, decisions, the reference algorithms and the [`RateLimiter`] contract.
+//! - [`ratelimit`]: policies, decisions, the reference algorithms (`algorithms`) and the
+//!   [`RateLimiter`] contract.
 //! - [`channel`]: [`ChannelName`], `<namespace>:<id>`, and the namespace table.
 //! - [`control`]: control publications (access changed, token denied) that end live access on
 //!   every node.
@@ -19,6 +20,7 @@
 //! - [`hub`]: [`Hub`], node-local fan-out to local subscribers over one [`Broker`].
 //! - [`presence`]: devices, connections, status, contacts and the [`PresenceStore`] contract.
 //! - [`typing`]: typing indicators and the [`TypingStore`] contract.
+//! - [`conversation`]: conversations and their members, the [`ConversationStore`] contract.
 //! - [`message`]: cached messages, receipts and per-user lists: [`MessageStore`], [`InboxStore`].
 //! - [`notification`]: notifications, their read/dismissed state and the [`NotificationStore`]
 //!   contract.
@@ -26,9 +28,10 @@
 //! - [`jobs`]: job queues, leases, retries, schedules and the [`JobStore`] contract.
 //! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
 //! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
-//! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`]: what the
-//!   server and library users call.
-//! - [`switchboard`]: the [`Switchboard`] facade.
+//! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`],
+//!   [`Conversations`], [`Messages`], [`Notifications`], [`Cache`], [`Jobs`]: what the server and
+//!   library users call.
+//! - [`switchboard`]: the [`Switchboard`] facade and its [`SwitchboardBuilder`].
 //!
 //! # Example
 //! ```no_run

@@ -18,7 +18,9 @@
 //!   `/api/v1` request time limit (503).
 //! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
 //! - `routes`: the `/api/v1` handlers: `sessions`, `tokens`, `rate_limits`, `devices`,
-//!   `pending`, `presence`, `contacts`, `typing`, `pubsub`, `disconnect`, `conversations`, `info`.
+//!   `pending`, `presence`, `contacts`, `typing`, `pubsub`, `disconnect`, `conversations`,
+//!   `messages`, `inbox`, `notifications`, `cache`, `jobs`, `schedules`, `info`; `paths` holds
+//!   their typed path parameters.
 //! - [`builtin_jobs`]: `webhook.deliver`, `notification.deliver`, `push.send` and their worker.
 //! - [`gateway`]: the WebSocket gateway's protocol codec, codes and client-token verification.
 //!

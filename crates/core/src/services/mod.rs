@@ -15,6 +15,10 @@
 //! - `worker`: [`Worker`], library job handlers with a concurrency and graceful shutdown.
 //! - `notifications`: [`Notifications`], `notification.new` / `notification.updated` and the
 //!   push hook.
+//! - `conversations`: [`Conversations`], member limits, and the access-changed events that end
+//!   live subscriptions of removed members.
+//! - `wiring`: how the services feed each other (presence and typing events to streams, typing
+//!   membership from conversations).
 
 mod cache;
 mod conversations;
