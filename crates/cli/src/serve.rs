@@ -83,7 +83,7 @@ pub(crate) async fn build_switchboard(settings: &Settings) -> anyhow::Result<Swi
     // Check the service settings before opening a connection.
     config.validate()?;
     let engine = match settings.engine_kind() {
-        EngineKind::Memory => switchboard_memory::engine(MemoryConfig::default()),
+        EngineKind::Memory => switchboard_memory::engine(MemoryConfig::default())?,
         EngineKind::Redis => {
             let redis = settings.redis.engine_config();
             redis.validate()?;

@@ -23,6 +23,12 @@ pub struct TestEngine {
     redis: Option<RedisConfig>,
 }
 
+impl std::fmt::Debug for TestEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestEngine").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
 impl TestEngine {
     /// Another node on the same backing store: for Redis a second engine (own connections, own
     /// broker and hub) on the same server and key prefix; for memory, which has one node only,
@@ -52,7 +58,7 @@ fn wrap(engine: Engine, name: &'static str) -> TestEngine {
 /// A fresh memory engine with a fast sweeper.
 pub async fn memory_engine() -> TestEngine {
     let config = MemoryConfig { sweep_interval: Duration::from_millis(50), ..MemoryConfig::default() };
-    wrap(switchboard_memory::engine(config), "memory")
+    wrap(switchboard_memory::engine(config).expect("valid memory config"), "memory")
 }
 
 /// A Redis engine on this test process's shared `redis-server`, under a key prefix no other case
@@ -75,6 +81,12 @@ pub struct RedisServer {
     pid: u32,
     shell: Child,
     stdin: Option<ChildStdin>,
+}
+
+impl std::fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisServer").field("port", &self.port).field("pid", &self.pid).finish_non_exhaustive()
+    }
 }
 
 impl RedisServer {

@@ -82,3 +82,9 @@ pub struct Engine {
     /// Health.
     pub health: Arc<dyn EngineHealth>,
 }
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("info", &self.health.info()).finish_non_exhaustive()
+    }
+}

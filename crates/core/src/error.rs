@@ -4,8 +4,10 @@
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stable set of error kinds. The server maps each to one HTTP status and envelope code
-/// (SPEC §2); the messages of the client-facing kinds are safe to show to the caller.
+/// (docs/API.md, "Errors"); the messages of the client-facing kinds are safe to show to the
+/// caller. New kinds may be added: matches outside this crate need a catch-all arm.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The input is malformed or out of bounds; the message names the field.
     #[error("{0}")]

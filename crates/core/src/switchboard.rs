@@ -22,6 +22,12 @@ pub struct Switchboard {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Switchboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switchboard").field("engine", &self.inner.engine.health.info()).finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     engine: Engine,
     config: SwitchboardConfig,
@@ -44,6 +50,12 @@ pub struct SwitchboardBuilder {
     engine: Engine,
     config: SwitchboardConfig,
     push: PushHookFactory,
+}
+
+impl std::fmt::Debug for SwitchboardBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwitchboardBuilder").field("config", &self.config).finish_non_exhaustive()
+    }
 }
 
 /// Makes the push hook from the jobs service (a hook usually enqueues a job; holding the jobs

@@ -47,9 +47,11 @@ use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
 
 pub use config::MemoryConfig;
 
-/// Builds the memory engine. Call it inside a tokio runtime so the sweeper can start; outside
-/// one, expired entries are still never returned but are only dropped when next read.
-pub fn engine(config: MemoryConfig) -> Engine {
+/// Builds the memory engine; fails if `config` is invalid ([`MemoryConfig::validate`]). Call it
+/// inside a tokio runtime so the sweeper can start; outside one, expired entries are still never
+/// returned but are only dropped when next read.
+pub fn engine(config: MemoryConfig) -> Result<Engine> {
+    config.validate()?;
     let sessions = Arc::new(session::MemorySessions::default());
     let denylist = Arc::new(denylist::MemoryDenylist::default());
     let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::default());
@@ -74,7 +76,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
             Arc::downgrade(&cache) as sweeper::WeakSweepable,
         ],
     );
-    Engine {
+    Ok(Engine {
         sessions,
         denylist,
         rate_limiter,
@@ -90,7 +92,7 @@ pub fn engine(config: MemoryConfig) -> Engine {
         inbox: Arc::new(inbox::MemoryInbox::default()),
         conversations: Arc::new(conversation::MemoryConversations::default()),
         health: Arc::new(health::MemoryHealth),
-    }
+    })
 }
 
 /// `Switchboard::memory(config)`: the facade on a fresh memory engine.
@@ -101,7 +103,7 @@ pub trait MemoryEngineExt: Sized {
 
 impl MemoryEngineExt for Switchboard {
     fn memory(config: SwitchboardConfig) -> Result<Self> {
-        Switchboard::new(engine(MemoryConfig::default()), config)
+        Switchboard::new(engine(MemoryConfig::default())?, config)
     }
 }
 

@@ -20,7 +20,7 @@ fn write(key: &str, len: usize) -> CacheWrite {
 async fn the_least_recently_used_value_is_evicted_under_the_byte_budget() -> Result<(), Error> {
     // Each value costs 1000 bytes plus its key and a fixed overhead (~100): four fit in 4500.
     let config = MemoryConfig { cache_max_bytes: 4500, ..MemoryConfig::default() };
-    let cache = switchboard_memory::engine(config).cache;
+    let cache = switchboard_memory::engine(config).expect("valid memory config").cache;
     let ns = "n";
     for key in ["a", "b", "c", "d"] {
         cache.mset(ns, &[write(key, 1000)]).await?;

@@ -12,7 +12,8 @@ fn job(id: &str) -> EnqueueJob {
 
 #[tokio::test]
 async fn enqueues_past_the_bound_are_refused_and_store_nothing() {
-    let engine = switchboard_memory::engine(MemoryConfig { max_jobs: 3, ..MemoryConfig::default() });
+    let engine = switchboard_memory::engine(MemoryConfig { max_jobs: 3, ..MemoryConfig::default() })
+        .expect("valid memory config");
     let sb = Switchboard::new(engine, SwitchboardConfig::default()).unwrap();
     let jobs = sb.jobs();
     jobs.enqueue_bulk(vec![job("a"), job("b")]).await.unwrap();

@@ -323,7 +323,7 @@ async fn passwords_never_show_and_wrong_ones_are_refused() {
     assert!(engine.health.ping().await.expect("ping") < Duration::from_secs(1));
 
     let wrong = format!("redis://:nope-secret@127.0.0.1:{}", server.port);
-    let err = switchboard_redis::connect(RedisConfig::new(wrong)).await.err().expect("wrong password");
+    let err = switchboard_redis::connect(RedisConfig::new(wrong)).await.expect_err("wrong password");
     let text = err.to_string();
     assert!(matches!(err, Error::Unavailable(_)), "{text}");
     assert!(!text.contains("nope-secret"), "{text}");

@@ -286,7 +286,8 @@ mod tests {
     /// The facade holds the hook; the hook must not hold the facade, or neither is ever dropped.
     #[tokio::test]
     async fn a_facade_with_the_push_hook_is_dropped_with_its_engine() {
-        let engine = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+        let engine =
+            switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid memory config");
         let store = Arc::downgrade(&engine.notifications);
         let config = switchboard_core::SwitchboardConfig::default();
         let sb = Switchboard::builder(engine, config).push_hook_with(queue_pushes).build().unwrap();

@@ -108,6 +108,11 @@ impl From<Error> for ApiError {
                 tracing::error!(error.detail = %detail, "internal error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
+            // A kind this server does not know yet: a 500 until it is mapped.
+            other => {
+                tracing::error!(error.kind = other.kind(), error.detail = %other, "unmapped error kind");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
         }
     }
 }

@@ -19,6 +19,12 @@ pub struct AppState {
     gateway: Gateway,
 }
 
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("node_id", &self.config.node_id).finish_non_exhaustive()
+    }
+}
+
 impl AppState {
     /// State over `sb` with `config`. Installs the global metrics recorder on first use (see
     /// [`crate::metrics_handle`]).

@@ -115,6 +115,12 @@ pub struct Cache {
     labels: Arc<HashMap<String, Arc<str>>>,
 }
 
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Cache {
     /// Wraps `store`.
     pub fn new(store: Arc<dyn CacheStore>, config: CacheConfig) -> Self {

@@ -25,6 +25,12 @@ pub struct Conversations {
     streams: Streams,
 }
 
+impl std::fmt::Debug for Conversations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversations").field("max_members", &self.max_members).finish_non_exhaustive()
+    }
+}
+
 impl Conversations {
     /// Wraps `store`, allowing at most `max_members` members per conversation; access changes
     /// go to `streams`.

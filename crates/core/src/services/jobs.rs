@@ -284,6 +284,12 @@ pub struct Jobs {
     enqueued: Arc<Notify>,
 }
 
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Jobs {
     /// Wraps `store`.
     pub fn new(store: Arc<dyn JobStore>, config: JobsConfig) -> Self {

@@ -30,6 +30,12 @@ pub struct Messages {
     bounds: CacheBounds,
 }
 
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages").field("bounds", &self.bounds).finish_non_exhaustive()
+    }
+}
+
 impl Messages {
     /// Wires the stores to the services whose state and events a post touches.
     pub fn new(

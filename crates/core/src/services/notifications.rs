@@ -49,6 +49,12 @@ pub struct Notifications {
     push: Arc<dyn PushHook>,
 }
 
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifications").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Notifications {
     /// Wraps `store`; events go out through `streams`, `presence` says who is online, and `push`
     /// is asked when nobody is ([`NoPushHook`] for no pushes).

@@ -69,6 +69,12 @@ pub struct Presence {
     events: Arc<dyn PresenceEvents>,
 }
 
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Presence {
     /// Wraps `store`; changes are announced to `events` ([`NoPresenceEvents`] for none).
     pub fn new(store: Arc<dyn PresenceStore>, config: PresenceConfig, events: Arc<dyn PresenceEvents>) -> Self {

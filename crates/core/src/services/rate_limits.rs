@@ -80,6 +80,12 @@ pub struct RateLimits {
     policies: BTreeMap<String, Policy>,
 }
 
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits").field("policies", &self.policies).finish_non_exhaustive()
+    }
+}
+
 impl RateLimits {
     /// Wraps `limiter` with the configured named policies.
     pub fn new(limiter: Arc<dyn RateLimiter>, config: RateLimitsConfig) -> Self {

@@ -67,6 +67,12 @@ pub struct Sessions {
     config: SessionsConfig,
 }
 
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Sessions {
     /// Wraps `store` with `config`'s defaults.
     pub fn new(store: Arc<dyn SessionStore>, config: SessionsConfig) -> Self {

@@ -41,6 +41,12 @@ pub struct Streams {
     cursors: Arc<dyn CursorStore>,
 }
 
+impl std::fmt::Debug for Streams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Streams").finish_non_exhaustive()
+    }
+}
+
 impl Streams {
     /// Wraps the engine's stores.
     pub fn new(store: Arc<dyn StreamStore>, cursors: Arc<dyn CursorStore>) -> Self {

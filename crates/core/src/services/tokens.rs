@@ -21,6 +21,12 @@ pub struct Tokens {
     streams: Streams,
 }
 
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Tokens {
     /// Wraps `store`; denials are announced through `streams`.
     pub fn new(store: Arc<dyn TokenDenylist>, config: TokensConfig, streams: Streams) -> Self {

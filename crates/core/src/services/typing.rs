@@ -57,6 +57,12 @@ pub struct Typing {
     membership: Arc<dyn MembershipCheck>,
 }
 
+impl std::fmt::Debug for Typing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Typing").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
 impl Typing {
     /// Wraps `store`; changes are announced to `events` ([`NoTypingEvents`] for none) and who
     /// may type is asked of `membership`.

@@ -84,6 +84,16 @@ pub struct JobContext {
     jobs: Jobs,
 }
 
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the lease token: it is the worker's secret.
+        f.debug_struct("JobContext")
+            .field("job_id", &self.job.id)
+            .field("attempt", &self.job.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
 impl JobContext {
     /// The job record (attempts count this attempt).
     pub fn job(&self) -> &Job {
@@ -136,6 +146,14 @@ pub struct Worker {
     jobs: Jobs,
     options: WorkerOptions,
     handlers: HashMap<JobType, Handler>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut types: Vec<&str> = self.handlers.keys().map(JobType::as_str).collect();
+        types.sort_unstable();
+        f.debug_struct("Worker").field("options", &self.options).field("job_types", &types).finish_non_exhaustive()
+    }
 }
 
 impl Jobs {
@@ -393,6 +411,12 @@ impl Attempt {
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for WorkerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerHandle").field("finished", &self.task.is_finished()).finish_non_exhaustive()
+    }
 }
 
 impl WorkerHandle {

@@ -126,7 +126,8 @@ impl ErrorCode {
             Error::PayloadTooLarge(_) => ErrorCode::LimitExceeded,
             Error::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Error::RateLimited { .. } => ErrorCode::TooManyRequests,
-            Error::Unavailable(_) | Error::Internal(_) => ErrorCode::Internal,
+            // Unknown kinds too: temporary, so SDKs retry.
+            _ => ErrorCode::Internal,
         }
     }
 }

@@ -35,6 +35,19 @@ pub struct GatewayConfig {
     pub connect_limit: Policy,
 }
 
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the token keys: they are secrets.
+        f.debug_struct("GatewayConfig")
+            .field("verifies_tokens", &self.tokens.is_some())
+            .field("ping_interval", &self.ping_interval)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("max_connections_per_user", &self.max_connections_per_user)
+            .field("max_subscriptions", &self.max_subscriptions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {

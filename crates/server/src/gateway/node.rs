@@ -74,6 +74,12 @@ pub struct Gateway {
     shared: Arc<Shared>,
 }
 
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
 /// A random connection id: 96 bits, URL-safe base64.
 pub(crate) fn random_id() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 12];

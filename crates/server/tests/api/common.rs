@@ -76,7 +76,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 impl TestApp {
     pub fn new() -> Self {
-        Self::with_engine(switchboard_memory::engine(switchboard_memory::MemoryConfig::default()))
+        Self::with_engine(
+            switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid memory config"),
+        )
     }
 
     /// A router over `engine`.

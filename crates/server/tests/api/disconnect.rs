@@ -137,7 +137,7 @@ impl StreamStore for DownStreams {
 
 #[tokio::test]
 async fn a_failed_order_does_not_fail_the_change_that_called_for_it() {
-    let engine = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+    let engine = switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid memory config");
     let app = TestApp::with_engine(Engine { streams: Arc::new(DownStreams), ..engine });
     let id = app.create_session("alice").await;
     assert_eq!(app.delete(&format!("/api/v1/sessions/{id}")).await.status.as_u16(), 204);

@@ -202,7 +202,7 @@ async fn swagger_ui_is_served() {
 
 async fn start_server() -> (std::net::SocketAddr, CancellationToken, tokio::task::JoinHandle<std::io::Result<()>>) {
     let sb = switchboard_core::Switchboard::new(
-        switchboard_memory::engine(switchboard_memory::MemoryConfig::default()),
+        switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid memory config"),
         crate::common::switchboard_config(),
     )
     .unwrap();

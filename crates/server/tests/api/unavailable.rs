@@ -101,7 +101,7 @@ impl EngineHealth for Down {
 /// come from a memory engine.
 fn down_engine() -> Engine {
     let down = Arc::new(Down);
-    let rest = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+    let rest = switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid memory config");
     Engine { sessions: down.clone(), denylist: down.clone(), rate_limiter: down.clone(), health: down, ..rest }
 }
 
@@ -179,7 +179,7 @@ impl EngineHealth for Hung {
 
 #[tokio::test]
 async fn health_answers_within_its_deadline_when_a_check_hangs() {
-    let rest = switchboard_memory::engine(switchboard_memory::MemoryConfig::default());
+    let rest = switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid memory config");
     let app = TestApp::with_engine(Engine { health: Arc::new(Hung), ..rest });
     let get = |path: &'static str| app.send_allowing_503(Request::get(path).body(Body::empty()).unwrap());
     // The default deadline is 1 s; the other checks run meanwhile, not after it.
