@@ -86,3 +86,17 @@ pub async fn token_check_reports_denied_revoked_and_valid(t: &TestEngine) {
     assert_eq!(tokens.check(None, &u, issued).await.unwrap(), TokenCheck::Revoked);
     assert_eq!(tokens.check(None, &u, at.plus(Duration::from_secs(1))).await.unwrap(), TokenCheck::Valid);
 }
+
+/// JWT `iat` has whole seconds: a token issued in the same second as the revoke-before time (so
+/// minted right after "log out everywhere else" answered) is valid; one from an earlier second is
+/// revoked.
+pub async fn revoke_before_counts_whole_seconds(t: &TestEngine) {
+    let tokens = t.sb.tokens();
+    let u = UserId::new("same-second").unwrap();
+    let second = (Timestamp::now().as_millis() / 1000 - 5) * 1000;
+    tokens.revoke_before(&u, Some(Timestamp::from_millis(second + 700))).await.unwrap();
+    let minted_after = Timestamp::from_millis(second);
+    assert_eq!(tokens.check(None, &u, minted_after).await.unwrap(), TokenCheck::Valid);
+    let earlier = Timestamp::from_millis(second - 1000);
+    assert_eq!(tokens.check(None, &u, earlier).await.unwrap(), TokenCheck::Revoked);
+}

@@ -109,6 +109,7 @@ macro_rules! suite {
                 undeny_removes,
                 revoke_before_never_moves_backwards,
                 token_check_reports_denied_revoked_and_valid,
+                revoke_before_counts_whole_seconds,
             ]
         );
         $crate::cases!(

@@ -42,3 +42,11 @@ pub trait TokenDenylist: Send + Sync + 'static {
     /// The user's revoke-before time, if any.
     async fn revoked_before(&self, user: &UserId) -> Result<Option<Timestamp>>;
 }
+
+/// Whether a token issued at `issued_at` falls under the revoke-before time `before`. A JWT's
+/// `iat` has whole seconds while `before` has milliseconds, so both count in whole seconds: a
+/// token issued in an earlier second is revoked; one issued in the second of the revoke or later
+/// is not, so "log out everywhere else" followed at once by a fresh token for this device works.
+pub fn revoked_by(issued_at: Timestamp, before: Timestamp) -> bool {
+    issued_at.as_millis().div_euclid(1000) < before.as_millis().div_euclid(1000)
+}

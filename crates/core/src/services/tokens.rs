@@ -50,8 +50,9 @@ impl Tokens {
         observe("tokens", "undeny", self.store.undeny(jti)).await
     }
 
-    /// Rejects every token of `user` issued before `before` (default now); returns the time in
-    /// force (revoke times never move backwards).
+    /// Rejects every token of `user` issued before `before` (default now), counted in whole
+    /// seconds ([`crate::denylist::revoked_by`]); returns the time in force (revoke times never
+    /// move backwards).
     pub async fn revoke_before(&self, user: &UserId, before: Option<Timestamp>) -> Result<Timestamp> {
         let before = before.unwrap_or_else(Timestamp::now);
         let keep_until = before.plus(Duration::from_secs(self.config.max_token_ttl_seconds));
@@ -71,7 +72,7 @@ impl Tokens {
             return Ok(TokenCheck::Denied);
         }
         match self.revoked_before(user).await? {
-            Some(before) if issued_at < before => Ok(TokenCheck::Revoked),
+            Some(before) if crate::denylist::revoked_by(issued_at, before) => Ok(TokenCheck::Revoked),
             _ => Ok(TokenCheck::Valid),
         }
     }

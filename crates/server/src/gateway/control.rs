@@ -55,6 +55,6 @@ impl DisconnectTarget {
     pub(crate) fn matches(&self, device: &DeviceId, token: &TokenRef) -> bool {
         self.device_id.as_ref().is_none_or(|d| d == device)
             && self.session_id.as_ref().is_none_or(|s| Some(s) == token.session.as_ref())
-            && self.issued_before.is_none_or(|t| token.issued_at < t)
+            && self.issued_before.is_none_or(|t| switchboard_core::denylist::revoked_by(token.issued_at, t))
     }
 }

@@ -60,7 +60,7 @@ impl Entry {
     fn matches(&self, target: &Target) -> bool {
         target.device.as_ref().is_none_or(|d| *d == self.info.device_id)
             && target.session.as_ref().is_none_or(|s| Some(s) == self.token.session.as_ref())
-            && target.issued_before.is_none_or(|t| self.token.issued_at < t)
+            && target.issued_before.is_none_or(|t| switchboard_core::denylist::revoked_by(self.token.issued_at, t))
     }
 
     fn order(&self, code: DisconnectCode) -> bool {
