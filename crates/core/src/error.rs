@@ -3,8 +3,9 @@
 /// Result with the core [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A stable set of error kinds. The server maps each to one HTTP status and envelope code
-/// (SPEC §2); the messages of the client-facing kinds are safe to show to the caller.
+/// A stable set of error kinds. The server maps each to one HTTP status and envelope code (the
+/// table in docs/API.md, "Errors"); the messages of the client-facing kinds are safe to show to
+/// the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The input is malformed or out of bounds; the message names the field.
