@@ -1,4 +1,4 @@
-//! `switchboard-bench chat`: measures the chat and notification flows of SPEC §3.7–3.8 on an
+//! `switchboard-bench chat`: measures the chat and notification flows on an
 //! engine — posting messages to conversations of 2, 100 and 1 000 members (the whole post flow:
 //! cache, every member's list and unread counter, `message.new` and one `unread.changed` per
 //! counted member, typing cleared), and creating a notification then reading it from one device

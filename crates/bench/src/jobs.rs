@@ -1,5 +1,5 @@
-//! `switchboard-bench jobs`: jobs enqueued and processed per second (SPEC §8, "jobs >= 5x
-//! BullMQ"), through the library (`Jobs::enqueue_bulk` / `enqueue`, the library [`Worker`]) or
+//! `switchboard-bench jobs`: jobs enqueued and processed per second (the goal: jobs >= 5x
+//! BullMQ), through the library (`Jobs::enqueue_bulk` / `enqueue`, the library [`Worker`]) or
 //! through the HTTP API of a running `switchboard serve` (`POST /queues/{q}/jobs[/bulk]`,
 //! `POST /queues/fetch` + `POST /jobs/complete`); `--summary` prints the comparison table of
 //! a results file that `scripts/bench-jobs` fills from every side (BullMQ included).

@@ -1,4 +1,4 @@
-//! Jobs under faults on the Redis engine (SPEC §8 Reliability): a node SIGKILLed while it holds
+//! Jobs under faults on the Redis engine: a node SIGKILLed while it holds
 //! leases — its jobs run again elsewhere after the lease; redis-server SIGKILLed and restarted
 //! under load (AOF, `appendfsync always`) — no acknowledged job is lost and the server recovers
 //! without a restart.

@@ -37,6 +37,11 @@ pub mod typing;
 
 pub use harness::{RedisServer, TestEngine, eventually, memory_engine, redis_engine};
 
+// The README's code blocks, compiled and run as doctests so its library example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 /// Instantiates every conformance case for one engine factory (an `async fn() -> TestEngine`).
 ///
 /// ```ignore

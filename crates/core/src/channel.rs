@@ -16,8 +16,8 @@ pub const MAX_CHANNEL_BYTES: usize = 160;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// Every namespace a channel may live in, with its default retention (SPEC §3.6). A new
-/// namespace is one more line here.
+/// Every namespace a channel may live in, with its default retention. A new namespace is one
+/// more line here.
 pub const NAMESPACES: &[(&str, Retention)] = &[
     ("user", Retention { max_len: 1000, max_age: Duration::from_secs(7 * 86_400) }),
     ("chat", Retention { max_len: 100, max_age: DAY }),
@@ -30,7 +30,8 @@ pub const NAMESPACES: &[(&str, Retention)] = &[
 const CONTROL_NAMESPACE: &str = "switchboard";
 
 /// A channel name: `<namespace>:<id>`, the namespace one of [`NAMESPACES`], the id following the
-/// id rule of SPEC §2 (it may contain `:` itself), at most [`MAX_CHANNEL_BYTES`] in all.
+/// id rule of [`crate::ids::validate_id`] (it may contain `:` itself), at most
+/// [`MAX_CHANNEL_BYTES`] in all.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "chat:general"))]

@@ -9,25 +9,25 @@ use crate::error::{Error, Result};
 use crate::limits::MAX_DATA_BYTES;
 use crate::ratelimit::Policy;
 
-/// Settings of the services, with the defaults of SPEC §3.
+/// Settings of the services, with their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SwitchboardConfig {
-    /// Sessions (§3.1).
+    /// Sessions.
     pub sessions: SessionsConfig,
-    /// Token denylist (§3.2).
+    /// Token denylist.
     pub tokens: TokensConfig,
-    /// Rate limits (§3.3).
+    /// Rate limits.
     pub rate_limits: RateLimitsConfig,
-    /// Presence and devices (§3.4).
+    /// Presence and devices.
     pub presence: PresenceConfig,
-    /// Typing (§3.5).
+    /// Typing.
     pub typing: TypingConfig,
-    /// Notifications (§3.7).
+    /// Notifications.
     pub notifications: NotificationsConfig,
-    /// Cache (§3.9).
+    /// Cache.
     pub cache: CacheConfig,
-    /// Jobs and schedules (§3.10).
+    /// Jobs and schedules.
     pub jobs: JobsConfig,
 }
 
@@ -120,7 +120,7 @@ fn policies_from_strings_or_tables<'de, D: Deserializer<'de>>(d: D) -> Result<BT
         .collect()
 }
 
-/// Presence settings (§3.4).
+/// Presence settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PresenceConfig {
@@ -164,7 +164,7 @@ impl PresenceConfig {
     }
 }
 
-/// Typing settings (§3.5).
+/// Typing settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TypingConfig {
@@ -193,7 +193,7 @@ impl TypingConfig {
     }
 }
 
-/// Notification bounds (§3.7).
+/// Notification bounds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NotificationsConfig {
@@ -220,7 +220,7 @@ impl NotificationsConfig {
     }
 }
 
-/// Cache namespaces and their default TTLs (§3.9). Any namespace may be used; one without an
+/// Cache namespaces and their default TTLs. Any namespace may be used; one without an
 /// entry here gets `default_ttl_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -269,7 +269,7 @@ impl CacheConfig {
     }
 }
 
-/// Job defaults and bounds (§3.10).
+/// Job defaults and bounds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {

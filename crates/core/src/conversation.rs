@@ -1,6 +1,6 @@
 //! Conversations: type, name, avatar and members, and the [`ConversationStore`] contract. This is
 //! the membership the gateway checks before a client may subscribe to `chat:<id>` or type in it;
-//! messages, unread counters and per-user lists build on it (issue 4).
+//! messages, unread counters and per-user lists ([`crate::message`]) build on it.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -26,7 +26,7 @@ fn id_char_ok(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
 }
 
-/// Checks `value` against the id rule of SPEC §2 (1–`max` bytes of `[A-Za-z0-9._:@-]`, plus any
+/// Checks `value` against the id rule (1–`max` bytes of `[A-Za-z0-9._:@-]`, plus any
 /// `extra` bytes), naming `field` in the error.
 pub fn validate_id(field: &str, value: &str, max: usize, extra: &[u8]) -> Result<()> {
     if value.is_empty() {

@@ -1,4 +1,5 @@
-//! The input bounds of SPEC §2, in one place so every layer enforces the same numbers.
+//! The input bounds (docs/API.md lists them), in one place so every layer enforces the same
+//! numbers.
 
 /// Longest identifier (user, device, conversation, ...), in bytes.
 pub const MAX_ID_BYTES: usize = 128;

@@ -1,4 +1,4 @@
-//! Messages and unread counters (SPEC §3.8): the recent-messages cache with delivery receipts,
+//! Messages and unread counters: the recent-messages cache with delivery receipts,
 //! the [`MessageStore`] contract, and per-user conversation lists with the [`InboxStore`]
 //! contract.
 //!
@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::time::Timestamp;
 
-/// Largest message content, serialized JSON, in bytes (SPEC §2).
+/// Largest message content, serialized JSON, in bytes.
 pub const MAX_CONTENT_BYTES: usize = 16 * 1024;
 /// Longest last-message preview in a conversation list, in characters.
 pub const MAX_PREVIEW_CHARS: usize = 200;

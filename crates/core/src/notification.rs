@@ -1,4 +1,4 @@
-//! Notifications and cross-device sync (SPEC §3.7): what a notification is, its read/dismissed
+//! Notifications and cross-device sync: what a notification is, its read/dismissed
 //! state, the retention bounds, and the [`NotificationStore`] contract every engine implements.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
-//! Channel streams (SPEC §3.6): bounded per-channel histories with `(epoch, offset)` positions,
-//! the [`StreamStore`] contract (append and fan-out in one atomic step, read since a position)
-//! and the [`CursorStore`] contract (per-device delivery cursors on `user:` channels).
+//! Channel streams: bounded per-channel histories with `(epoch, offset)` positions, the
+//! [`StreamStore`] contract (append and fan-out in one atomic step, read since a position) and the
+//! [`CursorStore`] contract (per-device delivery cursors on `user:` channels).
 
 use std::time::Duration;
 
@@ -187,7 +187,8 @@ pub trait StreamStore: Send + Sync + 'static {
     async fn remove(&self, channel: &ChannelName) -> Result<bool>;
 }
 
-/// Per-device delivery cursors on a user's personal channel `user:<id>` (SPEC §3.6 "pending").
+/// Per-device delivery cursors on a user's personal channel `user:<id>` (the pending/ack of
+/// offline delivery).
 ///
 /// Contract, for every engine:
 /// - A cursor is the position of the last publication a device has received.

@@ -141,66 +141,66 @@ impl Switchboard {
         SwitchboardBuilder { engine, config, push: Box::new(|_| Arc::new(NoPushHook)) }
     }
 
-    /// Conversations and their members (§3.8; the membership behind `chat:` channels).
+    /// Conversations and their members (the membership behind `chat:` channels).
     pub fn conversations(&self) -> &Conversations {
         &self.inner.conversations
     }
 
-    /// Messages, receipts, per-user conversation lists and unread counters (§3.8).
+    /// Messages, receipts, per-user conversation lists and unread counters.
     pub fn messages(&self) -> &Messages {
         &self.inner.messages
     }
 
-    /// Notifications and their cross-device sync (§3.7). The push hook is given at construction
+    /// Notifications and their cross-device sync. The push hook is given at construction
     /// ([`SwitchboardBuilder::push_hook`]).
     pub fn notifications(&self) -> &Notifications {
         &self.inner.notifications
     }
 
-    /// The tagged cache (§3.9).
+    /// The tagged cache.
     pub fn cache(&self) -> &Cache {
         &self.inner.cache
     }
 
-    /// Job queues, workers and schedules (§3.10). Spawn [`Jobs::run_schedules`] once per node
+    /// Job queues, workers and schedules. Spawn [`Jobs::run_schedules`] once per node
     /// for schedules to fire.
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
     }
 
-    /// Presence, devices and contacts (§3.4). Someone must call [`Presence::sweep`] every
+    /// Presence, devices and contacts. Someone must call [`Presence::sweep`] every
     /// [`Presence::sweep_interval`] for offline transitions to be announced.
     pub fn presence(&self) -> &Presence {
         &self.inner.presence
     }
 
-    /// Typing indicators (§3.5). Someone must call [`Typing::sweep`] every
+    /// Typing indicators. Someone must call [`Typing::sweep`] every
     /// [`Typing::sweep_interval`] for expiry stop events; only conversation members may type.
     pub fn typing(&self) -> &Typing {
         &self.inner.typing
     }
 
-    /// Sessions (§3.1).
+    /// Sessions.
     pub fn sessions(&self) -> &Sessions {
         &self.inner.sessions
     }
 
-    /// Token denylist and revoke-before (§3.2).
+    /// Token denylist and revoke-before.
     pub fn tokens(&self) -> &Tokens {
         &self.inner.tokens
     }
 
-    /// Rate limits (§3.3).
+    /// Rate limits.
     pub fn rate_limits(&self) -> &RateLimits {
         &self.inner.rate_limits
     }
 
-    /// Channel streams, recovery and per-device pending/ack (§3.6, §3.11).
+    /// Channel streams, recovery and per-device pending/ack.
     pub fn streams(&self) -> &Streams {
         &self.inner.streams
     }
 
-    /// This node's fan-out of live publications to local subscribers (§3.6).
+    /// This node's fan-out of live publications to local subscribers.
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
     }

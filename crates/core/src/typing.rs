@@ -1,4 +1,4 @@
-//! Typing indicators (SPEC §3.5): who is typing in a conversation, with a TTL, throttled start
+//! Typing indicators: who is typing in a conversation, with a TTL, throttled start
 //! events and stop events on expiry, and the [`TypingStore`] contract every engine implements.
 
 use std::time::Duration;

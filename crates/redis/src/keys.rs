@@ -60,7 +60,7 @@
 //! that walk a user's index get the session key prefix of the shard (from
 //! [`Keys::session_prefix`]) and append session ids to it; a session script gets the index
 //! prefix ([`Keys::user_index_prefix`]) and appends the user id stored in the session. Both stay
-//! in the slot of the declared keys. Ids cannot contain braces (SPEC §2), so tags stay intact.
+//! in the slot of the declared keys. Ids cannot contain braces (the id rule), so tags stay intact.
 //!
 //! A cache namespace is one slot: its tag versions must be read in the same script as its
 //! values, so on Redis Cluster one namespace lives on one shard (spread load with several

@@ -317,7 +317,7 @@ impl PresenceStore for RedisPresence {
     async fn online_users(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage> {
         let start = match cursor {
             Some(c) => {
-                // Ids never contain '[' or '(' (SPEC §2), so the range stays exact.
+                // Ids never contain '[' or '(' (the id rule), so the range stays exact.
                 UserId::parse_field("cursor", c)?;
                 format!("({c}")
             }

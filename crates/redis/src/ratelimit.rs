@@ -3,7 +3,7 @@
 //!
 //! Cluster: a multi-key check is one script over all its keys, and each key is tagged by its
 //! own rate-limit key, so on Redis Cluster the keys of one check would have to share a slot
-//! (e.g. by tagging them with a common part). Only standalone Redis is supported for now.
+//! (e.g. by tagging them with a common part). Only standalone Redis is supported.
 
 use std::sync::LazyLock;
 

@@ -1,4 +1,5 @@
-//! The built-in job types (SPEC §3.10), run by a library worker inside the server:
+//! The built-in job types (docs/API.md, "Built-in job types"), run by a library worker inside
+//! the server:
 //! - `webhook.deliver` (queue `webhooks`): POSTs `body` to `url` with an HMAC-SHA256 signature
 //!   header; retried on 5xx, 408, 429 (after its `Retry-After`), timeouts and connection
 //!   errors; other 4xx and 3xx answers (redirects are not followed) fail it for good.

@@ -1,4 +1,4 @@
-//! [`ApiError`]: every failure of the HTTP API as the JSON envelope of SPEC §2,
+//! [`ApiError`]: every failure of the HTTP API as the JSON envelope of docs/API.md, "Errors",
 //! `{"error": {"code": "...", "message": "..."}}`, logged once here at the boundary.
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -22,8 +22,9 @@ use crate::stream::NewPublication;
 /// Longest notification body, in bytes.
 const MAX_BODY_BYTES: usize = 4 * 1024;
 
-/// Asks for a push when a notification finds no device of its user online (SPEC §3.7). The
-/// `push.send` job (issue 5) implements it; the default does nothing.
+/// Asks for a push when a notification finds no device of its user online. Given at construction
+/// ([`crate::SwitchboardBuilder::push_hook`], [`crate::SwitchboardBuilder::push_hook_with`]); the
+/// server's `builtin_jobs::queue_pushes` enqueues a `push.send` job. The default does nothing.
 #[async_trait]
 pub trait PushHook: Send + Sync + 'static {
     /// `notification` was created for `user` while none of their devices was online. An

@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::ids::{ConversationId, UserId};
 use crate::typing::{TypingEvent, TypingStart, TypingStore};
 
-/// Where `typing` events go (the conversation's channel). The lead wires this to the streams
-/// capability; the default does nothing.
+/// Where `typing` events go. In the facade they are published, live only, on the conversation's
+/// channel `chat:<conversation_id>`; the default does nothing.
 #[async_trait]
 pub trait TypingEvents: Send + Sync + 'static {
     /// A user started or stopped typing. An implementation logs its own failures.
@@ -28,8 +28,8 @@ pub struct NoTypingEvents;
 
 impl TypingEvents for NoTypingEvents {}
 
-/// Who may type in a conversation (SPEC §3.5: only members). The hook for the conversations
-/// capability (§3.8), which will provide the real check.
+/// Who may type in a conversation, given to [`Typing::new`]. The facade's
+/// ([`crate::SwitchboardBuilder::build`]) asks the conversations service: only members may type.
 #[async_trait]
 pub trait MembershipCheck: Send + Sync + 'static {
     /// Whether `user` is a member of `conversation`.

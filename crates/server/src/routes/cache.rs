@@ -1,5 +1,5 @@
 //! `/cache`: get/set/delete, mget/mset, invalidation by tags or prefix, stats, and the lease
-//! protocol (stampede protection across processes, stale-while-revalidate) of SPEC §3.9.
+//! protocol (stampede protection across processes, stale-while-revalidate).
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! `/users/{user_id}/contacts`: whose presence a user may see (SPEC §3.4).
+//! `/users/{user_id}/contacts`: whose presence a user may see.
 
 use axum::extract::State;
 use axum::http::StatusCode;

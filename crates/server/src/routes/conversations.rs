@@ -1,4 +1,4 @@
-//! `/conversations/{conversation_id}`: conversations and their members (SPEC §3.8), which
+//! `/conversations/{conversation_id}`: conversations and their members, which
 //! decide who may subscribe to `chat:` channels and type there.
 
 use axum::extract::State;

@@ -1,4 +1,4 @@
-//! `/users/{user_id}/devices`: the device registry and backend heartbeats (SPEC §3.4).
+//! `/users/{user_id}/devices`: the device registry and backend heartbeats.
 
 use axum::extract::State;
 use axum::http::StatusCode;

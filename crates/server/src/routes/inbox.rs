@@ -1,5 +1,5 @@
 //! `/users/{user_id}/conversations` and `/users/{user_id}/unread`: a user's conversation list,
-//! its flags, read-up-to and unread totals (SPEC §3.8).
+//! its flags, read-up-to and unread totals.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -1,6 +1,6 @@
 //! `/queues`, `/jobs`: enqueue (one or bulk), fetch with a long-poll, complete / fail /
 //! heartbeat / progress / release under a lease token, job records, retry and removal, queue
-//! stats and listings, pause/resume, cancel by unique key (SPEC §3.10).
+//! stats and listings, pause/resume, cancel by unique key.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `/conversations/{conversation_id}/messages`: post, recent messages, cache-aside fill, edit and
-//! delete (SPEC §3.8).
+//! delete.
 
 use axum::extract::State;
 use axum::http::StatusCode;

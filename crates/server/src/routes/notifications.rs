@@ -1,5 +1,5 @@
 //! `/users/{user_id}/notifications`: create (idempotent by id), list, get, unread count, read,
-//! dismiss and read-all (SPEC §3.7). Every real change is published to the user's other devices
+//! dismiss and read-all. Every real change is published to the user's other devices
 //! as `notification.updated`.
 
 use axum::extract::State;

@@ -1,5 +1,5 @@
 //! `/users/{user_id}/devices/{device_id}/pending` and `/ack`: what a device has not received yet
-//! on its user's personal channel, and its delivery cursor (SPEC §3.6).
+//! on its user's personal channel, and its delivery cursor.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};

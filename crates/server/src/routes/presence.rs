@@ -1,5 +1,5 @@
 //! `/users/{user_id}/presence` and `/presence`: a user's presence and status, bulk queries,
-//! online users and their count (SPEC §3.4).
+//! online users and their count.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};

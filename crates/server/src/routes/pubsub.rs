@@ -1,5 +1,5 @@
 //! `/publish`, `/broadcast` and `/channels/{channel}`: publications, history and channel
-//! presence (SPEC §3.6, §3.11).
+//! presence.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};

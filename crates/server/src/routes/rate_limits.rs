@@ -1,4 +1,4 @@
-//! `/rate-limits`: checks (single or multi-key, atomic), status and reset (SPEC §3.3), with the
+//! `/rate-limits`: checks (single or multi-key, atomic), status and reset, with the
 //! IETF draft `RateLimit-Policy` / `RateLimit` headers and `Retry-After` on denial.
 
 use std::collections::BTreeMap;

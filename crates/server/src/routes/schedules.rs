@@ -1,5 +1,5 @@
 //! `/schedules`: cron and every-N schedules upserted by name; each tick enqueues one job,
-//! exactly once across all nodes (SPEC §3.10).
+//! exactly once across all nodes.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! `/sessions` and `/users/{user_id}/sessions`: create, read, touch, update, delete and list
-//! sessions (SPEC §3.1).
+//! sessions.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -1,5 +1,5 @@
 //! `/tokens/deny` and `/users/{user_id}/tokens/revoke`: the token denylist and per-user
-//! revoke-before times (SPEC §3.2).
+//! revoke-before times.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -1,4 +1,4 @@
-//! `/conversations/{conversation_id}/typing`: typing indicators (SPEC §3.5).
+//! `/conversations/{conversation_id}/typing`: typing indicators.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -1,5 +1,5 @@
 //! Test harness: a router over a fresh memory engine, and one `send` that every request goes
-//! through, which fails the test on any 5xx (SPEC §2: a 500 is a bug).
+//! through, which fails the test on any 5xx (a 500 is a bug).
 
 use std::collections::BTreeMap;
 

@@ -73,7 +73,7 @@ async fn metrics_count_requests_by_route_template() {
     assert!(!text.contains("/no/such/route"), "{text}");
 }
 
-/// Every route of SPEC §5 implemented so far, with its methods.
+/// Every route of the API, with its methods.
 const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/queues/{queue}/jobs", &["post"]),
     ("/api/v1/queues/{queue}/jobs/bulk", &["post"]),
