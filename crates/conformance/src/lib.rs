@@ -86,7 +86,7 @@ macro_rules! suite {
                 post_recent_and_before_paging,
                 cache_keeps_the_newest_100,
                 fill_is_cache_aside,
-                old_messages_age_out,
+                retention_counts_from_caching,
                 edit_and_delete,
                 refusals_change_nothing,
                 status_never_goes_backwards,

@@ -9,7 +9,7 @@ use switchboard_core::conversation::{ConversationKind, ConversationSpec};
 use switchboard_core::message::CacheBounds;
 use switchboard_core::{ChannelName, ConversationId, DeliveryStatus, Error, MessageId, NewMessage, Timestamp, UserId};
 
-use crate::harness::TestEngine;
+use crate::harness::{TestEngine, eventually};
 
 pub(crate) fn user(name: &str) -> UserId {
     UserId::new(name).expect("valid user id")
@@ -127,20 +127,25 @@ pub async fn fill_is_cache_aside(t: &TestEngine) {
     assert_eq!(ids(&store.recent(&c, 10, None).await.unwrap().messages), ["f2", "f1"]);
 }
 
-/// Messages older than the cache's age bound are not returned.
-pub async fn old_messages_age_out(t: &TestEngine) {
+/// Retention counts from caching: messages created long before the age bound, posted or
+/// filled now, are served (`cached: true` tells the truth); the whole cache is forgotten once
+/// nothing was posted or filled for `max_age`.
+pub async fn retention_counts_from_caching(t: &TestEngine) {
     let store = &t.engine.messages;
     let c = conv("aged");
-    let bounds = CacheBounds { max_len: 100, max_age: Duration::from_millis(300) };
-    let old = NewMessage {
-        created_at: Some(Timestamp::from_millis(Timestamp::now().as_millis() - 200)),
-        ..text("old", "a", "x")
-    };
-    store.post(&c, &old, bounds).await.unwrap();
-    store.post(&c, &text("new", "a", "y"), bounds).await.unwrap();
-    assert_eq!(ids(&store.recent(&c, 10, None).await.unwrap().messages), ["new", "old"]);
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(ids(&store.recent(&c, 10, None).await.unwrap().messages), ["new"]);
+    let bounds = CacheBounds { max_len: 100, max_age: Duration::from_millis(400) };
+    let two_days_ago = Timestamp::from_millis(Timestamp::now().as_millis() - 2 * 86_400_000);
+    let old = |id: &str| NewMessage { created_at: Some(two_days_ago), ..text(id, "a", "x") };
+    assert_eq!(store.fill(&c, &[old("filled-1"), old("filled-2")], bounds).await.unwrap(), 2);
+    store.post(&c, &old("posted"), bounds).await.unwrap();
+    let page = store.recent(&c, 10, None).await.unwrap();
+    assert!(page.cached);
+    assert_eq!(ids(&page.messages), ["posted", "filled-2", "filled-1"]);
+    eventually(Duration::from_secs(5), "the idle cache is forgotten", || async {
+        !store.recent(&c, 10, None).await.unwrap().cached
+    })
+    .await;
+    assert!(store.recent(&c, 10, None).await.unwrap().messages.is_empty());
 }
 
 /// Edit replaces the content and sets `edited_at`; delete leaves a tombstone; both publish.

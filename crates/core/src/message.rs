@@ -148,8 +148,9 @@ pub struct StatusChange {
 pub struct CacheBounds {
     /// Most messages kept.
     pub max_len: u32,
-    /// Oldest message kept (by `created_at`); the cache is forgotten this long after its last
-    /// post or fill.
+    /// How long the cache lives after its last post or fill. It counts from caching, not from
+    /// the messages' `created_at`: history filled from the app's database is served whatever
+    /// its age.
     pub max_age: Duration,
 }
 
@@ -163,8 +164,9 @@ impl Default for CacheBounds {
 ///
 /// Contract, for every engine: each method is atomic for its conversation. The cache holds at
 /// most `bounds.max_len` messages (the newest by `(created_at, id)`; older ones are dropped on
-/// each post and fill) and none created more than `bounds.max_age` ago; the whole cache is
-/// forgotten `max_age` after its last post or fill. Times default to the engine's clock.
+/// each post and fill); the whole cache is forgotten `max_age` after its last post or fill.
+/// Retention counts from caching, never from `created_at`: what was posted or filled is served
+/// until then, however old. Times default to the engine's clock.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
     /// Appends `message` to the cache, unless a message with its id is cached already (then

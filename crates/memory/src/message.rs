@@ -26,8 +26,6 @@ struct Cache {
     index: HashMap<MessageId, i64>,
     /// The whole cache is forgotten after this.
     expires_at: Timestamp,
-    /// Oldest message age kept.
-    max_age_ms: i64,
 }
 
 struct Stored {
@@ -37,19 +35,17 @@ struct Stored {
 
 impl Cache {
     fn new() -> Self {
-        Cache { messages: BTreeMap::new(), index: HashMap::new(), expires_at: Timestamp::from_millis(0), max_age_ms: 0 }
+        Cache { messages: BTreeMap::new(), index: HashMap::new(), expires_at: Timestamp::from_millis(0) }
     }
 
     fn touch(&mut self, now: Timestamp, bounds: CacheBounds) {
         self.expires_at = now.plus(bounds.max_age);
-        self.max_age_ms = bounds.max_age.as_millis().min(i64::MAX as u128) as i64;
     }
 
-    /// Drops messages beyond the count or older than the age bound.
-    fn trim(&mut self, now: Timestamp, max_len: usize) {
-        let oldest = now.as_millis().saturating_sub(self.max_age_ms);
-        while let Some(((created, id), _)) = self.messages.first_key_value() {
-            if self.messages.len() <= max_len && *created >= oldest {
+    /// Drops the oldest messages beyond the count.
+    fn trim(&mut self, max_len: usize) {
+        while let Some(((_, id), _)) = self.messages.first_key_value() {
+            if self.messages.len() <= max_len {
                 break;
             }
             let id = id.clone();
@@ -96,8 +92,6 @@ impl MemoryMessages {
             state.remove(conversation);
         }
         let cache = state.get_mut(conversation)?;
-        // Messages age out one by one, not only with the whole cache.
-        cache.trim(now, usize::MAX);
         Some(f(cache, now))
     }
 }
@@ -124,7 +118,7 @@ impl MessageStore for MemoryMessages {
                 None => return Err(switchboard_core::Error::Internal("message index out of step".into())),
             },
         };
-        cache.trim(now, bounds.max_len as usize);
+        cache.trim(bounds.max_len as usize);
         Ok(outcome)
     }
 
@@ -163,7 +157,7 @@ impl MessageStore for MemoryMessages {
         let cache = state.entry(conversation.clone()).or_insert_with(Cache::new);
         cache.touch(now, bounds);
         let added = messages.iter().filter(|m| cache.insert(conversation, m, now).is_some()).count();
-        cache.trim(now, bounds.max_len as usize);
+        cache.trim(bounds.max_len as usize);
         Ok(added)
     }
 

@@ -32,12 +32,9 @@ local function message_forget(index, hash, receipts, id)
   redis.call('DEL', receipts .. id)
 end
 
--- Applies the bounds: none created before now - max_age, at most max_len (the newest).
-local function message_trim(index, hash, receipts, now, max_len, max_age)
-  local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. int(now - max_age))
-  for _, id in ipairs(old) do
-    message_forget(index, hash, receipts, id)
-  end
+-- Applies the count bound: at most max_len, the newest by created time. Age is the whole
+-- cache's: it expires max_age after its last post or fill (message_touch).
+local function message_trim(index, hash, receipts, max_len)
   local extra = redis.call('ZCARD', index) - max_len
   if extra > 0 then
     for _, id in ipairs(redis.call('ZRANGE', index, 0, extra - 1)) do

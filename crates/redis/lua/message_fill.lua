@@ -13,5 +13,5 @@ for i = 4, #ARGV, 4 do
   end
 end
 message_touch(KEYS[1], KEYS[2], ARGV[3])
-message_trim(KEYS[1], KEYS[2], ARGV[1], now, tonumber(ARGV[2]), tonumber(ARGV[3]))
+message_trim(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
 return added

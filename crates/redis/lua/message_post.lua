@@ -9,5 +9,5 @@ local created = tonumber(ARGV[5]) or now
 local added = message_add(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[4], created)
 message_touch(KEYS[1], KEYS[2], ARGV[7])
 local m = message_load(KEYS[2], ARGV[2])
-message_trim(KEYS[1], KEYS[2], ARGV[1], now, tonumber(ARGV[6]), tonumber(ARGV[7]))
+message_trim(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[6]))
 return {added and 0 or 1, m}

@@ -1,12 +1,10 @@
--- message_recent.lua: a page of cached messages, newest first, after dropping aged ones.
+-- message_recent.lua: a page of cached messages, newest first.
 -- KEYS[1]: the conversation's message index ZSET   KEYS[2]: its message hash
 -- ARGV[1]: receipts key prefix   ARGV[2]: limit   ARGV[3]: before this message id ('' = newest)
 -- Returns {cached 0|1, {message, ...}} (see message_load).
 if redis.call('HEXISTS', KEYS[2], 'cached') == 0 then
   return {0, {}}
 end
-local age = tonumber(redis.call('HGET', KEYS[2], 'age')) or 86400000
-message_trim(KEYS[1], KEYS[2], ARGV[1], now_ms(), 1e15, age)
 local start = 0
 if ARGV[3] ~= '' then
   local rank = redis.call('ZREVRANK', KEYS[1], ARGV[3])
