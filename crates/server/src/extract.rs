@@ -41,7 +41,19 @@ fn json_rejection(rejection: JsonRejection, limit: usize) -> ApiError {
     match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => body_too_large(limit),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => not_json(),
-        _ => ApiError::invalid(rejection.body_text()),
+        _ => ApiError::invalid(name_field_once(&rejection.body_text())),
+    }
+}
+
+/// serde prefixes the field's path and an id's own check names its field too
+/// (`jti: jti: must be ...`): keep one.
+fn name_field_once(text: &str) -> String {
+    let Some((head, rest)) = text.split_once("target type: ") else { return text.to_owned() };
+    let Some((path, message)) = rest.split_once(": ") else { return text.to_owned() };
+    let field = path.rsplit('.').next().unwrap_or(path);
+    match message.strip_prefix(field).and_then(|m| m.strip_prefix(": ")) {
+        Some(message) => format!("{head}target type: {path}: {message}"),
+        None => text.to_owned(),
     }
 }
 
@@ -162,6 +174,18 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_is_named_once() {
+        let doubled = "Failed to deserialize the JSON body into the target type: jobs[0].job_id: job_id: too long";
+        assert_eq!(
+            name_field_once(doubled),
+            "Failed to deserialize the JSON body into the target type: jobs[0].job_id: too long"
+        );
+        let once = "Failed to deserialize the JSON body into the target type: ids[2]: notification_id: too long";
+        assert_eq!(name_field_once(once), once);
+        assert_eq!(name_field_once("expected value at line 1"), "expected value at line 1");
+    }
 
     #[test]
     fn json_content_types() {

@@ -56,3 +56,13 @@ async fn revoke_before_defaults_to_now_and_never_moves_back() {
     let r = app.get("/api/v1/users/frank/tokens/revoke").await;
     assert_eq!(r.assert_status(200), &json!({"user_id": "frank", "revoked_before": "2099-01-01T00:00:00.000Z"}));
 }
+
+#[tokio::test]
+async fn an_invalid_id_in_a_body_names_its_field_once() {
+    let app = TestApp::new();
+    let long = "x".repeat(129);
+    let r = app.post("/api/v1/tokens/deny", json!({"jti": long, "expires_at": "2099-01-01T00:00:00Z"})).await;
+    let message = r.assert_error(400, "invalid_argument");
+    assert!(message.contains("jti: must be at most 128 bytes"), "{message}");
+    assert!(!message.contains("jti: jti:"), "the field is named twice: {message}");
+}
