@@ -14,6 +14,8 @@
 //! - [`health`]: `/health`, `/health/live`, `/health/ready`, `/health/{component}`.
 //! - `listener`: the accept loop: connection cap with a health-only reserve, header-read
 //!   timeout, TCP_NODELAY, graceful drain.
+//! - `declared_input`: query parameters and bodies an operation does not declare refused (400),
+//!   what it declares taken from the OpenAPI document.
 //! - `request_limits`: up-front 413 from `Content-Length`, body-read deadline (408), the
 //!   `/api/v1` request time limit (503).
 //! - [`openapi`](mod@openapi): the OpenAPI document ([`openapi()`]), served at `/api/v1/openapi.json`.
@@ -38,6 +40,7 @@
 pub mod auth;
 pub mod builtin_jobs;
 pub mod config;
+mod declared_input;
 pub mod error;
 pub mod extract;
 pub mod gateway;
@@ -75,10 +78,12 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
         .layer(middleware::from_fn_with_state(state.clone(), request_limits::limit_duration));
     let (app, doc) = openapi::assemble(api);
+    let declared = declared_input::DeclaredInput::from_doc(&doc);
     let max_body = state.config().max_body_bytes;
     app.merge(SwaggerUi::new("/docs").url(openapi::SPEC_PATH, doc))
         .route("/connection/websocket", axum::routing::get(gateway::upgrade))
         .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(declared, declared_input::refuse_undeclared))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), request_limits::guard_body))
         .layer(middleware::from_fn(method_not_allowed))

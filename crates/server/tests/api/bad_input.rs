@@ -198,3 +198,31 @@ async fn bad_rate_limit_checks_are_400() {
         assert_eq!(r.json["error"]["code"], "invalid_argument", "{query}: {}", r.text);
     }
 }
+
+/// A query parameter the route does not have is refused, not silently ignored (a filter that
+/// does not exist must not look applied).
+#[tokio::test]
+async fn unknown_query_parameters_are_refused() {
+    let app = TestApp::new();
+    app.create_session("alice").await;
+    let r = app.get("/api/v1/users/alice/sessions?device_id=phone").await;
+    let message = r.assert_error(400, "invalid_argument");
+    assert!(message.contains("`device_id`"), "{message}");
+    let r = app.get("/api/v1/users/alice/notifications?limit=5&unread_only=true&sort=new").await;
+    assert!(r.assert_error(400, "invalid_argument").contains("`sort`"));
+    // The documented ones still work.
+    app.get("/api/v1/users/alice/notifications?limit=5&unread_only=true").await.assert_status(200);
+    app.get("/api/v1/users/alice/sessions").await.assert_status(200);
+}
+
+/// A body on a route that takes none is refused, not ignored: a touch cannot look like it set a
+/// new idle TTL.
+#[tokio::test]
+async fn a_body_on_a_route_without_one_is_refused() {
+    let app = TestApp::new();
+    let id = app.create_session("alice").await;
+    let touch = format!("/api/v1/sessions/{id}/touch");
+    let r = app.post(&touch, json!({"idle_ttl_seconds": 1800})).await;
+    assert!(r.assert_error(400, "invalid_argument").contains("takes no body"));
+    app.raw(Method::POST, &touch, "application/json", "").await.assert_status(200);
+}
