@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_core::{
-    EnqueueJob, JobContext, JobFailure, JobId, JobOutcome, JobType, Jobs, NewNotification, Notification, PushHook,
-    QueueName, Switchboard, UserId, WorkerHandle, WorkerOptions,
+    EnqueueJob, JobContext, JobFailure, JobId, JobOutcome, JobType, Jobs, NewNotification, Notification, Priority,
+    PushHook, QueueName, Switchboard, UserId, WorkerHandle, WorkerOptions,
 };
 
 /// Queue of `webhook.deliver` jobs.
@@ -247,6 +247,9 @@ impl Deliverer {
     }
 }
 
+/// Job priority of the push of a `priority: "high"` notification (others run at 0).
+const HIGH_PUSH_PRIORITY: i32 = 100;
+
 /// The push hook: a `push.send` job per notification whose user has no device online. It holds
 /// the jobs service, not the facade, so the facade holding the hook is no reference cycle.
 struct QueuePushes {
@@ -268,6 +271,11 @@ impl PushHook for QueuePushes {
             let user = user.as_str();
             let id = format!("push:{}:{user}:{}", user.len(), notification.id);
             job.job_id = Some(JobId::new(id).or_else(|_| JobId::generate())?);
+            // High-priority notifications jump the push queue.
+            job.priority = match notification.priority {
+                Priority::High => HIGH_PUSH_PRIORITY,
+                _ => 0,
+            };
             Ok(job)
         };
         let result = match enqueue() {
@@ -283,6 +291,25 @@ impl PushHook for QueuePushes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A high-priority notification's push runs before the normal ones queued earlier.
+    #[tokio::test]
+    async fn high_priority_notifications_are_pushed_first() {
+        let engine = switchboard_memory::engine(switchboard_memory::MemoryConfig::default()).expect("valid config");
+        let config = switchboard_core::SwitchboardConfig::default();
+        let sb = Switchboard::builder(engine, config).push_hook_with(queue_pushes).build().unwrap();
+        let user = UserId::new("offline").unwrap();
+        let note = |id: &str, priority| NewNotification {
+            priority,
+            ..serde_json::from_value(json!({"id": id, "title": "t"})).expect("a notification")
+        };
+        sb.notifications().create(&user, note("normal", Priority::Normal)).await.unwrap();
+        sb.notifications().create(&user, note("urgent", Priority::High)).await.unwrap();
+        let queue = QueueName::new(PUSH_QUEUE).unwrap();
+        let fetched = sb.jobs().fetch(std::slice::from_ref(&queue), 2, Duration::ZERO, None).await.unwrap();
+        let order: Vec<&str> = fetched.iter().map(|j| j.job.id.as_str()).collect();
+        assert_eq!(order, ["push:7:offline:urgent", "push:7:offline:normal"]);
+    }
 
     /// The facade holds the hook; the hook must not hold the facade, or neither is ever dropped.
     #[tokio::test]
