@@ -54,6 +54,7 @@ mod control;
 pub mod frame;
 mod node;
 mod outbox;
+pub mod protobuf;
 pub mod protocol;
 mod registry;
 mod rpc;
