@@ -47,6 +47,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod codec;
 pub mod codes;
 pub mod config;
 mod connection;
@@ -61,6 +62,7 @@ mod rpc;
 mod subscription;
 pub mod token;
 
+pub use codec::{Negotiated, Protocol, Refusal, negotiate};
 pub use codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 pub use config::GatewayConfig;
 pub use control::{DisconnectTarget, disconnect_everywhere};
