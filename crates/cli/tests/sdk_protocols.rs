@@ -1,5 +1,6 @@
 //! The stock Centrifugo SDKs in both variants of the protocol, on both engines, through one
-//! scenario (tests/js/sdk.mjs for centrifuge-js, its default and its Protobuf build): connect with
+//! scenario (tests/js/sdk.mjs for centrifuge-js, its default and its Protobuf build;
+//! tests/python/sdk.py for centrifuge-python, `use_protobuf` off and on): connect with
 //! a token; a publication to `user:<id>` on two devices; an offline device recovering 1 000
 //! missed publications in order; chat subscribe, the typing RPC and its event;
 //! `notifications.read` synced to the other device and not the source; refusals (a chat of
@@ -149,4 +150,61 @@ async fn centrifuge_js_json_redis() {
 #[tokio::test]
 async fn centrifuge_js_protobuf_redis() {
     centrifuge_js(Engine::Redis, "protobuf").await;
+}
+
+fn python_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let found = std::process::Command::new("python3")
+        .args(["-c", "import centrifuge"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "centrifuge-python missing: run `python3 -m pip install -r crates/cli/tests/python/requirements.txt` \
+         (scripts/test does)"
+    );
+    dir
+}
+
+async fn centrifuge_python(engine: Engine, protocol: &str) {
+    let dir = python_dir();
+    let (node, _redis) = start(engine).await;
+    let out = tokio::process::Command::new("python3")
+        .arg(dir.join("sdk.py"))
+        .current_dir(&dir)
+        .env("WS_URL", node.ws_url())
+        .env("API", node.api(""))
+        .env("API_KEY", API_KEY)
+        .env("PROTOCOL", protocol)
+        .env("USER", USER)
+        .envs(tokens())
+        .output()
+        .await
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the centrifuge-python {protocol} scenario failed:\n{stdout}");
+    assert_steps(&stdout, &format!("centrifuge-python {protocol}"));
+    assert!(stdout.contains(&format!("\"protocol\":\"{protocol}\"")), "{stdout}");
+}
+
+#[tokio::test]
+async fn centrifuge_python_json_memory() {
+    centrifuge_python(Engine::Memory, "json").await;
+}
+
+#[tokio::test]
+async fn centrifuge_python_protobuf_memory() {
+    centrifuge_python(Engine::Memory, "protobuf").await;
+}
+
+#[tokio::test]
+async fn centrifuge_python_json_redis() {
+    centrifuge_python(Engine::Redis, "json").await;
+}
+
+#[tokio::test]
+async fn centrifuge_python_protobuf_redis() {
+    centrifuge_python(Engine::Redis, "protobuf").await;
 }
