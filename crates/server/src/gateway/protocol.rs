@@ -1,5 +1,6 @@
-//! The Centrifugo client protocol v2, JSON variant, as Rust types: [`Command`]s from clients,
-//! [`Reply`]s and [`Push`]es from the server.
+//! The Centrifugo client protocol v2 as Rust types: [`Command`]s from clients, [`Reply`]s and
+//! [`Push`]es from the server, with their JSON encoding. The Protobuf variant converts to and
+//! from the same types ([`super::protobuf`]), so the connection loop sees one model.
 //!
 //! JSON names are those of the protocol's `client.proto` (snake_case). As the reference server
 //! does, a field holding its zero value (`false`, `0`, `""`, an empty map or list, no `data`) is

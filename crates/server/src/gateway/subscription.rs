@@ -399,3 +399,45 @@ enum Gap {
     /// The client reads too slowly: the connection is already being closed.
     Slow,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Subscribers of one format share one encoding of a live publication; a format no
+    /// subscriber speaks is never encoded.
+    #[test]
+    fn each_format_is_encoded_once_and_only_when_needed() {
+        let encodings = Encodings::default();
+        let text_runs = Cell::new(0);
+        for _ in 0..3 {
+            let text = shared(Some(&encodings.text), || {
+                text_runs.set(text_runs.get() + 1);
+                Some(Arc::from("{\"push\":{}}"))
+            });
+            assert_eq!(text.as_deref(), Some("{\"push\":{}}"));
+        }
+        assert_eq!(text_runs.get(), 1);
+        assert!(encodings.binary.get().is_none(), "no Protobuf subscriber, no Protobuf encoding");
+        let binary_runs = Cell::new(0);
+        for _ in 0..2 {
+            let bytes = shared(Some(&encodings.binary), || {
+                binary_runs.set(binary_runs.get() + 1);
+                Some(Arc::from(&[0x02, 0x22, 0x00][..]))
+            });
+            assert_eq!(bytes.as_deref(), Some(&[0x02, 0x22, 0x00][..]));
+        }
+        assert_eq!(binary_runs.get(), 1);
+        // Without a shared cell (recovery, catch-up) every call encodes.
+        let runs = Cell::new(0);
+        for _ in 0..2 {
+            shared::<str>(None, || {
+                runs.set(runs.get() + 1);
+                Some(Arc::from("x"))
+            });
+        }
+        assert_eq!(runs.get(), 2);
+    }
+}
