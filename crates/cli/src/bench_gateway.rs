@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchboard_server::gateway::protobuf::{decode_replies, encode_command};
 use switchboard_server::gateway::protocol::{
-    Command as PbCommand, CommandResult, ConnectRequest, Method, PushBody, Reply, SubscribeRequest, UnsubscribeRequest,
+    Command as PbCommand, CommandResult, ConnectRequest, Method, Reply, SubscribeRequest, UnsubscribeRequest,
 };
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -805,26 +805,29 @@ impl Session {
         Ok(())
     }
 
-    /// A binary frame of the Protobuf variant: length-delimited replies, pushes and pings.
+    /// A binary frame of the Protobuf variant: length-delimited replies, pushes and pings. Read
+    /// through [`pb`], which decodes only the fields the bench needs, so the client does about the
+    /// work its JSON counterpart does (one JSON parse of the payload per delivery).
     async fn on_protobuf(
         &mut self,
         frame: &[u8],
         received_ns: u64,
         deliveries: &mpsc::UnboundedSender<Delivery>,
     ) -> anyhow::Result<()> {
-        for reply in decode_replies(frame, usize::MAX).context("bad frame from the server")? {
+        use prost::Message as _;
+        let mut rest = frame;
+        while !rest.is_empty() {
+            let reply = pb::Reply::decode_length_delimited(&mut rest).context("bad frame from the server")?;
             match reply {
-                Reply::Push(push) => {
-                    if let PushBody::Pub(p) = push.body
-                        && let Some(data) = p.data
-                    {
-                        report(&serde_json::from_str(data.get())?, received_ns, deliveries);
+                pb::Reply { id: 0, push: Some(push), .. } => {
+                    if let Some(p) = push.publication {
+                        report(&serde_json::from_slice(&p.data)?, received_ns, deliveries);
                     }
                 }
                 // A server ping: the empty message, answered with the empty command.
-                Reply::Ping => self.ws.send(Message::binary(vec![0u8])).await?,
-                Reply::Result { id, .. } => self.ack(id, Ok(())),
-                Reply::Error { id, error } => self.ack(id, Err(anyhow!("server error: {error:?}"))),
+                pb::Reply { id: 0, .. } => self.ws.send(Message::binary(vec![0u8])).await?,
+                pb::Reply { id, error: Some(e), .. } => self.ack(id, Err(anyhow!("server error {}", e.code))),
+                pb::Reply { id, .. } => self.ack(id, Ok(())),
             }
         }
         Ok(())
@@ -853,6 +856,38 @@ impl Session {
             bail!("disconnected by the server: {text}");
         }
         Ok(())
+    }
+}
+
+/// The parts of `client.proto`'s `Reply` the bench reads (field numbers as there; everything
+/// else is skipped).
+mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Reply {
+        #[prost(uint32, tag = "1")]
+        pub(super) id: u32,
+        #[prost(message, optional, tag = "2")]
+        pub(super) error: Option<Error>,
+        #[prost(message, optional, tag = "4")]
+        pub(super) push: Option<Push>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Error {
+        #[prost(uint32, tag = "1")]
+        pub(super) code: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Push {
+        #[prost(message, optional, tag = "4")]
+        pub(super) publication: Option<Publication>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Publication {
+        #[prost(bytes = "vec", tag = "4")]
+        pub(super) data: Vec<u8>,
     }
 }
 
