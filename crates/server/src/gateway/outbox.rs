@@ -16,8 +16,10 @@ pub(crate) enum Outgoing {
     /// A batch of encoded replies and pushes, sent as one frame (text for JSON, binary for
     /// Protobuf).
     Frame(Payload),
-    /// Close the socket with this code and reason, after everything queued before it.
-    Close(u16, String),
+    /// Close the socket with this code and reason, after everything queued before it. The reason
+    /// is static, which keeps `Outgoing` as small as a payload (the channel allocates its slots
+    /// in blocks up front, per connection).
+    Close(u16, &'static str),
 }
 
 /// The sending half, cheap to clone (one per subscription forwarder, one for replies).
@@ -66,8 +68,8 @@ impl Outbox {
     }
 
     /// Queues a close after everything already queued.
-    pub(crate) fn close(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.tx.send(Outgoing::Close(code, reason.into()));
+    pub(crate) fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.tx.send(Outgoing::Close(code, reason));
     }
 
     /// Bytes waiting to be written.
@@ -117,6 +119,11 @@ impl OutboxReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outgoing_message_is_no_larger_than_a_payload() {
+        assert_eq!(std::mem::size_of::<Outgoing>(), std::mem::size_of::<Payload>());
+    }
 
     fn text(t: &str) -> Payload {
         Payload::Text(t.into())
