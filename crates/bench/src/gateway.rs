@@ -1,5 +1,5 @@
 //! `switchboard-bench gateway`: one load client for Switchboard's WebSocket gateway (Centrifugo
-//! client protocol v2, JSON) and for a Socket.IO server (engine.io v4 / socket.io v5 over a raw
+//! client protocol v2, in its JSON or its Protobuf variant) and for a Socket.IO server (engine.io v4 / socket.io v5 over a raw
 //! WebSocket), so both get the same load: memory per idle connection, fan-out latency of one
 //! publication to many subscribers, and delivered publications per second.
 //!
@@ -19,11 +19,16 @@ use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchboard_server::gateway::protobuf::{decode_replies, encode_command};
+use switchboard_server::gateway::protocol::{
+    Command as PbCommand, CommandResult, ConnectRequest, Method, Reply, SubscribeRequest, UnsubscribeRequest,
+};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How long one connection may take to open and handshake.
@@ -38,7 +43,8 @@ const BURST_PUBLISHERS: usize = 4;
 /// Arguments of `switchboard-bench gateway`.
 #[derive(Args)]
 pub(crate) struct GatewayArgs {
-    /// Which server: `switchboard` (Centrifugo JSON protocol) or `socketio` (socket.io v5).
+    /// Which server: `switchboard` (Centrifugo protocol, JSON), `switchboard-protobuf` (the same
+    /// server, Protobuf variant) or `socketio` (socket.io v5).
     #[arg(long, value_enum)]
     target: Target,
     /// The server's base URL, e.g. http://127.0.0.1:7700.
@@ -84,15 +90,21 @@ pub(crate) struct GatewayArgs {
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Target {
     Switchboard,
+    SwitchboardProtobuf,
     Socketio,
 }
 
 impl Target {
     fn name(self) -> &'static str {
         match self {
-            Target::Switchboard => "Switchboard gateway",
+            Target::Switchboard => "Switchboard gateway (JSON)",
+            Target::SwitchboardProtobuf => "Switchboard gateway (Protobuf)",
             Target::Socketio => "Socket.IO",
         }
+    }
+
+    fn is_switchboard(self) -> bool {
+        matches!(self, Target::Switchboard | Target::SwitchboardProtobuf)
     }
 }
 
@@ -186,7 +198,7 @@ impl Bench {
             .trim_end_matches('/')
             .to_owned();
         let addr: SocketAddr = hostport.parse().with_context(|| format!("--url: {hostport} is not an ip:port"))?;
-        if args.target == Target::Switchboard && args.token_secret.is_none() {
+        if args.target.is_switchboard() && args.token_secret.is_none() {
             bail!("--token-secret (or SWITCHBOARD_TOKEN_SECRET) is needed to connect to Switchboard");
         }
         let http = reqwest::Client::builder().pool_max_idle_per_host(BURST_PUBLISHERS * 2).build()?;
@@ -253,7 +265,7 @@ impl Bench {
                 addr: self.addr,
                 source: source_ip(self.addr, i, self.args.per_source_ip),
                 token: match self.args.target {
-                    Target::Switchboard => Some(mint_token(&secret, i)?),
+                    Target::Switchboard | Target::SwitchboardProtobuf => Some(mint_token(&secret, i)?),
                     Target::Socketio => None,
                 },
                 deliveries: self.deliveries_tx.clone(),
@@ -283,7 +295,7 @@ impl Bench {
 
     /// Subscribes the first `n` connections (after making them the conversation's members).
     async fn subscribe(&self, conns: &[Conn], n: usize) -> anyhow::Result<()> {
-        if self.args.target == Target::Switchboard {
+        if self.args.target.is_switchboard() {
             let members: Vec<String> = (0..n).map(user_id).collect();
             let url = format!("{}/api/v1/conversations/{}", self.args.url, self.args.channel);
             let res = self
@@ -322,7 +334,7 @@ impl Bench {
 
     fn channel_name(&self) -> String {
         match self.args.target {
-            Target::Switchboard => format!("chat:{}", self.args.channel),
+            Target::Switchboard | Target::SwitchboardProtobuf => format!("chat:{}", self.args.channel),
             Target::Socketio => self.args.channel.clone(),
         }
     }
@@ -335,7 +347,7 @@ impl Bench {
         async move {
             let data = json!({"type": "bench", "data": {"t": now_ns(), "seq": seq}});
             let (url, body) = match target {
-                Target::Switchboard => {
+                Target::Switchboard | Target::SwitchboardProtobuf => {
                     (format!("{base}/api/v1/publish"), json!({"channel": format!("chat:{channel}"), "data": data}))
                 }
                 Target::Socketio => (format!("{base}/publish"), json!({"room": channel, "data": data})),
@@ -462,7 +474,7 @@ fn user_id(i: usize) -> String {
     format!("bench{i}")
 }
 
-/// The claims `switchboard token` mints (SPEC §4).
+/// The claims `switchboard token` mints.
 #[derive(Serialize)]
 struct Claims {
     sub: String,
@@ -562,15 +574,18 @@ impl Opener {
         let stream = socket.connect(self.addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
         let path = match self.target {
-            Target::Switchboard => "/connection/websocket",
+            Target::Switchboard | Target::SwitchboardProtobuf => "/connection/websocket",
             Target::Socketio => "/socket.io/?EIO=4&transport=websocket",
         };
+        let mut request = format!("ws://{}{path}", self.addr).into_client_request()?;
+        if self.target == Target::SwitchboardProtobuf {
+            request.headers_mut().insert("sec-websocket-protocol", "centrifuge-protobuf".parse()?);
+        }
         // Small buffers: 10 000 clients in one process should not need gigabytes.
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
-        let (mut ws, _) =
-            tokio_tungstenite::client_async_with_config(format!("ws://{}{path}", self.addr), stream, Some(config))
-                .await
-                .context("websocket handshake")?;
+        let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .context("websocket handshake")?;
         match self.target {
             Target::Switchboard => {
                 let token = self.token.as_deref().unwrap_or_default();
@@ -581,6 +596,17 @@ impl Opener {
                     .with_context(|| format!("connect reply: {reply}"))?;
                 if line.id != 1 || line.error.is_some() {
                     bail!("connect refused: {reply}");
+                }
+            }
+            Target::SwitchboardProtobuf => {
+                let token = self.token.clone().unwrap_or_default();
+                let connect =
+                    Method::Connect(ConnectRequest { token, name: "bench".into(), ..ConnectRequest::default() });
+                ws.send(Message::binary(encode_command(&PbCommand { id: 1, method: connect }))).await?;
+                let reply = next_binary(&mut ws).await?;
+                let replies = decode_replies(&reply, usize::MAX).context("connect reply")?;
+                if !matches!(replies.first(), Some(Reply::Result { id: 1, result: CommandResult::Connect(_) })) {
+                    bail!("connect refused: {:?}", replies.first());
                 }
             }
             Target::Socketio => {
@@ -599,6 +625,18 @@ impl Opener {
         let session = Session { target: self.target, ws, pending: HashMap::new(), next_id: 2 };
         tokio::spawn(session.run(i, rx, self.deliveries, self.drops));
         Ok(Conn { orders })
+    }
+}
+
+async fn next_binary(ws: &mut Ws) -> anyhow::Result<Vec<u8>> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(Message::Close(c))) => bail!("closed by the server: {c:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => bail!("closed by the server"),
+        }
     }
 }
 
@@ -669,6 +707,13 @@ impl Session {
                     let received_ns = now_ns();
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Binary(bytes))) => {
+                            if let Err(e) = self.on_protobuf(&bytes, received_ns, &deliveries).await {
+                                drops.record(format!("connection {i}: {e:#}"));
+                                return;
+                            }
+                            continue;
+                        }
                         Some(Ok(Message::Close(c))) => {
                             drops.record(format!("connection {i}: closed by the server: {c:?}"));
                             return;
@@ -684,7 +729,9 @@ impl Session {
                         }
                     };
                     let result = match self.target {
-                        Target::Switchboard => self.on_centrifugo(text.as_str(), received_ns, &deliveries).await,
+                        Target::Switchboard | Target::SwitchboardProtobuf => {
+                            self.on_centrifugo(text.as_str(), received_ns, &deliveries).await
+                        }
                         Target::Socketio => self.on_socketio(text.as_str(), received_ns, &deliveries).await,
                     };
                     if let Err(e) = result {
@@ -699,11 +746,21 @@ impl Session {
     async fn order(&mut self, order: Order) -> anyhow::Result<()> {
         let id = self.next_id;
         self.next_id += 1;
+        if self.target == Target::SwitchboardProtobuf {
+            let channel = order.channel;
+            let method = match order.cmd {
+                Cmd::Subscribe => Method::Subscribe(SubscribeRequest { channel, ..SubscribeRequest::default() }),
+                Cmd::Unsubscribe => Method::Unsubscribe(UnsubscribeRequest { channel }),
+            };
+            self.pending.insert(id, order.ack);
+            self.ws.send(Message::binary(encode_command(&PbCommand { id, method }))).await?;
+            return Ok(());
+        }
         let text = match (self.target, order.cmd) {
-            (Target::Switchboard, Cmd::Subscribe) => {
+            (Target::Switchboard | Target::SwitchboardProtobuf, Cmd::Subscribe) => {
                 json!({"id": id, "subscribe": {"channel": order.channel}}).to_string()
             }
-            (Target::Switchboard, Cmd::Unsubscribe) => {
+            (Target::Switchboard | Target::SwitchboardProtobuf, Cmd::Unsubscribe) => {
                 json!({"id": id, "unsubscribe": {"channel": order.channel}}).to_string()
             }
             (Target::Socketio, Cmd::Subscribe) => format!("42{id}{}", json!(["join", order.channel])),
@@ -748,6 +805,34 @@ impl Session {
         Ok(())
     }
 
+    /// A binary frame of the Protobuf variant: length-delimited replies, pushes and pings. Read
+    /// through [`pb`], which decodes only the fields the bench needs, so the client does about the
+    /// work its JSON counterpart does (one JSON parse of the payload per delivery).
+    async fn on_protobuf(
+        &mut self,
+        frame: &[u8],
+        received_ns: u64,
+        deliveries: &mpsc::UnboundedSender<Delivery>,
+    ) -> anyhow::Result<()> {
+        use prost::Message as _;
+        let mut rest = frame;
+        while !rest.is_empty() {
+            let reply = pb::Reply::decode_length_delimited(&mut rest).context("bad frame from the server")?;
+            match reply {
+                pb::Reply { id: 0, push: Some(push), .. } => {
+                    if let Some(p) = push.publication {
+                        report(&serde_json::from_slice(&p.data)?, received_ns, deliveries);
+                    }
+                }
+                // A server ping: the empty message, answered with the empty command.
+                pb::Reply { id: 0, .. } => self.ws.send(Message::binary(vec![0u8])).await?,
+                pb::Reply { id, error: Some(e), .. } => self.ack(id, Err(anyhow!("server error {}", e.code))),
+                pb::Reply { id, .. } => self.ack(id, Ok(())),
+            }
+        }
+        Ok(())
+    }
+
     async fn on_socketio(
         &mut self,
         text: &str,
@@ -771,6 +856,38 @@ impl Session {
             bail!("disconnected by the server: {text}");
         }
         Ok(())
+    }
+}
+
+/// The parts of `client.proto`'s `Reply` the bench reads (field numbers as there; everything
+/// else is skipped).
+mod pb {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Reply {
+        #[prost(uint32, tag = "1")]
+        pub(super) id: u32,
+        #[prost(message, optional, tag = "2")]
+        pub(super) error: Option<Error>,
+        #[prost(message, optional, tag = "4")]
+        pub(super) push: Option<Push>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Error {
+        #[prost(uint32, tag = "1")]
+        pub(super) code: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Push {
+        #[prost(message, optional, tag = "4")]
+        pub(super) publication: Option<Publication>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Publication {
+        #[prost(bytes = "vec", tag = "4")]
+        pub(super) data: Vec<u8>,
     }
 }
 

@@ -25,16 +25,27 @@ pub struct BrokerMessage {
     pub epoch: String,
     /// The publication, with its offset.
     pub publication: Publication,
-    /// A transport's encoding of this message, computed by the first local subscriber that needs
-    /// it and shared by the others, so a fan-out encodes once per node rather than once per
-    /// subscriber. Engines leave it empty.
-    pub encoded: OnceLock<Arc<str>>,
+    /// A transport's encodings of this message, each computed by the first local subscriber
+    /// that needs it and shared by the others, so a fan-out encodes once per node and format
+    /// rather than once per subscriber. Engines leave them empty.
+    pub encoded: Encodings,
+}
+
+/// The encodings of one message a transport may share between subscribers: one text and one
+/// binary form (for the gateway, the JSON and Protobuf variants of the client protocol). A
+/// form no subscriber needs is never computed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Encodings {
+    /// The text form.
+    pub text: OnceLock<Arc<str>>,
+    /// The binary form.
+    pub binary: OnceLock<Arc<[u8]>>,
 }
 
 impl BrokerMessage {
     /// A message with nothing encoded yet.
     pub fn new(channel: ChannelName, epoch: String, publication: Publication) -> Self {
-        BrokerMessage { channel, epoch, publication, encoded: OnceLock::new() }
+        BrokerMessage { channel, epoch, publication, encoded: Encodings::default() }
     }
 }
 

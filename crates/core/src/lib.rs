@@ -67,7 +67,7 @@ pub mod switchboard;
 pub mod time;
 pub mod typing;
 
-pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, broker_queue};
+pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, Encodings, broker_queue};
 pub use cache::{CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
 pub use channel::ChannelName;
 pub use config::{

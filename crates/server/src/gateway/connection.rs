@@ -27,12 +27,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::codec::{Payload, Protocol};
 use super::codes::{DisconnectCode, ErrorCode};
-use super::frame::{FrameLimits, decode_frame_with, encode_reply};
+use super::frame::{FrameLimits, decode_frame_with};
 use super::outbox::{Outbox, OutboxReceiver, Outgoing, outbox};
 use super::protocol::{
     Command, CommandResult, ConnectRequest, ConnectResult, HistoryRequest, HistoryResult, Method, PresenceResult,
-    PresenceStatsResult, RawJson, RefreshResult, Reply, RpcRequest, RpcResult, SubscribeRequest,
+    PresenceStatsResult, ProtocolError, RawJson, RefreshResult, Reply, RpcRequest, RpcResult, SubscribeRequest,
 };
 use super::registry::{Order, TokenRef, TooManyConnections};
 use super::subscription::{Access, Identity, Recover, Subscription, subscribe};
@@ -49,6 +50,8 @@ const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 pub(crate) struct ConnMeta {
     pub(crate) ip: Option<String>,
     pub(crate) user_agent: Option<String>,
+    /// The wire format chosen at the handshake.
+    pub(crate) protocol: Protocol,
 }
 
 /// Why a connection ended.
@@ -90,7 +93,8 @@ where
     let (out, rx) = outbox(shared.config.send_queue_bytes, slow.clone());
     let writer = tokio::spawn(write_loop(sink, rx, shared.metrics.frames_out.clone()));
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
-    metrics::gauge!("switchboard_gateway_connections").increment(1.0);
+    let connections = metrics::gauge!("switchboard_gateway_connections", "protocol" => meta.protocol.name());
+    connections.increment(1.0);
     let mut conn = Connection {
         ping_at: Instant::now() + shared.config.ping_interval,
         shared,
@@ -104,7 +108,7 @@ where
     };
     let end = conn.run(&mut stream, &slow).await;
     Box::pin(conn.finish(end)).await;
-    metrics::gauge!("switchboard_gateway_connections").decrement(1.0);
+    connections.decrement(1.0);
     // The writer ends once every outbox clone is gone (subscriptions were just dropped); a client
     // that stopped reading does not get to hold the socket open past the flush time.
     drop(conn);
@@ -117,9 +121,13 @@ where
 async fn write_loop<Si: Sink<Message> + Unpin>(mut sink: Si, mut rx: OutboxReceiver, frames_out: metrics::Counter) {
     while let Some(out) = rx.next(MAX_BATCH_BYTES).await {
         match out {
-            Outgoing::Text(text) => {
+            Outgoing::Frame(payload) => {
                 frames_out.increment(1);
-                if sink.send(Message::Text(text.into())).await.is_err() {
+                let message = match payload {
+                    Payload::Text(text) => Message::Text(text.into()),
+                    Payload::Binary(bytes) => Message::Binary(bytes.into()),
+                };
+                if sink.send(message).await.is_err() {
                     return;
                 }
             }
@@ -174,14 +182,28 @@ impl Connection {
                     Some(Err(_)) => return End::Disconnect(DisconnectCode::BadRequest),
                     Some(Ok(Message::Text(text))) => {
                         self.shared.metrics.frames_in.increment(1);
+                        let limits = self.frame_limits();
+                        let commands = match self.meta.protocol {
+                            Protocol::Json => Commands::Json(decode_frame_with(text.as_str(), limits)),
+                            Protocol::Protobuf => Commands::Refused(Some(Protocol::Protobuf.wrong_frame("text"))),
+                        };
                         // Boxed: the handlers' futures are large and an idle connection should
                         // not carry their space in its own state.
-                        if let Err(code) = Box::pin(self.on_frame(text.as_str())).await {
+                        if let Err(code) = Box::pin(self.on_frame(commands)).await {
                             return End::Disconnect(code);
                         }
                     }
-                    // This gateway speaks the JSON variant only.
-                    Some(Ok(Message::Binary(_))) => return End::Disconnect(DisconnectCode::BadRequest),
+                    Some(Ok(Message::Binary(bytes))) => {
+                        self.shared.metrics.frames_in.increment(1);
+                        let limits = self.frame_limits();
+                        let commands = match self.meta.protocol {
+                            Protocol::Protobuf => Commands::Protobuf(super::protobuf::decode_frame_with(&bytes, limits)),
+                            Protocol::Json => Commands::Refused(Some(Protocol::Json.wrong_frame("binary"))),
+                        };
+                        if let Err(code) = Box::pin(self.on_frame(commands)).await {
+                            return End::Disconnect(code);
+                        }
+                    }
                     Some(Ok(Message::Close(_))) => return End::Closed,
                     Some(Ok(_)) => {}
                 },
@@ -228,12 +250,15 @@ impl Connection {
         None
     }
 
+    fn frame_limits(&self) -> FrameLimits {
+        FrameLimits { max_frame_bytes: self.shared.config.max_frame_bytes, ..FrameLimits::default() }
+    }
+
     /// Handles every command of one frame in order; `Err` ends the connection.
-    async fn on_frame(&mut self, text: &str) -> Result<(), DisconnectCode> {
-        let limits = FrameLimits { max_frame_bytes: self.shared.config.max_frame_bytes, ..FrameLimits::default() };
-        for command in decode_frame_with(text, limits) {
+    async fn on_frame(&mut self, commands: Commands<'_>) -> Result<(), DisconnectCode> {
+        for command in commands {
             let command = command.map_err(|e| {
-                tracing::debug!(error = %e, "gateway: protocol violation");
+                tracing::debug!(error = %e, protocol = self.meta.protocol.name(), "gateway: protocol violation");
                 e.disconnect()
             })?;
             self.on_command(command).await?;
@@ -242,8 +267,8 @@ impl Connection {
     }
 
     fn send(&self, reply: &Reply) -> Result<(), DisconnectCode> {
-        let text = encode_reply(reply).map_err(|_| DisconnectCode::ServerError)?;
-        self.outbox.push(text).map_err(|_| DisconnectCode::Slow)
+        let payload = self.meta.protocol.encode(reply).map_err(|_| DisconnectCode::ServerError)?;
+        self.outbox.push(payload).map_err(|_| DisconnectCode::Slow)
     }
 
     fn reply(&self, id: u32, result: Result<CommandResult, ErrorCode>) -> Result<(), DisconnectCode> {
@@ -426,7 +451,11 @@ impl Connection {
         recover: Option<Recover>,
     ) -> Result<super::protocol::SubscribeResult, Error> {
         let client = self.client.as_ref().ok_or_else(|| Error::Internal("not connected".into()))?;
-        let who = Identity { user: client.claims.user.clone(), device: client.claims.device.clone() };
+        let who = Identity {
+            user: client.claims.user.clone(),
+            device: client.claims.device.clone(),
+            protocol: self.meta.protocol,
+        };
         let outbox = self.outbox.clone();
         let (subscription, result) =
             subscribe(&self.shared, channel, &who, access, recover, outbox, self.orders_tx.clone()).await?;
@@ -612,11 +641,31 @@ impl Connection {
             }
         }
         if let End::Disconnect(code) = end {
-            tracing::debug!(code = code.code(), reason = code.reason(), "gateway: disconnecting");
+            let protocol = self.meta.protocol.name();
+            tracing::debug!(code = code.code(), reason = code.reason(), protocol, "gateway: disconnecting");
             self.outbox.close(code.code() as u16, code.reason());
         } else {
             self.outbox
                 .close(DisconnectCode::ConnectionClosed.code() as u16, DisconnectCode::ConnectionClosed.reason());
+        }
+    }
+}
+
+/// The commands of one frame, from either decoder (or the refusal of a frame of the wrong kind).
+enum Commands<'a> {
+    Json(super::frame::FrameDecoder<'a>),
+    Protobuf(super::protobuf::FrameDecoder<'a>),
+    Refused(Option<ProtocolError>),
+}
+
+impl Iterator for Commands<'_> {
+    type Item = Result<Command, ProtocolError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Commands::Json(d) => d.next(),
+            Commands::Protobuf(d) => d.next(),
+            Commands::Refused(e) => e.take().map(Err),
         }
     }
 }

@@ -1,10 +1,15 @@
-//! The WebSocket gateway at `/connection/websocket`: the Centrifugo client protocol v2 (JSON
-//! variant), so the existing Centrifugo SDKs connect unchanged.
+//! The WebSocket gateway at `/connection/websocket`: the Centrifugo client protocol v2 in both
+//! variants (JSON in text frames, the default; Protobuf in binary frames, chosen at the
+//! handshake), so the existing Centrifugo SDKs connect unchanged. Both codecs decode into and
+//! encode from one command/reply model, so everything past the edge is shared.
 //!
 //! # Layout
 //! - [`codes`]: the protocol's error, disconnect and unsubscribe codes, with the SDKs' retry rules.
-//! - [`protocol`]: commands, replies and pushes with the protocol's JSON names.
-//! - [`frame`]: newline-delimited frames: the bounded [`decode_frame`] and the [`FrameEncoder`].
+//! - [`protocol`]: commands, replies and pushes with the protocol's JSON names (the shared model).
+//! - [`frame`]: the JSON variant's newline-delimited frames: the bounded [`decode_frame`] and the
+//!   [`FrameEncoder`].
+//! - [`protobuf`]: the Protobuf variant's varint-delimited frames and `client.proto` messages.
+//! - [`codec`]: [`Protocol`], chosen at the handshake by [`negotiate`], and encoding per variant.
 //! - [`token`]: [`TokenVerifier`], client JWTs (HS256, RS256 or ES256) to [`ClientClaims`].
 //! - [`config`]: [`GatewayConfig`], limits and timings.
 //! - `node`: [`Gateway`], this node's gateway: the upgrade, background tasks, shutdown.
@@ -47,6 +52,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod codec;
 pub mod codes;
 pub mod config;
 mod connection;
@@ -54,12 +60,14 @@ mod control;
 pub mod frame;
 mod node;
 mod outbox;
+pub mod protobuf;
 pub mod protocol;
 mod registry;
 mod rpc;
 mod subscription;
 pub mod token;
 
+pub use codec::{Negotiated, Protocol, Refusal, negotiate};
 pub use codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
 pub use config::GatewayConfig;
 pub use control::{DisconnectTarget, disconnect_everywhere};

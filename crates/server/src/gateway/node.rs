@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{Extensions, HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -19,6 +19,7 @@ use switchboard_core::{ChannelName, Switchboard, UserId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::codec::negotiate;
 use super::codes::DisconnectCode;
 use super::config::GatewayConfig;
 use super::connection::{ConnMeta, serve};
@@ -253,10 +254,13 @@ async fn refresh_presence(shared: Arc<Shared>) {
     }
 }
 
-/// `GET /connection/websocket`: upgrades and serves one client.
+/// `GET /connection/websocket`: upgrades and serves one client, in the variant of the protocol
+/// it asks for (see [`negotiate`]); a variant this server does not speak is answered `400`
+/// before the upgrade.
 pub(crate) async fn upgrade(
     State(state): State<AppState>,
-    ws: WebSocketUpgrade,
+    mut ws: WebSocketUpgrade,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Response {
@@ -265,7 +269,20 @@ pub(crate) async fn upgrade(
     if shared.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    let requested = ws.requested_protocols().filter_map(|p| p.to_str().ok()).collect::<Vec<_>>();
+    let negotiated = match negotiate(requested, query.as_deref()) {
+        Ok(negotiated) => negotiated,
+        Err(refusal) => {
+            metrics::counter!("switchboard_gateway_handshakes_refused_total").increment(1);
+            tracing::debug!(error = %refusal, "gateway: handshake refused");
+            return (StatusCode::BAD_REQUEST, refusal.to_string()).into_response();
+        }
+    };
+    if let Some(echo) = negotiated.echo {
+        ws.set_selected_protocol(axum::http::HeaderValue::from_static(echo));
+    }
     let meta = ConnMeta {
+        protocol: negotiated.protocol,
         // Present when served by `serve` (connect info on); absent in router-only tests.
         ip: extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
         user_agent: headers

@@ -1,5 +1,6 @@
-//! The Centrifugo client protocol v2, JSON variant, as Rust types: [`Command`]s from clients,
-//! [`Reply`]s and [`Push`]es from the server.
+//! The Centrifugo client protocol v2 as Rust types: [`Command`]s from clients, [`Reply`]s and
+//! [`Push`]es from the server, with their JSON encoding. The Protobuf variant converts to and
+//! from the same types ([`super::protobuf`]), so the connection loop sees one model.
 //!
 //! JSON names are those of the protocol's `client.proto` (snake_case). As the reference server
 //! does, a field holding its zero value (`false`, `0`, `""`, an empty map or list, no `data`) is
@@ -95,7 +96,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> R
 
 /// An empty message (`{}`): the results of unsubscribe, publish and ping, the ping request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Empty {}
+pub(super) struct Empty {}
 
 // ---------------------------------------------------------------------------------------------
 // Commands
@@ -406,6 +407,54 @@ pub enum ProtocolError {
         /// The method's name.
         method: &'static str,
     },
+    /// Protobuf: a message's length prefix is not a varint (too long, or cut off).
+    #[error("the length prefix of message {index} is not a valid varint")]
+    BadLength {
+        /// The message's position in the frame, from 0.
+        index: usize,
+    },
+    /// Protobuf: a message announces more bytes than a frame may hold. Refused before anything
+    /// is allocated for it.
+    #[error("message {index} announces {len} bytes, over the frame limit of {limit} bytes")]
+    LengthOverLimit {
+        /// The message's position in the frame, from 0.
+        index: usize,
+        /// The announced length.
+        len: u64,
+        /// The frame limit.
+        limit: usize,
+    },
+    /// Protobuf: a message announces more bytes than the frame has left.
+    #[error("message {index} announces {len} bytes, only {remaining} follow")]
+    Truncated {
+        /// The message's position in the frame, from 0.
+        index: usize,
+        /// The announced length.
+        len: u64,
+        /// The bytes left in the frame.
+        remaining: usize,
+    },
+    /// Protobuf: a message is not a valid `Command` (bad field encoding, truncated field).
+    #[error("message {index} is not a valid Protobuf command")]
+    Undecodable {
+        /// The message's position in the frame, from 0.
+        index: usize,
+    },
+    /// Protobuf: a command's `data` bytes are not JSON text (Switchboard's payloads are JSON in
+    /// both variants).
+    #[error("{method} command data is not JSON")]
+    DataNotJson {
+        /// The method's name.
+        method: &'static str,
+    },
+    /// A binary frame on a JSON connection, or a text frame on a Protobuf connection.
+    #[error("a {got} frame on a {protocol} connection")]
+    WrongFrameType {
+        /// `text` or `binary`.
+        got: &'static str,
+        /// The connection's protocol (`json` or `protobuf`).
+        protocol: &'static str,
+    },
 }
 
 impl ProtocolError {
@@ -416,23 +465,31 @@ impl ProtocolError {
     }
 }
 
-/// The wire shape of a command: every method optional, as in `client.proto`.
-#[derive(Deserialize)]
+/// The wire shape of a command: every method optional, as in `client.proto`. Both codecs decode
+/// into it, so [`Command::from_wire`] applies the same rules to both.
+#[derive(Default, Deserialize)]
 pub(super) struct WireCommand {
     #[serde(default, deserialize_with = "nullable")]
-    id: u32,
-    connect: Option<ConnectRequest>,
-    subscribe: Option<SubscribeRequest>,
-    unsubscribe: Option<UnsubscribeRequest>,
-    publish: Option<PublishRequest>,
-    presence: Option<PresenceRequest>,
-    presence_stats: Option<PresenceStatsRequest>,
-    history: Option<HistoryRequest>,
-    ping: Option<Empty>,
-    send: Option<SendRequest>,
-    rpc: Option<RpcRequest>,
-    refresh: Option<RefreshRequest>,
-    sub_refresh: Option<SubRefreshRequest>,
+    pub(super) id: u32,
+    pub(super) connect: Option<ConnectRequest>,
+    pub(super) subscribe: Option<SubscribeRequest>,
+    pub(super) unsubscribe: Option<UnsubscribeRequest>,
+    pub(super) publish: Option<PublishRequest>,
+    pub(super) presence: Option<PresenceRequest>,
+    pub(super) presence_stats: Option<PresenceStatsRequest>,
+    pub(super) history: Option<HistoryRequest>,
+    /// `ping` is an empty message in both variants.
+    #[serde(default, deserialize_with = "present")]
+    pub(super) ping: bool,
+    pub(super) send: Option<SendRequest>,
+    pub(super) rpc: Option<RpcRequest>,
+    pub(super) refresh: Option<RefreshRequest>,
+    pub(super) sub_refresh: Option<SubRefreshRequest>,
+}
+
+/// Whether an optional empty message is there (`null` reads as absent).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<Empty>::deserialize(d)?.is_some())
 }
 
 impl Command {
@@ -448,7 +505,7 @@ impl Command {
         methods.extend(w.presence.map(Method::Presence));
         methods.extend(w.presence_stats.map(Method::PresenceStats));
         methods.extend(w.history.map(Method::History));
-        methods.extend(w.ping.map(|_| Method::Ping));
+        methods.extend(w.ping.then_some(Method::Ping));
         methods.extend(w.send.map(Method::Send));
         methods.extend(w.rpc.map(Method::Rpc));
         methods.extend(w.refresh.map(Method::Refresh));
@@ -1006,32 +1063,31 @@ impl Serialize for Reply {
     }
 }
 
-/// The wire shape of a reply.
-#[derive(Deserialize)]
-struct WireReply {
+/// The wire shape of a reply: every field optional, as in `client.proto`. Both codecs' client
+/// sides read into it, so [`Reply::from_wire`] applies the same rules to both.
+#[derive(Default, Deserialize)]
+pub(super) struct WireReply {
     #[serde(default, deserialize_with = "nullable")]
-    id: u32,
-    error: Option<ErrorReply>,
-    push: Option<Push>,
-    connect: Option<ConnectResult>,
-    subscribe: Option<SubscribeResult>,
-    unsubscribe: Option<Empty>,
-    publish: Option<Empty>,
-    presence: Option<PresenceResult>,
-    presence_stats: Option<PresenceStatsResult>,
-    history: Option<HistoryResult>,
-    ping: Option<Empty>,
-    rpc: Option<RpcResult>,
-    refresh: Option<RefreshResult>,
-    sub_refresh: Option<SubRefreshResult>,
+    pub(super) id: u32,
+    pub(super) error: Option<ErrorReply>,
+    pub(super) push: Option<Push>,
+    pub(super) connect: Option<ConnectResult>,
+    pub(super) subscribe: Option<SubscribeResult>,
+    pub(super) unsubscribe: Option<Empty>,
+    pub(super) publish: Option<Empty>,
+    pub(super) presence: Option<PresenceResult>,
+    pub(super) presence_stats: Option<PresenceStatsResult>,
+    pub(super) history: Option<HistoryResult>,
+    pub(super) ping: Option<Empty>,
+    pub(super) rpc: Option<RpcResult>,
+    pub(super) refresh: Option<RefreshResult>,
+    pub(super) sub_refresh: Option<SubRefreshResult>,
 }
 
-/// Reads replies the way SDKs do (used by Rust test clients): an error wins for an id, a push
-/// has no id, and a message with neither id nor push is the server ping.
-impl<'de> Deserialize<'de> for Reply {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let w = WireReply::deserialize(d)?;
+impl Reply {
+    /// Reads a reply the way SDKs do (used by Rust test clients): an error wins for an id, a
+    /// push has no id, and a message with neither id nor push is the server ping.
+    pub(super) fn from_wire(w: WireReply) -> Result<Self, &'static str> {
         let mut results = Vec::with_capacity(1);
         results.extend(w.connect.map(CommandResult::Connect));
         results.extend(w.subscribe.map(CommandResult::Subscribe));
@@ -1045,15 +1101,22 @@ impl<'de> Deserialize<'de> for Reply {
         results.extend(w.refresh.map(CommandResult::Refresh));
         results.extend(w.sub_refresh.map(CommandResult::SubRefresh));
         if results.len() > 1 {
-            return Err(D::Error::custom("reply with more than one result"));
+            return Err("reply with more than one result");
         }
         match (w.id, w.error, w.push, results.pop()) {
             (0, None, None, None) => Ok(Reply::Ping),
             (0, None, Some(push), None) => Ok(Reply::Push(push)),
             (id, Some(error), None, None) => Ok(Reply::Error { id, error }),
             (id, None, None, Some(result)) if id != 0 => Ok(Reply::Result { id, result }),
-            _ => Err(D::Error::custom("reply is neither a result, an error, a push nor a ping")),
+            _ => Err("reply is neither a result, an error, a push nor a ping"),
         }
+    }
+}
+
+/// See [`Reply::from_wire`].
+impl<'de> Deserialize<'de> for Reply {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Reply::from_wire(WireReply::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

@@ -18,14 +18,14 @@ use std::sync::Arc;
 use switchboard_core::control::{self as core_control, Control};
 use switchboard_core::hub::{HubEvent, HubSubscription};
 use switchboard_core::{
-    ChannelName, ConversationId, DeviceId, Error, Publication, Result, Retention, StreamPosition, Switchboard,
-    Timestamp, UserId,
+    ChannelName, ConversationId, DeviceId, Encodings, Error, Publication, Result, Retention, StreamPosition,
+    Switchboard, Timestamp, UserId,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::codec::{Payload, Protocol};
 use super::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
-use super::frame::encode_reply;
 use super::outbox::Outbox;
 use super::protocol::{self, PushBody, RawJson, Reply, SubscribeResult};
 use super::registry::Order;
@@ -204,11 +204,12 @@ async fn read_all_since(
 }
 
 /// Whose subscription it is: publications may be addressed to some devices, access changes to
-/// some users.
+/// some users; and the wire format of the connection it belongs to.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
     pub(crate) user: UserId,
     pub(crate) device: DeviceId,
+    pub(crate) protocol: Protocol,
 }
 
 struct Forwarder {
@@ -293,9 +294,9 @@ impl Forwarder {
             metrics::counter!("switchboard_gateway_access_revoked_total").increment(1);
         }
         let push = Reply::push(self.channel.as_str(), PushBody::Unsubscribe(code.into()));
-        if let Ok(text) = encode_reply(&push) {
+        if let Ok(payload) = self.who.protocol.encode(&push) {
             // A full outbox means the connection is being closed as slow anyway.
-            let _ = self.outbox.push(text);
+            let _ = self.outbox.push(payload);
         }
         let _ = self.orders.send(Order::SubscriptionEnded { channel: self.channel.clone(), id: self.id });
     }
@@ -343,34 +344,51 @@ impl Forwarder {
         if !p.is_for(&self.who.device) {
             return Ok(());
         }
-        let encode = || -> Option<Arc<str>> {
-            let push = Reply::push(self.channel.as_str(), PushBody::Pub(to_wire(p)?));
-            encode_reply(&push).ok().map(Arc::from)
-        };
-        // Live publications are encoded once per node and shared by every local subscriber.
-        let text = match encoded {
-            Some(cell) => match cell.get() {
-                Some(text) => text.clone(),
-                None => {
-                    let Some(text) = encode() else { return Ok(()) };
-                    cell.get_or_init(|| text).clone()
-                }
-            },
-            None => match encode() {
-                Some(text) => text,
-                None => return Ok(()),
-            },
+        let push = || Some(Reply::push(self.channel.as_str(), PushBody::Pub(to_wire(p)?)));
+        // Live publications are encoded once per node and format, and shared by every local
+        // subscriber of that format; a format nobody here speaks is never encoded.
+        let payload = match self.who.protocol {
+            Protocol::Json => {
+                let cell = encoded.map(|e| &e.text);
+                let text = shared(cell, || push().and_then(|r| super::frame::encode_reply(&r).ok()).map(Arc::from));
+                let Some(text) = text else { return Ok(()) };
+                Payload::Text(String::from(&*text))
+            }
+            Protocol::Protobuf => {
+                let cell = encoded.map(|e| &e.binary);
+                let bytes = shared(cell, || push().map(|r| Arc::from(super::protobuf::encode_reply(&r))));
+                let Some(bytes) = bytes else { return Ok(()) };
+                Payload::Binary(Vec::from(&*bytes))
+            }
         };
         let metrics = &self.shared.metrics;
         metrics.publications_out.increment(1);
         // Publish to queued-for-this-client, on the engine's clock (the same machine's for memory).
         metrics.fanout_latency.record(p.time.millis_until(Timestamp::now()) as f64 / 1000.0);
-        self.outbox.push(String::from(&*text)).map_err(|_| Gap::Slow)
+        self.outbox.push(payload).map_err(|_| Gap::Slow)
     }
 }
 
-/// The shared encoding of a live publication, when there is one.
-type Encoded<'a> = Option<&'a std::sync::OnceLock<Arc<str>>>;
+/// The encoding in `cell` when there is one, else `encode`'s (stored in `cell` for the other
+/// subscribers when there is a cell).
+fn shared<T: ?Sized>(
+    cell: Option<&std::sync::OnceLock<Arc<T>>>,
+    encode: impl FnOnce() -> Option<Arc<T>>,
+) -> Option<Arc<T>> {
+    match cell {
+        Some(cell) => match cell.get() {
+            Some(done) => Some(done.clone()),
+            None => {
+                let fresh = encode()?;
+                Some(cell.get_or_init(|| fresh).clone())
+            }
+        },
+        None => encode(),
+    }
+}
+
+/// The shared encodings of a live publication, when there are some.
+type Encoded<'a> = Option<&'a Encodings>;
 
 /// Why forwarding stops.
 enum Gap {
@@ -380,4 +398,46 @@ enum Gap {
     Ended(UnsubscribeCode),
     /// The client reads too slowly: the connection is already being closed.
     Slow,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Subscribers of one format share one encoding of a live publication; a format no
+    /// subscriber speaks is never encoded.
+    #[test]
+    fn each_format_is_encoded_once_and_only_when_needed() {
+        let encodings = Encodings::default();
+        let text_runs = Cell::new(0);
+        for _ in 0..3 {
+            let text = shared(Some(&encodings.text), || {
+                text_runs.set(text_runs.get() + 1);
+                Some(Arc::from("{\"push\":{}}"))
+            });
+            assert_eq!(text.as_deref(), Some("{\"push\":{}}"));
+        }
+        assert_eq!(text_runs.get(), 1);
+        assert!(encodings.binary.get().is_none(), "no Protobuf subscriber, no Protobuf encoding");
+        let binary_runs = Cell::new(0);
+        for _ in 0..2 {
+            let bytes = shared(Some(&encodings.binary), || {
+                binary_runs.set(binary_runs.get() + 1);
+                Some(Arc::from(&[0x02, 0x22, 0x00][..]))
+            });
+            assert_eq!(bytes.as_deref(), Some(&[0x02, 0x22, 0x00][..]));
+        }
+        assert_eq!(binary_runs.get(), 1);
+        // Without a shared cell (recovery, catch-up) every call encodes.
+        let runs = Cell::new(0);
+        for _ in 0..2 {
+            shared::<str>(None, || {
+                runs.set(runs.get() + 1);
+                Some(Arc::from("x"))
+            });
+        }
+        assert_eq!(runs.get(), 2);
+    }
 }

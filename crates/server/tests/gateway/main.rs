@@ -4,6 +4,7 @@ mod chat;
 mod common;
 mod delivery;
 mod isolation;
+mod protobuf;
 mod refusals;
 mod revocation;
 
@@ -64,4 +65,14 @@ on_both_engines!(revocation as revocation_tests:
     a_replaced_or_deleted_conversation_ends_subscriptions,
     a_removed_contact_ends_the_presence_subscription,
     a_denied_token_is_disconnected_on_every_node,
+);
+
+on_both_engines!(protobuf as protobuf_tests:
+    handshake_selects_the_variant,
+    several_commands_per_frame_and_batched_replies,
+    ping_and_pong_are_empty_messages,
+    bad_framing_closes_with_bad_request,
+    unknown_fields_are_skipped,
+    frames_of_the_other_variant_are_refused,
+    delivery_rpc_recovery_and_refusals,
 );
