@@ -1113,7 +1113,8 @@ impl Reply {
     }
 }
 
-/// See [`Reply::from_wire`].
+/// Reads replies the way SDKs do (used by Rust test clients): an error wins for an id, a push
+/// has no id, and a message with neither id nor push is the server ping.
 impl<'de> Deserialize<'de> for Reply {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Reply::from_wire(WireReply::deserialize(d)?).map_err(serde::de::Error::custom)
