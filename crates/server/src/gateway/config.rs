@@ -1,4 +1,4 @@
-//! [`GatewayConfig`]: limits and timings of the WebSocket gateway (SPEC §4).
+//! [`GatewayConfig`]: limits and timings of the WebSocket gateway (docs/PROTOCOL.md lists them).
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use switchboard_core::Policy;
 
 use super::token::TokenVerifier;
 
-/// Settings of the gateway. The defaults are SPEC §4's.
+/// Settings of the gateway, with the defaults docs/PROTOCOL.md documents.
 #[derive(Clone)]
 pub struct GatewayConfig {
     /// Verifies client tokens; without one every connect is refused.

@@ -303,7 +303,7 @@ impl Connection {
                 let result = self.unsubscribe(&req.channel);
                 self.reply(id, result)
             }
-            // Publishing from clients is off (SPEC §4): backends publish through the API.
+            // Publishing from clients is off: backends publish through the API.
             Method::Publish(_) => self.reply(id, Err(ErrorCode::PermissionDenied)),
             Method::Presence(req) => {
                 let result = self.channel_presence(&req.channel).await.map(CommandResult::Presence);

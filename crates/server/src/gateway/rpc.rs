@@ -1,5 +1,6 @@
-//! The RPC methods clients may call (SPEC §4): `typing`, `presence.status`, `presence.get`,
-//! `notifications.read`, `notifications.dismiss`, `conversations.read`, `messages.delivered`.
+//! The RPC methods clients may call (docs/PROTOCOL.md, "RPC methods"): `typing`,
+//! `presence.status`, `presence.get`, `notifications.read`, `notifications.dismiss`,
+//! `conversations.read`, `messages.delivered`.
 //! Each acts only on the caller's own state, or reads what the caller may see.
 
 use serde::Deserialize;
@@ -77,7 +78,7 @@ pub(crate) async fn call(
             }
             let mut found = Vec::with_capacity(a.user_ids.len());
             for other in &a.user_ids {
-                // Only yourself and your contacts (SPEC §4).
+                // Only yourself and your contacts.
                 if other != user && !sb.presence().is_contact(user, other).await.map_err(|e| engine(&e))? {
                     return Err(ErrorCode::PermissionDenied);
                 }
