@@ -3,7 +3,7 @@
 //! sweeps, the control-channel listener) and graceful shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -116,16 +116,16 @@ impl Gateway {
         let refresh = (ttl / 3).max(Duration::from_millis(100));
         self.shared.tracker.spawn(periodic(shared.clone(), refresh, refresh_presence));
         let interval = shared.sb.presence().sweep_interval();
-        self.shared.tracker.spawn(periodic(shared.clone(), interval, |s| async move {
-            if let Err(e) = s.sb.presence().sweep().await {
-                tracing::debug!(error = %e, "gateway: presence sweep failed");
-            }
+        let failing = Arc::new(AtomicBool::new(false));
+        self.shared.tracker.spawn(periodic(shared.clone(), interval, move |s| {
+            let failing = failing.clone();
+            async move { report_sweep("presence", &failing, s.sb.presence().sweep().await) }
         }));
         let interval = shared.sb.typing().sweep_interval();
-        self.shared.tracker.spawn(periodic(shared, interval, |s| async move {
-            if let Err(e) = s.sb.typing().sweep().await {
-                tracing::debug!(error = %e, "gateway: typing sweep failed");
-            }
+        let failing = Arc::new(AtomicBool::new(false));
+        self.shared.tracker.spawn(periodic(shared, interval, move |s| {
+            let failing = failing.clone();
+            async move { report_sweep("typing", &failing, s.sb.typing().sweep().await) }
         }));
     }
 
@@ -305,4 +305,18 @@ pub(crate) async fn upgrade(
             let (sink, stream) = socket.split();
             tracker.track_future(serve(shared, meta, sink, stream))
         })
+}
+
+/// Logs a sweep's outcome: the first failure after a success at warn (offline and stop events
+/// are late until it works again), repeats at debug (an outage would repeat it every interval),
+/// the recovery at info.
+fn report_sweep<T>(what: &'static str, failing: &AtomicBool, result: switchboard_core::Result<T>) {
+    match result {
+        Err(e) if !failing.swap(true, Ordering::Relaxed) => {
+            tracing::warn!(sweep = what, error = %e, "gateway: sweep failed; expiry events wait until it works again");
+        }
+        Err(e) => tracing::debug!(sweep = what, error = %e, "gateway: sweep failed again"),
+        Ok(_) if failing.swap(false, Ordering::Relaxed) => tracing::info!(sweep = what, "gateway: sweep works again"),
+        Ok(_) => {}
+    }
 }

@@ -93,6 +93,14 @@ pub(crate) async fn channels_of_others_are_refused(t: TestEngine) {
         .unwrap();
     let id = c.send(json!({"subscribe": {"channel": "presence:ken"}})).await;
     assert!(c.reply(id).await.get("error").is_none());
+    // Several users at once: all must be yourself or contacts, answered in the order asked.
+    let id = c.send(json!({"rpc": {"method": "presence.get", "data": {"user_ids": ["judy", "ken", "mallory"]}}})).await;
+    assert_eq!(c.reply(id).await["error"]["code"], json!(103));
+    let id = c.send(json!({"rpc": {"method": "presence.get", "data": {"user_ids": ["ken", "judy"]}}})).await;
+    let reply = c.reply(id).await;
+    let presences = &reply["rpc"]["data"]["presences"];
+    assert_eq!((&presences[0]["user_id"], &presences[1]["user_id"]), (&json!("ken"), &json!("judy")), "{reply}");
+    assert_eq!((&presences[0]["online"], &presences[1]["online"]), (&json!(false), &json!(true)), "{reply}");
 }
 
 pub(crate) async fn malformed_and_oversize_frames_close_the_connection(t: TestEngine) {
