@@ -109,12 +109,13 @@ fn js_dir() -> PathBuf {
     js
 }
 
-async fn centrifuge_js(engine: Engine, protocol: &str) {
-    let js = js_dir();
+/// Runs `script` of the SDK `sdk` with `interpreter` in `dir` against a fresh node on `engine`,
+/// speaking `protocol`; the script prints the scenario's steps.
+async fn run_sdk(sdk: &str, interpreter: &str, dir: &Path, script: &str, engine: Engine, protocol: &str) {
     let (node, _redis) = start(engine).await;
-    let out = tokio::process::Command::new("node")
-        .arg(js.join("sdk.mjs"))
-        .current_dir(&js)
+    let out = tokio::process::Command::new(interpreter)
+        .arg(dir.join(script))
+        .current_dir(dir)
         .env("WS_URL", node.ws_url())
         .env("API", node.api(""))
         .env("API_KEY", API_KEY)
@@ -123,13 +124,17 @@ async fn centrifuge_js(engine: Engine, protocol: &str) {
         .envs(tokens())
         .output()
         .await
-        .expect("run node");
+        .unwrap_or_else(|e| panic!("run {interpreter}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the centrifuge-js {protocol} scenario failed:\n{stdout}");
-    assert_steps(&stdout, &format!("centrifuge-js {protocol}"));
+    assert!(out.status.success(), "the {sdk} {protocol} scenario failed:\n{stdout}");
+    assert_steps(&stdout, &format!("{sdk} {protocol}"));
     assert!(stdout.contains(&format!("\"protocol\":\"{protocol}\"")), "{stdout}");
+}
+
+async fn centrifuge_js(engine: Engine, protocol: &str) {
+    run_sdk("centrifuge-js", "node", &js_dir(), "sdk.mjs", engine, protocol).await;
 }
 
 #[tokio::test]
@@ -167,26 +172,7 @@ fn python_dir() -> PathBuf {
 }
 
 async fn centrifuge_python(engine: Engine, protocol: &str) {
-    let dir = python_dir();
-    let (node, _redis) = start(engine).await;
-    let out = tokio::process::Command::new("python3")
-        .arg(dir.join("sdk.py"))
-        .current_dir(&dir)
-        .env("WS_URL", node.ws_url())
-        .env("API", node.api(""))
-        .env("API_KEY", API_KEY)
-        .env("PROTOCOL", protocol)
-        .env("USER", USER)
-        .envs(tokens())
-        .output()
-        .await
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the centrifuge-python {protocol} scenario failed:\n{stdout}");
-    assert_steps(&stdout, &format!("centrifuge-python {protocol}"));
-    assert!(stdout.contains(&format!("\"protocol\":\"{protocol}\"")), "{stdout}");
+    run_sdk("centrifuge-python", "python3", &python_dir(), "sdk.py", engine, protocol).await;
 }
 
 #[tokio::test]

@@ -24,14 +24,15 @@ struct Declared {
     body: bool,
 }
 
-/// What each documented operation accepts, by method and route template.
+/// What each documented operation accepts, by route template, then method (looked up by
+/// reference on every request: no allocation on the hot path).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct DeclaredInput(Arc<HashMap<(Method, String), Declared>>);
+pub(crate) struct DeclaredInput(Arc<HashMap<String, HashMap<Method, Declared>>>);
 
 impl DeclaredInput {
     /// The names of every operation of `doc`.
     pub(crate) fn from_doc(doc: &OpenApi) -> Self {
-        let mut names = HashMap::new();
+        let mut names: HashMap<String, HashMap<Method, Declared>> = HashMap::new();
         for (path, item) in &doc.paths.paths {
             let ops = [
                 (Method::GET, &item.get),
@@ -50,7 +51,7 @@ impl DeclaredInput {
                     .map(|p| p.name.clone())
                     .collect();
                 let declared = Declared { query, body: op.request_body.is_some() };
-                names.insert((method, path.clone()), declared);
+                names.entry(path.clone()).or_default().insert(method, declared);
             }
         }
         DeclaredInput(Arc::new(names))
@@ -61,8 +62,8 @@ impl DeclaredInput {
 /// operation does not have, or that carries a body the operation does not take (400
 /// `invalid_argument`).
 pub(crate) async fn refuse_undeclared(State(names): State<DeclaredInput>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    let Some(declared) = route.and_then(|route| names.0.get(&(req.method().clone(), route))) else {
+    let route = req.extensions().get::<MatchedPath>();
+    let Some(declared) = route.and_then(|route| names.0.get(route.as_str())?.get(req.method())) else {
         return next.run(req).await;
     };
     // The announced length, or what the body knows of itself (a body with neither is streamed
