@@ -206,6 +206,8 @@ pub(crate) async fn run(args: JobsArgs) -> anyhow::Result<()> {
         Target::Library => {
             let prefix = format!("sbjobs:{}:", std::process::id());
             let sb = args.engine.build(args.redis_url.as_deref(), &prefix).await?;
+            // Workers run on the node.
+            sb.start()?;
             let label = match args.engine {
                 EngineKind::Memory => "library-memory",
                 EngineKind::Redis => "library-redis",

@@ -30,6 +30,13 @@ impl std::fmt::Debug for TestEngine {
 }
 
 impl TestEngine {
+    /// Starts the node (live subscriptions and workers need it), unless it runs already.
+    pub fn start(&self) {
+        if !self.sb.is_running() {
+            self.sb.start().expect("start the node");
+        }
+    }
+
     /// Another node on the same backing store: for Redis a second engine (own connections, own
     /// broker and hub) on the same server and key prefix; for memory, which has one node only,
     /// this same engine.

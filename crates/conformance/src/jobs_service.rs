@@ -59,6 +59,7 @@ pub async fn two_schedulers_fire_each_tick_once(t: &TestEngine) {
 /// The worker runs every job once, never more than its concurrency at a time, and stores
 /// results.
 pub async fn worker_runs_jobs_within_its_concurrency(t: &TestEngine) {
+    t.start();
     let jobs = t.sb.jobs();
     jobs.enqueue_bulk((0..40).map(|i| job("work", &format!("w{i}"))).collect()).await.unwrap();
     let running = Arc::new(AtomicUsize::new(0));
@@ -101,6 +102,7 @@ pub async fn worker_runs_jobs_within_its_concurrency(t: &TestEngine) {
 /// A failing or panicking handler retries the job; a permanent failure kills it; a job type
 /// without a handler fails rather than vanishing.
 pub async fn worker_failures_and_panics_are_recorded_and_retried(t: &TestEngine) {
+    t.start();
     let jobs = t.sb.jobs();
     jobs.enqueue(job("flaky", "flaky")).await.unwrap();
     jobs.enqueue(job("flaky", "boom")).await.unwrap();
@@ -163,6 +165,7 @@ pub async fn worker_failures_and_panics_are_recorded_and_retried(t: &TestEngine)
 /// Shutdown stops fetching, lets short jobs finish and gives back the leases of jobs still
 /// running after the grace: they are waiting again, their attempt not counted.
 pub async fn worker_shutdown_finishes_or_releases(t: &TestEngine) {
+    t.start();
     let jobs = t.sb.jobs();
     jobs.enqueue(job("slow", "quick")).await.unwrap();
     jobs.enqueue(job("slow", "stuck")).await.unwrap();

@@ -314,6 +314,7 @@ pub async fn concurrent_publishers_get_consecutive_offsets(t: &TestEngine) {
 /// with the last of them.
 pub async fn hub_subscribers_receive_later_publications_in_order(t: &TestEngine) {
     let ch = channel("chat:live");
+    t.start();
     let hub = t.sb.hub();
     let before = t.sb.streams().publish(&ch, event(0)).await.unwrap();
     let mut a = hub.subscribe(&ch).await.unwrap();
@@ -344,6 +345,8 @@ pub async fn hub_subscribers_receive_later_publications_in_order(t: &TestEngine)
 /// engine, which has one node, its own hub).
 pub async fn publications_reach_subscribers_on_other_nodes(t: &TestEngine) {
     let other = t.sibling().await;
+    t.start();
+    other.start();
     let ch = channel("user:fanout");
     let mut here = t.sb.hub().subscribe(&ch).await.unwrap();
     let mut there = other.sb.hub().subscribe(&ch).await.unwrap();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::cache::CacheStore;
@@ -12,6 +13,7 @@ use crate::conversation::ConversationStore;
 use crate::denylist::TokenDenylist;
 use crate::error::Result;
 use crate::jobs::JobStore;
+use crate::lifecycle::BackgroundTask;
 use crate::message::{InboxStore, MessageStore};
 use crate::notification::NotificationStore;
 use crate::presence::PresenceStore;
@@ -34,6 +36,22 @@ pub trait EngineHealth: Send + Sync + 'static {
 
     /// What the engine is, for `/api/v1/info` and `doctor`.
     fn info(&self) -> EngineInfo;
+}
+
+/// The engine's own background work, and its end. The node drives both
+/// ([`crate::Switchboard::start`], [`crate::Switchboard::shutdown`]), so an engine never spawns
+/// a task by itself.
+#[async_trait]
+pub trait EngineLifecycle: Send + Sync + 'static {
+    /// The loops the engine needs while the node serves, by name (the memory engine's expiry
+    /// sweeper, the Redis broker's pub/sub connection); each ends once `stop` is cancelled.
+    /// Called once; later calls return nothing.
+    fn background(&self, stop: CancellationToken) -> Vec<(&'static str, BackgroundTask)>;
+
+    /// Releases what the engine holds open (connections, files); called once at shutdown, after
+    /// every loop ended. From then on [`EngineHealth::ping`] fails with
+    /// [`crate::Error::Unavailable`], and so does every call of an engine with connections.
+    async fn close(&self);
 }
 
 /// Description of a running engine.
@@ -81,6 +99,8 @@ pub struct Engine {
     pub jobs: Arc<dyn JobStore>,
     /// Health.
     pub health: Arc<dyn EngineHealth>,
+    /// Background loops and closing.
+    pub lifecycle: Arc<dyn EngineLifecycle>,
 }
 
 impl std::fmt::Debug for Engine {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver};
 use crate::channel::ChannelName;
 use crate::error::{Error, Result};
+use crate::lifecycle::Lifecycle;
 
 /// Events a subscriber's queue holds by default before it counts as lagging.
 pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1024;
@@ -50,10 +51,10 @@ struct Inner {
     capacity: usize,
     next_id: AtomicU64,
     channels: Mutex<HashMap<ChannelName, Channel>>,
-    /// The broker's queue until the dispatch task takes it (on the first subscribe, which runs
-    /// in a runtime), and the runtime used to unsubscribe from `Drop`.
+    /// The broker's queue until the node's dispatch loop takes it ([`Hub::dispatch`]).
     receiver: Mutex<Option<BrokerReceiver>>,
-    runtime: Mutex<Option<tokio::runtime::Handle>>,
+    /// The node: subscriptions need its dispatch loop, upstream unsubscribes run on it.
+    node: Lifecycle,
 }
 
 struct Channel {
@@ -75,9 +76,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// A hub over `broker` with subscriber queues of `capacity` events. Fails with
-    /// [`Error::Conflict`] if the broker's queue was already taken (one hub per broker).
-    pub fn new(broker: Arc<dyn Broker>, capacity: usize) -> Result<Hub> {
+    /// A hub over `broker` with subscriber queues of `capacity` events, delivering once `node`
+    /// runs its [`Hub::dispatch`] loop. Fails with [`Error::Conflict`] if the broker's queue was
+    /// already taken (one hub per broker).
+    pub fn new(broker: Arc<dyn Broker>, capacity: usize, node: Lifecycle) -> Result<Hub> {
         let receiver = broker
             .take_receiver()
             .ok_or_else(|| Error::Conflict("hub: the broker already has a hub; build one per engine".into()))?;
@@ -87,15 +89,16 @@ impl Hub {
             next_id: AtomicU64::new(0),
             channels: Mutex::new(HashMap::new()),
             receiver: Mutex::new(Some(receiver)),
-            runtime: Mutex::new(None),
+            node,
         };
         Ok(Hub { inner: Arc::new(inner) })
     }
 
     /// Subscribes to `channel`: returns once publications made from now on are delivered to
-    /// the subscription (see [`Broker::subscribe`]). Fails if the broker cannot subscribe.
+    /// the subscription (see [`Broker::subscribe`]). Fails with [`Error::Unavailable`] if the
+    /// node does not run (nothing would deliver) or the broker cannot subscribe.
     pub async fn subscribe(&self, channel: &ChannelName) -> Result<HubSubscription> {
-        self.start();
+        self.inner.node.ensure_running()?;
         let (tx, rx) = mpsc::channel(self.inner.capacity);
         let lagged = Arc::new(AtomicBool::new(false));
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -130,12 +133,18 @@ impl Hub {
         lock(&self.inner.channels).len()
     }
 
-    /// Spawns the dispatch task on the first call (inside a runtime).
-    fn start(&self) {
-        let Some(receiver) = lock(&self.inner.receiver).take() else { return };
-        let runtime = tokio::runtime::Handle::current();
-        *lock(&self.inner.runtime) = Some(runtime.clone());
-        runtime.spawn(dispatch(Arc::downgrade(&self.inner), receiver));
+    /// The loop that drains the broker's queue into the local subscribers until the node stops
+    /// (or the hub or the broker is gone); the node runs it. `None` once taken.
+    pub fn dispatch(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let receiver = lock(&self.inner.receiver).take()?;
+        let stop = self.inner.node.stopping();
+        let hub = Arc::downgrade(&self.inner);
+        Some(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = dispatch(hub, receiver) => {}
+            }
+        })
     }
 }
 
@@ -202,9 +211,9 @@ impl Inner {
 
     /// Unsubscribes the broker from `channel` in the background if it still has no subscriber.
     fn release(self: &Arc<Self>, channel: ChannelName) {
-        let Some(runtime) = lock(&self.runtime).clone() else { return };
         let hub = self.clone();
-        runtime.spawn(async move {
+        // On a node that no longer runs there is nothing to release: its broker goes with it.
+        let _ = self.node.spawn("hub.release", async move {
             let Some(upstream) = lock(&hub.channels).get(&channel).map(|c| c.upstream.clone()) else { return };
             let mut subscribed = upstream.lock().await;
             if lock(&hub.channels).get(&channel).is_some_and(|c| !c.subscribers.is_empty()) {
@@ -345,9 +354,15 @@ mod tests {
     #[tokio::test]
     async fn one_upstream_subscription_per_channel_and_lagging_subscribers_are_closed() {
         let broker = fake();
-        let hub = Hub::new(broker.clone(), 4).unwrap();
-        assert!(Hub::new(broker.clone(), 4).is_err(), "one hub per broker");
+        let node = Lifecycle::new();
+        let hub = Hub::new(broker.clone(), 4, node.clone()).unwrap();
+        assert!(Hub::new(broker.clone(), 4, node.clone()).is_err(), "one hub per broker");
         let chat = ChannelName::new("chat:1").unwrap();
+        let refused = hub.subscribe(&chat).await.err().expect("nothing delivers before the node runs");
+        assert!(matches!(&refused, Error::Unavailable(m) if m.contains("Switchboard::start")), "{refused}");
+        node.bind().unwrap();
+        node.spawn("hub.dispatch", hub.dispatch().expect("the dispatch loop")).unwrap();
+        assert!(hub.dispatch().is_none(), "one dispatch loop");
         let mut fast = hub.subscribe(&chat).await.unwrap();
         let mut slow = hub.subscribe(&chat).await.unwrap();
         assert_eq!(broker.subscribes.load(Ordering::SeqCst), 1);

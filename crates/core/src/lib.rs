@@ -7,6 +7,8 @@
 //! - [`error`]: the error kinds every layer shares ([`Error`], [`Result`]).
 //! - [`ids`]: validated identifiers ([`UserId`], [`DeviceId`], [`SessionId`], ...).
 //! - [`time`]: [`Timestamp`], milliseconds since the epoch, RFC 3339 on the wire.
+//! - [`lifecycle`]: [`Lifecycle`], the node's background loops on one task tracker, and its
+//!   orderly shutdown ([`ShutdownReport`]).
 //! - [`limits`]: the input bounds every layer enforces (docs/API.md gives each).
 //! - [`session`]: sessions and the [`SessionStore`] contract.
 //! - [`denylist`]: revoked tokens and the [`TokenDenylist`] contract.
@@ -55,6 +57,7 @@ pub mod error;
 pub mod hub;
 pub mod ids;
 pub mod jobs;
+pub mod lifecycle;
 pub mod limits;
 pub mod message;
 pub mod notification;
@@ -76,9 +79,10 @@ pub use config::{
 };
 pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 pub use denylist::{TokenCheck, TokenDenylist};
-pub use engine::{Engine, EngineHealth, EngineInfo};
+pub use engine::{Engine, EngineHealth, EngineInfo, EngineLifecycle};
 pub use error::{Error, Result};
 pub use hub::{Hub, HubEvent, HubSubscription};
+pub use lifecycle::{BackgroundTask, Lifecycle, ShutdownReport};
 pub use ids::{
     ConversationId, DeviceId, JobId, JobType, LeaseToken, MessageId, NotificationId, QueueName, RateLimitKey,
     ScheduleName, SessionId, TokenId, UserId,

@@ -1,11 +1,17 @@
 //! [`Switchboard`]: the facade over one engine's services.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::config::SwitchboardConfig;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
+use crate::lifecycle::{Lifecycle, ShutdownReport};
 use crate::services::Messages;
 use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
 use crate::services::{
@@ -31,6 +37,7 @@ impl std::fmt::Debug for Switchboard {
 struct Inner {
     engine: Engine,
     config: SwitchboardConfig,
+    node: Lifecycle,
     sessions: Sessions,
     tokens: Tokens,
     rate_limits: RateLimits,
@@ -80,6 +87,7 @@ impl SwitchboardBuilder {
     pub fn build(self) -> Result<Switchboard> {
         let SwitchboardBuilder { engine, config, push } = self;
         config.validate()?;
+        let node = Lifecycle::new();
         let streams = Streams::new(engine.streams.clone(), engine.cursors.clone());
         let conversations = Conversations::new(engine.conversations.clone(), DEFAULT_MAX_MEMBERS, streams.clone());
         let presence = Presence::new(
@@ -93,7 +101,7 @@ impl SwitchboardBuilder {
             Arc::new(TypingToStreams(streams.clone())),
             Arc::new(MembersOfConversations(conversations.clone())),
         );
-        let jobs = Jobs::new(engine.jobs.clone(), config.jobs.clone());
+        let jobs = Jobs::new(engine.jobs.clone(), config.jobs.clone(), node.clone());
         // Events go to `user:` streams; pushes are asked through the hook.
         let notifications = Notifications::new(
             engine.notifications.clone(),
@@ -119,7 +127,8 @@ impl SwitchboardBuilder {
             streams,
             conversations,
             notifications,
-            hub: Hub::new(engine.broker.clone(), DEFAULT_SUBSCRIBER_CAPACITY)?,
+            hub: Hub::new(engine.broker.clone(), DEFAULT_SUBSCRIBER_CAPACITY, node.clone())?,
+            node,
             presence,
             typing,
             engine,
@@ -162,20 +171,20 @@ impl Switchboard {
         &self.inner.cache
     }
 
-    /// Job queues, workers and schedules. Spawn [`Jobs::run_schedules`] once per node
-    /// for schedules to fire.
+    /// Job queues, workers and schedules. Schedules fire while the node runs
+    /// ([`Switchboard::start`]); workers run on the node.
     pub fn jobs(&self) -> &Jobs {
         &self.inner.jobs
     }
 
-    /// Presence, devices and contacts. Someone must call [`Presence::sweep`] every
-    /// [`Presence::sweep_interval`] for offline transitions to be announced.
+    /// Presence, devices and contacts. Offline transitions are announced while the node runs
+    /// ([`Switchboard::start`] sweeps every [`Presence::sweep_interval`]).
     pub fn presence(&self) -> &Presence {
         &self.inner.presence
     }
 
-    /// Typing indicators. Someone must call [`Typing::sweep`] every
-    /// [`Typing::sweep_interval`] for expiry stop events; only conversation members may type.
+    /// Typing indicators; only conversation members may type. Expiry stop events are sent
+    /// while the node runs ([`Switchboard::start`] sweeps every [`Typing::sweep_interval`]).
     pub fn typing(&self) -> &Typing {
         &self.inner.typing
     }
@@ -200,7 +209,7 @@ impl Switchboard {
         &self.inner.streams
     }
 
-    /// This node's fan-out of live publications to local subscribers.
+    /// This node's fan-out of live publications to local subscribers (while the node runs).
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
     }
@@ -213,5 +222,99 @@ impl Switchboard {
     /// The settings in force.
     pub fn config(&self) -> &SwitchboardConfig {
         &self.inner.config
+    }
+
+    /// Starts the node on the current tokio runtime: the engine's loops (the memory engine's
+    /// expiry sweeper, the Redis broker's pub/sub connection), the hub's delivery to local
+    /// subscribers, the presence and typing sweeps (offline and typing-stop events), and the
+    /// schedule loop. Workers ([`Worker::start`](crate::Worker::start)) and the layers above
+    /// ([`Switchboard::node`]) run on it too. Until it is started, live subscriptions and
+    /// workers are refused with [`Error::Unavailable`] and nothing is swept (expired entries
+    /// are still never returned). Fails outside a runtime or when started before.
+    pub fn start(&self) -> Result<()> {
+        let node = &self.inner.node;
+        node.bind()?;
+        for (name, task) in self.inner.engine.lifecycle.background(node.stopping()) {
+            node.spawn(name, task)?;
+        }
+        let dispatch = self.inner.hub.dispatch().ok_or_else(|| Error::Conflict("the hub already runs".into()))?;
+        node.spawn("hub.dispatch", dispatch)?;
+        let presence = self.inner.presence.clone();
+        node.spawn(
+            "presence.sweep",
+            every(node.stopping(), presence.sweep_interval(), "presence", move || {
+                let presence = presence.clone();
+                async move { presence.sweep().await.map(drop) }
+            }),
+        )?;
+        let typing = self.inner.typing.clone();
+        node.spawn(
+            "typing.sweep",
+            every(node.stopping(), typing.sweep_interval(), "typing", move || {
+                let typing = typing.clone();
+                async move { typing.sweep().await.map(drop) }
+            }),
+        )?;
+        node.spawn("jobs.schedules", self.inner.jobs.clone().run_schedules())?;
+        tracing::debug!(engine = %self.inner.engine.health.info().name, "node started");
+        Ok(())
+    }
+
+    /// The node's background work: where the layers above spawn their loops and track their
+    /// connections, and the token that tells them to stop.
+    pub fn node(&self) -> &Lifecycle {
+        &self.inner.node
+    }
+
+    /// Whether the node runs: started, not shutting down, its runtime alive.
+    pub fn is_running(&self) -> bool {
+        self.inner.node.is_running()
+    }
+
+    /// Ends the node: cancels every loop (workers stop fetching and finish their jobs within
+    /// their grace), waits up to `drain` for all of them, then closes the engine — last, so
+    /// every loop could still use it. What did not end in time is in the report (and logged).
+    pub async fn shutdown(&self, drain: Duration) -> ShutdownReport {
+        let started = Instant::now();
+        let unfinished = self.inner.node.stop(drain).await;
+        self.inner.engine.lifecycle.close().await;
+        let report = ShutdownReport { took: started.elapsed(), unfinished };
+        tracing::info!(took_ms = report.took.as_millis() as u64, drained = report.drained(), "node stopped");
+        report
+    }
+
+    /// The whole lifecycle in one call: starts the node, serves until `signal` resolves (e.g.
+    /// `tokio::signal::ctrl_c()`), then shuts it down with `drain`.
+    pub async fn run_until(&self, signal: impl Future, drain: Duration) -> Result<ShutdownReport> {
+        self.start()?;
+        signal.await;
+        Ok(self.shutdown(drain).await)
+    }
+}
+
+/// Runs `work` every `interval` until `stop`. A failure is logged at warn the first time after a
+/// success (the events it would have sent are late until it works again), repeats at debug (an
+/// outage would repeat it every interval), the recovery at info.
+async fn every<F, Fut>(stop: CancellationToken, interval: Duration, what: &'static str, work: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let failing = AtomicBool::new(false);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match work().await {
+            Err(e) if !failing.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(sweep = what, error = %e, "sweep failed; expiry events wait until it works again");
+            }
+            Err(e) => tracing::debug!(sweep = what, error = %e, "sweep failed again"),
+            Ok(()) if failing.swap(false, Ordering::Relaxed) => tracing::info!(sweep = what, "sweep works again"),
+            Ok(()) => {}
+        }
     }
 }

@@ -20,8 +20,8 @@
 //! - `cache`: `MemoryCache`, the [`switchboard_core::CacheStore`] (byte budget, LRU).
 //! - `jobs`: `MemoryJobs`, the [`switchboard_core::JobStore`].
 //! - `schedule`: keys ordered by due time, so sweeps visit only what is due.
-//! - `health`: `MemoryHealth`.
-//! - `sweeper`: the background task that drops expired entries.
+//! - `health`: `MemoryHealth`, and `MemoryLifecycle` (the sweeper's loop, closing).
+//! - `sweeper`: the loop that drops expired entries.
 
 mod broker;
 mod cache;
@@ -47,9 +47,9 @@ use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
 
 pub use config::MemoryConfig;
 
-/// Builds the memory engine; fails if `config` is invalid ([`MemoryConfig::validate`]). Call it
-/// inside a tokio runtime so the sweeper can start; outside one, expired entries are still never
-/// returned but are only dropped when next read.
+/// Builds the memory engine; fails if `config` is invalid ([`MemoryConfig::validate`]). Its
+/// sweeper runs while the node does ([`Switchboard::start`]); until then expired entries are
+/// never returned but are only dropped when next read.
 pub fn engine(config: MemoryConfig) -> Result<Engine> {
     config.validate()?;
     let sessions = Arc::new(session::MemorySessions::default());
@@ -62,9 +62,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
     let messages = Arc::new(message::MemoryMessages::default());
     let notifications = Arc::new(notification::MemoryNotifications::default());
     let cache = Arc::new(cache::MemoryCache::new(config.cache_max_bytes));
-    sweeper::spawn(
-        config.sweep_interval,
-        vec![
+    let sweepable = vec![
             Arc::downgrade(&sessions) as sweeper::WeakSweepable,
             Arc::downgrade(&denylist) as sweeper::WeakSweepable,
             Arc::downgrade(&rate_limiter) as sweeper::WeakSweepable,
@@ -74,8 +72,8 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
             Arc::downgrade(&messages) as sweeper::WeakSweepable,
             Arc::downgrade(&notifications) as sweeper::WeakSweepable,
             Arc::downgrade(&cache) as sweeper::WeakSweepable,
-        ],
-    );
+    ];
+    let closed = health::Closed::default();
     Ok(Engine {
         sessions,
         denylist,
@@ -91,7 +89,12 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
         messages,
         inbox: Arc::new(inbox::MemoryInbox::default()),
         conversations: Arc::new(conversation::MemoryConversations::default()),
-        health: Arc::new(health::MemoryHealth),
+        health: Arc::new(health::MemoryHealth { closed: closed.clone() }),
+        lifecycle: Arc::new(health::MemoryLifecycle {
+            closed,
+            sweep_interval: config.sweep_interval,
+            sweepable: std::sync::Mutex::new(Some(sweepable)),
+        }),
     })
 }
 

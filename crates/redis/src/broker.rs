@@ -16,6 +16,7 @@ use switchboard_core::{
     Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, ChannelName, Error, Result, broker_queue,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::circuit::Circuit;
 use crate::connection::{Conn, map_error};
@@ -68,8 +69,9 @@ enum Control {
 }
 
 impl RedisBroker {
-    /// Starts the broker's task (it connects in the background).
-    pub(crate) fn start(conn: &Conn, keys: Keys) -> Self {
+    /// The broker and the loop that owns its connection; the node runs the loop
+    /// ([`BrokerTask::run_until`]), which connects in the background.
+    pub(crate) fn new(conn: &Conn, keys: Keys) -> (Self, BrokerTask) {
         let (events, receiver) = broker_queue(BROKER_QUEUE_CAPACITY);
         let (control, control_rx) = mpsc::channel(1024);
         let link = Arc::new(Link(AtomicU8::new(Link::STARTING)));
@@ -84,13 +86,13 @@ impl RedisBroker {
             events,
             channels: HashMap::new(),
         };
-        tokio::spawn(task.run());
-        RedisBroker {
+        let broker = RedisBroker {
             control,
             link,
             receiver: Mutex::new(Some(receiver)),
             answer_timeout: conn.connect_timeout() + conn.command_timeout(),
-        }
+        };
+        (broker, BrokerTask(task))
     }
 
     async fn request(&self, make: impl FnOnce(oneshot::Sender<Result<()>>) -> Control) -> Result<()> {
@@ -127,6 +129,20 @@ impl Broker for RedisBroker {
 
     fn connected(&self) -> bool {
         self.link.get() == Link::UP
+    }
+}
+
+/// The broker's loop, handed to the node to run.
+pub(crate) struct BrokerTask(Task);
+
+impl BrokerTask {
+    /// Owns the pub/sub connection until `stop` is cancelled or the broker is dropped; the
+    /// connection closes with it.
+    pub(crate) async fn run_until(self, stop: CancellationToken) {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = self.0.run() => {}
+        }
     }
 }
 

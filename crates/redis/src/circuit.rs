@@ -33,13 +33,21 @@ pub(crate) struct Circuit {
     closed: Notify,
     /// Longest wait for one probe ping (a reconnection attempt plus the PING).
     probe_timeout: Duration,
+    /// Set when the engine is closed: open for good, no probe.
+    shut: AtomicBool,
 }
 
 impl Circuit {
     /// A closed circuit.
     pub(crate) fn new(probe_timeout: Duration) -> Arc<Circuit> {
         metrics::gauge!(OPEN_GAUGE).set(0.0);
-        Arc::new(Circuit { open: AtomicBool::new(false), opened: Notify::new(), closed: Notify::new(), probe_timeout })
+        Arc::new(Circuit {
+            open: AtomicBool::new(false),
+            opened: Notify::new(),
+            closed: Notify::new(),
+            probe_timeout,
+            shut: AtomicBool::new(false),
+        })
     }
 
     /// Whether calls are being refused.
@@ -47,6 +55,21 @@ impl Circuit {
         // Acquire pairs with the Release of `close`: a call that sees the circuit closed sees the
         // reconnected manager state the probe observed.
         self.open.load(Ordering::Acquire)
+    }
+
+    /// Whether the engine was closed ([`Circuit::shut`]).
+    pub(crate) fn is_shut(&self) -> bool {
+        self.shut.load(Ordering::Acquire)
+    }
+
+    /// Opens the circuit for good when the engine closes: every call from now on fails at once,
+    /// the calls in flight are woken, and no probe reconnects.
+    pub(crate) fn shut(&self) {
+        self.shut.store(true, Ordering::Release);
+        self.open.store(true, Ordering::Release);
+        self.opened.notify_waiters();
+        // Whoever waits for Redis to come back stops waiting.
+        self.closed.notify_waiters();
     }
 
     /// Resolves when the circuit opens after this call. Take it *before* checking [`is_open`],
@@ -76,6 +99,9 @@ impl Circuit {
     }
 
     fn close(&self) {
+        if self.is_shut() {
+            return;
+        }
         self.open.store(false, Ordering::Release);
         metrics::gauge!(OPEN_GAUGE).set(0.0);
         self.closed.notify_waiters();
@@ -92,6 +118,9 @@ async fn probe(circuit: Weak<Circuit>, mut manager: ConnectionManager, probe_tim
     loop {
         tokio::time::sleep(delay).await;
         let Some(circuit) = circuit.upgrade() else { return };
+        if circuit.is_shut() {
+            return;
+        }
         match tokio::time::timeout(probe_timeout, ping.query_async::<String>(&mut manager)).await {
             Ok(Ok(_)) => return circuit.close(),
             Ok(Err(e)) => tracing::debug!(error = %e, "redis: probe: no connection yet"),

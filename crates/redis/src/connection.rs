@@ -194,6 +194,9 @@ impl Conn {
     async fn timed<T>(&self, op: &'static str, call: impl Future<Output = RedisResult<T>>) -> Result<T> {
         let opened = self.circuit.opened();
         if self.circuit.is_open() {
+            if self.circuit.is_shut() {
+                return Err(Error::Unavailable(format!("redis: {op}: the engine is closed")));
+            }
             return Err(Error::Unavailable(format!("redis: {op}: not connected; reconnecting")));
         }
         let no_answer = || format!("redis: {op}: no answer within {} ms", self.command_timeout.as_millis());

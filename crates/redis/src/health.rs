@@ -1,10 +1,14 @@
 //! `RedisHealth`: PING round-trip time, the circuit's state and a description of the engine
-//! (password redacted).
+//! (password redacted). `RedisLifecycle`: the broker's loop, and closing the engine.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use switchboard_core::{EngineHealth, EngineInfo, Result};
+use switchboard_core::{BackgroundTask, EngineHealth, EngineInfo, EngineLifecycle, Result};
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::BrokerTask;
 
 use crate::config::RedisConfig;
 use crate::connection::Conn;
@@ -37,5 +41,29 @@ impl EngineHealth for RedisHealth {
 
     fn info(&self) -> EngineInfo {
         self.info.clone()
+    }
+}
+
+pub(crate) struct RedisLifecycle {
+    conn: Conn,
+    broker: Mutex<Option<BrokerTask>>,
+}
+
+impl RedisLifecycle {
+    pub(crate) fn new(conn: Conn, broker: BrokerTask) -> Self {
+        RedisLifecycle { conn, broker: Mutex::new(Some(broker)) }
+    }
+}
+
+#[async_trait]
+impl EngineLifecycle for RedisLifecycle {
+    fn background(&self, stop: CancellationToken) -> Vec<(&'static str, BackgroundTask)> {
+        let taken = self.broker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        taken.map_or_else(Vec::new, |task| vec![("redis.broker", Box::pin(task.run_until(stop)) as BackgroundTask)])
+    }
+
+    /// Every call from now on fails at once; the connections close as the engine is dropped.
+    async fn close(&self) {
+        self.conn.circuit().shut();
     }
 }

@@ -39,7 +39,8 @@
 //!   (`job_common.lua`, with the shared enqueue, settle and retention steps, is prepended to
 //!   its scripts).
 //! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
-//! - `health`: `RedisHealth`, PING latency, whether the connection is up, and engine info.
+//! - `health`: `RedisHealth`, PING latency, whether the connection is up, and engine info;
+//!   `RedisLifecycle`, the broker's loop for the node to run, and closing.
 //! - `doctor`: [`diagnose`], the checks behind `switchboard doctor`.
 //! - `lua/`: one script per atomic operation, each opening with its KEYS and ARGV;
 //!   `common.lua` (server clock, helpers) is prepended to each, and `stream_common.lua` to the
@@ -84,6 +85,7 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
     let conn = connection::Conn::connect(&config).await?;
     let keys = keys::Keys::new(&config.key_prefix);
     let streams = Arc::new(stream::RedisStreams::new(conn.clone(), keys.clone()));
+    let (broker, broker_task) = broker::RedisBroker::new(&conn, keys.clone());
     Ok(Engine {
         sessions: Arc::new(session::RedisSessions::new(conn.clone(), keys.clone())),
         denylist: Arc::new(denylist::RedisDenylist::new(conn.clone(), keys.clone())),
@@ -98,8 +100,9 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
         inbox: Arc::new(inbox::RedisInbox::new(conn.clone(), keys.clone())),
         streams: streams.clone(),
         cursors: streams,
-        broker: Arc::new(broker::RedisBroker::start(&conn, keys)),
-        health: Arc::new(health::RedisHealth::new(conn, &config)),
+        broker: Arc::new(broker),
+        health: Arc::new(health::RedisHealth::new(conn.clone(), &config)),
+        lifecycle: Arc::new(health::RedisLifecycle::new(conn, broker_task)),
     })
 }
 

@@ -159,6 +159,7 @@ async fn hub_subscribers_get_a_gap_after_a_redis_restart_and_then_live_publicati
     let server = Server::start(&[]);
     let engine = switchboard_redis::connect(config(&server, "bk:")).await.expect("connect");
     let sb = Switchboard::new(engine, SwitchboardConfig::default()).expect("facade");
+    sb.start().expect("start the node");
     let ch = ChannelName::new("chat:restart").unwrap();
     let event = |n: u64| NewPublication::new(json!({"type": "t", "data": {"n": n}}));
     let next = async |sub: &mut switchboard_core::HubSubscription| {
@@ -230,6 +231,10 @@ async fn the_circuit_opens_on_a_lost_connection_and_closes_when_redis_is_back() 
     let server = Server::start(&[]);
     let config = RedisConfig { command_timeout: Duration::from_secs(2), ..config(&server, "ci:") };
     let engine = switchboard_redis::connect(config).await.expect("connect");
+    // The node runs the broker's loop.
+    let node = switchboard_core::Switchboard::new(engine.clone(), switchboard_core::SwitchboardConfig::default())
+        .expect("facade");
+    node.start().expect("start the node");
     some_call(&engine).await.expect("works before");
     assert!(engine.health.connected());
     eventually(Duration::from_secs(5), "the broker connects", || engine.broker.connected()).await;

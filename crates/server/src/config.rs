@@ -58,6 +58,10 @@ pub struct ServerConfig {
     /// Deadline of the health checks (default 1 s): `/health` and `/health/ready` run every
     /// component's check at once and report a check still running at the deadline unhealthy.
     pub health_timeout: Duration,
+    /// At shutdown, how long the node's loops, connections and workers may take to end before
+    /// the engine is closed anyway (default 35 s: a worker's default grace for running jobs, 30 s,
+    /// plus the gateway's drain of its connections, 5 s).
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +78,7 @@ impl Default for ServerConfig {
             gateway: GatewayConfig::default(),
             jobs: crate::builtin_jobs::BuiltinJobsConfig::default(),
             health_timeout: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(35),
         }
     }
 }

@@ -93,10 +93,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` is cancelled, then stops accepting and
-/// waits for in-flight requests to finish. Connections are capped at `max_connections` (plus a
-/// reserve that only serves `/health*`), headers must arrive within `header_read_timeout`; an
-/// invalid [`ServerConfig`] is refused with [`std::io::ErrorKind::InvalidInput`].
+/// Runs the node and serves `router(state)` on `listener` until `shutdown` is cancelled: starts
+/// the node unless it runs already ([`Switchboard::start`](switchboard_core::Switchboard::start):
+/// sweeps, schedules, the engine's loops), the gateway's loops and the built-in worker; at the
+/// end stops accepting, closes the WebSocket connections, waits for in-flight requests, and
+/// shuts the node down (drained within `drain_timeout`, the engine closed last) — also when
+/// serving fails. Connections are capped at `max_connections` (plus a reserve that only serves
+/// `/health*`), headers must arrive within `header_read_timeout`; an invalid [`ServerConfig`] is
+/// refused with [`std::io::ErrorKind::InvalidInput`] before anything starts.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -104,14 +108,33 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let config = state.config().clone();
     config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+    let sb = state.sb().clone();
+    if !sb.is_running() {
+        sb.start().map_err(std::io::Error::other)?;
+    }
+    let served = serve_started(listener, state, shutdown, &config).await;
+    let report = sb.shutdown(config.drain_timeout).await;
+    if !report.drained() {
+        tracing::warn!(unfinished = ?report.unfinished, "node: some tasks did not end within the drain timeout");
+    }
+    served?;
+    tracing::info!(took_ms = report.took.as_millis() as u64, "HTTP server stopped");
+    Ok(())
+}
+
+/// Everything on top of a running node; whatever it started ends with the node.
+async fn serve_started(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+    config: &ServerConfig,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(listen.addr = %addr, max_connections = config.max_connections, "HTTP server listening");
     }
     let gateway = state.gateway().clone();
-    gateway.start();
-    // Every node fires due schedule ticks (each tick still fires once) and runs the built-in
-    // job types.
-    let schedules = tokio::spawn(state.sb().jobs().clone().run_schedules());
+    gateway.start().map_err(std::io::Error::other)?;
+    // Every node runs the built-in job types; the worker stops with the node.
     let builtin = builtin_jobs::start(state.sb(), &config.jobs).map_err(std::io::Error::other)?;
     let app = router(state);
     let draining = gateway.clone();
@@ -120,14 +143,11 @@ pub async fn serve(
         // Upgraded sockets are not HTTP connections any more: the gateway closes them first.
         draining.shutdown().await;
     };
-    let served = listener::run(listener, app, &config, stop).await;
-    schedules.abort();
+    let served = listener::run(listener, app, config, stop).await;
     if let Some(worker) = builtin {
         worker.shutdown().await;
     }
-    served?;
-    tracing::info!("HTTP server stopped");
-    Ok(())
+    served
 }
 
 /// One span per request: method and route template only. Never the raw URI: session ids in

@@ -17,6 +17,7 @@ use crate::jobs::{
     Backoff, Completion, Due, Enqueued, FailOutcome, Job, JobError, JobState, JobStore, LeasedJob, MAX_ERROR_BYTES,
     MAX_PRIORITY, MIN_PRIORITY, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
 };
+use crate::lifecycle::Lifecycle;
 use crate::limits::{MAX_BATCH, MAX_JOB_PAYLOAD_BYTES, MAX_LIST_OFFSET};
 use crate::time::Timestamp;
 
@@ -282,6 +283,8 @@ pub struct Jobs {
     config: JobsConfig,
     /// Woken when this node enqueues, so its idle long-polls look again at once.
     enqueued: Arc<Notify>,
+    /// The node its workers and schedule loop run on.
+    pub(super) node: Lifecycle,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -292,8 +295,9 @@ impl std::fmt::Debug for Jobs {
 
 impl Jobs {
     /// Wraps `store`.
-    pub fn new(store: Arc<dyn JobStore>, config: JobsConfig) -> Self {
-        Jobs { store, config, enqueued: Arc::new(Notify::new()) }
+    /// The service over `store`; its workers and schedule loop run on `node`.
+    pub fn new(store: Arc<dyn JobStore>, config: JobsConfig, node: Lifecycle) -> Self {
+        Jobs { store, config, enqueued: Arc::new(Notify::new()), node }
     }
 
     /// The settings in force.
@@ -664,13 +668,17 @@ impl Jobs {
         Ok(fired)
     }
 
-    /// Fires due schedules every `jobs.schedule_interval_ms`, forever; spawn it once per node
-    /// (every node may run it: each tick still fires once).
-    pub async fn run_schedules(self) {
+    /// Fires due schedules every `jobs.schedule_interval_ms` until the node stops; the node
+    /// runs it ([`crate::Switchboard::start`]). Every node runs it: each tick still fires once.
+    pub(crate) async fn run_schedules(self) {
+        let stop = self.node.stopping();
         let mut ticker = tokio::time::interval(Duration::from_millis(self.config.schedule_interval_ms));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
             if let Err(e) = self.fire_due_schedules().await {
                 tracing::warn!(error = %e, "firing due schedules failed");
             }

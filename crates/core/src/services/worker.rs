@@ -176,7 +176,8 @@ impl Worker {
         Ok(self)
     }
 
-    /// Starts fetching and running jobs on the current tokio runtime.
+    /// Starts fetching and running jobs on the node ([`crate::Switchboard::start`] first): the
+    /// worker stops with [`WorkerHandle::shutdown`] or with the node, whose shutdown waits for it.
     pub fn start(self) -> Result<WorkerHandle> {
         let o = &self.options;
         if o.queues.is_empty() || o.queues.len() > super::MAX_FETCH_QUEUES {
@@ -191,8 +192,19 @@ impl Worker {
         if let Some(lease) = o.lease {
             super::jobs::check_lease("lease", lease)?;
         }
+        let node = self.jobs.node.clone();
+        node.ensure_running()?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(self.run(stopped));
+        // The node's stop is this worker's stop too.
+        let node_stop = node.stopping();
+        let stop_on_node = stop.clone();
+        node.spawn("jobs.worker.stop", async move {
+            tokio::select! {
+                () = node_stop.cancelled() => { let _ = stop_on_node.send(true); }
+                () = stop_on_node.closed() => {}
+            }
+        })?;
+        let task = node.spawn("jobs.worker", self.run(stopped))?;
         Ok(WorkerHandle { stop, task })
     }
 

@@ -725,6 +725,7 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_stops_reading_is_closed_as_slow() {
         let sb = switchboard_core::Switchboard::memory(SwitchboardConfig::default()).unwrap();
+        sb.start().unwrap();
         let config = GatewayConfig {
             tokens: Some(TokenVerifier::new(&TokenKey::Hs256("secret".into())).unwrap()),
             send_queue_bytes: 64 * 1024,

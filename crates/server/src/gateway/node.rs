@@ -1,9 +1,9 @@
 //! [`Gateway`]: this node's WebSocket gateway — the `/connection/websocket` upgrade, the registry
-//! of connections, the background tasks (presence refresh in batches, presence and typing
-//! sweeps, the control-channel listener) and graceful shutdown.
+//! of connections, its loops on the node (presence refresh in batches, the control-channel
+//! listener) and the draining of its connections at shutdown.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -57,8 +57,10 @@ pub(crate) struct Shared {
     pub(crate) config: GatewayConfig,
     pub(crate) node_id: String,
     pub(crate) registry: Registry,
+    /// Cancelled by [`Gateway::shutdown`] or with the node.
     pub(crate) shutdown: CancellationToken,
-    tracker: TaskTracker,
+    /// This gateway's connections, drained by [`Gateway::shutdown`] (the node tracks them too).
+    connections: TaskTracker,
     next_subscription: AtomicU64,
 }
 
@@ -89,44 +91,33 @@ pub(crate) fn random_id() -> Result<String, getrandom::Error> {
 }
 
 impl Gateway {
-    /// A gateway over `sb`. Its background tasks start on the first call to [`Gateway::start`].
+    /// A gateway over `sb`. Its loops start with [`Gateway::start`], on `sb`'s node.
     pub fn new(sb: Switchboard, config: GatewayConfig, node_id: String) -> Self {
         let shared = Shared {
             metrics: GatewayMetrics::register(),
+            shutdown: sb.node().stopping().child_token(),
             sb,
             config,
             node_id,
             registry: Registry::default(),
-            shutdown: CancellationToken::new(),
-            tracker: TaskTracker::new(),
+            connections: TaskTracker::new(),
             next_subscription: AtomicU64::new(1),
         };
         Gateway { shared: Arc::new(shared) }
     }
 
-    /// Starts the background tasks: presence refresh of this node's connections in batches,
-    /// the presence and typing sweeps that report expiries (every node runs them; the engines
-    /// make each report happen once), and the listener for denied tokens.
-    pub fn start(&self) {
+    /// Starts its loops on the node (which must run: [`Switchboard::start`]): presence refresh
+    /// of this node's connections in batches, and the listener for denied tokens.
+    pub fn start(&self) -> switchboard_core::Result<()> {
         let shared = self.shared.clone();
-        self.shared.tracker.spawn(listen_for_denials(shared.clone()));
+        let node = shared.sb.node();
+        node.spawn("gateway.denials", listen_for_denials(shared.clone()))?;
         // A third of the presence TTL (`presence.connection_ttl_seconds`), so one missed round
         // does not let a live connection expire.
         let ttl = Duration::from_secs(shared.sb.presence().config().connection_ttl_seconds);
         let refresh = (ttl / 3).max(Duration::from_millis(100));
-        self.shared.tracker.spawn(periodic(shared.clone(), refresh, refresh_presence));
-        let interval = shared.sb.presence().sweep_interval();
-        let failing = Arc::new(AtomicBool::new(false));
-        self.shared.tracker.spawn(periodic(shared.clone(), interval, move |s| {
-            let failing = failing.clone();
-            async move { report_sweep("presence", &failing, s.sb.presence().sweep().await) }
-        }));
-        let interval = shared.sb.typing().sweep_interval();
-        let failing = Arc::new(AtomicBool::new(false));
-        self.shared.tracker.spawn(periodic(shared, interval, move |s| {
-            let failing = failing.clone();
-            async move { report_sweep("typing", &failing, s.sb.typing().sweep().await) }
-        }));
+        node.spawn("gateway.presence_refresh", periodic(shared.clone(), refresh, refresh_presence))?;
+        Ok(())
     }
 
     /// The state connections share (for the connection loop's own tests).
@@ -152,12 +143,12 @@ impl Gateway {
     }
 
     /// Stops accepting, tells every client to reconnect elsewhere, and waits (bounded) for the
-    /// connections and background tasks to finish.
+    /// connections and the gateway's loops to finish.
     pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
         self.shared.registry.disconnect_all(DisconnectCode::Shutdown);
-        self.shared.tracker.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, self.shared.tracker.wait()).await.is_err() {
+        self.shared.connections.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.shared.connections.wait()).await.is_err() {
             tracing::warn!(connections = self.shared.registry.len(), "gateway: drain timed out");
         }
     }
@@ -291,7 +282,8 @@ pub(crate) async fn upgrade(
             .map(|s| s.chars().take(switchboard_core::limits::MAX_USER_AGENT_BYTES).collect()),
     };
     let max = shared.config.max_frame_bytes;
-    let tracker = shared.tracker.clone();
+    let connections = shared.connections.clone();
+    let node = shared.sb.node().clone();
     // Small buffers: an idle connection should cost a few KiB, not the default ~128 KiB. The read
     // buffer is allocated up front and grows when a frame needs more.
     // Frames up to twice the protocol's limit are read, so those just over it get the protocol's
@@ -303,20 +295,7 @@ pub(crate) async fn upgrade(
         .max_message_size(transport_max)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            tracker.track_future(serve(shared, meta, sink, stream))
+            node.track("gateway.connection", connections.track_future(serve(shared, meta, sink, stream)))
         })
 }
 
-/// Logs a sweep's outcome: the first failure after a success at warn (offline and stop events
-/// are late until it works again), repeats at debug (an outage would repeat it every interval),
-/// the recovery at info.
-fn report_sweep<T>(what: &'static str, failing: &AtomicBool, result: switchboard_core::Result<T>) {
-    match result {
-        Err(e) if !failing.swap(true, Ordering::Relaxed) => {
-            tracing::warn!(sweep = what, error = %e, "gateway: sweep failed; expiry events wait until it works again");
-        }
-        Err(e) => tracing::debug!(sweep = what, error = %e, "gateway: sweep failed again"),
-        Ok(_) if failing.swap(false, Ordering::Relaxed) => tracing::info!(sweep = what, "gateway: sweep works again"),
-        Ok(_) => {}
-    }
-}

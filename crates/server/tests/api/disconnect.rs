@@ -18,6 +18,9 @@ use crate::common::{KEY, TestApp};
 
 async fn personal(app: &TestApp, user: &str) -> HubSubscription {
     let user = UserId::new(user).unwrap();
+    if !app.sb.is_running() {
+        app.sb.start().unwrap();
+    }
     app.sb.hub().subscribe(&ChannelName::user(&user)).await.unwrap()
 }
 
