@@ -37,6 +37,15 @@ impl TestEngine {
         }
     }
 
+    /// A raw engine of the same kind, no facade over it yet: for Redis a new connection to the
+    /// same server and key prefix, for memory a fresh engine.
+    pub async fn raw_engine(&self) -> Engine {
+        match &self.redis {
+            Some(config) => switchboard_redis::connect(config.clone()).await.expect("connect another engine"),
+            None => switchboard_memory::engine(MemoryConfig::default()).expect("valid memory config"),
+        }
+    }
+
     /// Another node on the same backing store: for Redis a second engine (own connections, own
     /// broker and hub) on the same server and key prefix; for memory, which has one node only,
     /// this same engine.

@@ -82,7 +82,6 @@ pub use denylist::{TokenCheck, TokenDenylist};
 pub use engine::{Engine, EngineHealth, EngineInfo, EngineLifecycle};
 pub use error::{Error, Result};
 pub use hub::{Hub, HubEvent, HubSubscription};
-pub use lifecycle::{BackgroundTask, Lifecycle, ShutdownReport};
 pub use ids::{
     ConversationId, DeviceId, JobId, JobType, LeaseToken, MessageId, NotificationId, QueueName, RateLimitKey,
     ScheduleName, SessionId, TokenId, UserId,
@@ -91,6 +90,7 @@ pub use jobs::{
     Backoff, Completion, Due, EnqueueOutcome, Enqueued, FailOutcome, Fetched, Job, JobError, JobRetention, JobState,
     JobStore, LeasedJob, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
 };
+pub use lifecycle::{BackgroundTask, Lifecycle, ShutdownReport};
 pub use message::{
     DeliveryStatus, InboxFilter, InboxPage, InboxSettings, InboxStore, Message, MessageStore, NewMessage, PostOutcome,
     RecentMessages, UnreadTotals, UserConversation,

@@ -168,6 +168,11 @@ impl Lifecycle {
         })
     }
 
+    /// The tasks running now, by name and count.
+    pub fn tasks(&self) -> Vec<(String, usize)> {
+        self.running().iter().map(|(name, count)| ((*name).to_owned(), *count)).collect()
+    }
+
     /// Cancels every loop and waits up to `drain` for them to end; what is still running then
     /// is reported (and left to the runtime). Idempotent.
     pub(crate) async fn stop(&self, drain: Duration) -> Vec<(String, usize)> {
@@ -176,7 +181,7 @@ impl Lifecycle {
         if tokio::time::timeout(drain, self.state.tracker.wait()).await.is_ok() {
             return Vec::new();
         }
-        let unfinished: Vec<(String, usize)> = self.running().iter().map(|(n, c)| ((*n).to_owned(), *c)).collect();
+        let unfinished = self.tasks();
         tracing::warn!(drain_ms = drain.as_millis() as u64, unfinished = ?unfinished, "node: drain timed out");
         unfinished
     }

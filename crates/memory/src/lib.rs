@@ -63,15 +63,15 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
     let notifications = Arc::new(notification::MemoryNotifications::default());
     let cache = Arc::new(cache::MemoryCache::new(config.cache_max_bytes));
     let sweepable = vec![
-            Arc::downgrade(&sessions) as sweeper::WeakSweepable,
-            Arc::downgrade(&denylist) as sweeper::WeakSweepable,
-            Arc::downgrade(&rate_limiter) as sweeper::WeakSweepable,
-            Arc::downgrade(&streams) as sweeper::WeakSweepable,
-            Arc::downgrade(&presence) as sweeper::WeakSweepable,
-            Arc::downgrade(&typing) as sweeper::WeakSweepable,
-            Arc::downgrade(&messages) as sweeper::WeakSweepable,
-            Arc::downgrade(&notifications) as sweeper::WeakSweepable,
-            Arc::downgrade(&cache) as sweeper::WeakSweepable,
+        Arc::downgrade(&sessions) as sweeper::WeakSweepable,
+        Arc::downgrade(&denylist) as sweeper::WeakSweepable,
+        Arc::downgrade(&rate_limiter) as sweeper::WeakSweepable,
+        Arc::downgrade(&streams) as sweeper::WeakSweepable,
+        Arc::downgrade(&presence) as sweeper::WeakSweepable,
+        Arc::downgrade(&typing) as sweeper::WeakSweepable,
+        Arc::downgrade(&messages) as sweeper::WeakSweepable,
+        Arc::downgrade(&notifications) as sweeper::WeakSweepable,
+        Arc::downgrade(&cache) as sweeper::WeakSweepable,
     ];
     let closed = health::Closed::default();
     Ok(Engine {

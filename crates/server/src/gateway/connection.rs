@@ -91,7 +91,15 @@ where
 {
     let slow = CancellationToken::new();
     let (out, rx) = outbox(shared.config.send_queue_bytes, slow.clone());
-    let writer = tokio::spawn(write_loop(sink, rx, shared.metrics.frames_out.clone()));
+    let stop_writing = CancellationToken::new();
+    let writing = write_loop(sink, rx, shared.metrics.frames_out.clone());
+    let stop_writer = stop_writing.clone();
+    let writer = tokio::spawn(async move {
+        tokio::select! {
+            () = stop_writer.cancelled() => {}
+            () = writing => {}
+        }
+    });
     let (orders_tx, orders_rx) = mpsc::unbounded_channel();
     let connections = metrics::gauge!("switchboard_gateway_connections", "protocol" => meta.protocol.name());
     connections.increment(1.0);
@@ -112,9 +120,10 @@ where
     // The writer ends once every outbox clone is gone (subscriptions were just dropped); a client
     // that stopped reading does not get to hold the socket open past the flush time.
     drop(conn);
-    let abort = writer.abort_handle();
-    if tokio::time::timeout(CLOSE_FLUSH, writer).await.is_err() {
-        abort.abort();
+    let mut writer = writer;
+    if tokio::time::timeout(CLOSE_FLUSH, &mut writer).await.is_err() {
+        stop_writing.cancel();
+        let _ = writer.await;
     }
 }
 

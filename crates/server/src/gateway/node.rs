@@ -298,4 +298,3 @@ pub(crate) async fn upgrade(
             node.track("gateway.connection", connections.track_future(serve(shared, meta, sink, stream)))
         })
 }
-

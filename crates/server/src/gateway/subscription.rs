@@ -22,7 +22,7 @@ use switchboard_core::{
     Switchboard, Timestamp, UserId,
 };
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::codec::{Payload, Protocol};
 use super::codes::{DisconnectCode, ErrorCode, UnsubscribeCode};
@@ -94,12 +94,12 @@ impl Access {
 pub(crate) struct Subscription {
     /// Tells this subscription from a later one to the same channel.
     pub(crate) id: u64,
-    task: JoinHandle<()>,
+    /// Cancels the forwarder when dropped.
+    _forwarding: DropGuard,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.task.abort();
         metrics::gauge!("switchboard_gateway_subscriptions").decrement(1.0);
     }
 }
@@ -167,9 +167,17 @@ pub(crate) async fn subscribe(
         outbox,
         orders,
     };
-    let task = tokio::spawn(forwarder.run(live));
+    let stop = CancellationToken::new();
+    let forwarding = stop.clone().drop_guard();
+    // On the connection's runtime, counted by the node until it ends.
+    tokio::spawn(shared.sb.node().track("gateway.subscription", async move {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = forwarder.run(live) => {}
+        }
+    }));
     metrics::gauge!("switchboard_gateway_subscriptions").increment(1.0);
-    Ok((Subscription { id, task }, result))
+    Ok((Subscription { id, _forwarding: forwarding }, result))
 }
 
 /// Everything after `since` up to the top, at most `max`: `(publications, top, recovered)`.

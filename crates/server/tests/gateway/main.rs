@@ -4,6 +4,7 @@ mod chat;
 mod common;
 mod delivery;
 mod isolation;
+mod lifecycle;
 mod protobuf;
 mod refusals;
 mod revocation;
@@ -75,4 +76,8 @@ on_both_engines!(protobuf as protobuf_tests:
     unknown_fields_are_skipped,
     frames_of_the_other_variant_are_refused,
     delivery_rpc_recovery_and_refusals,
+);
+
+on_both_engines!(lifecycle as lifecycle_tests:
+    shutdown_ends_every_task_and_closes_the_engine,
 );
