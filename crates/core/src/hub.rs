@@ -358,7 +358,7 @@ mod tests {
         let hub = Hub::new(broker.clone(), 4, node.clone()).unwrap();
         assert!(Hub::new(broker.clone(), 4, node.clone()).is_err(), "one hub per broker");
         let chat = ChannelName::new("chat:1").unwrap();
-        let refused = hub.subscribe(&chat).await.err().expect("nothing delivers before the node runs");
+        let Err(refused) = hub.subscribe(&chat).await else { panic!("nothing delivers before the node runs") };
         assert!(matches!(&refused, Error::Unavailable(m) if m.contains("Switchboard::start")), "{refused}");
         node.bind().unwrap();
         node.spawn("hub.dispatch", hub.dispatch().expect("the dispatch loop")).unwrap();
