@@ -80,7 +80,7 @@ pub use config::{
 pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 pub use denylist::{TokenCheck, TokenDenylist};
 pub use engine::{Engine, EngineHealth, EngineInfo, EngineLifecycle};
-pub use error::{Error, Result};
+pub use error::{Error, ExternalError, Result};
 pub use hub::{Hub, HubEvent, HubSubscription};
 pub use ids::{
     ConversationId, DeviceId, JobId, JobType, LeaseToken, MessageId, NotificationId, QueueName, RateLimitKey,

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
 use crate::ids::{DeviceId, SessionId, UserId};
 use crate::time::Timestamp;
 
@@ -153,4 +155,20 @@ pub fn data_size(data: &SessionData) -> usize {
 /// Length of `v` serialized as compact JSON.
 pub fn json_len(v: &Value) -> usize {
     serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX / 2)
+}
+
+/// `value` as session data: it must serialize to a JSON object.
+pub fn to_data(value: &impl Serialize) -> Result<SessionData> {
+    match serde_json::to_value(value).map_err(|e| Error::invalid("data", e))? {
+        Value::Object(data) => Ok(data),
+        _ => Err(Error::invalid("data", "must be a JSON object")),
+    }
+}
+
+impl Session {
+    /// The session's data as `T`; data that is not a `T` fails with [`Error::Conflict`].
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(Value::Object(self.data.clone()))
+            .map_err(|e| Error::Conflict(format!("session data is not of the type asked for: {e}")))
+    }
 }

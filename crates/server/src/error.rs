@@ -108,6 +108,12 @@ impl From<Error> for ApiError {
                 tracing::error!(error.detail = %detail, "internal error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
             }
+            // The server runs no caller code that could fail this way; if it did, the detail is
+            // the caller's and is not shown.
+            Error::External(source) => {
+                tracing::error!(error.detail = %source, "external error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
             // A kind this server does not know yet: a 500 until it is mapped.
             other => {
                 tracing::error!(error.kind = other.kind(), error.detail = %other, "unmapped error kind");

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{Notify, OnceCell};
 
@@ -401,6 +403,38 @@ impl Cache {
         result
     }
 
+    /// [`Cache::get_or_set`] for any serde type, stored as JSON. `compute` fails with any error
+    /// that converts into [`Error`] (wrap the caller's own with [`Error::external`]; they reach
+    /// every waiting caller). A stored value that is not a `T` fails with [`Error::Conflict`].
+    pub async fn get_or_set_as<T, E, F, Fut>(
+        &self,
+        namespace: &str,
+        key: &str,
+        ttl: Option<Duration>,
+        tags: &[String],
+        compute: F,
+    ) -> Result<T>
+    where
+        T: Serialize + DeserializeOwned,
+        E: Into<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+    {
+        let value = self
+            .get_or_set(namespace, key, ttl, tags, || async {
+                let computed = compute().await.map_err(Into::into)?;
+                serde_json::to_value(computed).map_err(|e| Error::invalid("value", e))
+            })
+            .await?;
+        typed(key, value)
+    }
+
+    /// [`Cache::get`] as a serde type; a stored value that is not a `T` fails with
+    /// [`Error::Conflict`].
+    pub async fn get_as<T: DeserializeOwned>(&self, namespace: &str, key: &str) -> Result<Option<T>> {
+        self.get(namespace, key).await?.map(|value| typed(key, value)).transpose()
+    }
+
     fn write(&self, namespace: &str, key: &str, value: &Value, options: &CacheSetOptions) -> Result<CacheWrite> {
         check_namespace(namespace)?;
         check_key(key)?;
@@ -508,4 +542,10 @@ fn check_batch(n: usize) -> Result<()> {
         return Err(Error::invalid("keys", format!("at most {MAX_BATCH} per batch")));
     }
     Ok(())
+}
+
+/// A cached value as `T`.
+fn typed<T: DeserializeOwned>(key: &str, value: Value) -> Result<T> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Conflict(format!("cache: the value of {key:?} is not of the type asked for: {e}")))
 }

@@ -66,6 +66,14 @@ pub struct EnqueueJob {
 }
 
 impl EnqueueJob {
+    /// A job whose payload is `payload` as JSON (read it back with
+    /// [`JobContext::payload`](crate::JobContext::payload) or a
+    /// [`Worker::handle_as`](crate::Worker::handle_as) handler).
+    pub fn with_payload(queue: QueueName, job_type: JobType, payload: &impl Serialize) -> Result<Self> {
+        let payload = serde_json::to_value(payload).map_err(|e| Error::invalid("payload", e))?;
+        Ok(EnqueueJob::new(queue, job_type, payload))
+    }
+
     /// A job of `job_type` on `queue` with `payload` and every default.
     pub fn new(queue: QueueName, job_type: JobType, payload: Value) -> Self {
         EnqueueJob {

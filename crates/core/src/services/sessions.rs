@@ -46,6 +46,13 @@ pub struct CreateSession {
 }
 
 impl CreateSession {
+    /// This request with `data` as its initial data (it must serialize to a JSON object; read
+    /// it back with [`Session::data_as`]).
+    pub fn with_data(mut self, data: &impl Serialize) -> Result<Self> {
+        self.data = crate::session::to_data(data)?;
+        Ok(self)
+    }
+
     /// A request with only the user set.
     pub fn for_user(user_id: UserId) -> Self {
         CreateSession {
@@ -140,6 +147,11 @@ impl Sessions {
     /// Slides the idle expiry. See [`SessionStore::touch`].
     pub async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
         observe("sessions", "touch", self.store.touch(id)).await
+    }
+
+    /// [`Sessions::update_data`] with the fields of `patch`, which must serialize to a JSON object.
+    pub async fn update_data_as(&self, id: &SessionId, patch: &impl Serialize) -> Result<Option<Session>> {
+        self.update_data(id, &crate::session::to_data(patch)?).await
     }
 
     /// Merges `patch` into the data field by field (`null` deletes). See

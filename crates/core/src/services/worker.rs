@@ -176,6 +176,24 @@ impl Worker {
         Ok(self)
     }
 
+    /// Like [`Worker::handle`], with the payload read as `T` first; a payload that is not a `T`
+    /// fails the job for good.
+    pub fn handle_as<T, F, Fut>(self, job_type: &str, handler: F) -> Result<Self>
+    where
+        T: DeserializeOwned + Send + 'static,
+        F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = JobOutcome> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        self.handle(job_type, move |job| {
+            let handler = handler.clone();
+            async move {
+                let payload: T = job.payload()?;
+                handler(payload, job).await
+            }
+        })
+    }
+
     /// Starts fetching and running jobs on the node ([`crate::Switchboard::start`] first): the
     /// worker stops with [`WorkerHandle::shutdown`] or with the node, whose shutdown waits for it.
     pub fn start(self) -> Result<WorkerHandle> {
