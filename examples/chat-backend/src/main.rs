@@ -152,7 +152,7 @@ async fn chat_backend(sb: &Switchboard) -> Result<()> {
     };
     let created = sb.notifications().create(&bob, new).await?;
     check(created.created && sb.notifications().unread_count(&bob).await? == 1, "bob has one unread notification")?;
-    sb.notifications().read(&bob, &[created.notification.id.clone()], None).await?;
+    sb.notifications().read(&bob, std::slice::from_ref(&created.notification.id), None).await?;
     check(sb.notifications().unread_count(&bob).await? == 0, "read")?;
 
     // Bob was told live: his channel delivers the notification (after the unread changes).
