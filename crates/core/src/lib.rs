@@ -29,21 +29,42 @@
 //! - [`cache`]: tagged cached values and the [`CacheStore`] contract.
 //! - [`jobs`]: job queues, leases, retries, schedules and the [`JobStore`] contract.
 //! - [`engine`]: [`Engine`], the set of capability implementations an engine provides.
+//! - [`contracts`]: every trait an engine implements, in one place.
 //! - [`config`]: [`SwitchboardConfig`], the service-level settings shared by every engine.
 //! - [`services`]: [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`], [`Presence`], [`Typing`],
 //!   [`Conversations`], [`Messages`], [`Notifications`], [`Cache`], [`Jobs`]: what the server and
 //!   library users call.
 //! - [`switchboard`]: the [`Switchboard`] facade and its [`SwitchboardBuilder`].
 //!
-//! # Example
+//! # Start here
+//! A [`Switchboard`] is every service over one engine: the embedded one
+//! (`switchboard_memory::engine`, nothing to install) or Redis (`switchboard_redis::connect`).
+//! Build it, start its node, call its services, shut it down:
 //! ```no_run
-//! # async fn demo(sb: switchboard_core::Switchboard) -> switchboard_core::Result<()> {
-//! use switchboard_core::{CreateSession, UserId};
-//! let created = sb.sessions().create(CreateSession::for_user(UserId::new("alice")?)).await?;
-//! let again = sb.sessions().touch(&created.session.id).await?;
-//! assert!(again.is_some());
+//! # async fn demo(engine: switchboard_core::Engine) -> switchboard_core::Result<()> {
+//! use std::time::Duration;
+//! use switchboard_core::{CreateSession, Switchboard, SwitchboardConfig, UserId};
+//! // engine: `switchboard_memory::engine(MemoryConfig::default())?`, or
+//! // `switchboard_redis::connect(RedisConfig::new("redis://127.0.0.1:6379")).await?`
+//! let sb = Switchboard::builder(engine, SwitchboardConfig::default()).build()?;
+//! // The node's loops: sweeps (offline and typing-stop events), schedules, live delivery.
+//! sb.start()?;
+//! let login = sb.sessions().create(CreateSession::for_user(UserId::new("alice")?)).await?;
+//! assert!(sb.sessions().touch(&login.session.id).await?.is_some());
+//! // Every loop drained (workers finish their jobs), then the engine closed.
+//! let report = sb.shutdown(Duration::from_secs(10)).await;
+//! assert!(report.drained());
 //! # Ok(()) }
 //! ```
+//! [`Switchboard::run_until`] is the same lifecycle in one call. The services are
+//! [`Sessions`], [`Tokens`], [`RateLimits`], [`Streams`] (with the [`Hub`] for in-process
+//! subscriptions), [`Presence`], [`Typing`], [`Conversations`], [`Messages`],
+//! [`Notifications`], [`Cache`] and [`Jobs`] (with [`Worker`]); [`Error`] is every call's
+//! error, and a caller's own errors travel inside it ([`Error::external`]). Values the app
+//! defines travel as serde types: [`Cache::get_or_set_as`], [`EnqueueJob::with_payload`] and
+//! [`Worker::handle_as`], [`CreateSession::with_data`] and [`Session::data_as`]. A whole chat
+//! backend is in the repository's `examples/chat-backend`. Engine authors start at
+//! [`contracts`].
 
 pub mod broker;
 pub mod cache;
@@ -70,16 +91,17 @@ pub mod switchboard;
 pub mod time;
 pub mod typing;
 
-pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, Encodings, broker_queue};
-pub use cache::{CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
+// What a Rust backend calls: the facade, its services and their types.
+pub use broker::BrokerMessage;
+pub use cache::CacheStats;
 pub use channel::ChannelName;
 pub use config::{
     CacheConfig, JobsConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,
     TokensConfig, TypingConfig,
 };
-pub use conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
-pub use denylist::{TokenCheck, TokenDenylist};
-pub use engine::{Engine, EngineHealth, EngineInfo, EngineLifecycle};
+pub use conversation::{Conversation, ConversationKind, ConversationSpec};
+pub use denylist::TokenCheck;
+pub use engine::{Engine, EngineInfo};
 pub use error::{Error, ExternalError, Result};
 pub use hub::{Hub, HubEvent, HubSubscription};
 pub use ids::{
@@ -88,22 +110,22 @@ pub use ids::{
 };
 pub use jobs::{
     Backoff, Completion, Due, EnqueueOutcome, Enqueued, FailOutcome, Fetched, Job, JobError, JobRetention, JobState,
-    JobStore, LeasedJob, NewJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
+    LeasedJob, QueueCounts, Retry, Schedule, ScheduleSpec, ScheduleState,
 };
-pub use lifecycle::{BackgroundTask, Lifecycle, ShutdownReport};
+pub use lifecycle::{Lifecycle, ShutdownReport};
 pub use message::{
-    DeliveryStatus, InboxFilter, InboxPage, InboxSettings, InboxStore, Message, MessageStore, NewMessage, PostOutcome,
-    RecentMessages, UnreadTotals, UserConversation,
+    DeliveryStatus, InboxFilter, InboxPage, InboxSettings, Message, NewMessage, PostOutcome, RecentMessages,
+    UnreadTotals, UserConversation,
 };
 pub use notification::{
     CreatedNotification, NewNotification, Notification, NotificationChange, NotificationPage, NotificationRetention,
-    NotificationStatus, NotificationStore, Priority,
+    NotificationStatus, Priority,
 };
 pub use presence::{
     ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, Platform, PresenceStatus,
-    PresenceStore, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
+    RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
 };
-pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
+pub use ratelimit::{Algorithm, Decision, Policy};
 pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};
 pub use services::{
     Cache, CacheLease, CacheLeaseAnswer, CacheLeaseOptions, CacheSetOptions, Messages, Pending, Streams,
@@ -115,8 +137,34 @@ pub use services::{
     WorkerHandle, WorkerOptions,
 };
 pub use services::{NoPushHook, Notifications, PushHook};
-pub use session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore};
-pub use stream::{CursorStore, NewPublication, Publication, Retention, StreamPosition, StreamRead, StreamStore};
+pub use session::{CreatedSession, DeviceInfo, Session, SessionData};
+pub use stream::{NewPublication, Publication, Retention, StreamPosition, StreamRead};
 pub use switchboard::{Switchboard, SwitchboardBuilder};
 pub use time::Timestamp;
-pub use typing::{TypingEvent, TypingStart, TypingStore};
+pub use typing::{TypingEvent, TypingStart};
+
+// The engine-side contracts, also at the root so engine crates name them briefly; documented
+// in `contracts`.
+#[doc(hidden)]
+pub use contracts::*;
+
+/// The contracts an engine implements — one trait per capability, the contract written on the
+/// trait — and the types that cross them. A Rust backend does not need them: it calls the
+/// services of a [`Switchboard`]. An engine crate implements every trait and hands the set over
+/// as an [`Engine`]; the conformance suite checks that it keeps each contract.
+pub mod contracts {
+    pub use crate::broker::{Broker, BrokerEvent, BrokerReceiver, BrokerSender, Encodings, broker_queue};
+    pub use crate::cache::{CacheLeaseOutcome, CacheLeaseRequest, CacheStore, CacheWrite};
+    pub use crate::conversation::ConversationStore;
+    pub use crate::denylist::TokenDenylist;
+    pub use crate::engine::{EngineHealth, EngineLifecycle};
+    pub use crate::jobs::{JobStore, NewJob};
+    pub use crate::lifecycle::BackgroundTask;
+    pub use crate::message::{InboxStore, MessageStore};
+    pub use crate::notification::NotificationStore;
+    pub use crate::presence::PresenceStore;
+    pub use crate::ratelimit::{RateLimitRequest, RateLimiter};
+    pub use crate::session::{NewSession, SessionStore};
+    pub use crate::stream::{CursorStore, StreamStore};
+    pub use crate::typing::TypingStore;
+}

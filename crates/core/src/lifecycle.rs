@@ -109,7 +109,7 @@ impl Lifecycle {
         .map(drop)
     }
 
-    /// Whether [`Lifecycle::bind`] succeeded.
+    /// Whether the node was started ([`crate::Switchboard::start`]).
     pub fn started(&self) -> bool {
         self.state.runtime.get().is_some()
     }
