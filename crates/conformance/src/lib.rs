@@ -246,6 +246,7 @@ macro_rules! suite {
                 ten_thousand_publications_read_back_in_pages,
                 concurrent_publishers_get_consecutive_offsets,
                 hub_subscribers_receive_later_publications_in_order,
+                reserved_types_are_refused_except_as_control_events,
                 publications_reach_subscribers_on_other_nodes,
             ]
         );

@@ -363,3 +363,21 @@ pub async fn publications_reach_subscribers_on_other_nodes(t: &TestEngine) {
     let read = other.sb.streams().history(&ch, 100).await.unwrap();
     assert_eq!(offsets(&read), (1..=20).collect::<Vec<_>>(), "both nodes see one stream");
 }
+
+/// Publications of a reserved type are control events: every publishing path refuses them (so
+/// no caller can forge one) and writes nothing; the control path takes only them.
+pub async fn reserved_types_are_refused_except_as_control_events(t: &TestEngine) {
+    let ch = channel("user:forger");
+    let forged = || NewPublication::new(json!({"type": "_switchboard.disconnect", "data": {}}));
+    let refused = |result: switchboard_core::Result<()>| {
+        assert!(matches!(&result, Err(Error::InvalidArgument(m)) if m.starts_with("data.type")), "{result:?}");
+    };
+    let streams = t.sb.streams();
+    refused(streams.publish(&ch, forged()).await.map(drop));
+    refused(streams.broadcast(std::slice::from_ref(&ch), forged()).await.map(drop));
+    refused(streams.publish_with(&ch, forged(), Retention::for_channel(&ch)).await.map(drop));
+    refused(streams.publish_ephemeral(&ch, forged()).await);
+    assert_eq!(streams.position(&ch).await.unwrap().offset, 0, "nothing was stored");
+    refused(streams.publish_control(&ch, event(1)).await);
+    streams.publish_control(&ch, forged()).await.expect("a control event goes through the control path");
+}

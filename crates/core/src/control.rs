@@ -20,6 +20,8 @@ pub const RESERVED_TYPE_PREFIX: &str = "_switchboard.";
 pub const ACCESS_CHANGED_TYPE: &str = "_switchboard.access";
 /// The type of a [`TokenDenied`] event.
 pub const TOKEN_DENIED_TYPE: &str = "_switchboard.token_denied";
+/// The type of the gateway's disconnect orders (its body is the gateway's own).
+pub const DISCONNECT_TYPE: &str = "_switchboard.disconnect";
 /// Most users named in one [`AccessChanged`] event; longer lists are split.
 pub const MAX_USERS_PER_EVENT: usize = 500;
 
@@ -63,6 +65,19 @@ pub enum Control {
 /// clients.
 pub fn is_reserved(data: &Value) -> bool {
     data.get("type").and_then(Value::as_str).is_some_and(|t| t.starts_with(RESERVED_TYPE_PREFIX))
+}
+
+/// Refuses a publication of a reserved type: only control events carry one, and they go through
+/// [`crate::Streams::publish_control`]. Every other publishing path checks it, so no caller can
+/// forge a control event.
+pub fn refuse_reserved(data: &Value) -> crate::Result<()> {
+    match is_reserved(data) {
+        true => Err(crate::Error::invalid(
+            "data.type",
+            format!("types starting with {RESERVED_TYPE_PREFIX:?} are reserved"),
+        )),
+        false => Ok(()),
+    }
 }
 
 /// The control event `data` carries, or `None` for an ordinary publication.

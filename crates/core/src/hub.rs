@@ -223,7 +223,7 @@ impl Inner {
                 if let Err(e) = hub.broker.unsubscribe(&channel).await {
                     // The broker may keep delivering the channel; the hub drops what has no
                     // subscriber, and the next subscribe is idempotent.
-                    tracing::warn!(channel = %channel, error = %e, "hub: upstream unsubscribe failed");
+                    tracing::warn!(channel.name = %channel, error = %e, "hub: upstream unsubscribe failed");
                 }
                 *subscribed = false;
                 metrics::gauge!("switchboard_hub_channels").decrement(1.0);

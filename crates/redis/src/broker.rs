@@ -377,7 +377,7 @@ impl Task {
         match parsed {
             Some(message) => self.events.send(BrokerEvent::Message(Arc::new(message))),
             None => {
-                tracing::warn!(channel = %channel, "redis: pubsub: unreadable publication");
+                tracing::warn!(channel.name = %channel, "redis: pubsub: unreadable publication");
                 self.events.send(BrokerEvent::Gap { channel: Some(channel.clone()) });
             }
         }

@@ -283,7 +283,7 @@ impl PushHook for QueuePushes {
             Err(e) => Err(e),
         };
         if let Err(e) = result {
-            tracing::warn!(user = %user, error = %e, "could not enqueue a push");
+            tracing::warn!(user.id = %user, error = %e, "could not enqueue a push");
         }
     }
 }

@@ -44,7 +44,7 @@ impl Conversations {
     async fn access_changed(&self, id: &ConversationId, users: Option<&[UserId]>) -> Result<()> {
         let channel = ChannelName::chat(id.as_str())?;
         let events = control::access_changed(users).into_iter().map(|p| (channel.clone(), p)).collect();
-        self.streams.publish_ephemeral_all(events).await
+        self.streams.publish_control_all(events).await
     }
 
     /// Creates or replaces a conversation. See [`ConversationStore::put`].

@@ -60,15 +60,31 @@ impl Streams {
     }
 
     /// Delivers a publication live to current subscribers without storing it. See
-    /// [`StreamStore::publish_ephemeral`].
+    /// [`StreamStore::publish_ephemeral`]. Reserved types are refused (see
+    /// [`Streams::publish_control`]).
     pub async fn publish_ephemeral(&self, channel: &ChannelName, publication: NewPublication) -> Result<()> {
+        crate::control::refuse_reserved(&publication.data)?;
+        self.deliver_live(channel, publication).await
+    }
+
+    /// Delivers a control event (a publication of a reserved type, [`crate::control`]) live
+    /// only; any other type is refused. Subscribers act on it; clients never see it.
+    pub async fn publish_control(&self, channel: &ChannelName, publication: NewPublication) -> Result<()> {
+        if !crate::control::is_reserved(&publication.data) {
+            return Err(Error::invalid("data.type", "a control event has a reserved type"));
+        }
+        self.deliver_live(channel, publication).await
+    }
+
+    async fn deliver_live(&self, channel: &ChannelName, publication: NewPublication) -> Result<()> {
         check_data(&publication)?;
         observe("streams", "publish_ephemeral", self.store.publish_ephemeral(channel, publication)).await
     }
 
-    /// Delivers each `(channel, publication)` live only, a bounded number at a time (control
-    /// events that concern many channels). Every one is tried; the first failure is returned.
-    pub async fn publish_ephemeral_all(&self, items: Vec<(ChannelName, NewPublication)>) -> Result<()> {
+    /// Delivers each control event `(channel, publication)` live only, a bounded number at a
+    /// time (control events that concern many channels). Every one is tried; the first failure
+    /// is returned.
+    pub async fn publish_control_all(&self, items: Vec<(ChannelName, NewPublication)>) -> Result<()> {
         const IN_FLIGHT: usize = 64;
         let mut running = tokio::task::JoinSet::new();
         let mut first_error = None;
@@ -85,7 +101,7 @@ impl Streams {
                 settle(joined);
             }
             let streams = self.clone();
-            running.spawn(async move { streams.publish_ephemeral(&channel, publication).await });
+            running.spawn(async move { streams.publish_control(&channel, publication).await });
         }
         while let Some(joined) = running.join_next().await {
             settle(joined);
@@ -101,6 +117,7 @@ impl Streams {
         retention: Retention,
     ) -> Result<StreamPosition> {
         retention.validate("retention")?;
+        crate::control::refuse_reserved(&publication.data)?;
         check_data(&publication)?;
         let position = observe("streams", "publish", self.store.publish(channel, publication, retention)).await?;
         metrics::counter!("switchboard_publications_total", "namespace" => namespace_label(channel)).increment(1);

@@ -37,7 +37,7 @@ impl Tokens {
     /// on every node. See [`TokenDenylist::deny`].
     pub async fn deny(&self, jti: &TokenId, expires_at: Timestamp) -> Result<()> {
         observe("tokens", "deny", self.store.deny(jti, expires_at)).await?;
-        self.streams.publish_ephemeral(&ChannelName::control(), control::token_denied(jti)).await
+        self.streams.publish_control(&ChannelName::control(), control::token_denied(jti)).await
     }
 
     /// `Some(until)` while denied.

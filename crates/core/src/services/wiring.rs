@@ -36,7 +36,7 @@ impl PresenceEvents for PresenceToStreams {
                 control::access_changed(Some(std::slice::from_ref(user))).into_iter().map(move |p| (channel.clone(), p))
             })
             .collect();
-        self.0.publish_ephemeral_all(events).await
+        self.0.publish_control_all(events).await
     }
 }
 

@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 use super::jobs::Jobs;
 use crate::error::{Error, Result};
@@ -284,7 +285,15 @@ impl Worker {
                 // The permit goes with the attempt and then with its completion: it is freed
                 // once the completion is recorded, so unrecorded completions never pile up past
                 // the concurrency (nor wait while their leases run out).
-                running.spawn(attempt.run(leased, permit));
+                // One span per job attempt.
+                let span = tracing::info_span!(
+                    "job",
+                    job.id = %leased.job.id,
+                    job.type = %leased.job.job_type,
+                    job.attempt = leased.job.attempts,
+                    queue.name = %leased.job.queue,
+                );
+                running.spawn(attempt.run(leased, permit).instrument(span));
             }
         }
         // Stop fetching; let running jobs finish within the grace, then give back the rest.
@@ -298,7 +307,7 @@ impl Worker {
                 leases.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
             for (id, token) in held {
                 if let Err(e) = self.jobs.release(&id, &token).await {
-                    tracing::warn!(job = %id, error = %e, "could not give a lease back at shutdown");
+                    tracing::warn!(job.id = %id, error = %e, "could not give a lease back at shutdown");
                 }
             }
         }
@@ -336,7 +345,7 @@ async fn record_completions(jobs: Jobs, mut queued: mpsc::UnboundedReceiver<Pend
                 for (completion, answer) in batch.iter().zip(answers) {
                     if let Err(e) = answer {
                         // The lease was lost: the job runs again elsewhere (at least once).
-                        tracing::warn!(job = %completion.id, error = %e, "could not record a completion");
+                        tracing::warn!(job.id = %completion.id, error = %e, "could not record a completion");
                     }
                 }
             }
@@ -395,10 +404,10 @@ impl Attempt {
                         Err(e @ (Error::Conflict(_) | Error::NotFound(_))) => {
                             // The lease is lost (the job runs elsewhere): stop renewing; the
                             // handler's outcome will be refused.
-                            tracing::warn!(job = %id, error = %e, "lease lost while running");
+                            tracing::warn!(job.id = %id, error = %e, "lease lost while running");
                             beating = false;
                         }
-                        Err(e) => tracing::warn!(job = %id, error = %e, "lease heartbeat failed"),
+                        Err(e) => tracing::warn!(job.id = %id, error = %e, "lease heartbeat failed"),
                     }
                 }
             }
@@ -430,7 +439,7 @@ impl Attempt {
         if let Err(e) = done {
             // Lost lease (the job runs again elsewhere) or engine down (the lease runs out and
             // the job runs again): at-least-once either way.
-            tracing::warn!(job = %id, error = %e, "could not record the job's outcome");
+            tracing::warn!(job.id = %id, error = %e, "could not record the job's outcome");
         }
     }
 }

@@ -392,6 +392,10 @@ impl Connection {
             .map_err(|TooManyConnections| DisconnectCode::ConnectionLimit)?;
         let expires = Instant::now() + Duration::from_millis(now.millis_until(claims.expires_at));
         let ttl = claims.ttl_seconds(now);
+        let span = tracing::Span::current();
+        span.record("conn.id", info.conn_id.as_str());
+        span.record("user.id", info.user_id.as_str());
+        span.record("device.id", info.device_id.as_str());
         self.client = Some(Client { claims, info: info.clone(), expires });
         if let Err(e) = shared.sb.presence().connect(&info).await {
             // The refresher registers it again; the connection itself works without presence.

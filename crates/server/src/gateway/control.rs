@@ -6,13 +6,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use switchboard_core::control::DISCONNECT_TYPE;
 use switchboard_core::{ChannelName, DeviceId, NewPublication, Result, SessionId, Switchboard, Timestamp, UserId};
 
 use super::codes::DisconnectCode;
 use super::registry::TokenRef;
-
-/// The reserved publication type of a disconnect order.
-pub(crate) const DISCONNECT_TYPE: &str = "_switchboard.disconnect";
 
 /// Which of a user's connections to end, on every node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,7 +32,7 @@ pub struct DisconnectTarget {
 /// Sends a disconnect order for `user`'s matching connections to every node.
 pub async fn disconnect_everywhere(sb: &Switchboard, user: &UserId, target: &DisconnectTarget) -> Result<()> {
     let data = serde_json::json!({"type": DISCONNECT_TYPE, "data": target});
-    sb.streams().publish_ephemeral(&ChannelName::user(user), NewPublication::new(data)).await
+    sb.streams().publish_control(&ChannelName::user(user), NewPublication::new(data)).await
 }
 
 /// The disconnect order `data` carries, if it is one.

@@ -18,6 +18,7 @@ use switchboard_core::hub::HubEvent;
 use switchboard_core::{ChannelName, Switchboard, UserId};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::codec::negotiate;
 use super::codes::DisconnectCode;
@@ -295,6 +296,15 @@ pub(crate) async fn upgrade(
         .max_message_size(transport_max)
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            node.track("gateway.connection", connections.track_future(serve(shared, meta, sink, stream)))
+            // One span per connection: every event it logs carries its ids once connected.
+            let span = tracing::info_span!(
+                "ws",
+                conn.protocol = meta.protocol.name(),
+                conn.id = tracing::field::Empty,
+                user.id = tracing::field::Empty,
+                device.id = tracing::field::Empty,
+            );
+            let served = serve(shared, meta, sink, stream).instrument(span);
+            node.track("gateway.connection", connections.track_future(served))
         })
 }

@@ -290,7 +290,7 @@ impl Forwarder {
             Ok(false) => Err(Gap::Ended(UnsubscribeCode::AccessRevoked)),
             // Unknown is not allowed: the client subscribes again, and is checked then.
             Err(e) => {
-                tracing::warn!(channel = %self.channel, error = %e, "gateway: access check failed");
+                tracing::warn!(channel.name = %self.channel, error = %e, "gateway: access check failed");
                 Err(Gap::Ended(UnsubscribeCode::InsufficientState))
             }
         }
@@ -330,7 +330,7 @@ impl Forwarder {
             read_all_since(&self.shared, &self.channel, self.last.clone(), self.shared.config.max_recovered)
                 .await
                 .map_err(|e: Error| {
-                    tracing::warn!(channel = %self.channel, error = %e, "gateway: catch-up read failed");
+                    tracing::warn!(channel.name = %self.channel, error = %e, "gateway: catch-up read failed");
                     Gap::Lost
                 })?;
         if !recovered {

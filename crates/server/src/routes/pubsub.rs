@@ -18,10 +18,6 @@ use crate::state::AppState;
 
 /// Default page size of `history`.
 const DEFAULT_HISTORY_LIMIT: usize = 100;
-/// Publication types starting with this are the server's own control messages (the gateway
-/// intercepts them on personal channels); backends may not publish them.
-const RESERVED_TYPE_PREFIX: &str = "_switchboard.";
-
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(publish))
@@ -122,9 +118,8 @@ fn publication(
     exclude_device: Option<DeviceId>,
     only_devices: Vec<DeviceId>,
 ) -> Result<NewPublication, ApiError> {
-    if data.get("type").and_then(Value::as_str).is_some_and(|t| t.starts_with(RESERVED_TYPE_PREFIX)) {
-        return Err(ApiError::invalid(format!("data.type: types starting with {RESERVED_TYPE_PREFIX:?} are reserved")));
-    }
+    // Before anything is written, for the whole broadcast (the service checks each publish too).
+    switchboard_core::control::refuse_reserved(&data)?;
     Ok(NewPublication { data, exclude_device, only_devices })
 }
 
