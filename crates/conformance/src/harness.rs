@@ -1,4 +1,5 @@
-//! Test harness: engine factories, a real `redis-server` on a free port, and [`eventually`].
+//! Test harness: engine factories, a real `redis-server` on a free port, a Redis Cluster and a
+//! Sentinel deployment of such servers ([`RedisCluster`], [`RedisSentinel`]), and [`eventually`].
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,7 +18,7 @@ pub struct TestEngine {
     pub engine: Engine,
     /// The services over them, with default config plus the `test` policies.
     pub sb: Switchboard,
-    /// `memory` or `redis`.
+    /// `memory`, `redis`, `redis-cluster` or `redis-sentinel`.
     pub name: &'static str,
     /// For Redis: the settings, so [`TestEngine::sibling`] can connect another node.
     redis: Option<RedisConfig>,
@@ -74,6 +75,35 @@ pub async fn redis_engine() -> TestEngine {
     TestEngine { redis: Some(config), ..wrap(engine, "redis") }
 }
 
+/// A Redis engine on this test process's shared 3-master [`RedisCluster`], under a key prefix
+/// no other case uses.
+pub async fn redis_cluster_engine() -> TestEngine {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| RedisCluster::start(3, 0));
+    redis_engine_on(RedisConfig::default().with_cluster_nodes(cluster.seeds()), "redis-cluster").await
+}
+
+/// A Redis engine on this test process's shared [`RedisSentinel`] deployment, under a key
+/// prefix no other case uses.
+pub async fn redis_sentinel_engine() -> TestEngine {
+    static DEPLOYMENT: OnceLock<RedisSentinel> = OnceLock::new();
+    let deployment = DEPLOYMENT.get_or_init(RedisSentinel::start);
+    redis_engine_on(
+        RedisConfig::default().with_sentinels(deployment.addresses(), RedisSentinel::MASTER),
+        "redis-sentinel",
+    )
+    .await
+}
+
+/// A Redis engine with `config` under a fresh key prefix.
+pub async fn redis_engine_on(config: RedisConfig, name: &'static str) -> TestEngine {
+    static CASE: AtomicU64 = AtomicU64::new(0);
+    let case = CASE.fetch_add(1, Ordering::Relaxed);
+    let config = config.with_key_prefix(format!("sbt:{}:{name}:{case}:", std::process::id()));
+    let engine = switchboard_redis::connect(config.clone()).await.expect("connect to the test deployment");
+    TestEngine { redis: Some(config), ..wrap(engine, name) }
+}
+
 /// A `redis-server` this process started on a free loopback port, stopped when dropped — and also
 /// when this process dies: it runs under a shell that kills it once our end of its stdin closes.
 pub struct RedisServer {
@@ -99,16 +129,17 @@ impl RedisServer {
     /// Starts `redis-server` on `port` with extra arguments (e.g. `["--appendonly", "yes"]`);
     /// they come last, so they override the defaults (no persistence, `--dir` the temp dir).
     pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
-        let version = Command::new("redis-server").arg("--version").output();
-        if !version.is_ok_and(|o| o.status.success()) {
-            panic!(
-                "redis-server is not installed: the Redis engine tests need a real one. Install it with \
-                 `apt-get install redis-server` (scripts/test does this for you)."
-            );
-        }
+        Self::spawn(port, &[], extra)
+    }
+
+    /// Starts `redis-server <leading...> --port <port> ... <extra...>`: `leading` comes first,
+    /// where `redis-server` expects a config file.
+    fn spawn(port: u16, leading: &[&str], extra: &[&str]) -> RedisServer {
+        require_tool("redis-server");
         let dir = std::env::temp_dir();
         let port_s = port.to_string();
-        let mut args = vec!["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        let mut args = leading.to_vec();
+        args.extend_from_slice(&["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         args.extend_from_slice(&[
             "--dir",
             dir.to_str().unwrap_or("/tmp"),
@@ -180,9 +211,26 @@ impl RedisServer {
     /// Kills the server at once (SIGKILL: no shutdown save, no final fsync) and waits until it
     /// has exited; a restart on the same port and `--dir` shows what it had persisted.
     pub fn kill_hard(mut self) {
+        self.kill_now();
+        self.shutdown();
+    }
+
+    /// SIGKILLs the server, leaving this handle (and its shell) to be dropped later.
+    pub fn kill_now(&self) {
         let status = Command::new("kill").args(["-9", &self.pid.to_string()]).status().expect("run kill");
         assert!(status.success(), "kill -9 redis-server {}", self.pid);
-        self.shutdown();
+    }
+
+    /// Runs `redis-cli -p <port> <args...>` and returns its output (for test set-up only).
+    pub fn cli(&self, args: &[&str]) -> String {
+        require_tool("redis-cli");
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn shutdown(&mut self) {
@@ -195,6 +243,216 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Panics with install advice unless `tool --version` runs: Redis tests never skip silently.
+fn require_tool(tool: &str) {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    let ok = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if tool == "redis-server" && CHECKED.get().is_some() {
+        return;
+    }
+    if !ok(tool) {
+        panic!(
+            "{tool} is not installed: the Redis engine tests need a real one. Install it with \
+             `apt-get install redis-server` (which brings redis-cli and redis-sentinel; scripts/test does this for you)."
+        );
+    }
+    if tool == "redis-server" {
+        let _ = CHECKED.set(());
+    }
+}
+
+/// A Redis Cluster this process started: `masters` masters on free loopback ports, each with
+/// `replicas_per_master` replicas, slots spread by `redis-cli --cluster create`. Stopped when
+/// dropped.
+pub struct RedisCluster {
+    /// Every node, masters first as created (roles change after a failover).
+    pub nodes: Vec<RedisServer>,
+    config_files: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster").field("nodes", &self.nodes).finish_non_exhaustive()
+    }
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every node reports
+    /// `cluster_state:ok` and knows every other node.
+    pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
+        require_tool("redis-server");
+        require_tool("redis-cli");
+        let count = masters * (1 + replicas_per_master);
+        let mut nodes = Vec::with_capacity(count);
+        let mut config_files = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (port, bus) = (free_port(), free_port());
+            let file = std::env::temp_dir().join(format!("sb-cluster-{}-{port}.conf", std::process::id()));
+            let _ = std::fs::remove_file(&file);
+            let file_s = file.to_string_lossy().into_owned();
+            let bus_s = bus.to_string();
+            let node = RedisServer::start_with(
+                port,
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    &file_s,
+                    "--cluster-port",
+                    &bus_s,
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
+            );
+            nodes.push(node);
+            config_files.push(file);
+        }
+        let cluster = RedisCluster { nodes, config_files };
+        let addresses: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
+        let replicas = replicas_per_master.to_string();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", &replicas, "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        cluster.wait_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every live node reports `cluster_state:ok` and sees every node.
+    pub fn wait_ok(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = self.nodes.iter().all(|node| {
+                let info = node.cli(&["cluster", "info"]);
+                info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
+                    && !node.cli(&["cluster", "slots"]).trim().is_empty()
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the test cluster did not reach cluster_state:ok within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The seed node addresses, `127.0.0.1:<port>` each.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        for file in &self.config_files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A Sentinel deployment this process started: a master, one replica of it, and three
+/// Sentinels (quorum 2) monitoring it as [`RedisSentinel::MASTER`], with a 1 s down-after time.
+/// Stopped when dropped.
+pub struct RedisSentinel {
+    /// The first master.
+    pub master: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    /// The three Sentinels.
+    pub sentinels: Vec<RedisServer>,
+    config_files: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("master", &self.master)
+            .field("replica", &self.replica)
+            .field("sentinels", &self.sentinels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSentinel {
+    /// The monitored master's name.
+    pub const MASTER: &'static str = "sbmaster";
+
+    /// Starts the master, the replica and the Sentinels, and waits until every Sentinel knows
+    /// the replica and the other Sentinels.
+    pub fn start() -> RedisSentinel {
+        require_tool("redis-server");
+        require_tool("redis-cli");
+        let master = RedisServer::start();
+        let master_port = master.port().to_string();
+        let replica = RedisServer::start_with(free_port(), &["--replicaof", "127.0.0.1", &master_port]);
+        let mut sentinels = Vec::new();
+        let mut config_files = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let file = std::env::temp_dir().join(format!("sb-sentinel-{}-{port}.conf", std::process::id()));
+            let config = format!(
+                "sentinel monitor {name} 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 5000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                name = Self::MASTER
+            );
+            std::fs::write(&file, config).expect("write a sentinel config file");
+            let file_s = file.to_string_lossy().into_owned();
+            sentinels.push(RedisServer::spawn(port, &[&file_s, "--sentinel"], &[]));
+            config_files.push(file);
+        }
+        let deployment = RedisSentinel { master, replica, sentinels, config_files };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = deployment.sentinels.iter().all(|s| {
+                let info = s.cli(&["sentinel", "master", Self::MASTER]);
+                let field = |name: &str| {
+                    let mut lines = info.lines();
+                    lines.by_ref().find(|l| l.trim() == name);
+                    lines.next().map(|v| v.trim().to_owned()).unwrap_or_default()
+                };
+                field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+            });
+            if ready {
+                return deployment;
+            }
+            assert!(Instant::now() < deadline, "the test Sentinels did not discover each other within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Sentinels' addresses, `127.0.0.1:<port>` each.
+    pub fn addresses(&self) -> Vec<String> {
+        self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect()
+    }
+
+    /// The master's port as the first Sentinel reports it now.
+    pub fn current_master_port(&self) -> Option<u16> {
+        let out = self.sentinels[0].cli(&["sentinel", "get-master-addr-by-name", Self::MASTER]);
+        out.lines().nth(1).and_then(|p| p.trim().parse().ok())
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        self.sentinels.clear();
+        for file in &self.config_files {
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
 

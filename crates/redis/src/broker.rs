@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::Client;
 use redis::aio::{PubSubSink, PubSubStream};
 use switchboard_core::broker::BROKER_QUEUE_CAPACITY;
 use switchboard_core::{
@@ -18,7 +17,7 @@ use switchboard_core::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::circuit::Circuit;
-use crate::connection::{Conn, map_error};
+use crate::connection::{Backend, Conn, map_error};
 use crate::keys::Keys;
 use crate::stream::parse_publication;
 
@@ -76,7 +75,8 @@ impl RedisBroker {
         let task = Task {
             link: link.clone(),
             circuit: conn.circuit().clone(),
-            client: conn.client().clone(),
+            backend: conn.backend().clone(),
+            attempts: 0,
             keys,
             connect_timeout: conn.connect_timeout(),
             command_timeout: conn.command_timeout(),
@@ -135,7 +135,11 @@ struct Task {
     link: Arc<Link>,
     /// The command connection's circuit: its closing ends a backoff early.
     circuit: Arc<Circuit>,
-    client: Client,
+    /// Where each connection attempt gets its client: the server, the Sentinels' master now,
+    /// or the next seed node of a cluster.
+    backend: Backend,
+    /// Connection attempts so far (a cluster's seed nodes are tried in turn).
+    attempts: usize,
     keys: Keys,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -208,8 +212,9 @@ impl Task {
     /// `None` when the broker is gone.
     async fn connect(&mut self) -> Option<Result<(PubSubSink, PubSubStream)>> {
         let names: Vec<String> = self.channels.keys().cloned().collect();
-        let (client, connect_timeout, command_timeout) =
-            (self.client.clone(), self.connect_timeout, self.command_timeout);
+        let client = self.backend.pubsub_client(self.attempts);
+        self.attempts = self.attempts.wrapping_add(1);
+        let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         let to_subscribe = names.clone();
         let attempt = async move {
             let unavailable = |e: redis::RedisError| map_error("pubsub.connect", &e);

@@ -17,8 +17,11 @@ pub(crate) struct RedisHealth {
 
 impl RedisHealth {
     pub(crate) fn new(conn: Conn, config: &RedisConfig) -> Self {
-        let info =
-            EngineInfo { name: "redis".into(), location: config.redacted_url(), key_prefix: config.key_prefix.clone() };
+        let info = EngineInfo {
+            name: "redis".into(),
+            location: config.redacted_location(),
+            key_prefix: config.key_prefix.clone(),
+        };
         RedisHealth { conn, info }
     }
 }

@@ -72,7 +72,7 @@ use std::sync::Arc;
 
 use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
 
-pub use config::RedisConfig;
+pub use config::{RedisConfig, Topology};
 pub use doctor::{Check, CheckLevel, diagnose};
 
 /// Connects to Redis and builds the engine. Fails with
