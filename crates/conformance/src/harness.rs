@@ -123,20 +123,44 @@ impl RedisServer {
     /// Starts `redis-server` on a free port without persistence. Panics with install advice if
     /// `redis-server` is missing: Redis tests never skip silently.
     pub fn start() -> RedisServer {
-        Self::start_with(free_port(), &[])
+        Self::start_free(|_| (Vec::new(), Vec::new()))
     }
 
     /// Starts `redis-server` on `port` with extra arguments (e.g. `["--appendonly", "yes"]`);
-    /// they come last, so they override the defaults (no persistence, `--dir` the temp dir).
+    /// they come last, so they override the defaults (no persistence, `--dir` a directory of
+    /// its own under the temp dir, the same for a restart on the same port).
     pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
-        Self::spawn(port, &[], extra)
+        Self::spawn(port, &[], extra).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts a server on free ports: `args` gets the port (and may take more free ports) and
+    /// returns the leading and extra arguments (see [`RedisServer::spawn`]). Another test
+    /// process may take a port between its choice and the server's bind; then this tries again
+    /// with other ports.
+    fn start_free(args: impl Fn(u16) -> (Vec<String>, Vec<String>)) -> RedisServer {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let (leading, extra) = args(port);
+            let leading: Vec<&str> = leading.iter().map(String::as_str).collect();
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            match Self::spawn(port, &leading, &extra) {
+                Ok(server) => return server,
+                Err(why) => last = why,
+            }
+        }
+        panic!("{last}")
     }
 
     /// Starts `redis-server <leading...> --port <port> ... <extra...>`: `leading` comes first,
-    /// where `redis-server` expects a config file.
-    fn spawn(port: u16, leading: &[&str], extra: &[&str]) -> RedisServer {
+    /// where `redis-server` expects a config file. Fails if the server exits or another one
+    /// answers on the port.
+    fn spawn(port: u16, leading: &[&str], extra: &[&str]) -> Result<RedisServer, String> {
         require_tool("redis-server");
-        let dir = std::env::temp_dir();
+        // Its own directory: a replica writes the RDB it receives there, and a server started
+        // later in a shared directory would load it.
+        let dir = std::env::temp_dir().join(format!("sb-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let port_s = port.to_string();
         let mut args = leading.to_vec();
         args.extend_from_slice(&["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
@@ -165,8 +189,8 @@ impl RedisServer {
         }
         let pid = line.trim().parse().expect("the shell prints redis-server's pid");
         let server = RedisServer { port, pid, shell, stdin };
-        server.wait_ready(Duration::from_secs(10));
-        server
+        server.wait_ready(Duration::from_secs(10))?;
+        Ok(server)
     }
 
     /// The port it listens on.
@@ -189,18 +213,29 @@ impl RedisServer {
         line.trim_end().to_owned()
     }
 
-    fn wait_ready(&self, timeout: Duration) {
+    /// Waits until this server (its process id, not another on the port) answers PING.
+    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            let alive = Command::new("kill").args(["-0", &self.pid.to_string()]).status().is_ok_and(|s| s.success());
+            if !alive {
+                return Err(format!("redis-server on port {} exited at start (port taken?)", self.port));
+            }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let mut buf = [0u8; 7];
                 if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                    return;
+                    let info = self.cli(&["info", "server"]);
+                    return match info.contains(&format!("process_id:{}\r", self.pid))
+                        || info.contains(&format!("process_id:{}\n", self.pid))
+                    {
+                        true => Ok(()),
+                        false => Err(format!("another redis-server answers on port {}", self.port)),
+                    };
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not answer PING within {timeout:?}", self.port);
+        Err(format!("redis-server on port {} did not answer PING within {timeout:?}", self.port))
     }
 
     /// Stops the server and waits until it has exited.
@@ -289,24 +324,24 @@ impl RedisCluster {
         let mut nodes = Vec::with_capacity(count);
         let mut config_files = Vec::with_capacity(count);
         for _ in 0..count {
-            let (port, bus) = (free_port(), free_port());
-            let file = std::env::temp_dir().join(format!("sb-cluster-{}-{port}.conf", std::process::id()));
-            let _ = std::fs::remove_file(&file);
-            let file_s = file.to_string_lossy().into_owned();
-            let bus_s = bus.to_string();
-            let node = RedisServer::start_with(
-                port,
-                &[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    &file_s,
-                    "--cluster-port",
-                    &bus_s,
-                    "--cluster-node-timeout",
-                    "2000",
-                ],
-            );
+            let file = std::cell::RefCell::new(std::path::PathBuf::new());
+            let node = RedisServer::start_free(|port| {
+                let path = std::env::temp_dir().join(format!("sb-cluster-{}-{port}.conf", std::process::id()));
+                let _ = std::fs::remove_file(&path);
+                let extra = vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    path.to_string_lossy().into_owned(),
+                    "--cluster-port".into(),
+                    free_port().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                ];
+                *file.borrow_mut() = path;
+                (Vec::new(), extra)
+            });
+            let file = file.into_inner();
             nodes.push(node);
             config_files.push(file);
         }
@@ -397,22 +432,29 @@ impl RedisSentinel {
         require_tool("redis-cli");
         let master = RedisServer::start();
         let master_port = master.port().to_string();
-        let replica = RedisServer::start_with(free_port(), &["--replicaof", "127.0.0.1", &master_port]);
+        let replica = RedisServer::start_free(|_| {
+            (Vec::new(), vec!["--replicaof".into(), "127.0.0.1".into(), master_port.clone()])
+        });
         let mut sentinels = Vec::new();
         let mut config_files = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
-            let file = std::env::temp_dir().join(format!("sb-sentinel-{}-{port}.conf", std::process::id()));
-            let config = format!(
-                "sentinel monitor {name} 127.0.0.1 {master_port} 2\n\
-                 sentinel down-after-milliseconds {name} 1000\n\
-                 sentinel failover-timeout {name} 5000\n\
-                 sentinel parallel-syncs {name} 1\n",
-                name = Self::MASTER
-            );
-            std::fs::write(&file, config).expect("write a sentinel config file");
-            let file_s = file.to_string_lossy().into_owned();
-            sentinels.push(RedisServer::spawn(port, &[&file_s, "--sentinel"], &[]));
+            let file = std::cell::RefCell::new(std::path::PathBuf::new());
+            let sentinel = RedisServer::start_free(|port| {
+                let path = std::env::temp_dir().join(format!("sb-sentinel-{}-{port}.conf", std::process::id()));
+                let config = format!(
+                    "sentinel monitor {name} 127.0.0.1 {master_port} 2\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n\
+                     sentinel parallel-syncs {name} 1\n",
+                    name = Self::MASTER
+                );
+                std::fs::write(&path, config).expect("write a sentinel config file");
+                let leading = vec![path.to_string_lossy().into_owned(), "--sentinel".into()];
+                *file.borrow_mut() = path;
+                (leading, Vec::new())
+            });
+            sentinels.push(sentinel);
+            let file = file.into_inner();
             config_files.push(file);
         }
         let deployment = RedisSentinel { master, replica, sentinels, config_files };

@@ -429,6 +429,11 @@ impl Conn {
         &self.circuit
     }
 
+    /// Whether this is a Redis Cluster, where one script or pipeline addresses one slot.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
+    }
+
     /// The connection behind, for dedicated (pub/sub) connections.
     pub(crate) fn backend(&self) -> &Backend {
         &self.backend
