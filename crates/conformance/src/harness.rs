@@ -383,6 +383,57 @@ impl RedisCluster {
         }
     }
 
+    /// The index in [`RedisCluster::nodes`] of the master serving `slot` now.
+    pub fn master_of(&self, slot: u16) -> usize {
+        let nodes = self.live_node().cli(&["cluster", "nodes"]);
+        let port = nodes
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .find(|l| {
+                l.split_whitespace().skip(8).any(|range| match range.split_once('-') {
+                    Some((a, b)) => {
+                        a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                    }
+                    None => range.parse::<u16>().is_ok_and(|s| s == slot),
+                })
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"));
+        self.index_of(port)
+    }
+
+    /// The index in [`RedisCluster::nodes`] of a replica of the master at index `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let nodes = self.live_node().cli(&["cluster", "nodes"]);
+        let master_port = self.nodes[master].port();
+        let master_id = nodes
+            .lines()
+            .find(|l| l.split_whitespace().nth(1).is_some_and(|a| a.starts_with(&format!("127.0.0.1:{master_port}@"))))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("node {master_port} is not in the cluster:\n{nodes}"))
+            .to_owned();
+        let port = nodes
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some(master_id.as_str()))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("node {master_port} has no replica:\n{nodes}"));
+        self.index_of(port)
+    }
+
+    fn index_of(&self, port: u16) -> usize {
+        self.nodes.iter().position(|n| n.port() == port).unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// A node that answers (the first one, unless it was killed).
+    fn live_node(&self) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| TcpStream::connect(("127.0.0.1", n.port())).is_ok())
+            .expect("every cluster node is down")
+    }
+
     /// The seed node addresses, `127.0.0.1:<port>` each.
     pub fn seeds(&self) -> Vec<String> {
         self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect()
