@@ -30,9 +30,11 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// The Redis engine's broker. See [`Broker`] for the contract.
 ///
 /// One task owns the pub/sub connection and the set of subscribed channels; `subscribe` and
-/// `unsubscribe` are requests to it. Standalone Redis uses `SUBSCRIBE`; on Cluster this is
-/// where `SSUBSCRIBE` to each channel's shard would go (the publish script would `SPUBLISH`,
-/// and the task would hold one connection per shard with subscribed channels).
+/// `unsubscribe` are requests to it. Every topology uses plain `SUBSCRIBE`: under Sentinel on
+/// the current master, on a Cluster on one node (a seed, the next after each reconnection),
+/// since a plain `PUBLISH` on any shard reaches every node over the cluster bus. Sharded
+/// pub/sub (`SSUBSCRIBE` to each channel's shard, `SPUBLISH` in the publish script, one
+/// connection per shard) would keep that traffic on each channel's shard instead.
 pub(crate) struct RedisBroker {
     control: mpsc::Sender<Control>,
     link: Arc<Link>,

@@ -68,7 +68,9 @@
 //!
 //! Every job key shares the one tag `{jobs}` (as BullMQ does with a hash-tagged prefix): job ids
 //! are global, so a job is found by id alone, and one fetch script can take from several queues.
-//! On Redis Cluster the whole jobs capability therefore lives on one shard. The job scripts get
+//! On Redis Cluster the whole jobs capability therefore lives on one shard.
+//!
+//! [`slot`] computes a key's Cluster slot, for operations that must know whether keys share one. The job scripts get
 //! [`Keys::jobs_prefix`] and build `j:<id>` and `q:<queue>:<part>` after it (`job_common.lua`);
 //! the part is one letter, so keys of different queues or ids never collide.
 
