@@ -144,6 +144,9 @@ pub(crate) struct RedisSettings {
     pub(crate) sentinel_master: Option<String>,
     /// Password of the Sentinels [env: REDIS_SENTINEL_PASSWORD].
     pub(crate) sentinel_password: Option<String>,
+    /// Replicas that must confirm job enqueues and completions, notification and session
+    /// creates before they are acknowledged (`WAIT`); 0 waits for none.
+    pub(crate) wait_replicas: u32,
 }
 
 /// An address list given as a list or as one comma-separated string (as environment variables
@@ -182,6 +185,7 @@ impl Default for RedisSettings {
             sentinels: None,
             sentinel_master: None,
             sentinel_password: None,
+            wait_replicas: d.wait_replicas,
         }
     }
 }
@@ -248,6 +252,7 @@ impl RedisSettings {
             sentinels: self.sentinels.clone().unwrap_or_default(),
             sentinel_master: self.sentinel_master.clone().unwrap_or_default(),
             sentinel_password: self.sentinel_password.clone(),
+            wait_replicas: self.wait_replicas,
             ..switchboard_redis::RedisConfig::new(self.resolved_url())
         }
     }
@@ -525,7 +530,8 @@ mod tests {
         assert!(!shown.contains("s3cret") && !shown.contains("data-pass"), "{shown}");
 
         // The file / SWITCHBOARD_REDIS__* / --set path takes the same comma-separated form, or a list.
-        let settings = load_env(&[], &["redis.cluster_nodes=a:7000,b:7001"]).unwrap();
+        let settings = load_env(&[], &["redis.cluster_nodes=a:7000,b:7001", "redis.wait_replicas=1"]).unwrap();
+        assert_eq!(settings.redis.engine_config().wait_replicas, 1);
         assert_eq!(settings.redis.engine_config().cluster_nodes, ["a:7000", "b:7001"]);
         assert_eq!(settings.engine_kind(), EngineKind::Redis);
         let settings = load_env(&[], &[r#"redis.sentinels=["a:26379"]"#, "redis.sentinel_master=m"]).unwrap();

@@ -476,8 +476,8 @@ impl RedisSentinel {
     /// The monitored master's name.
     pub const MASTER: &'static str = "sbmaster";
 
-    /// Starts the master, the replica and the Sentinels, and waits until every Sentinel knows
-    /// the replica and the other Sentinels.
+    /// Starts the master, the replica and the Sentinels, and waits until the replica is in sync
+    /// and every Sentinel knows it and the other Sentinels.
     pub fn start() -> RedisSentinel {
         require_tool("redis-server");
         require_tool("redis-cli");
@@ -519,7 +519,7 @@ impl RedisSentinel {
                     lines.next().map(|v| v.trim().to_owned()).unwrap_or_default()
                 };
                 field("num-slaves") == "1" && field("num-other-sentinels") == "2"
-            });
+            }) && deployment.master.cli(&["info", "replication"]).contains("state=online");
             if ready {
                 return deployment;
             }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchboard_conformance::harness::redis_engine_on;
 use switchboard_conformance::{RedisCluster, RedisSentinel, RedisServer, TestEngine};
-use switchboard_core::{ChannelName, HubEvent, NewPublication};
+use switchboard_core::{Backoff, ChannelName, Due, Error, HubEvent, JobId, JobType, NewJob, NewPublication, QueueName};
 use switchboard_redis::RedisConfig;
 
 /// Longest wait for a failover and the engine following it.
@@ -137,4 +137,96 @@ async fn cluster_failover_keeps_serving_the_killed_masters_slots() {
     // The pub/sub connection may have been on another node: a gap is reported only when it
     // was on the killed one; either way live delivery resumed above.
     println!("cluster: gap reported: {gap}");
+}
+
+fn job(id: &str) -> NewJob {
+    NewJob {
+        id: JobId::new(id).unwrap(),
+        queue: QueueName::new("failover").unwrap(),
+        job_type: JobType::new("test.job").unwrap(),
+        payload: br#"{"n":1}"#.to_vec(),
+        priority: 0,
+        due: Due::Now,
+        max_attempts: 3,
+        backoff: Backoff::Fixed { delay_ms: 60_000 },
+        lease: Duration::from_secs(30),
+        unique_key: None,
+    }
+}
+
+/// With `wait_replicas = 1` an enqueue is acknowledged only once the replica has it, so every
+/// acknowledged enqueue survives SIGKILL of the master, even while enqueues run during the kill.
+/// With no replica left the enqueues fail (503) instead of being acknowledged unprotected, and
+/// work again once a replica is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_wait_replicas_keeps_every_acknowledged_enqueue() {
+    let deployment = RedisSentinel::start();
+    let config = RedisConfig {
+        wait_replicas: 1,
+        ..RedisConfig::default().with_sentinels(deployment.addresses(), RedisSentinel::MASTER)
+    };
+    let t = redis_engine_on(config, "sentinel-wait").await;
+    let started = Instant::now();
+    t.engine.jobs.enqueue(&[job("first")]).await.unwrap();
+    println!("sentinel: one enqueue confirmed by the replica took {} ms", started.elapsed().as_millis());
+    let jobs = t.engine.jobs.clone();
+    let enqueuer = tokio::spawn(async move {
+        let mut acknowledged = Vec::new();
+        let mut refused_after_kill = 0;
+        for n in 0..100_000 {
+            let id = format!("j-{n}");
+            match jobs.enqueue(&[job(&id)]).await {
+                Ok(_) => acknowledged.push(id),
+                Err(Error::Unavailable(why)) => {
+                    if refused_after_kill == 0 {
+                        println!("first refusal after {} acknowledged: {why}", acknowledged.len());
+                    }
+                    refused_after_kill += 1;
+                    if refused_after_kill > 20 {
+                        return acknowledged;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("enqueue: {e}"),
+            }
+        }
+        acknowledged
+    });
+    // Let some enqueues through, then kill the master while they run.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let old_port = deployment.master.port();
+    deployment.master.kill_now();
+    let acknowledged = enqueuer.await.unwrap();
+    assert!(acknowledged.len() >= 5, "enqueues ran before the kill: {}", acknowledged.len());
+
+    // Once the replica is promoted, with no replica of its own, enqueues are refused...
+    let killed = Instant::now();
+    let refused = loop {
+        match t.engine.jobs.enqueue(&[job("after-kill")]).await {
+            Err(Error::Unavailable(why)) if why.contains("replicas confirmed") => break why,
+            Err(Error::Unavailable(_)) => {}
+            other => panic!("expected a refusal for want of a replica, got {other:?}"),
+        }
+        assert!(killed.elapsed() < FAILOVER, "the failover did not complete within {FAILOVER:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("sentinel: refused without a replica: {refused}");
+    // ...and every acknowledged one is there.
+    for id in &acknowledged {
+        let found = t.engine.jobs.get(&JobId::new(id).unwrap()).await.unwrap();
+        assert!(found.is_some(), "acknowledged job {id} was lost in the failover");
+    }
+    println!("sentinel: {} acknowledged enqueues, all kept", acknowledged.len());
+
+    // A replica back (the old master's port, following the new master): enqueues work again.
+    let new_master = deployment.current_master_port().expect("a master");
+    let _replica = RedisServer::start_with(old_port, &["--replicaof", "127.0.0.1", &new_master.to_string()]);
+    let back = Instant::now();
+    loop {
+        if t.engine.jobs.enqueue(&[job("with-replica")]).await.is_ok() {
+            break;
+        }
+        assert!(back.elapsed() < FAILOVER, "enqueues did not work again with a replica back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -7,6 +7,9 @@ use std::time::Duration;
 use redis::{ConnectionAddr, IntoConnectionInfo};
 use switchboard_core::{Error, Result};
 
+/// Most replicas `wait_replicas` may ask for.
+const MAX_WAIT_REPLICAS: u32 = 64;
+
 /// Longest key prefix accepted.
 const MAX_PREFIX_BYTES: usize = 64;
 
@@ -39,6 +42,13 @@ pub struct RedisConfig {
     pub sentinel_master: String,
     /// Password of the Sentinels themselves (`requirepass` of the sentinel processes), when set.
     pub sentinel_password: Option<String>,
+    /// Replicas that must have a write before the writes that must survive a failover (job
+    /// enqueue and completion, notification create, session create) are acknowledged: `WAIT n`
+    /// after them, failing the call with [`Error::Unavailable`] when fewer replicas confirm within
+    /// three quarters of `command_timeout` (the write itself stays). 0, the default, waits for
+    /// none: replication is asynchronous, and a write acknowledged just before its master dies
+    /// can be lost.
+    pub wait_replicas: u32,
 }
 
 /// Which kind of Redis deployment a [`RedisConfig`] addresses.
@@ -137,6 +147,9 @@ impl RedisConfig {
                 "redis: key_prefix must be printable ASCII without spaces or braces, found {bad:?}"
             )));
         }
+        if self.wait_replicas > MAX_WAIT_REPLICAS {
+            return Err(Error::InvalidArgument(format!("redis: wait_replicas must be at most {MAX_WAIT_REPLICAS}")));
+        }
         for (name, value) in [("connect_timeout", self.connect_timeout), ("command_timeout", self.command_timeout)] {
             if value.is_zero() || value > Duration::from_secs(3600) {
                 return Err(Error::InvalidArgument(format!("redis: {name} must be between 1 ms and 1 h")));
@@ -173,6 +186,7 @@ impl Default for RedisConfig {
             sentinels: Vec::new(),
             sentinel_master: String::new(),
             sentinel_password: None,
+            wait_replicas: 0,
         }
     }
 }
@@ -189,6 +203,7 @@ impl fmt::Debug for RedisConfig {
             .field("sentinels", &self.sentinels.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
             .field("sentinel_master", &self.sentinel_master)
             .field("sentinel_password", &self.sentinel_password.as_ref().map(|_| "***"))
+            .field("wait_replicas", &self.wait_replicas)
             .finish()
     }
 }
@@ -315,6 +330,7 @@ mod tests {
             RedisConfig::default().with_sentinels(["a:26379"], ""),
             RedisConfig::default().with_sentinels(["a:26379", "a b:1"], "m"),
             RedisConfig { sentinel_master: "m".into(), ..RedisConfig::default() },
+            RedisConfig { wait_replicas: 65, ..RedisConfig::default() },
         ] {
             let err = bad.validate().unwrap_err().to_string();
             assert!(err.starts_with("redis: "), "{err}");

@@ -44,6 +44,8 @@ pub(crate) struct Conn {
     circuit: Arc<Circuit>,
     connect_timeout: Duration,
     command_timeout: Duration,
+    /// [`RedisConfig::wait_replicas`].
+    wait_replicas: u32,
 }
 
 /// The data connection of one topology.
@@ -380,6 +382,7 @@ impl Conn {
                 circuit: Circuit::new(config.connect_timeout + config.command_timeout),
                 connect_timeout: config.connect_timeout,
                 command_timeout: config.command_timeout,
+                wait_replicas: config.wait_replicas,
             });
         }
         let client = Client::open(info).map_err(|e| unreachable(e.to_string()))?;
@@ -415,6 +418,7 @@ impl Conn {
             circuit: Circuit::new(config.connect_timeout + config.command_timeout),
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
+            wait_replicas: config.wait_replicas,
         })
     }
 
@@ -498,6 +502,43 @@ impl Conn {
             }
         };
         self.timed(op, call).await
+    }
+
+    /// With [`RedisConfig::wait_replicas`] set, waits until that many replicas have every write
+    /// this connection sent so far to the master of `key`'s slot (`WAIT`), and fails with
+    /// [`Error::Unavailable`] when fewer confirm within three quarters of the command timeout.
+    /// Call it right after a write that must survive a failover; without the setting it returns
+    /// at once.
+    pub(crate) async fn replicated(&self, op: &'static str, key: &str) -> Result<()> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let timeout_ms = (self.command_timeout.as_millis() as u64 * 3 / 4).max(1);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.wait_replicas).arg(timeout_ms);
+        let confirmed: u32 = match &self.backend {
+            // WAIT counts the writes of the connection it is sent on: the one to the key's master.
+            Backend::Cluster { connection, .. } => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
+                let mut connection = connection.clone();
+                let call = async move {
+                    let reply = connection
+                        .route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)))
+                        .await?;
+                    u32::from_redis_value(reply).map_err(RedisError::from)
+                };
+                self.timed(op, call).await?
+            }
+            _ => self.cmd(op, &wait).await?,
+        };
+        if confirmed < self.wait_replicas {
+            return Err(Error::Unavailable(format!(
+                "redis: {op}: written, but only {confirmed} of {} replicas confirmed it within {timeout_ms} ms",
+                self.wait_replicas
+            )));
+        }
+        Ok(())
     }
 
     /// Runs one command.
