@@ -190,7 +190,7 @@ impl SentinelLink {
 }
 
 /// `SENTINEL get-master-addr-by-name` on each Sentinel in turn; the first answer wins.
-async fn ask_sentinels(
+pub(crate) async fn ask_sentinels(
     sentinels: &[ConnectionInfo],
     master_name: &str,
     template: &ConnectionInfo,
@@ -253,7 +253,7 @@ async fn connect_master(
 
 /// `host:port` or a URL as connection settings: a `host:port` entry takes `template`'s scheme
 /// (TLS or not) and credentials.
-fn node_info(entry: &str, template: &ConnectionInfo) -> RedisResult<ConnectionInfo> {
+pub(crate) fn node_info(entry: &str, template: &ConnectionInfo) -> RedisResult<ConnectionInfo> {
     if entry.contains("://") {
         return entry.into_connection_info();
     }
@@ -265,6 +265,23 @@ fn node_info(entry: &str, template: &ConnectionInfo) -> RedisResult<ConnectionIn
         _ => ConnectionAddr::Tcp(host, port),
     };
     Ok(template.clone().set_addr(addr))
+}
+
+/// The Sentinels' connection settings, with the Sentinels' own password.
+pub(crate) fn sentinel_infos(config: &RedisConfig) -> RedisResult<Vec<ConnectionInfo>> {
+    let plain = "redis://127.0.0.1".into_connection_info()?;
+    config
+        .sentinels
+        .iter()
+        .map(|s| {
+            let sentinel = node_info(s, &plain)?;
+            let mut redis = sentinel.redis_settings().clone();
+            if let Some(password) = &config.sentinel_password {
+                redis = redis.set_password(password);
+            }
+            Ok(sentinel.set_redis_settings(redis))
+        })
+        .collect()
 }
 
 impl Conn {
@@ -325,20 +342,8 @@ impl Conn {
                 Some(Backend::Cluster { connection, seeds: Arc::new(seeds) })
             }
             Topology::Sentinel => {
-                let sentinels = config
-                    .sentinels
-                    .iter()
-                    .map(|s| {
-                        let mut sentinel = node_info(s, &"redis://127.0.0.1".into_connection_info()?)?;
-                        let mut redis = sentinel.redis_settings().clone();
-                        if let Some(password) = &config.sentinel_password {
-                            redis = redis.set_password(password);
-                        }
-                        sentinel = sentinel.set_redis_settings(redis);
-                        Ok(sentinel)
-                    })
-                    .collect::<RedisResult<Vec<_>>>()
-                    .map_err(|e: RedisError| Error::InvalidArgument(format!("redis: sentinels: {e}")))?;
+                let sentinels =
+                    sentinel_infos(config).map_err(|e| Error::InvalidArgument(format!("redis: sentinels: {e}")))?;
                 let find = async {
                     let addr =
                         ask_sentinels(&sentinels, &config.sentinel_master, &info, config.connect_timeout).await?;
