@@ -230,3 +230,42 @@ async fn sentinel_wait_replicas_keeps_every_acknowledged_enqueue() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A failover the Sentinels carry out on request (`SENTINEL FAILOVER`, no connection lost): once
+/// the old master has turned replica it answers writes with `READONLY`, which sends the engine
+/// back to the Sentinels; writes then go to the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_requested_failover_is_followed_on_readonly() {
+    let deployment = RedisSentinel::start();
+    let config = RedisConfig::default().with_sentinels(deployment.addresses(), RedisSentinel::MASTER);
+    let t = redis_engine_on(config, "sentinel-switch").await;
+    let ch = ChannelName::new("chat:switch").unwrap();
+    let first = t.sb.streams().publish(&ch, event(1)).await.unwrap();
+    wait_replicated(&deployment.master, &deployment.replica);
+    let reply = deployment.sentinels[0].cli(&["sentinel", "failover", RedisSentinel::MASTER]);
+    assert!(reply.contains("OK"), "SENTINEL FAILOVER: {reply}");
+    let started = Instant::now();
+    while !deployment.master.cli(&["role"]).starts_with("slave") {
+        assert!(started.elapsed() < FAILOVER, "the old master was not turned replica within {FAILOVER:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let demoted = Instant::now();
+    let mut refusals = 0;
+    let second = loop {
+        match t.sb.streams().publish(&ch, event(2)).await {
+            Ok(position) => break position,
+            Err(_) => refusals += 1,
+        }
+        assert!(demoted.elapsed() < FAILOVER, "writes did not reach the new master within {FAILOVER:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "sentinel: writes on the new master {} ms after the old one turned replica ({refusals} refused meanwhile)",
+        demoted.elapsed().as_millis()
+    );
+    assert_eq!(second.offset, first.offset + 1);
+    // The write is on the new master.
+    let key = format!("{}st:{{{ch}}}:x", t.engine.health.info().key_prefix);
+    assert_eq!(deployment.replica.cli(&["xlen", &key]).trim(), "2", "both publications on the new master");
+    assert!(deployment.replica.cli(&["role"]).starts_with("master"));
+}
