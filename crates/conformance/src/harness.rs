@@ -300,11 +300,11 @@ fn require_tool(tool: &str) {
 }
 
 /// A Redis Cluster this process started: `masters` masters on free loopback ports, each with
-/// `replicas_per_master` replicas, slots spread by `redis-cli --cluster create`. Stopped when
-/// dropped.
+/// `replicas_per_master` replicas, slots split evenly. Stopped when dropped.
 pub struct RedisCluster {
     /// Every node, masters first as created (roles change after a failover).
     pub nodes: Vec<RedisServer>,
+    masters: usize,
     config_files: Vec<std::path::PathBuf>,
 }
 
@@ -345,27 +345,46 @@ impl RedisCluster {
             nodes.push(node);
             config_files.push(file);
         }
-        let cluster = RedisCluster { nodes, config_files };
-        let addresses: Vec<String> = cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect();
-        let replicas = replicas_per_master.to_string();
-        let out = Command::new("redis-cli")
-            .arg("--cluster")
-            .arg("create")
-            .args(&addresses)
-            .args(["--cluster-replicas", &replicas, "--cluster-yes"])
-            .output()
-            .expect("run redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let cluster = RedisCluster { nodes, masters, config_files };
+        // What `redis-cli --cluster create` does, without its one-second waits: distinct config
+        // epochs, an even slot split over the masters, every node introduced to the first, then
+        // each replica attached to its master.
+        let first = cluster.nodes[0].port().to_string();
+        // The bus port is not port + 10000 here (`--cluster-port`): MEET must name it.
+        let first_nodes = cluster.nodes[0].cli(&["cluster", "nodes"]);
+        let first_bus = first_nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split('@').nth(1))
+            .and_then(|bus| bus.split(',').next())
+            .unwrap_or_else(|| panic!("no bus port in CLUSTER NODES: {first_nodes}"))
+            .to_owned();
+        for (i, master) in cluster.nodes[..masters].iter().enumerate() {
+            master.cli(&["cluster", "set-config-epoch", &(i + 1).to_string()]);
+            let start = 16384 * i / masters;
+            let end = 16384 * (i + 1) / masters - 1;
+            let reply = master.cli(&["cluster", "addslotsrange", &start.to_string(), &end.to_string()]);
+            assert!(reply.trim() == "OK", "CLUSTER ADDSLOTSRANGE {start} {end}: {reply}");
+        }
+        for node in &cluster.nodes[1..] {
+            let reply = node.cli(&["cluster", "meet", "127.0.0.1", &first, &first_bus]);
+            assert!(reply.trim() == "OK", "CLUSTER MEET: {reply}");
+        }
+        for (i, replica) in cluster.nodes[masters..].iter().enumerate() {
+            let master_id = cluster.nodes[i % masters].cli(&["cluster", "myid"]).trim().to_owned();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            // The replica must know the master first (the meet spreads by gossip).
+            while replica.cli(&["cluster", "replicate", &master_id]).trim() != "OK" {
+                assert!(Instant::now() < deadline, "replica {} never learned master {master_id}", replica.port());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         cluster.wait_ok(Duration::from_secs(30));
         cluster
     }
 
-    /// Waits until every live node reports `cluster_state:ok` and sees every node.
+    /// Waits until every node reports `cluster_state:ok` and sees every node and every replica.
     pub fn wait_ok(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
@@ -373,7 +392,8 @@ impl RedisCluster {
                 let info = node.cli(&["cluster", "info"]);
                 info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
-                    && !node.cli(&["cluster", "slots"]).trim().is_empty()
+                    && node.cli(&["cluster", "nodes"]).lines().filter(|l| l.contains("slave")).count()
+                        == self.nodes.len() - self.masters
             });
             if ok {
                 return;
