@@ -87,7 +87,7 @@ pub async fn redis_cluster_engine() -> TestEngine {
 /// prefix no other case uses.
 pub async fn redis_sentinel_engine() -> TestEngine {
     static DEPLOYMENT: OnceLock<RedisSentinel> = OnceLock::new();
-    let deployment = DEPLOYMENT.get_or_init(RedisSentinel::start);
+    let deployment = DEPLOYMENT.get_or_init(RedisSentinel::start_unsettled);
     redis_engine_on(
         RedisConfig::default().with_sentinels(deployment.addresses(), RedisSentinel::MASTER),
         "redis-sentinel",
@@ -499,6 +499,17 @@ impl RedisSentinel {
     /// Starts the master, the replica and the Sentinels, and waits until the replica is in sync
     /// and every Sentinel knows it and the other Sentinels.
     pub fn start() -> RedisSentinel {
+        Self::start_with(true)
+    }
+
+    /// Like [`RedisSentinel::start`], but returns once the Sentinels answer where the master
+    /// is, without waiting for them to discover the replica and each other (a few seconds):
+    /// enough for cases that need no failover.
+    pub fn start_unsettled() -> RedisSentinel {
+        Self::start_with(false)
+    }
+
+    fn start_with(settled: bool) -> RedisSentinel {
         require_tool("redis-server");
         require_tool("redis-cli");
         let master = RedisServer::start();
@@ -531,15 +542,25 @@ impl RedisSentinel {
         let deployment = RedisSentinel { master, replica, sentinels, config_files };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ready = deployment.sentinels.iter().all(|s| {
-                let info = s.cli(&["sentinel", "master", Self::MASTER]);
-                let field = |name: &str| {
-                    let mut lines = info.lines();
-                    lines.by_ref().find(|l| l.trim() == name);
-                    lines.next().map(|v| v.trim().to_owned()).unwrap_or_default()
-                };
-                field("num-slaves") == "1" && field("num-other-sentinels") == "2"
-            }) && deployment.master.cli(&["info", "replication"]).contains("state=online");
+            let ready = !settled
+                && deployment
+                    .sentinels
+                    .iter()
+                    .all(|s| s.cli(&["sentinel", "get-master-addr-by-name", Self::MASTER]).contains(&master_port));
+            if ready {
+                return deployment;
+            }
+            let ready = settled
+                && deployment.sentinels.iter().all(|s| {
+                    let info = s.cli(&["sentinel", "master", Self::MASTER]);
+                    let field = |name: &str| {
+                        let mut lines = info.lines();
+                        lines.by_ref().find(|l| l.trim() == name);
+                        lines.next().map(|v| v.trim().to_owned()).unwrap_or_default()
+                    };
+                    field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+                })
+                && deployment.master.cli(&["info", "replication"]).contains("state=online");
             if ready {
                 return deployment;
             }

@@ -231,11 +231,11 @@ async fn sentinel_wait_replicas_keeps_every_acknowledged_enqueue() {
     }
 }
 
-/// A failover the Sentinels carry out on request (`SENTINEL FAILOVER`, no connection lost): once
-/// the old master has turned replica it answers writes with `READONLY`, which sends the engine
-/// back to the Sentinels; writes then go to the new master.
+/// A failover the Sentinels carry out on request (`SENTINEL FAILOVER`, no connection lost): the
+/// engine follows the `+switch-master` event (or, failing that, the old master's `READONLY`
+/// answers), so once the old master has turned replica writes go to the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sentinel_requested_failover_is_followed_on_readonly() {
+async fn sentinel_requested_failover_is_followed() {
     let deployment = RedisSentinel::start();
     let config = RedisConfig::default().with_sentinels(deployment.addresses(), RedisSentinel::MASTER);
     let t = redis_engine_on(config, "sentinel-switch").await;

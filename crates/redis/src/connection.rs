@@ -189,6 +189,45 @@ impl SentinelLink {
     }
 }
 
+/// Listens for the Sentinels' `+switch-master` event of the link's master (on one Sentinel at a
+/// time, the next one when its connection ends) and moves the link to the new master at once,
+/// rather than when a call first fails on the old one. Ends when the link is dropped (only a
+/// `Weak` is held between events); a plain async fn, so whoever owns the engine's background
+/// work can drive it.
+pub(crate) async fn watch_switch_master(link: std::sync::Weak<SentinelLink>) {
+    let mut attempt = 0usize;
+    loop {
+        let (sentinel, master_name) = match link.upgrade() {
+            Some(link) => (link.sentinels[attempt % link.sentinels.len()].clone(), link.master_name.clone()),
+            None => return,
+        };
+        attempt = attempt.wrapping_add(1);
+        let subscribed = async {
+            let mut pubsub = Client::open(sentinel)?.get_async_pubsub().await?;
+            pubsub.subscribe("+switch-master").await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(Duration::from_secs(5), subscribed).await {
+            let mut messages = pubsub.on_message();
+            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                // `<name> <old ip> <old port> <new ip> <new port>`
+                let payload: String = message.get_payload().unwrap_or_default();
+                if payload.split(' ').next() != Some(master_name.as_str()) {
+                    continue;
+                }
+                let Some(link) = link.upgrade() else { return };
+                if let Err(e) = link.follow().await {
+                    tracing::debug!(error = %e, "redis: sentinel: +switch-master seen; the new master is not ready yet");
+                }
+            }
+        }
+        if link.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// `SENTINEL get-master-addr-by-name` on each Sentinel in turn; the first answer wins.
 pub(crate) async fn ask_sentinels(
     sentinels: &[ConnectionInfo],
@@ -355,14 +394,16 @@ impl Conn {
                     .await
                     .map_err(|_| no_answer())?
                     .map_err(|e| unreachable(format!("master {:?} via sentinels: {e}", config.sentinel_master)))?;
-                Some(Backend::Sentinel(Arc::new(SentinelLink {
+                let link = Arc::new(SentinelLink {
                     sentinels,
                     master_name: config.sentinel_master.clone(),
                     template: info.clone(),
                     manager_config: manager_config.clone(),
                     connect_timeout: config.connect_timeout,
                     current: RwLock::new(current),
-                })))
+                });
+                tokio::spawn(watch_switch_master(Arc::downgrade(&link)));
+                Some(Backend::Sentinel(link))
             }
         };
         if let Some(backend) = backend {
