@@ -11,7 +11,7 @@ use switchboard_redis::{RedisConfig, RedisEngineExt};
 pub(crate) enum EngineKind {
     /// In-process, single node.
     Memory,
-    /// Redis at `--redis-url`.
+    /// Redis at `--redis-url`, or the Redis Cluster `REDIS_CLUSTER_NODES` names when set.
     Redis,
 }
 
@@ -31,8 +31,21 @@ impl EngineKind {
         Ok(match self {
             EngineKind::Memory => Switchboard::memory(config)?,
             EngineKind::Redis => {
-                let url = redis_url.context("--engine redis needs --redis-url (or REDIS_URL)")?;
-                let redis = RedisConfig { key_prefix: key_prefix.to_owned(), ..RedisConfig::new(url) };
+                let cluster: Vec<String> = std::env::var("REDIS_CLUSTER_NODES")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from)
+                    .collect();
+                let redis = match cluster.is_empty() {
+                    true => {
+                        let url = redis_url.context("--engine redis needs --redis-url (or REDIS_URL)")?;
+                        RedisConfig::new(url)
+                    }
+                    false => RedisConfig::default().with_cluster_nodes(cluster),
+                };
+                let redis = redis.with_key_prefix(key_prefix);
                 redis.validate()?;
                 Switchboard::redis(config, redis).await?
             }

@@ -67,6 +67,15 @@ pub(crate) struct CommonArgs {
     /// Redis URL [env: REDIS_URL].
     #[arg(long)]
     redis_url: Option<String>,
+    /// Redis Cluster seed nodes, comma-separated [env: REDIS_CLUSTER_NODES].
+    #[arg(long, value_delimiter = ',')]
+    redis_cluster_nodes: Option<Vec<String>>,
+    /// Redis Sentinel addresses, comma-separated [env: REDIS_SENTINELS].
+    #[arg(long, value_delimiter = ',')]
+    redis_sentinels: Option<Vec<String>>,
+    /// Name of the master the Sentinels monitor [env: REDIS_SENTINEL_MASTER].
+    #[arg(long)]
+    redis_sentinel_master: Option<String>,
     /// Redis key prefix [env: SWITCHBOARD_REDIS__KEY_PREFIX].
     #[arg(long)]
     key_prefix: Option<String>,
@@ -89,8 +98,19 @@ pub(crate) struct CommonArgs {
 
 impl CommonArgs {
     pub(crate) fn load(&self) -> anyhow::Result<settings::Loaded> {
-        let redis = (self.redis_url.is_some() || self.key_prefix.is_some())
-            .then(|| FlagRedis { url: self.redis_url.clone(), key_prefix: self.key_prefix.clone() });
+        let redis = FlagRedis {
+            url: self.redis_url.clone(),
+            key_prefix: self.key_prefix.clone(),
+            cluster_nodes: self.redis_cluster_nodes.clone(),
+            sentinels: self.redis_sentinels.clone(),
+            sentinel_master: self.redis_sentinel_master.clone(),
+        };
+        let redis = (redis.url.is_some()
+            || redis.key_prefix.is_some()
+            || redis.cluster_nodes.is_some()
+            || redis.sentinels.is_some()
+            || redis.sentinel_master.is_some())
+        .then_some(redis);
         let flags = FlagOverrides {
             listen: self.listen.clone(),
             engine: self.engine,

@@ -131,6 +131,41 @@ pub(crate) struct RedisSettings {
     pub(crate) connect_timeout_ms: u64,
     /// Timeout of every command in milliseconds.
     pub(crate) command_timeout_ms: u64,
+    /// Seed nodes of a Redis Cluster, a list or one comma-separated string of `host:port`,
+    /// `redis://` or `rediss://` addresses [env: REDIS_CLUSTER_NODES]. The URL settings above
+    /// (password, username, TLS) apply to every node.
+    #[serde(deserialize_with = "address_list")]
+    pub(crate) cluster_nodes: Option<Vec<String>>,
+    /// Sentinel addresses, like `cluster_nodes` [env: REDIS_SENTINELS]; the master they name
+    /// takes the place of the URL's host and port.
+    #[serde(deserialize_with = "address_list")]
+    pub(crate) sentinels: Option<Vec<String>>,
+    /// Name of the master the Sentinels monitor [env: REDIS_SENTINEL_MASTER].
+    pub(crate) sentinel_master: Option<String>,
+    /// Password of the Sentinels [env: REDIS_SENTINEL_PASSWORD].
+    pub(crate) sentinel_password: Option<String>,
+    /// Replicas that must confirm job enqueues and completions, notification and session
+    /// creates before they are acknowledged (`WAIT`); 0 waits for none.
+    pub(crate) wait_replicas: u32,
+}
+
+/// An address list given as a list or as one comma-separated string (as environment variables
+/// and `--set` give it); blanks are dropped, so `""` is an empty list.
+fn address_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        One(String),
+        Many(Vec<String>),
+    }
+    let raw = Option::<Raw>::deserialize(deserializer)?;
+    Ok(raw.map(|raw| {
+        let entries = match raw {
+            Raw::One(s) => s.split(',').map(str::to_owned).collect(),
+            Raw::Many(v) => v,
+        };
+        entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).map(String::from).collect()
+    }))
 }
 
 impl Default for RedisSettings {
@@ -146,13 +181,49 @@ impl Default for RedisSettings {
             key_prefix: d.key_prefix,
             connect_timeout_ms: d.connect_timeout.as_millis() as u64,
             command_timeout_ms: d.command_timeout.as_millis() as u64,
+            cluster_nodes: None,
+            sentinels: None,
+            sentinel_master: None,
+            sentinel_password: None,
+            wait_replicas: d.wait_replicas,
         }
     }
 }
 
 impl RedisSettings {
     fn configured(&self) -> bool {
-        self.url.is_some() || self.host.is_some()
+        self.url.is_some() || self.host.is_some() || self.cluster_nodes.is_some() || self.sentinels.is_some()
+    }
+
+    /// Refuses an empty address list and anything [`switchboard_redis::RedisConfig::validate`]
+    /// refuses; every error names the setting and its environment variable.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        for (name, env, list) in [
+            ("redis.cluster_nodes", "REDIS_CLUSTER_NODES", &self.cluster_nodes),
+            ("redis.sentinels", "REDIS_SENTINELS", &self.sentinels),
+        ] {
+            if list.as_ref().is_some_and(Vec::is_empty) {
+                bail!("invalid configuration: {name} ({env}) is set but lists no address");
+            }
+        }
+        self.engine_config().validate().map_err(|e| {
+            let message = e.to_string();
+            let env = [
+                ("cluster_nodes", "REDIS_CLUSTER_NODES"),
+                ("sentinel_master", "REDIS_SENTINEL_MASTER"),
+                ("sentinel_password", "REDIS_SENTINEL_PASSWORD"),
+                ("sentinels", "REDIS_SENTINELS"),
+                ("url", "REDIS_URL"),
+            ]
+            .iter()
+            .filter(|(setting, _)| message.contains(setting))
+            .map(|(_, env)| *env)
+            .collect::<Vec<_>>();
+            match env.is_empty() {
+                true => anyhow::anyhow!("invalid configuration: {message}"),
+                false => anyhow::anyhow!("invalid configuration: {message} (environment: {})", env.join(", ")),
+            }
+        })
     }
 
     /// The URL to connect to, built from host/port/password/db when no URL is set.
@@ -177,6 +248,11 @@ impl RedisSettings {
             key_prefix: self.key_prefix.clone(),
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             command_timeout: Duration::from_millis(self.command_timeout_ms),
+            cluster_nodes: self.cluster_nodes.clone().unwrap_or_default(),
+            sentinels: self.sentinels.clone().unwrap_or_default(),
+            sentinel_master: self.sentinel_master.clone().unwrap_or_default(),
+            sentinel_password: self.sentinel_password.clone(),
+            wait_replicas: self.wait_replicas,
             ..switchboard_redis::RedisConfig::new(self.resolved_url())
         }
     }
@@ -218,6 +294,12 @@ pub(crate) struct FlagRedis {
     pub(crate) url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) key_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cluster_nodes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sentinels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sentinel_master: Option<String>,
 }
 
 /// Where the settings came from, for the dev-mode decision and `doctor`.
@@ -228,6 +310,16 @@ pub(crate) struct Loaded {
 
 /// Loads settings: defaults <- config file <- environment <- flags <- `--set KEY=VALUE`.
 pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides, set: &[String]) -> anyhow::Result<Loaded> {
+    load_with(config, flags, set, |name| std::env::var(name).ok())
+}
+
+/// [`load`] with `REDIS_*` variables read through `env` (tests pass their own).
+fn load_with(
+    config: Option<&Path>,
+    flags: FlagOverrides,
+    set: &[String],
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Loaded> {
     let config_file = match config {
         Some(path) => {
             if !path.exists() {
@@ -252,15 +344,23 @@ pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides, set: &[String]) 
         ("REDIS_HOST", "redis.host"),
         ("REDIS_PASSWORD", "redis.password"),
         ("REDIS_USERNAME", "redis.username"),
+        ("REDIS_SENTINEL_MASTER", "redis.sentinel_master"),
+        ("REDIS_SENTINEL_PASSWORD", "redis.sentinel_password"),
     ] {
-        if let Ok(value) = std::env::var(var).map(|v| v.trim().to_owned())
+        if let Some(value) = env(var).map(|v| v.trim().to_owned())
             && !value.is_empty()
         {
             figment = figment.merge(Serialized::default(field, value));
         }
     }
+    // Lists: set means set, even to nothing (refused below, naming the variable).
+    for (var, field) in [("REDIS_CLUSTER_NODES", "redis.cluster_nodes"), ("REDIS_SENTINELS", "redis.sentinels")] {
+        if let Some(value) = env(var) {
+            figment = figment.merge(Serialized::default(field, value));
+        }
+    }
     for (var, field) in [("REDIS_PORT", "redis.port"), ("REDIS_DB", "redis.db")] {
-        if let Ok(value) = std::env::var(var).map(|v| v.trim().to_owned())
+        if let Some(value) = env(var).map(|v| v.trim().to_owned())
             && !value.is_empty()
         {
             let n: u32 = value.parse().with_context(|| format!("{var} must be a number, got {value:?}"))?;
@@ -282,6 +382,9 @@ pub(crate) fn load(config: Option<&Path>, flags: FlagOverrides, set: &[String]) 
     }
     settings.switchboard.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     settings.http_config().validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if settings.engine_kind() == EngineKind::Redis {
+        settings.redis.validate()?;
+    }
     Ok(Loaded { settings, config_file })
 }
 
@@ -327,6 +430,10 @@ impl Settings {
         copy.webhook_secret = copy.webhook_secret.map(|_| "<redacted>".into());
         copy.redis.password = copy.redis.password.map(|_| "<redacted>".into());
         copy.redis.url = copy.redis.url.map(|u| redact_url(&u));
+        copy.redis.sentinel_password = copy.redis.sentinel_password.map(|_| "<redacted>".into());
+        for list in [&mut copy.redis.cluster_nodes, &mut copy.redis.sentinels].into_iter().flatten() {
+            list.iter_mut().for_each(|address| *address = redact_url(address));
+        }
         serde_json::to_value(copy).unwrap_or_default()
     }
 }
@@ -389,5 +496,71 @@ mod tests {
         assert_eq!(r.resolved_url(), "redis://:p%40ss@cache:6380/2");
         assert_eq!(redact_url("redis://:p%40ss@cache:6380/2"), "redis://:<redacted>@cache:6380/2");
         assert_eq!(redact_url("redis://cache:6380"), "redis://cache:6380");
+    }
+
+    fn load_env(vars: &[(&str, &str)], set: &[&str]) -> anyhow::Result<Settings> {
+        let set: Vec<String> = set.iter().map(|s| (*s).to_owned()).collect();
+        let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+        load_with(None, FlagOverrides::default(), &set, lookup).map(|loaded| loaded.settings)
+    }
+
+    #[test]
+    fn topology_variables_pick_redis_and_reach_the_engine_config() {
+        let settings = load_env(&[("REDIS_CLUSTER_NODES", " 10.0.0.1:7000, redis://10.0.0.2:7001 ,")], &[]).unwrap();
+        assert_eq!(settings.engine_kind(), EngineKind::Redis);
+        let config = settings.redis.engine_config();
+        assert_eq!(config.cluster_nodes, ["10.0.0.1:7000", "redis://10.0.0.2:7001"]);
+        assert_eq!(config.topology(), switchboard_redis::Topology::Cluster);
+
+        let vars = [
+            ("REDIS_SENTINELS", "s1:26379,s2:26379,s3:26379"),
+            ("REDIS_SENTINEL_MASTER", "mymaster"),
+            ("REDIS_SENTINEL_PASSWORD", "s3cret"),
+            ("REDIS_PASSWORD", "data-pass"),
+        ];
+        let settings = load_env(&vars, &[]).unwrap();
+        assert_eq!(settings.engine_kind(), EngineKind::Redis);
+        let config = settings.redis.engine_config();
+        assert_eq!(config.topology(), switchboard_redis::Topology::Sentinel);
+        assert_eq!(config.sentinels.len(), 3);
+        assert_eq!(config.sentinel_master, "mymaster");
+        assert_eq!(config.sentinel_password.as_deref(), Some("s3cret"));
+        assert!(config.url.contains("data-pass"), "the data nodes' password goes with the URL");
+        let shown = settings.redacted().to_string();
+        assert!(!shown.contains("s3cret") && !shown.contains("data-pass"), "{shown}");
+
+        // The file / SWITCHBOARD_REDIS__* / --set path takes the same comma-separated form, or a list.
+        let settings = load_env(&[], &["redis.cluster_nodes=a:7000,b:7001", "redis.wait_replicas=1"]).unwrap();
+        assert_eq!(settings.redis.engine_config().wait_replicas, 1);
+        assert_eq!(settings.redis.engine_config().cluster_nodes, ["a:7000", "b:7001"]);
+        assert_eq!(settings.engine_kind(), EngineKind::Redis);
+        let settings = load_env(&[], &[r#"redis.sentinels=["a:26379"]"#, "redis.sentinel_master=m"]).unwrap();
+        assert_eq!(settings.redis.engine_config().sentinels, ["a:26379"]);
+        // A named engine still wins.
+        let settings = load_env(&[("REDIS_CLUSTER_NODES", "a:7000")], &["engine=memory"]).unwrap();
+        assert_eq!(settings.engine_kind(), EngineKind::Memory);
+    }
+
+    #[test]
+    fn bad_topology_settings_are_start_up_errors_naming_the_setting() {
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Vars, &[&str], &str); 7] = [
+            (
+                &[("REDIS_CLUSTER_NODES", "a:7000"), ("REDIS_SENTINELS", "b:26379"), ("REDIS_SENTINEL_MASTER", "m")],
+                &[],
+                "REDIS_SENTINELS",
+            ),
+            (&[("REDIS_CLUSTER_NODES", "")], &[], "REDIS_CLUSTER_NODES"),
+            (&[("REDIS_CLUSTER_NODES", " , ")], &[], "REDIS_CLUSTER_NODES"),
+            (&[("REDIS_SENTINELS", ""), ("REDIS_SENTINEL_MASTER", "m")], &[], "REDIS_SENTINELS"),
+            (&[("REDIS_CLUSTER_NODES", "a:7000,not-an-address")], &[], "REDIS_CLUSTER_NODES"),
+            (&[("REDIS_SENTINELS", "a:26379")], &[], "REDIS_SENTINEL_MASTER"),
+            (&[], &["redis.cluster_nodes=a:99999"], "cluster_nodes"),
+        ];
+        for (vars, set, named) in cases {
+            let error =
+                format!("{:#}", load_env(vars, set).err().unwrap_or_else(|| panic!("{vars:?} {set:?} must fail")));
+            assert!(error.contains(named), "{vars:?} {set:?}: {error}");
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Test harness: engine factories, a real `redis-server` on a free port, and [`eventually`].
+//! Test harness: engine factories, a real `redis-server` on a free port, a Redis Cluster and a
+//! Sentinel deployment of such servers ([`RedisCluster`], [`RedisSentinel`]), and [`eventually`].
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,7 +18,7 @@ pub struct TestEngine {
     pub engine: Engine,
     /// The services over them, with default config plus the `test` policies.
     pub sb: Switchboard,
-    /// `memory` or `redis`.
+    /// `memory`, `redis`, `redis-cluster` or `redis-sentinel`.
     pub name: &'static str,
     /// For Redis: the settings, so [`TestEngine::sibling`] can connect another node.
     redis: Option<RedisConfig>,
@@ -90,6 +91,35 @@ pub async fn redis_engine() -> TestEngine {
     TestEngine { redis: Some(config), ..wrap(engine, "redis") }
 }
 
+/// A Redis engine on this test process's shared 3-master [`RedisCluster`], under a key prefix
+/// no other case uses.
+pub async fn redis_cluster_engine() -> TestEngine {
+    static CLUSTER: OnceLock<RedisCluster> = OnceLock::new();
+    let cluster = CLUSTER.get_or_init(|| RedisCluster::start(3, 0));
+    redis_engine_on(RedisConfig::default().with_cluster_nodes(cluster.seeds()), "redis-cluster").await
+}
+
+/// A Redis engine on this test process's shared [`RedisSentinel`] deployment, under a key
+/// prefix no other case uses.
+pub async fn redis_sentinel_engine() -> TestEngine {
+    static DEPLOYMENT: OnceLock<RedisSentinel> = OnceLock::new();
+    let deployment = DEPLOYMENT.get_or_init(RedisSentinel::start_unsettled);
+    redis_engine_on(
+        RedisConfig::default().with_sentinels(deployment.addresses(), RedisSentinel::MASTER),
+        "redis-sentinel",
+    )
+    .await
+}
+
+/// A Redis engine with `config` under a fresh key prefix.
+pub async fn redis_engine_on(config: RedisConfig, name: &'static str) -> TestEngine {
+    static CASE: AtomicU64 = AtomicU64::new(0);
+    let case = CASE.fetch_add(1, Ordering::Relaxed);
+    let config = config.with_key_prefix(format!("sbt:{}:{name}:{case}:", std::process::id()));
+    let engine = switchboard_redis::connect(config.clone()).await.expect("connect to the test deployment");
+    TestEngine { redis: Some(config), ..wrap(engine, name) }
+}
+
 /// A `redis-server` this process started on a free loopback port, stopped when dropped — and also
 /// when this process dies: it runs under a shell that kills it once our end of its stdin closes.
 pub struct RedisServer {
@@ -109,22 +139,47 @@ impl RedisServer {
     /// Starts `redis-server` on a free port without persistence. Panics with install advice if
     /// `redis-server` is missing: Redis tests never skip silently.
     pub fn start() -> RedisServer {
-        Self::start_with(free_port(), &[])
+        Self::start_free(|_| (Vec::new(), Vec::new()))
     }
 
     /// Starts `redis-server` on `port` with extra arguments (e.g. `["--appendonly", "yes"]`);
-    /// they come last, so they override the defaults (no persistence, `--dir` the temp dir).
+    /// they come last, so they override the defaults (no persistence, `--dir` a directory of
+    /// its own under the temp dir, the same for a restart on the same port).
     pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
-        let version = Command::new("redis-server").arg("--version").output();
-        if !version.is_ok_and(|o| o.status.success()) {
-            panic!(
-                "redis-server is not installed: the Redis engine tests need a real one. Install it with \
-                 `apt-get install redis-server` (scripts/test does this for you)."
-            );
+        Self::spawn(port, &[], extra).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Starts a server on free ports: `args` gets the port (and may take more free ports) and
+    /// returns the leading and extra arguments (see [`RedisServer::spawn`]). Another test
+    /// process may take a port between its choice and the server's bind; then this tries again
+    /// with other ports.
+    fn start_free(args: impl Fn(u16) -> (Vec<String>, Vec<String>)) -> RedisServer {
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let (leading, extra) = args(port);
+            let leading: Vec<&str> = leading.iter().map(String::as_str).collect();
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            match Self::spawn(port, &leading, &extra) {
+                Ok(server) => return server,
+                Err(why) => last = why,
+            }
         }
-        let dir = std::env::temp_dir();
+        panic!("{last}")
+    }
+
+    /// Starts `redis-server <leading...> --port <port> ... <extra...>`: `leading` comes first,
+    /// where `redis-server` expects a config file. Fails if the server exits or another one
+    /// answers on the port.
+    fn spawn(port: u16, leading: &[&str], extra: &[&str]) -> Result<RedisServer, String> {
+        require_tool("redis-server");
+        // Its own directory: a replica writes the RDB it receives there, and a server started
+        // later in a shared directory would load it.
+        let dir = std::env::temp_dir().join(format!("sb-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let port_s = port.to_string();
-        let mut args = vec!["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        let mut args = leading.to_vec();
+        args.extend_from_slice(&["--port", &port_s, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         args.extend_from_slice(&[
             "--dir",
             dir.to_str().unwrap_or("/tmp"),
@@ -150,8 +205,8 @@ impl RedisServer {
         }
         let pid = line.trim().parse().expect("the shell prints redis-server's pid");
         let server = RedisServer { port, pid, shell, stdin };
-        server.wait_ready(Duration::from_secs(10));
-        server
+        server.wait_ready(Duration::from_secs(10))?;
+        Ok(server)
     }
 
     /// The port it listens on.
@@ -174,18 +229,29 @@ impl RedisServer {
         line.trim_end().to_owned()
     }
 
-    fn wait_ready(&self, timeout: Duration) {
+    /// Waits until this server (its process id, not another on the port) answers PING.
+    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
+            let alive = Command::new("kill").args(["-0", &self.pid.to_string()]).status().is_ok_and(|s| s.success());
+            if !alive {
+                return Err(format!("redis-server on port {} exited at start (port taken?)", self.port));
+            }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let mut buf = [0u8; 7];
                 if s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                    return;
+                    let info = self.cli(&["info", "server"]);
+                    return match info.contains(&format!("process_id:{}\r", self.pid))
+                        || info.contains(&format!("process_id:{}\n", self.pid))
+                    {
+                        true => Ok(()),
+                        false => Err(format!("another redis-server answers on port {}", self.port)),
+                    };
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("redis-server on port {} did not answer PING within {timeout:?}", self.port);
+        Err(format!("redis-server on port {} did not answer PING within {timeout:?}", self.port))
     }
 
     /// Stops the server and waits until it has exited.
@@ -196,9 +262,26 @@ impl RedisServer {
     /// Kills the server at once (SIGKILL: no shutdown save, no final fsync) and waits until it
     /// has exited; a restart on the same port and `--dir` shows what it had persisted.
     pub fn kill_hard(mut self) {
+        self.kill_now();
+        self.shutdown();
+    }
+
+    /// SIGKILLs the server, leaving this handle (and its shell) to be dropped later.
+    pub fn kill_now(&self) {
         let status = Command::new("kill").args(["-9", &self.pid.to_string()]).status().expect("run kill");
         assert!(status.success(), "kill -9 redis-server {}", self.pid);
-        self.shutdown();
+    }
+
+    /// Runs `redis-cli -p <port> <args...>` and returns its output (for test set-up only).
+    pub fn cli(&self, args: &[&str]) -> String {
+        require_tool("redis-cli");
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn shutdown(&mut self) {
@@ -211,6 +294,315 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Panics with install advice unless `tool --version` runs: Redis tests never skip silently.
+fn require_tool(tool: &str) {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    let ok = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if tool == "redis-server" && CHECKED.get().is_some() {
+        return;
+    }
+    if !ok(tool) {
+        panic!(
+            "{tool} is not installed: the Redis engine tests need a real one. Install it with \
+             `apt-get install redis-server` (which brings redis-cli and redis-sentinel; scripts/test does this for you)."
+        );
+    }
+    if tool == "redis-server" {
+        let _ = CHECKED.set(());
+    }
+}
+
+/// A Redis Cluster this process started: `masters` masters on free loopback ports, each with
+/// `replicas_per_master` replicas, slots split evenly. Stopped when dropped.
+pub struct RedisCluster {
+    /// Every node, masters first as created (roles change after a failover).
+    pub nodes: Vec<RedisServer>,
+    masters: usize,
+    config_files: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster").field("nodes", &self.nodes).finish_non_exhaustive()
+    }
+}
+
+impl RedisCluster {
+    /// Starts the nodes, creates the cluster and waits until every node reports
+    /// `cluster_state:ok` and knows every other node.
+    pub fn start(masters: usize, replicas_per_master: usize) -> RedisCluster {
+        require_tool("redis-server");
+        require_tool("redis-cli");
+        let count = masters * (1 + replicas_per_master);
+        let mut nodes = Vec::with_capacity(count);
+        let mut config_files = Vec::with_capacity(count);
+        for _ in 0..count {
+            let file = std::cell::RefCell::new(std::path::PathBuf::new());
+            let node = RedisServer::start_free(|port| {
+                let path = std::env::temp_dir().join(format!("sb-cluster-{}-{port}.conf", std::process::id()));
+                let _ = std::fs::remove_file(&path);
+                let extra = vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    path.to_string_lossy().into_owned(),
+                    "--cluster-port".into(),
+                    free_port().to_string(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                ];
+                *file.borrow_mut() = path;
+                (Vec::new(), extra)
+            });
+            let file = file.into_inner();
+            nodes.push(node);
+            config_files.push(file);
+        }
+        let cluster = RedisCluster { nodes, masters, config_files };
+        // What `redis-cli --cluster create` does, without its one-second waits: distinct config
+        // epochs, an even slot split over the masters, every node introduced to the first, then
+        // each replica attached to its master.
+        let first = cluster.nodes[0].port().to_string();
+        // The bus port is not port + 10000 here (`--cluster-port`): MEET must name it.
+        let first_nodes = cluster.nodes[0].cli(&["cluster", "nodes"]);
+        let first_bus = first_nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split('@').nth(1))
+            .and_then(|bus| bus.split(',').next())
+            .unwrap_or_else(|| panic!("no bus port in CLUSTER NODES: {first_nodes}"))
+            .to_owned();
+        for (i, master) in cluster.nodes[..masters].iter().enumerate() {
+            master.cli(&["cluster", "set-config-epoch", &(i + 1).to_string()]);
+            let start = 16384 * i / masters;
+            let end = 16384 * (i + 1) / masters - 1;
+            let reply = master.cli(&["cluster", "addslotsrange", &start.to_string(), &end.to_string()]);
+            assert!(reply.trim() == "OK", "CLUSTER ADDSLOTSRANGE {start} {end}: {reply}");
+        }
+        for node in &cluster.nodes[1..] {
+            let reply = node.cli(&["cluster", "meet", "127.0.0.1", &first, &first_bus]);
+            assert!(reply.trim() == "OK", "CLUSTER MEET: {reply}");
+        }
+        for (i, replica) in cluster.nodes[masters..].iter().enumerate() {
+            let master_id = cluster.nodes[i % masters].cli(&["cluster", "myid"]).trim().to_owned();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            // The replica must know the master first (the meet spreads by gossip).
+            while replica.cli(&["cluster", "replicate", &master_id]).trim() != "OK" {
+                assert!(Instant::now() < deadline, "replica {} never learned master {master_id}", replica.port());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        cluster.wait_ok(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Waits until every node reports `cluster_state:ok` and sees every node and every replica.
+    pub fn wait_ok(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ok = self.nodes.iter().all(|node| {
+                let info = node.cli(&["cluster", "info"]);
+                info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
+                    && node.cli(&["cluster", "nodes"]).lines().filter(|l| l.contains("slave")).count()
+                        == self.nodes.len() - self.masters
+            });
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the test cluster did not reach cluster_state:ok within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The index in [`RedisCluster::nodes`] of the master serving `slot` now.
+    pub fn master_of(&self, slot: u16) -> usize {
+        let nodes = self.live_node().cli(&["cluster", "nodes"]);
+        let port = nodes
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .find(|l| {
+                l.split_whitespace().skip(8).any(|range| match range.split_once('-') {
+                    Some((a, b)) => {
+                        a.parse::<u16>().is_ok_and(|a| a <= slot) && b.parse::<u16>().is_ok_and(|b| slot <= b)
+                    }
+                    None => range.parse::<u16>().is_ok_and(|s| s == slot),
+                })
+            })
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no master serves slot {slot}:\n{nodes}"));
+        self.index_of(port)
+    }
+
+    /// The index in [`RedisCluster::nodes`] of a replica of the master at index `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let nodes = self.live_node().cli(&["cluster", "nodes"]);
+        let master_port = self.nodes[master].port();
+        let master_id = nodes
+            .lines()
+            .find(|l| l.split_whitespace().nth(1).is_some_and(|a| a.starts_with(&format!("127.0.0.1:{master_port}@"))))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("node {master_port} is not in the cluster:\n{nodes}"))
+            .to_owned();
+        let port = nodes
+            .lines()
+            .find(|l| l.split_whitespace().nth(3) == Some(master_id.as_str()))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|addr| addr.split('@').next()?.rsplit(':').next()?.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("node {master_port} has no replica:\n{nodes}"));
+        self.index_of(port)
+    }
+
+    fn index_of(&self, port: u16) -> usize {
+        self.nodes.iter().position(|n| n.port() == port).unwrap_or_else(|| panic!("no node on port {port}"))
+    }
+
+    /// A node that answers (the first one, unless it was killed).
+    fn live_node(&self) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| TcpStream::connect(("127.0.0.1", n.port())).is_ok())
+            .expect("every cluster node is down")
+    }
+
+    /// The seed node addresses, `127.0.0.1:<port>` each.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())).collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        for file in &self.config_files {
+            let _ = std::fs::remove_file(file);
+        }
+    }
+}
+
+/// A Sentinel deployment this process started: a master, one replica of it, and three
+/// Sentinels (quorum 2) monitoring it as [`RedisSentinel::MASTER`], with a 1 s down-after time.
+/// Stopped when dropped.
+pub struct RedisSentinel {
+    /// The first master.
+    pub master: RedisServer,
+    /// Its replica.
+    pub replica: RedisServer,
+    /// The three Sentinels.
+    pub sentinels: Vec<RedisServer>,
+    config_files: Vec<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("master", &self.master)
+            .field("replica", &self.replica)
+            .field("sentinels", &self.sentinels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisSentinel {
+    /// The monitored master's name.
+    pub const MASTER: &'static str = "sbmaster";
+
+    /// Starts the master, the replica and the Sentinels, and waits until the replica is in sync
+    /// and every Sentinel knows it and the other Sentinels.
+    pub fn start() -> RedisSentinel {
+        Self::start_with(true)
+    }
+
+    /// Like [`RedisSentinel::start`], but returns once the Sentinels answer where the master
+    /// is, without waiting for them to discover the replica and each other (a few seconds):
+    /// enough for cases that need no failover.
+    pub fn start_unsettled() -> RedisSentinel {
+        Self::start_with(false)
+    }
+
+    fn start_with(settled: bool) -> RedisSentinel {
+        require_tool("redis-server");
+        require_tool("redis-cli");
+        let master = RedisServer::start();
+        let master_port = master.port().to_string();
+        let replica = RedisServer::start_free(|_| {
+            (Vec::new(), vec!["--replicaof".into(), "127.0.0.1".into(), master_port.clone()])
+        });
+        let mut sentinels = Vec::new();
+        let mut config_files = Vec::new();
+        for _ in 0..3 {
+            let file = std::cell::RefCell::new(std::path::PathBuf::new());
+            let sentinel = RedisServer::start_free(|port| {
+                let path = std::env::temp_dir().join(format!("sb-sentinel-{}-{port}.conf", std::process::id()));
+                let config = format!(
+                    "sentinel monitor {name} 127.0.0.1 {master_port} 2\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n\
+                     sentinel parallel-syncs {name} 1\n",
+                    name = Self::MASTER
+                );
+                std::fs::write(&path, config).expect("write a sentinel config file");
+                let leading = vec![path.to_string_lossy().into_owned(), "--sentinel".into()];
+                *file.borrow_mut() = path;
+                (leading, Vec::new())
+            });
+            sentinels.push(sentinel);
+            let file = file.into_inner();
+            config_files.push(file);
+        }
+        let deployment = RedisSentinel { master, replica, sentinels, config_files };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = !settled
+                && deployment
+                    .sentinels
+                    .iter()
+                    .all(|s| s.cli(&["sentinel", "get-master-addr-by-name", Self::MASTER]).contains(&master_port));
+            if ready {
+                return deployment;
+            }
+            let ready = settled
+                && deployment.sentinels.iter().all(|s| {
+                    let info = s.cli(&["sentinel", "master", Self::MASTER]);
+                    let field = |name: &str| {
+                        let mut lines = info.lines();
+                        lines.by_ref().find(|l| l.trim() == name);
+                        lines.next().map(|v| v.trim().to_owned()).unwrap_or_default()
+                    };
+                    field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+                })
+                && deployment.master.cli(&["info", "replication"]).contains("state=online");
+            if ready {
+                return deployment;
+            }
+            assert!(Instant::now() < deadline, "the test Sentinels did not discover each other within 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The Sentinels' addresses, `127.0.0.1:<port>` each.
+    pub fn addresses(&self) -> Vec<String> {
+        self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port())).collect()
+    }
+
+    /// The master's port as the first Sentinel reports it now.
+    pub fn current_master_port(&self) -> Option<u16> {
+        let out = self.sentinels[0].cli(&["sentinel", "get-master-addr-by-name", Self::MASTER]);
+        out.lines().nth(1).and_then(|p| p.trim().parse().ok())
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        self.sentinels.clear();
+        for file in &self.config_files {
+            let _ = std::fs::remove_file(file);
+        }
     }
 }
 

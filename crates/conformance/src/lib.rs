@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`harness`]: [`TestEngine`], the engine factories, [`RedisServer`] (a real `redis-server`
-//!   started on a free port) and [`eventually`].
+//!   started on a free port), [`RedisCluster`] and [`RedisSentinel`] (deployments of such
+//!   servers) and [`eventually`].
 //! - [`sessions`], [`denylist`], [`rate_limits`], [`conversations`]: the cases of each capability.
 //! - [`streams`]: streams, recovery, pending/ack, and live delivery through the hub.
 //! - [`presence`]: devices, live entries, status, queries, contacts and transitions.
@@ -35,7 +36,10 @@ pub mod sessions;
 pub mod streams;
 pub mod typing;
 
-pub use harness::{RedisServer, TestEngine, eventually, memory_engine, redis_engine};
+pub use harness::{
+    RedisCluster, RedisSentinel, RedisServer, TestEngine, eventually, memory_engine, redis_cluster_engine,
+    redis_engine, redis_sentinel_engine,
+};
 
 // The README's code blocks, compiled and run as doctests so its library example stays true.
 #[cfg(doctest)]

@@ -60,7 +60,8 @@ pub trait EngineLifecycle: Send + Sync + 'static {
 pub struct EngineInfo {
     /// `memory` or `redis`.
     pub name: String,
-    /// Where it keeps its state, secrets redacted (e.g. `redis://127.0.0.1:6379/0`).
+    /// Where it keeps its state, secrets redacted (e.g. `redis://127.0.0.1:6379/0`,
+    /// `cluster 10.0.0.1:6379,10.0.0.2:6379` or `sentinel mymaster via 10.0.0.1:26379`).
     pub location: String,
     /// Key prefix (Redis) or empty.
     pub key_prefix: String,

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use redis::Client;
 use redis::aio::{PubSubSink, PubSubStream};
 use switchboard_core::broker::BROKER_QUEUE_CAPACITY;
 use switchboard_core::{
@@ -19,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::circuit::Circuit;
-use crate::connection::{Conn, map_error};
+use crate::connection::{Backend, Conn, map_error};
 use crate::keys::Keys;
 use crate::stream::parse_publication;
 
@@ -32,9 +31,11 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// The Redis engine's broker. See [`Broker`] for the contract.
 ///
 /// One task owns the pub/sub connection and the set of subscribed channels; `subscribe` and
-/// `unsubscribe` are requests to it. Standalone Redis uses `SUBSCRIBE`; on Cluster this is
-/// where `SSUBSCRIBE` to each channel's shard would go (the publish script would `SPUBLISH`,
-/// and the task would hold one connection per shard with subscribed channels).
+/// `unsubscribe` are requests to it. Every topology uses plain `SUBSCRIBE`: under Sentinel on
+/// the current master, on a Cluster on one node (a seed, the next after each reconnection),
+/// since a plain `PUBLISH` on any shard reaches every node over the cluster bus. Sharded
+/// pub/sub (`SSUBSCRIBE` to each channel's shard, `SPUBLISH` in the publish script, one
+/// connection per shard) would keep that traffic on each channel's shard instead.
 pub(crate) struct RedisBroker {
     control: mpsc::Sender<Control>,
     link: Arc<Link>,
@@ -78,7 +79,8 @@ impl RedisBroker {
         let task = Task {
             link: link.clone(),
             circuit: conn.circuit().clone(),
-            client: conn.client().clone(),
+            backend: conn.backend().clone(),
+            attempts: 0,
             keys,
             connect_timeout: conn.connect_timeout(),
             command_timeout: conn.command_timeout(),
@@ -151,7 +153,11 @@ struct Task {
     link: Arc<Link>,
     /// The command connection's circuit: its closing ends a backoff early.
     circuit: Arc<Circuit>,
-    client: Client,
+    /// Where each connection attempt gets its client: the server, the Sentinels' master now,
+    /// or the next seed node of a cluster.
+    backend: Backend,
+    /// Connection attempts so far (a cluster's seed nodes are tried in turn).
+    attempts: usize,
     keys: Keys,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -224,8 +230,9 @@ impl Task {
     /// `None` when the broker is gone.
     async fn connect(&mut self) -> Option<Result<(PubSubSink, PubSubStream)>> {
         let names: Vec<String> = self.channels.keys().cloned().collect();
-        let (client, connect_timeout, command_timeout) =
-            (self.client.clone(), self.connect_timeout, self.command_timeout);
+        let client = self.backend.pubsub_client(self.attempts);
+        self.attempts = self.attempts.wrapping_add(1);
+        let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         let to_subscribe = names.clone();
         let attempt = async move {
             let unavailable = |e: redis::RedisError| map_error("pubsub.connect", &e);

@@ -5,9 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
+
+use crate::connection::Backend;
 
 /// First and longest wait between probe pings.
 const PROBE_MIN_DELAY: Duration = Duration::from_millis(50);
@@ -88,14 +89,14 @@ impl Circuit {
 
     /// Opens the circuit after a connection loss (`why`, for the log), wakes the calls in flight
     /// and starts the probe; a no-op when already open (its probe is running).
-    pub(crate) fn trip(self: &Arc<Self>, manager: &ConnectionManager, why: &str) {
+    pub(crate) fn trip(self: &Arc<Self>, backend: &Backend, why: &str) {
         if self.open.swap(true, Ordering::AcqRel) {
             return;
         }
         tracing::warn!(error = %why, "redis: connection lost; calls fail at once until it is back");
         metrics::gauge!(OPEN_GAUGE).set(1.0);
         self.opened.notify_waiters();
-        tokio::spawn(probe(Arc::downgrade(self), manager.clone(), self.probe_timeout));
+        tokio::spawn(probe(Arc::downgrade(self), backend.clone(), self.probe_timeout));
     }
 
     fn close(&self) {
@@ -109,11 +110,12 @@ impl Circuit {
     }
 }
 
-/// Pings with backoff until Redis answers, then closes the circuit. A failed ping makes the
-/// manager start a reconnection (in the background, with its own retries), which the next ping
-/// waits for. Ends early when the engine is dropped (only a `Weak` is held between pings).
-async fn probe(circuit: Weak<Circuit>, mut manager: ConnectionManager, probe_timeout: Duration) {
-    let ping = redis::cmd("PING");
+/// Probes with backoff until Redis answers, then closes the circuit. A failed ping makes the
+/// connection start a reconnection (in the background, with its own retries), which the next
+/// ping waits for; under Sentinel each probe first asks the Sentinels where the master is
+/// ([`Backend::probe`]). Ends early when the engine is dropped (only a `Weak` is held between
+/// pings).
+async fn probe(circuit: Weak<Circuit>, backend: Backend, probe_timeout: Duration) {
     let mut delay = PROBE_MIN_DELAY;
     loop {
         tokio::time::sleep(delay).await;
@@ -121,7 +123,7 @@ async fn probe(circuit: Weak<Circuit>, mut manager: ConnectionManager, probe_tim
         if circuit.is_shut() {
             return;
         }
-        match tokio::time::timeout(probe_timeout, ping.query_async::<String>(&mut manager)).await {
+        match tokio::time::timeout(probe_timeout, backend.probe()).await {
             Ok(Ok(_)) => return circuit.close(),
             Ok(Err(e)) => tracing::debug!(error = %e, "redis: probe: no connection yet"),
             Err(_) => tracing::debug!(timeout_ms = probe_timeout.as_millis() as u64, "redis: probe: no answer"),

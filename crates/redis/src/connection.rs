@@ -1,21 +1,28 @@
-//! [`Conn`]: the one shared connection (a `ConnectionManager`, which reconnects with backoff),
-//! the timeout and circuit check around every call, the mapping of Redis errors to core's kinds,
-//! and [`lua`], which builds a script from its file.
+//! [`Conn`]: the one shared connection of the engine on any topology ([`Backend`]: a standalone
+//! `ConnectionManager`, which reconnects with backoff; a redis-rs cluster connection, which
+//! routes each command to its slot's master and follows slot moves; or a master found through
+//! Sentinel, replaced when the Sentinels name another), the timeout and circuit check around
+//! every call, the mapping of Redis errors to core's kinds, and [`lua`], which builds a script
+//! from its file.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use futures_util::FutureExt;
+use futures_util::future::join_all;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::{TcpSettings, socket2};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline,
-    RedisError, RedisResult, Script, ScriptInvocation, ServerErrorKind,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, FromRedisValue, IntoConnectionInfo,
+    Pipeline, RedisError, RedisFuture, RedisResult, Script, ScriptInvocation, ServerErrorKind, Value,
 };
 use switchboard_core::{Error, Result};
 
 use crate::circuit::Circuit;
-use crate::config::RedisConfig;
+use crate::config::{RedisConfig, Topology, parse_host_port};
 
 /// Helpers prepended to every script (server clock, integer formatting, session expiry).
 const COMMON_LUA: &str = include_str!("../lua/common.lua");
@@ -29,37 +36,409 @@ pub(crate) fn lua(body: &str) -> Script {
     Script::new(&format!("{COMMON_LUA}{body}"))
 }
 
-/// The shared connection. Cheap to clone: the manager is an `Arc` over one multiplexed
-/// connection that every caller pipelines on, and every clone shares one [`Circuit`].
+/// The shared connection. Cheap to clone: the backend is an `Arc` over multiplexed connections
+/// that every caller pipelines on, and every clone shares one [`Circuit`].
 #[derive(Clone)]
 pub(crate) struct Conn {
-    manager: ConnectionManager,
+    backend: Backend,
     circuit: Arc<Circuit>,
-    /// For connections the manager does not multiplex (the broker's pub/sub connection).
-    client: Client,
     connect_timeout: Duration,
     command_timeout: Duration,
+    /// [`RedisConfig::wait_replicas`].
+    wait_replicas: u32,
+}
+
+/// The data connection of one topology.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// One server.
+    Standalone {
+        manager: ConnectionManager,
+        /// For connections the manager does not multiplex (the broker's pub/sub connection).
+        client: Arc<Client>,
+    },
+    /// A Redis Cluster: every command goes to the master of its first key's slot.
+    Cluster {
+        connection: ClusterConnection,
+        /// One client per seed node, for the broker's pub/sub connection (plain `PUBLISH` reaches
+        /// every node of a cluster, so any one node serves).
+        seeds: Arc<Vec<Client>>,
+    },
+    /// The master the Sentinels name now.
+    Sentinel(Arc<SentinelLink>),
+}
+
+/// One call's connection: whatever the backend multiplexes on now.
+#[derive(Clone)]
+pub(crate) enum Handle {
+    Manager(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Handle::Manager(c) => c.req_packed_command(cmd),
+            Handle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Manager(c) => c.req_packed_commands(pipeline, offset, count),
+            Handle::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Manager(c) => c.get_db(),
+            Handle::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Backend {
+    /// The connection for one call.
+    pub(crate) fn handle(&self) -> Handle {
+        match self {
+            Backend::Standalone { manager, .. } => Handle::Manager(manager.clone()),
+            Backend::Cluster { connection, .. } => Handle::Cluster(connection.clone()),
+            Backend::Sentinel(link) => Handle::Manager(link.current().1),
+        }
+    }
+
+    /// A client for a dedicated (pub/sub) connection; `attempt` rotates over a cluster's seeds.
+    pub(crate) fn pubsub_client(&self, attempt: usize) -> Client {
+        match self {
+            Backend::Standalone { client, .. } => Client::clone(client),
+            Backend::Cluster { seeds, .. } => seeds[attempt % seeds.len()].clone(),
+            Backend::Sentinel(link) => link.current().0,
+        }
+    }
+
+    /// One probe of a lost connection: for Sentinel, first asks the Sentinels where the master
+    /// is now (and moves there); then a PING. The standalone and cluster connections reconnect
+    /// by themselves, which the PING waits for.
+    pub(crate) async fn probe(&self) -> RedisResult<()> {
+        if let Backend::Sentinel(link) = self {
+            link.follow().await?;
+        }
+        let mut handle = self.handle();
+        let ping = redis::cmd("PING");
+        match &mut handle {
+            // Any one node answering means the cluster connection works; slots whose master is
+            // down fail on their own until the cluster promotes a replica.
+            Handle::Cluster(c) => c
+                .route_command(
+                    ping,
+                    redis::cluster_routing::RoutingInfo::SingleNode(
+                        redis::cluster_routing::SingleNodeRoutingInfo::Random,
+                    ),
+                )
+                .await
+                .map(drop),
+            Handle::Manager(c) => ping.query_async::<()>(c).await,
+        }
+    }
+}
+
+/// The master of a Sentinel deployment, and how to find it again. On every probe of a lost
+/// connection (refused, reset, timed out, or `READONLY` from a master demoted to replica), the
+/// Sentinels are asked again and, when they name another address, a new connection to it
+/// replaces the old one.
+pub(crate) struct SentinelLink {
+    sentinels: Vec<ConnectionInfo>,
+    master_name: String,
+    /// The data nodes' settings (credentials, database, TLS), with the master's address to fill.
+    template: ConnectionInfo,
+    manager_config: ConnectionManagerConfig,
+    connect_timeout: Duration,
+    /// The master's client and connection now.
+    current: RwLock<(Client, ConnectionManager, ConnectionAddr)>,
+}
+
+impl SentinelLink {
+    fn current(&self) -> (Client, ConnectionManager) {
+        let guard = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        (guard.0.clone(), guard.1.clone())
+    }
+
+    /// Asks each Sentinel in turn for the master's address; the first answer wins.
+    async fn ask(&self) -> RedisResult<ConnectionAddr> {
+        ask_sentinels(&self.sentinels, &self.master_name, &self.template, self.connect_timeout).await
+    }
+
+    /// Moves to the address the Sentinels name, when it changed.
+    async fn follow(&self) -> RedisResult<()> {
+        let addr = self.ask().await?;
+        let known = self.current.read().unwrap_or_else(PoisonError::into_inner).2.clone();
+        if addr == known {
+            return Ok(());
+        }
+        let (client, manager) =
+            connect_master(&self.template, &addr, &self.manager_config, self.connect_timeout).await?;
+        tracing::warn!(master = %self.master_name, address = %addr, "redis: sentinel: following the master to its new address");
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = (client, manager, addr);
+        Ok(())
+    }
+}
+
+/// Listens for the Sentinels' `+switch-master` event of the link's master (on one Sentinel at a
+/// time, the next one when its connection ends) and moves the link to the new master at once,
+/// rather than when a call first fails on the old one. Ends when the link is dropped (only a
+/// `Weak` is held between events); a plain async fn, so whoever owns the engine's background
+/// work can drive it.
+pub(crate) async fn watch_switch_master(link: std::sync::Weak<SentinelLink>) {
+    let mut attempt = 0usize;
+    loop {
+        let (sentinel, master_name) = match link.upgrade() {
+            Some(link) => (link.sentinels[attempt % link.sentinels.len()].clone(), link.master_name.clone()),
+            None => return,
+        };
+        attempt = attempt.wrapping_add(1);
+        let subscribed = async {
+            let mut pubsub = Client::open(sentinel)?.get_async_pubsub().await?;
+            pubsub.subscribe("+switch-master").await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        if let Ok(Ok(mut pubsub)) = tokio::time::timeout(Duration::from_secs(5), subscribed).await {
+            let mut messages = pubsub.on_message();
+            while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+                // `<name> <old ip> <old port> <new ip> <new port>`
+                let payload: String = message.get_payload().unwrap_or_default();
+                if payload.split(' ').next() != Some(master_name.as_str()) {
+                    continue;
+                }
+                let Some(link) = link.upgrade() else { return };
+                if let Err(e) = link.follow().await {
+                    tracing::debug!(error = %e, "redis: sentinel: +switch-master seen; the new master is not ready yet");
+                }
+            }
+        }
+        if link.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `SENTINEL get-master-addr-by-name` on each Sentinel in turn; the first answer wins.
+pub(crate) async fn ask_sentinels(
+    sentinels: &[ConnectionInfo],
+    master_name: &str,
+    template: &ConnectionInfo,
+    timeout: Duration,
+) -> RedisResult<ConnectionAddr> {
+    let mut last_error: RedisError = (ErrorKind::Io, "no sentinel answered").into();
+    for sentinel in sentinels {
+        let ask = async {
+            let client = Client::open(sentinel.clone())?;
+            let config =
+                AsyncConnectionConfig::new().set_connection_timeout(Some(timeout)).set_response_timeout(Some(timeout));
+            let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(master_name)
+                .query_async::<Option<(String, u16)>>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(timeout, ask).await {
+            Ok(Ok(Some((host, port)))) => {
+                return Ok(match template.addr() {
+                    ConnectionAddr::TcpTls { insecure, .. } => {
+                        ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None }
+                    }
+                    _ => ConnectionAddr::Tcp(host, port),
+                });
+            }
+            Ok(Ok(None)) => {
+                last_error = (ErrorKind::Io, "a sentinel does not know the master", master_name.to_owned()).into();
+            }
+            Ok(Err(e)) => last_error = e,
+            Err(_) => last_error = (ErrorKind::Io, "a sentinel did not answer in time").into(),
+        }
+    }
+    Err(last_error)
+}
+
+/// Connects to the master at `addr` and checks that it is one (`ROLE`): right after a failover a
+/// Sentinel may still name the old master for a moment.
+async fn connect_master(
+    template: &ConnectionInfo,
+    addr: &ConnectionAddr,
+    manager_config: &ConnectionManagerConfig,
+    timeout: Duration,
+) -> RedisResult<(Client, ConnectionManager)> {
+    let client = Client::open(template.clone().set_addr(addr.clone()))?;
+    let connect = async {
+        let mut manager = ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await?;
+        let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut manager).await?;
+        match role.first() {
+            Some(Value::BulkString(role)) if role.as_slice() == b"master" => Ok::<_, RedisError>(manager),
+            _ => Err((ErrorKind::Server(ServerErrorKind::ReadOnly), "the named master is not a master (yet)").into()),
+        }
+    };
+    let manager = tokio::time::timeout(timeout, connect)
+        .await
+        .map_err(|_| RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))??;
+    Ok((client, manager))
+}
+
+/// `host:port` or a URL as connection settings: a `host:port` entry takes `template`'s scheme
+/// (TLS or not) and credentials.
+pub(crate) fn node_info(entry: &str, template: &ConnectionInfo) -> RedisResult<ConnectionInfo> {
+    if entry.contains("://") {
+        return entry.into_connection_info();
+    }
+    let (host, port) = parse_host_port(entry).ok_or((ErrorKind::InvalidClientConfig, "not host:port"))?;
+    let addr = match template.addr() {
+        ConnectionAddr::TcpTls { insecure, .. } => {
+            ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None }
+        }
+        _ => ConnectionAddr::Tcp(host, port),
+    };
+    Ok(template.clone().set_addr(addr))
+}
+
+/// The Sentinels' connection settings, with the Sentinels' own password.
+pub(crate) fn sentinel_infos(config: &RedisConfig) -> RedisResult<Vec<ConnectionInfo>> {
+    let plain = "redis://127.0.0.1".into_connection_info()?;
+    config
+        .sentinels
+        .iter()
+        .map(|s| {
+            let sentinel = node_info(s, &plain)?;
+            let mut redis = sentinel.redis_settings().clone();
+            if let Some(password) = &config.sentinel_password {
+                redis = redis.set_password(password);
+            }
+            Ok(sentinel.set_redis_settings(redis))
+        })
+        .collect()
 }
 
 impl Conn {
+    /// On Sentinel, the loop that follows `+switch-master` ([`watch_switch_master`]), for the
+    /// node to run; `None` on the other topologies.
+    pub(crate) fn sentinel_watch(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        match &self.backend {
+            Backend::Sentinel(link) => Some(watch_switch_master(Arc::downgrade(link))),
+            _ => None,
+        }
+    }
+
     /// Connects, failing with [`Error::Unavailable`] if Redis cannot be reached (and answer a
     /// PING) within `connect_timeout`, all steps included.
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
         let deadline = tokio::time::Instant::now() + config.connect_timeout;
-        let location = config.redacted_url();
+        let location = config.redacted_location();
         let unreachable = |why: String| Error::Unavailable(format!("redis: cannot connect to {location}: {why}"));
         let info = config
             .url
             .as_str()
             .into_connection_info()
             .map_err(|e| Error::InvalidArgument(format!("redis: url {location} is not usable: {e}")))?;
-        if matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+        let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. })
+            || config.cluster_nodes.iter().chain(&config.sentinels).any(|n| n.starts_with("rediss://"));
+        if tls {
             // redis-rs builds its TLS config on the process-wide rustls provider. Installing ring
             // explicitly keeps that unambiguous if another crate enables a second provider; an
             // error only means one is installed already.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let info = info.set_tcp_settings(tcp_settings(config.command_timeout));
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.command_timeout))
+            // Reconnection: 50 ms, 100 ms, ... at most 1 s apart, so service resumes within about
+            // a second of Redis coming back. While the circuit is open only its probe uses the
+            // manager; after a round's last try the probe's next ping starts a new round.
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(8);
+        let no_answer = || unreachable(format!("no answer within {} ms", config.connect_timeout.as_millis()));
+        let backend = match config.topology() {
+            Topology::Standalone => None,
+            Topology::Cluster => {
+                let nodes = config
+                    .cluster_nodes
+                    .iter()
+                    .map(|n| node_info(n, &info).map(|i| i.set_tcp_settings(tcp_settings(config.command_timeout))))
+                    .collect::<RedisResult<Vec<_>>>()
+                    .map_err(|e| Error::InvalidArgument(format!("redis: cluster_nodes: {e}")))?;
+                let seeds = nodes.iter().cloned().map(Client::open).collect::<RedisResult<Vec<_>>>();
+                let seeds = seeds.map_err(|e| unreachable(e.to_string()))?;
+                let client = ClusterClientBuilder::new(nodes)
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.command_timeout)
+                    .tcp_settings(tcp_settings(config.command_timeout))
+                    .retries(3)
+                    .min_retry_wait(50)
+                    .max_retry_wait(1000)
+                    .build()
+                    .map_err(|e| unreachable(e.to_string()))?;
+                let connection = tokio::time::timeout_at(deadline, client.get_async_connection())
+                    .await
+                    .map_err(|_| no_answer())?
+                    .map_err(|e| unreachable(e.to_string()))?;
+                Some(Backend::Cluster { connection, seeds: Arc::new(seeds) })
+            }
+            Topology::Sentinel => {
+                let sentinels =
+                    sentinel_infos(config).map_err(|e| Error::InvalidArgument(format!("redis: sentinels: {e}")))?;
+                let find = async {
+                    let addr =
+                        ask_sentinels(&sentinels, &config.sentinel_master, &info, config.connect_timeout).await?;
+                    let (client, manager) =
+                        connect_master(&info, &addr, &manager_config, config.connect_timeout).await?;
+                    Ok::<_, RedisError>((client, manager, addr))
+                };
+                let current = tokio::time::timeout_at(deadline, find)
+                    .await
+                    .map_err(|_| no_answer())?
+                    .map_err(|e| unreachable(format!("master {:?} via sentinels: {e}", config.sentinel_master)))?;
+                let link = Arc::new(SentinelLink {
+                    sentinels,
+                    master_name: config.sentinel_master.clone(),
+                    template: info.clone(),
+                    manager_config: manager_config.clone(),
+                    connect_timeout: config.connect_timeout,
+                    current: RwLock::new(current),
+                });
+                Some(Backend::Sentinel(link))
+            }
+        };
+        if let Some(backend) = backend {
+            let mut handle = backend.handle();
+            // A cluster answers with one reply per master.
+            let info_cmd = redis::cmd("INFO").arg("server").to_owned();
+            match tokio::time::timeout_at(deadline, info_cmd.query_async::<Value>(&mut handle)).await {
+                Err(_) => return Err(no_answer()),
+                Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                    tracing::warn!("redis: INFO is not permitted; cannot check the server version");
+                }
+                Ok(Err(e)) => return Err(unreachable(e.to_string())),
+                Ok(Ok(Value::Map(replies))) => {
+                    for (_, reply) in replies {
+                        check_version(&String::from_redis_value(reply).unwrap_or_default())?;
+                    }
+                }
+                Ok(Ok(reply)) => check_version(&String::from_redis_value(reply).unwrap_or_default())?,
+            }
+            return Ok(Conn {
+                backend,
+                circuit: Circuit::new(config.connect_timeout + config.command_timeout),
+                connect_timeout: config.connect_timeout,
+                command_timeout: config.command_timeout,
+                wait_replicas: config.wait_replicas,
+            });
+        }
         let client = Client::open(info).map_err(|e| unreachable(e.to_string()))?;
 
         // One direct attempt first: its error (refused, auth, TLS) is clearer than a timeout
@@ -72,7 +451,6 @@ impl Conn {
             redis::cmd("PING").query_async::<()>(&mut probe).await?;
             redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await
         };
-        let no_answer = || unreachable(format!("no answer within {} ms", config.connect_timeout.as_millis()));
         match tokio::time::timeout_at(deadline, probe).await {
             Err(_) => return Err(no_answer()),
             Ok(Err(e)) if e.is_timeout() => return Err(no_answer()),
@@ -83,27 +461,18 @@ impl Conn {
             Ok(Ok(info)) => check_version(&info)?,
         }
 
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            // Reconnection: 50 ms, 100 ms, ... at most 1 s apart, so service resumes within about
-            // a second of Redis coming back. While the circuit is open only its probe uses the
-            // manager; after a round's last try the probe's next ping starts a new round.
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(8);
         let manager =
             tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client.clone(), manager_config))
                 .await
                 .map_err(|_| no_answer())?
                 .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
         Ok(Conn {
-            manager,
+            backend: Backend::Standalone { manager, client: Arc::new(client) },
             // A probe ping may wait for a reconnection attempt and then for its answer.
             circuit: Circuit::new(config.connect_timeout + config.command_timeout),
-            client,
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
+            wait_replicas: config.wait_replicas,
         })
     }
 
@@ -118,9 +487,14 @@ impl Conn {
         &self.circuit
     }
 
-    /// The client, with the configured TCP settings, for dedicated connections.
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
+    /// Whether this is a Redis Cluster, where one script or pipeline addresses one slot.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
+    }
+
+    /// The connection behind, for dedicated (pub/sub) connections.
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Longest wait for a connection.
@@ -139,14 +513,17 @@ impl Conn {
         op: &'static str,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.backend.handle();
         self.timed(op, invocation.invoke_async(&mut conn)).await
     }
 
     /// Runs many invocations of one script in one pipeline: one round trip, each invocation
     /// atomic on its own (so each may address its own slot). Pipelined `EVALSHA` does not load
     /// the script on `NOSCRIPT`; then nothing ran (every call is the same script), so this loads
-    /// it and sends the pipeline once more.
+    /// it and sends the pipeline once more. On a cluster, where one pipeline addresses one slot,
+    /// the invocations are sent at once, each to its slot's master; the cluster connection
+    /// writes those bound for one node back to back on its connection, so each shard still
+    /// gets them pipelined.
     pub(crate) async fn script_batch<T: FromRedisValue>(
         &self,
         op: &'static str,
@@ -156,11 +533,19 @@ impl Conn {
         if invocations.is_empty() {
             return Ok(Vec::new());
         }
+        if let Backend::Cluster { connection, .. } = &self.backend {
+            let calls = invocations.iter().map(|invocation| {
+                let mut conn = connection.clone();
+                async move { invocation.invoke_async::<T>(&mut conn).await }
+            });
+            let call = join_all(calls).map(|results| results.into_iter().collect::<RedisResult<Vec<T>>>());
+            return self.timed(op, call).await;
+        }
         let mut pipe = redis::pipe();
         for invocation in invocations {
             pipe.invoke_script(invocation);
         }
-        let mut conn = self.manager.clone();
+        let mut conn = self.backend.handle();
         let call = async {
             match pipe.query_async::<Vec<T>>(&mut conn).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -173,15 +558,53 @@ impl Conn {
         self.timed(op, call).await
     }
 
+    /// With [`RedisConfig::wait_replicas`] set, waits until that many replicas have every write
+    /// this connection sent so far to the master of `key`'s slot (`WAIT`), and fails with
+    /// [`Error::Unavailable`] when fewer confirm within three quarters of the command timeout.
+    /// Call it right after a write that must survive a failover; without the setting it returns
+    /// at once.
+    pub(crate) async fn replicated(&self, op: &'static str, key: &str) -> Result<()> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let timeout_ms = (self.command_timeout.as_millis() as u64 * 3 / 4).max(1);
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(self.wait_replicas).arg(timeout_ms);
+        let confirmed: u32 = match &self.backend {
+            // WAIT counts the writes of the connection it is sent on: the one to the key's master.
+            Backend::Cluster { connection, .. } => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
+                let mut connection = connection.clone();
+                let call = async move {
+                    let reply = connection
+                        .route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)))
+                        .await?;
+                    u32::from_redis_value(reply).map_err(RedisError::from)
+                };
+                self.timed(op, call).await?
+            }
+            _ => self.cmd(op, &wait).await?,
+        };
+        if confirmed < self.wait_replicas {
+            return Err(Error::Unavailable(format!(
+                "redis: {op}: written, but only {confirmed} of {} replicas confirmed it within {timeout_ms} ms",
+                self.wait_replicas
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs one command.
     pub(crate) async fn cmd<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.backend.handle();
         self.timed(op, cmd.query_async(&mut conn)).await
     }
 
-    /// Runs a pipeline (one round trip; not atomic unless built with `.atomic()`).
+    /// Runs a pipeline (one round trip; not atomic unless built with `.atomic()`). On a cluster
+    /// every command of it must address one slot.
     pub(crate) async fn pipe<T: FromRedisValue>(&self, op: &'static str, pipe: &Pipeline) -> Result<T> {
-        let mut conn = self.manager.clone();
+        let mut conn = self.backend.handle();
         self.timed(op, pipe.query_async(&mut conn)).await
     }
 
@@ -211,6 +634,13 @@ impl Conn {
             // The connection's own response timeout is the same duration and may fire first.
             Ok(Err(e)) if e.is_timeout() => Err(self.lost(no_answer())),
             Ok(Err(e)) if is_connection_loss(&e) => Err(self.lost(format!("redis: {op}: {e}"))),
+            // A Sentinel master demoted to replica: find the new master.
+            Ok(Err(e))
+                if matches!(self.backend, Backend::Sentinel(_))
+                    && e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) =>
+            {
+                Err(self.lost(format!("redis: {op}: {e}")))
+            }
             Ok(Err(e)) => Err(map_error(op, &e)),
             Err(_) => Err(self.lost(no_answer())),
         }
@@ -218,7 +648,7 @@ impl Conn {
 
     /// Opens the circuit for `why` and returns it as the call's error.
     fn lost(&self, why: String) -> Error {
-        self.circuit.trip(&self.manager, &why);
+        self.circuit.trip(&self.backend, &why);
         Error::Unavailable(why)
     }
 }

@@ -21,8 +21,11 @@ pub(crate) struct RedisHealth {
 
 impl RedisHealth {
     pub(crate) fn new(conn: Conn, config: &RedisConfig) -> Self {
-        let info =
-            EngineInfo { name: "redis".into(), location: config.redacted_url(), key_prefix: config.key_prefix.clone() };
+        let info = EngineInfo {
+            name: "redis".into(),
+            location: config.redacted_location(),
+            key_prefix: config.key_prefix.clone(),
+        };
         RedisHealth { conn, info }
     }
 }
@@ -58,8 +61,22 @@ impl RedisLifecycle {
 #[async_trait]
 impl EngineLifecycle for RedisLifecycle {
     fn background(&self, stop: CancellationToken) -> Vec<(&'static str, BackgroundTask)> {
-        let taken = self.broker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        taken.map_or_else(Vec::new, |task| vec![("redis.broker", Box::pin(task.run_until(stop)) as BackgroundTask)])
+        let Some(broker) = self.broker.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
+            return Vec::new();
+        };
+        let mut tasks = Vec::new();
+        if let Some(watch) = self.conn.sentinel_watch() {
+            let stop = stop.clone();
+            let watch = async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = watch => {}
+                }
+            };
+            tasks.push(("redis.sentinel_watch", Box::pin(watch) as BackgroundTask));
+        }
+        tasks.push(("redis.broker", Box::pin(broker.run_until(stop)) as BackgroundTask));
+        tasks
     }
 
     /// Every call from now on fails at once; the connections close as the engine is dropped.

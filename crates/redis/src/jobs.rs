@@ -313,6 +313,7 @@ impl JobStore for RedisJobs {
             job_args(&mut invocation, job);
         }
         let flat: Vec<String> = self.conn.script(OP, &invocation).await?;
+        self.conn.replicated(OP, &self.keys.job_queues()).await?;
         if flat.len() != jobs.len() * 3 {
             return Err(bad(OP, "one outcome per job"));
         }
@@ -378,7 +379,8 @@ impl JobStore for RedisJobs {
             .arg(result.unwrap_or_default())
             .arg(retention.completed_max)
             .arg(age_ms(retention.completed_max_age));
-        self.leased("jobs.complete", &invocation, id).await.map(drop)
+        self.leased("jobs.complete", &invocation, id).await?;
+        self.conn.replicated("jobs.complete", &self.keys.job(id)).await
     }
 
     async fn complete_many(&self, completions: &[Completion], retention: &JobRetention) -> Result<Vec<Result<()>>> {
@@ -396,6 +398,7 @@ impl JobStore for RedisJobs {
                 .arg(c.result.as_deref().unwrap_or_default());
         }
         let codes: Vec<i64> = self.conn.script(OP, &invocation).await?;
+        self.conn.replicated(OP, &self.keys.job_queues()).await?;
         if codes.len() != completions.len() {
             return Err(Error::Internal(format!(
                 "redis: {OP}: {} answers for {} jobs",

@@ -68,12 +68,25 @@
 //!
 //! Every job key shares the one tag `{jobs}` (as BullMQ does with a hash-tagged prefix): job ids
 //! are global, so a job is found by id alone, and one fetch script can take from several queues.
-//! On Redis Cluster the whole jobs capability therefore lives on one shard. The job scripts get
+//! On Redis Cluster the whole jobs capability therefore lives on one shard.
+//!
+//! [`slot`] computes a key's Cluster slot, for operations that must know whether keys share one. The job scripts get
 //! [`Keys::jobs_prefix`] and build `j:<id>` and `q:<queue>:<part>` after it (`job_common.lua`);
 //! the part is one letter, so keys of different queues or ids never collide.
 
 use switchboard_core::ids::user_shard;
 use switchboard_core::{ChannelName, ConversationId, JobId, QueueName, RateLimitKey, SessionId, TokenId, UserId};
+
+/// The Redis Cluster slot of `key`: CRC16 of its hash tag (the first `{...}` with something in
+/// it) or of the whole key, modulo 16384.
+pub(crate) fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = key.find('{').and_then(|open| {
+        let close = key[open + 1..].find('}')? + open + 1;
+        (close > open + 1).then(|| &bytes[open + 1..close])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(bytes)) % 16384
+}
 
 /// Builds every key name from the configured prefix.
 #[derive(Debug, Clone)]
@@ -457,5 +470,16 @@ mod tests {
         for key in [keys.stream_entries(&channel), keys.cursors(&user), keys.stream_pubsub(&channel)] {
             assert_eq!(tag(&key), tag(&keys.stream_meta(&channel)));
         }
+    }
+
+    #[test]
+    fn slots_are_those_redis_computes() {
+        // Values from `CLUSTER KEYSLOT` on Redis 7.
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        assert_eq!(slot("{user1000}.following"), slot("user1000"));
+        assert_eq!(slot("foo{}{bar}"), slot("foo{}{bar}"));
+        assert_ne!(slot("foo{}{bar}"), slot("bar"), "an empty first tag means the whole key");
+        assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
     }
 }

@@ -1,7 +1,10 @@
-//! Switchboard's Redis engine: every capability on a standalone Redis (6.2 or later), each
-//! multi-step operation one Lua script called by SHA, all times from the Redis server's clock.
-//! One multiplexed connection is shared by everything; it reconnects with backoff, and every
-//! call has a timeout. The first call that sees the connection lost opens a circuit: from then
+//! Switchboard's Redis engine: every capability on Redis 6.2 or later, standalone, under
+//! Sentinel or as a Cluster ([`Topology`]), each multi-step operation one Lua script called by
+//! SHA whose keys share one hash slot, all times from the Redis server's clock. One multiplexed
+//! connection is shared by everything (on a Cluster, one per node behind redis-rs's cluster
+//! connection; under Sentinel, one to the master the Sentinels name, replaced after a
+//! failover); it reconnects with backoff, and every call has a timeout. docs/REDIS.md says what
+//! is atomic on which topology. The first call that sees the connection lost opens a circuit: from then
 //! on calls fail at once with [`switchboard_core::Error::Unavailable`] (no wait for a timeout)
 //! until a probe's PING is answered again, and work again once Redis is back.
 //!
@@ -14,9 +17,11 @@
 //! ```
 //!
 //! # Layout
-//! - `config`: [`RedisConfig`], validated, with the URL's password redacted in logs.
-//! - `connection`: the shared connection manager, the timeout and circuit check around every
-//!   call, the mapping of Redis errors to core's kinds, and how scripts are built from `lua/*.lua`.
+//! - `config`: [`RedisConfig`] and [`Topology`], validated, with passwords redacted in logs.
+//! - `connection`: the shared connection on each topology (standalone manager, cluster
+//!   connection, Sentinel-found master and how it follows a failover), the timeout and circuit
+//!   check around every call, the mapping of Redis errors to core's kinds, and how scripts are
+//!   built from `lua/*.lua`.
 //! - `circuit`: the circuit that refuses calls at once while the connection is lost, and the
 //!   probe that closes it when Redis answers again (gauge `switchboard_redis_circuit_open`).
 //! - `keys`: the only place key names are built (prefix, hash tags, the key layout table).
@@ -25,7 +30,8 @@
 //! - `ratelimit`: `RedisRateLimiter`, the [`switchboard_core::RateLimiter`].
 //! - `stream`: `RedisStreams`, the [`switchboard_core::StreamStore`] and
 //!   [`switchboard_core::CursorStore`].
-//! - `broker`: `RedisBroker`, the [`switchboard_core::Broker`]: one pub/sub connection per node.
+//! - `broker`: `RedisBroker`, the [`switchboard_core::Broker`]: one pub/sub connection per node
+//!   (on a Cluster to one node, which plain `PUBLISH` reaches from every shard).
 //! - `presence`: `RedisPresence`, the [`switchboard_core::PresenceStore`].
 //! - `conversation`: `RedisConversations`, the [`switchboard_core::ConversationStore`].
 //! - `typing`: `RedisTyping`, the [`switchboard_core::TypingStore`].
@@ -73,7 +79,7 @@ use std::sync::Arc;
 
 use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
 
-pub use config::RedisConfig;
+pub use config::{RedisConfig, Topology};
 pub use doctor::{Check, CheckLevel, diagnose};
 
 /// Connects to Redis and builds the engine. Fails with

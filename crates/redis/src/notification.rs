@@ -105,6 +105,7 @@ impl NotificationStore for RedisNotifications {
             .arg(retention.max_age.as_millis().min(i64::MAX as u128) as i64);
         let (created, state, json): (i64, String, String) =
             self.conn.script("notifications.create", &invocation).await?;
+        self.conn.replicated("notifications.create", &self.keys.notifications(user)).await?;
         Ok(CreatedNotification { notification: assemble(&state, &json)?, created: created == 1 })
     }
 

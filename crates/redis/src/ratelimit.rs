@@ -1,9 +1,11 @@
 //! `RedisRateLimiter`: every check, single- or multi-key, is one run of
 //! `lua/ratelimit_check.lua`, which mirrors core's reference algorithms on the server clock.
 //!
-//! Cluster: a multi-key check is one script over all its keys, and each key is tagged by its
-//! own rate-limit key, so on Redis Cluster the keys of one check would have to share a slot
-//! (e.g. by tagging them with a common part). Only standalone Redis is supported.
+//! Redis Cluster: each key is tagged by its own rate-limit key, so the keys of a multi-key check
+//! usually live on different slots, which one script cannot span. There a check whose keys span
+//! slots runs in two steps: every key decides without consuming (concurrently, each on its own
+//! shard); only if all allow, every key consumes. See [`RateLimiter::check`] for what that keeps
+//! and what it loosens under concurrency.
 
 use std::sync::LazyLock;
 
@@ -12,7 +14,7 @@ use redis::Script;
 use switchboard_core::{Decision, Error, Policy, RateLimitKey, RateLimitRequest, RateLimiter, Result};
 
 use crate::connection::{Conn, lua};
-use crate::keys::Keys;
+use crate::keys::{Keys, slot};
 
 static CHECK: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/ratelimit_check.lua")));
 
@@ -44,6 +46,25 @@ impl RedisRateLimiter {
         consume: bool,
     ) -> Result<Vec<Decision>> {
         let n = items.len();
+        if n > 1 && self.conn.is_cluster() {
+            let items: Vec<_> = items.collect();
+            let first = slot(&self.keys.rate_limit(items[0].0));
+            if items.iter().any(|(key, ..)| slot(&self.keys.rate_limit(key)) != first) {
+                return self.run_across_slots(op, &items, consume).await;
+            }
+            return self.run_one_script(op, items.into_iter(), consume).await;
+        }
+        self.run_one_script(op, items, consume).await
+    }
+
+    /// One script over every key: atomic, all or nothing (every key in one slot on a cluster).
+    async fn run_one_script<'a>(
+        &self,
+        op: &'static str,
+        items: impl ExactSizeIterator<Item = (&'a RateLimitKey, &'a Policy, u32)>,
+        consume: bool,
+    ) -> Result<Vec<Decision>> {
+        let n = items.len();
         let mut invocation = CHECK.prepare_invoke();
         for (key, policy, cost) in items {
             invocation
@@ -60,6 +81,52 @@ impl RedisRateLimiter {
             return Err(Error::Internal(format!("redis: {op}: {} integers for {n} keys", flat.len())));
         }
         flat.chunks_exact(REPLY_WIDTH).map(|c| decision(op, c)).collect()
+    }
+}
+
+impl RedisRateLimiter {
+    /// A check whose keys span cluster slots: every key decides without consuming (one script
+    /// per key, all sent at once); if any denies, those decisions are the answer and nothing
+    /// was consumed. Otherwise every key consumes; a key that a concurrent check emptied in
+    /// between denies then, and the keys that did consume keep it (an over-count: it errs
+    /// towards denying, never admits past a limit).
+    async fn run_across_slots(
+        &self,
+        op: &'static str,
+        items: &[(&RateLimitKey, &Policy, u32)],
+        consume: bool,
+    ) -> Result<Vec<Decision>> {
+        let invocations = |consume: bool| {
+            items
+                .iter()
+                .map(|(key, policy, cost)| {
+                    let mut invocation = CHECK.prepare_invoke();
+                    invocation
+                        .key(self.keys.rate_limit(key))
+                        .arg(policy.algorithm.as_str())
+                        .arg(policy.limit)
+                        .arg(policy.window_ms)
+                        .arg(policy.capacity())
+                        .arg(cost)
+                        .arg(u8::from(consume));
+                    invocation
+                })
+                .collect::<Vec<_>>()
+        };
+        let decide = |replies: Vec<Vec<i64>>| -> Result<Vec<Decision>> {
+            replies
+                .iter()
+                .map(|flat| match flat.len() == REPLY_WIDTH {
+                    true => decision(op, flat),
+                    false => Err(Error::Internal(format!("redis: {op}: {} integers for one key", flat.len()))),
+                })
+                .collect()
+        };
+        let first = decide(self.conn.script_batch(op, &CHECK, &invocations(false)).await?)?;
+        if !consume || first.iter().any(|d| !d.allowed) {
+            return Ok(first);
+        }
+        decide(self.conn.script_batch(op, &CHECK, &invocations(true)).await?)
     }
 }
 

@@ -104,6 +104,7 @@ impl SessionStore for RedisSessions {
             invocation.arg(format!("{}{name}", field::DATA_PREFIX)).arg(to_json(value)?);
         }
         let (now, counted, evicted): (i64, i64, Vec<String>) = self.conn.script("sessions.create", &invocation).await?;
+        self.conn.replicated("sessions.create", &self.keys.session(&id)).await?;
 
         let active = self.keys.active_sessions();
         let mut pipe = redis::pipe();

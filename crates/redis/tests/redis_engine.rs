@@ -90,6 +90,7 @@ fn config(server: &Server, prefix: &str) -> RedisConfig {
         key_prefix: prefix.into(),
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_millis(300),
+        ..RedisConfig::default()
     }
 }
 

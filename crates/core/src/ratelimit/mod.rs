@@ -203,6 +203,14 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// consumed and the decisions after consumption are returned; otherwise nothing is consumed
     /// and each decision says whether that key alone would allow it, with its current
     /// `remaining`. Keys are distinct (the service checks).
+    ///
+    /// Atomicity by topology: on the memory engine, standalone Redis and Redis under Sentinel
+    /// the whole check is one atomic step. On Redis Cluster a check whose keys all share one
+    /// slot is one atomic step too; a check whose keys span slots decides every key first,
+    /// without consuming, and only if all allow consumes every key. Run alone it gives the same
+    /// answers; under concurrent checks of the same keys no key ever admits past its limit,
+    /// but a key emptied between the two steps denies the check while its other keys stay
+    /// consumed (the check errs towards denying).
     async fn check(&self, requests: &[RateLimitRequest]) -> Result<Vec<Decision>>;
 
     /// The decision a cost-1 check would get now, consuming nothing.
