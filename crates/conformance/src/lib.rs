@@ -150,6 +150,7 @@ macro_rules! suite {
                 grace_period_hides_a_quick_reconnect,
                 expiry_is_announced_once_by_concurrent_sweepers,
                 status_changes_are_announced_and_invisible_users_stay_quiet,
+                get_list_and_count_agree_on_who_is_online,
             ]
         );
         $crate::cases!(

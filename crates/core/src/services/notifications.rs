@@ -88,7 +88,8 @@ impl Notifications {
         let event = json!({"type": "notification.new", "data": created.notification});
         self.publish(user, NewPublication::new(event), "notification.new").await;
         match self.presence.get(user).await {
-            Ok(presence) if presence.online => {}
+            // A device live now, not the user's grace period: a user who just left gets the push.
+            Ok(presence) if presence.devices.iter().any(|d| d.online) => {}
             Ok(_) => {
                 self.push.no_device_online(user, &created.notification).await;
             }

@@ -211,11 +211,13 @@ impl Presence {
             return Err(Error::invalid("text", format!("must be at most {MAX_STATUS_TEXT_CHARS} characters")));
         }
         let setting = StatusSetting { status: req.status, text: req.text, invisible: req.invisible };
-        let change = observe("presence", "set_status", self.store.set_status(user, &setting)).await?;
-        let before = UserPresence::from_parts(
+        let change = observe("presence", "set_status", self.store.set_status(user, &setting, self.grace())).await?;
+        let in_grace = change.presence.online && !change.presence.devices.iter().any(|d| d.online);
+        let before = UserPresence::from_parts_in_grace(
             change.presence.user_id.clone(),
             change.previous.clone(),
             change.presence.devices.clone(),
+            in_grace,
         );
         if before.visible_to_others() != change.presence.visible_to_others() {
             self.emit(&change.presence).await;
@@ -223,9 +225,12 @@ impl Presence {
         Ok(change.presence)
     }
 
-    /// The user's full presence (for the user and backends).
+    /// The user's full presence (for the user and backends): online while a device has a live
+    /// connection or heartbeat and for the offline grace period after the last one ended — the
+    /// rule [`Presence::online_users`], [`Presence::online_count`] and `presence.changed`
+    /// events follow too.
     pub async fn get(&self, user: &UserId) -> Result<UserPresence> {
-        observe("presence", "get", self.store.get(user)).await
+        observe("presence", "get", self.store.get(user, self.grace())).await
     }
 
     /// `user`'s presence as `viewer` may see it: full for the user themself, else
@@ -241,10 +246,13 @@ impl Presence {
         if users.len() > MAX_BATCH {
             return Err(Error::invalid("user_ids", format!("at most {MAX_BATCH} per call")));
         }
-        observe("presence", "bulk", self.store.bulk(users)).await
+        observe("presence", "bulk", self.store.bulk(users, self.grace())).await
     }
 
-    /// One page of users reported online (`limit` 1..=1000, default 100).
+    /// One page of online users (`limit` 1..=1000, default 100), by the rule [`Presence::get`]
+    /// follows: a [`Presence::sweep`] runs first, so a user whose grace period has passed is
+    /// not listed (and is announced offline now if no node has done it yet). Its cost is that of
+    /// the due transitions only.
     pub async fn online_users(&self, cursor: Option<&str>, limit: Option<usize>) -> Result<OnlinePage> {
         let limit = limit.unwrap_or(100);
         if limit == 0 || limit > MAX_BATCH {
@@ -253,11 +261,13 @@ impl Presence {
         if let Some(cursor) = cursor {
             validate_id("cursor", cursor, MAX_ID_BYTES, &[])?;
         }
+        self.sweep().await?;
         observe("presence", "online_users", self.store.online_users(cursor, limit)).await
     }
 
-    /// Number of users reported online.
+    /// Number of online users, by the same rule as [`Presence::online_users`] (sweeps first).
     pub async fn online_count(&self) -> Result<u64> {
+        self.sweep().await?;
         observe("presence", "online_count", self.store.online_count()).await
     }
 
