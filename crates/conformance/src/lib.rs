@@ -67,6 +67,9 @@ macro_rules! suite {
                 concurrent_creates_never_exceed_the_maximum,
                 delete_user_sessions_keeps_the_exception_and_other_users,
                 count_active_follows_creates_deletes_and_expiry,
+                login_on_a_device_replaces_its_session,
+                concurrent_logins_on_a_device_leave_one_session,
+                caller_chosen_session_ids,
             ]
         );
         $crate::cases!(
@@ -151,6 +154,7 @@ macro_rules! suite {
                 expiry_is_announced_once_by_concurrent_sweepers,
                 status_changes_are_announced_and_invisible_users_stay_quiet,
                 get_list_and_count_agree_on_who_is_online,
+                ending_a_heartbeat_is_explicit_offline,
             ]
         );
         $crate::cases!(

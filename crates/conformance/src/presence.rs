@@ -500,3 +500,33 @@ pub async fn get_list_and_count_agree_on_who_is_online(t: &TestEngine) {
     assert_eq!(recorder.offline_events("alice"), 1, "reading the list announced the transition once");
     assert_eq!(recorder.offline_events("bob"), 1);
 }
+
+/// Ending a device's heartbeat takes the device offline at once and the user after the grace
+/// period (one offline event); a connection of the same device is not touched; ending a
+/// heartbeat that does not exist changes nothing.
+pub async fn ending_a_heartbeat_is_explicit_offline(t: &TestEngine) {
+    let recorder = Arc::new(Recorder::default());
+    let svc = service(t, 300, &recorder);
+    let (carol, phone, web) = (user("carol"), device("phone"), device("web"));
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::Unchanged, "never seen");
+    assert_eq!(svc.heartbeat(&carol, &phone, Some(600)).await.unwrap(), Transition::WentOnline);
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::MaybeOffline);
+    let p = svc.get(&carol).await.unwrap();
+    assert!(!p.devices[0].online, "the device is offline at once");
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::Unchanged, "already ended");
+    eventually(WAIT, "offline after the grace period", || async { svc.online_count().await.unwrap() == 0 }).await;
+    assert!(!svc.get(&carol).await.unwrap().online);
+    assert_eq!(recorder.offline_events("carol"), 1);
+
+    svc.heartbeat(&carol, &phone, Some(600)).await.unwrap();
+    svc.connect(&conn("carol", "phone", "c-phone")).await.unwrap();
+    svc.heartbeat(&carol, &web, Some(600)).await.unwrap();
+    assert_eq!(svc.end_heartbeat(&carol, &web).await.unwrap(), Transition::Unchanged, "the phone is still live");
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::Unchanged, "its socket keeps it live");
+    let p = svc.get(&carol).await.unwrap();
+    assert_eq!(
+        p.devices.iter().map(|d| (d.device_id.as_str(), d.online)).collect::<Vec<_>>(),
+        [("phone", true), ("web", false)]
+    );
+    assert_eq!(svc.connections(&carol).await.unwrap().len(), 1);
+}

@@ -373,6 +373,11 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// [`connect`](Self::connect).
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition>;
 
+    /// Ends the device's backend heartbeat now (explicit offline). Transitions as for
+    /// [`disconnect`](Self::disconnect) (also [`Transition::Unchanged`] when the device had no
+    /// live heartbeat); the device's connections, if any, are not touched.
+    async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition>;
+
     /// The user's live connections, by connection id.
     async fn connections(&self, user: &UserId) -> Result<Vec<ConnectionInfo>>;
 

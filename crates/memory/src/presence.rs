@@ -134,6 +134,23 @@ impl State {
         }
     }
 
+    /// Ends one live entry now; `MaybeOffline` when it was the user's last.
+    fn leave(&mut self, user: &UserId, key: &EntryKey, grace: Duration) -> Transition {
+        let now = Timestamp::now();
+        let Some(u) = self.users.get_mut(user) else { return Transition::Unchanged };
+        let Some(removed) = u.entries.remove(key) else { return Transition::Unchanged };
+        if removed.expires > now {
+            u.seen.insert(removed.device, now);
+        }
+        u.purge(now);
+        if !u.entries.is_empty() || !u.reported {
+            return Transition::Unchanged;
+        }
+        u.off = u.off.max(now);
+        self.due.lower(user, now.plus(grace));
+        Transition::MaybeOffline
+    }
+
     fn presence(&self, user: &UserId, now: Timestamp, grace: Duration) -> UserPresence {
         match self.users.get(user) {
             Some(u) => u.presence(user, now, grace),
@@ -226,22 +243,11 @@ impl PresenceStore for MemoryPresence {
     }
 
     async fn disconnect(&self, conn: &ConnRef, grace: Duration) -> Result<Transition> {
-        let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let Some(u) = state.users.get_mut(&conn.user_id) else { return Ok(Transition::Unchanged) };
-        let Some(removed) = u.entries.remove(&EntryKey::Conn(conn.conn_id.clone())) else {
-            return Ok(Transition::Unchanged);
-        };
-        if removed.expires > now {
-            u.seen.insert(removed.device, now);
-        }
-        u.purge(now);
-        if !u.entries.is_empty() || !u.reported {
-            return Ok(Transition::Unchanged);
-        }
-        u.off = u.off.max(now);
-        state.due.lower(&conn.user_id, now.plus(grace));
-        Ok(Transition::MaybeOffline)
+        Ok(lock(&self.state).leave(&conn.user_id, &EntryKey::Conn(conn.conn_id.clone()), grace))
+    }
+
+    async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition> {
+        Ok(lock(&self.state).leave(user, &EntryKey::Heartbeat(device.clone()), grace))
     }
 
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition> {

@@ -150,6 +150,31 @@ impl RedisPresence {
     }
 }
 
+impl RedisPresence {
+    /// Ends one live entry; on the user's last, records `now + grace` in the due set (second
+    /// round trip, only then).
+    async fn leave(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        member: String,
+        conn_id: &str,
+        grace: Duration,
+    ) -> Result<Transition> {
+        let mut invocation = self.user_keys(&LEAVE, user);
+        invocation.arg(member).arg(conn_id).arg(device.as_str());
+        let (maybe_offline, now): (i64, i64) = self.conn.script("presence.disconnect", &invocation).await?;
+        if maybe_offline != 1 {
+            return Ok(Transition::Unchanged);
+        }
+        let settle_at = Timestamp::from_millis(now).plus(grace).as_millis();
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&self.due.due).arg("LT").arg(settle_at).arg(user.as_str());
+        self.conn.cmd::<()>("presence.disconnect.due", &cmd).await?;
+        Ok(Transition::MaybeOffline)
+    }
+}
+
 #[async_trait]
 impl PresenceStore for RedisPresence {
     async fn upsert_device(
@@ -250,17 +275,13 @@ impl PresenceStore for RedisPresence {
 
     async fn disconnect(&self, conn: &ConnRef, grace: Duration) -> Result<Transition> {
         check_conn_id(&conn.conn_id)?;
-        let mut invocation = self.user_keys(&LEAVE, &conn.user_id);
-        invocation.arg(conn_member(&conn.device_id, &conn.conn_id)).arg(&conn.conn_id).arg(conn.device_id.as_str());
-        let (maybe_offline, now): (i64, i64) = self.conn.script("presence.disconnect", &invocation).await?;
-        if maybe_offline != 1 {
-            return Ok(Transition::Unchanged);
-        }
-        let settle_at = Timestamp::from_millis(now).plus(grace).as_millis();
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(&self.due.due).arg("LT").arg(settle_at).arg(conn.user_id.as_str());
-        self.conn.cmd::<()>("presence.disconnect.due", &cmd).await?;
-        Ok(Transition::MaybeOffline)
+        let member = conn_member(&conn.device_id, &conn.conn_id);
+        self.leave(&conn.user_id, &conn.device_id, member, &conn.conn_id, grace).await
+    }
+
+    async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition> {
+        // No connection info goes with a heartbeat: the empty conn id names no `c:` field.
+        self.leave(user, device, heartbeat_member(device), "", grace).await
     }
 
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition> {

@@ -106,6 +106,8 @@ fn new_session(user: &str, idle: Duration, absolute: Duration) -> NewSession {
         data: SessionData::new(),
         idle_ttl: idle,
         absolute_ttl: absolute,
+        id: None,
+        replace_device: None,
     }
 }
 

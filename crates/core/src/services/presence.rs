@@ -185,6 +185,13 @@ impl Presence {
         Ok(transition)
     }
 
+    /// Ends the device's heartbeat now: explicit offline for a device without a socket. As for a
+    /// disconnect, the user goes offline once the grace period passes without a new entry. See
+    /// [`PresenceStore::end_heartbeat`].
+    pub async fn end_heartbeat(&self, user: &UserId, device: &DeviceId) -> Result<Transition> {
+        observe("presence", "end_heartbeat", self.store.end_heartbeat(user, device, self.grace())).await
+    }
+
     async fn after(&self, user: &UserId, transition: Transition) {
         if transition == Transition::WentOnline {
             metrics::counter!("switchboard_presence_transitions_total", "to" => "online").increment(1);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{check_text, observe};
 use crate::config::SessionsConfig;
 use crate::error::{Error, Result};
-use crate::ids::{SessionId, UserId};
+use crate::ids::{DeviceId, SessionId, UserId};
 use crate::limits::{MAX_SHORT_TEXT_BYTES, MAX_USER_AGENT_BYTES};
 use crate::session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore, data_size};
 
@@ -43,6 +43,16 @@ pub struct CreateSession {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31536000))]
     pub absolute_ttl_seconds: Option<u64>,
+    /// The session id, when the app chooses it (e.g. the `sid` of a token it minted first):
+    /// 32..=128 characters of `A-Z a-z 0-9 _ -`, drawn at random by the app. `409` while a live
+    /// session has it. Absent: a fresh random id.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 32, max_length = 128, pattern = "^[A-Za-z0-9_-]+$"))]
+    pub id: Option<String>,
+    /// One session per device: the user's live sessions on `device.device_id` (required then)
+    /// are deleted in the same step and listed in `replaced`.
+    #[serde(default)]
+    pub replace_device: bool,
 }
 
 impl CreateSession {
@@ -56,6 +66,8 @@ impl CreateSession {
             data: SessionData::new(),
             idle_ttl_seconds: None,
             absolute_ttl_seconds: None,
+            id: None,
+            replace_device: false,
         }
     }
 }
@@ -93,6 +105,9 @@ impl Sessions {
         if !created.evicted.is_empty() {
             metrics::counter!("switchboard_sessions_evicted_total").increment(created.evicted.len() as u64);
         }
+        if !created.replaced.is_empty() {
+            metrics::counter!("switchboard_sessions_replaced_total").increment(created.replaced.len() as u64);
+        }
         Ok(created)
     }
 
@@ -113,6 +128,12 @@ impl Sessions {
         let idle = ttl("idle_ttl_seconds", req.idle_ttl_seconds.unwrap_or(self.config.idle_ttl_seconds))?;
         let absolute =
             ttl("absolute_ttl_seconds", req.absolute_ttl_seconds.unwrap_or(self.config.absolute_ttl_seconds))?;
+        let id = req.id.map(|id| SessionId::custom("id", id)).transpose()?;
+        let replace_device = match (&req.device.device_id, req.replace_device) {
+            (_, false) => None,
+            (Some(device), true) => Some(device.clone()),
+            (None, true) => return Err(Error::invalid("replace_device", "needs device.device_id")),
+        };
         Ok(NewSession {
             user_id: req.user_id,
             device: req.device,
@@ -121,6 +142,8 @@ impl Sessions {
             data: req.data,
             idle_ttl: idle,
             absolute_ttl: absolute,
+            id,
+            replace_device,
         })
     }
 
@@ -157,6 +180,14 @@ impl Sessions {
     /// The user's live sessions, most recently active first.
     pub async fn list(&self, user: &UserId) -> Result<Vec<Session>> {
         observe("sessions", "list", self.store.list(user)).await
+    }
+
+    /// The user's live sessions on one device (`device.device_id`), most recently active first:
+    /// at most one when every login on it used `replace_device`.
+    pub async fn list_device(&self, user: &UserId, device: &DeviceId) -> Result<Vec<Session>> {
+        let mut sessions = self.list(user).await?;
+        sessions.retain(|s| s.device.device_id.as_ref() == Some(device));
+        Ok(sessions)
     }
 
     /// Logout everywhere (or everywhere else, keeping `except`).

@@ -38,6 +38,14 @@ async fn register_list_heartbeat_remove() {
     let presence = app.get("/api/v1/users/alice/presence").await;
     assert_eq!(presence.assert_status(200)["online"], true);
 
+    // Explicit offline: the device at once, the user after the grace period.
+    let r = app.delete("/api/v1/users/alice/devices/phone-1/heartbeat").await;
+    assert_eq!(r.assert_status(200), &json!({"transition": "maybe_offline"}));
+    let presence = app.get("/api/v1/users/alice/presence").await;
+    assert_eq!(presence.assert_status(200)["devices"][0]["online"], false);
+    let r = app.delete("/api/v1/users/alice/devices/phone-1/heartbeat").await;
+    assert_eq!(r.assert_status(200), &json!({"transition": "unchanged"}));
+
     assert_eq!(app.delete("/api/v1/users/alice/devices/web-1").await.status.as_u16(), 204);
     app.delete("/api/v1/users/alice/devices/web-1").await.assert_error(404, "not_found");
     let list = app.get("/api/v1/users/alice/devices").await;

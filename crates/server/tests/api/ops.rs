@@ -105,7 +105,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/rate-limits", &["delete"]),
     ("/api/v1/users/{user_id}/devices", &["get"]),
     ("/api/v1/users/{user_id}/devices/{device_id}", &["put", "delete"]),
-    ("/api/v1/users/{user_id}/devices/{device_id}/heartbeat", &["post"]),
+    ("/api/v1/users/{user_id}/devices/{device_id}/heartbeat", &["post", "delete"]),
     ("/api/v1/users/{user_id}/devices/{device_id}/pending", &["get"]),
     ("/api/v1/users/{user_id}/devices/{device_id}/ack", &["post"]),
     ("/api/v1/users/{user_id}/presence", &["get"]),
