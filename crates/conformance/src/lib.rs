@@ -70,6 +70,7 @@ macro_rules! suite {
                 login_on_a_device_replaces_its_session,
                 concurrent_logins_on_a_device_leave_one_session,
                 caller_chosen_session_ids,
+                active_sessions_count_their_device_online,
             ]
         );
         $crate::cases!(

@@ -1,11 +1,13 @@
 //! Conformance cases for [`switchboard_core::SessionStore`] and the sessions service.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    CreateSession, DeviceId, DeviceInfo, Error, NewSession, SessionData, SessionId, Timestamp, UserId,
+    CreateSession, DeviceId, DeviceInfo, Error, NewSession, NoPresenceEvents, Presence, PresenceConfig, SessionData,
+    SessionId, Sessions, SessionsConfig, Timestamp, UserId,
 };
 
 use crate::harness::{TestEngine, eventually};
@@ -384,4 +386,42 @@ pub async fn caller_chosen_session_ids(t: &TestEngine) {
     let unknown = SessionId::new("never_stored_0123456789abcdefghijklmn").unwrap();
     assert!(sessions.get(&unknown).await.unwrap().is_none());
     assert!(sessions.touch(&unknown).await.unwrap().is_none());
+}
+
+/// With `count_as_online`, creating or touching a session on a device keeps that device online
+/// (a heartbeat), and deleting the device's last session ends it; sessions without a device,
+/// and the option off, leave presence alone.
+pub async fn active_sessions_count_their_device_online(t: &TestEngine) {
+    let presence = Presence::new(t.engine.presence.clone(), PresenceConfig::default(), Arc::new(NoPresenceEvents));
+    let config = SessionsConfig { count_as_online: true, ..SessionsConfig::default() };
+    let sessions = Sessions::new(t.engine.sessions.clone(), config).with_presence(presence.clone());
+    let u = user("session-online");
+    let device_online = |d: &'static str| {
+        let presence = presence.clone();
+        let u = u.clone();
+        async move { presence.get(&u).await.unwrap().devices.iter().any(|p| p.device_id.as_str() == d && p.online) }
+    };
+
+    let bare = sessions.create(CreateSession::for_user(u.clone())).await.unwrap().session;
+    assert!(presence.get(&u).await.unwrap().devices.is_empty(), "no device id: presence untouched");
+    let phone = sessions.create(on_device(&u, "phone", false)).await.unwrap().session;
+    assert!(device_online("phone").await, "a new session on a device counts it online");
+    let phone_again = sessions.create(on_device(&u, "phone", false)).await.unwrap().session;
+    let web = sessions.create(on_device(&u, "web", false)).await.unwrap().session;
+    assert!(sessions.touch(&web.id).await.unwrap().is_some());
+    assert!(device_online("web").await);
+
+    assert!(sessions.delete(&phone.id).await.unwrap());
+    assert!(device_online("phone").await, "another live session on the phone keeps it online");
+    assert!(sessions.delete(&phone_again.id).await.unwrap());
+    assert!(!device_online("phone").await, "the phone's last session is gone");
+    assert!(device_online("web").await);
+    let deleted = sessions.delete_user_sessions(&u, Some(&bare.id)).await.unwrap();
+    assert_eq!(deleted, vec![web.id.clone()]);
+    assert!(!device_online("web").await, "logout everywhere else takes the web device offline");
+
+    let off = Sessions::new(t.engine.sessions.clone(), SessionsConfig::default()).with_presence(presence.clone());
+    let quiet = user("session-quiet");
+    off.create(on_device(&quiet, "phone", false)).await.unwrap();
+    assert!(presence.get(&quiet).await.unwrap().devices.is_empty(), "the option is off by default");
 }

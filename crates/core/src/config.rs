@@ -67,6 +67,10 @@ pub struct SessionsConfig {
     pub max_per_user: u32,
     /// Largest session data object (default 4 KiB).
     pub max_data_bytes: usize,
+    /// An active session keeps its device online (default off): creating or touching a session
+    /// with a `device.device_id` sends that device a presence heartbeat (TTL
+    /// `presence.heartbeat_ttl_seconds`), and deleting the device's last session ends it.
+    pub count_as_online: bool,
 }
 
 impl Default for SessionsConfig {
@@ -76,6 +80,7 @@ impl Default for SessionsConfig {
             absolute_ttl_seconds: 30 * 86_400,
             max_per_user: 10,
             max_data_bytes: MAX_DATA_BYTES,
+            count_as_online: false,
         }
     }
 }

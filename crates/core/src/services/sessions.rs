@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::presence::Presence;
 use super::{check_text, observe};
 use crate::config::SessionsConfig;
 use crate::error::{Error, Result};
@@ -77,6 +78,8 @@ impl CreateSession {
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
     config: SessionsConfig,
+    /// Told of session activity when [`SessionsConfig::count_as_online`] is on.
+    presence: Option<Presence>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -88,7 +91,54 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Wraps `store` with `config`'s defaults.
     pub fn new(store: Arc<dyn SessionStore>, config: SessionsConfig) -> Self {
-        Sessions { store, config }
+        Sessions { store, config, presence: None }
+    }
+
+    /// Gives the service the presence capability, used when
+    /// [`SessionsConfig::count_as_online`] is on: an active session then keeps its device online.
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// The presence service to tell about session activity, if the option is on.
+    fn online_hook(&self) -> Option<&Presence> {
+        self.presence.as_ref().filter(|_| self.config.count_as_online)
+    }
+
+    /// The session's device was active: a heartbeat for it. The session operation has happened
+    /// already, so a failure here is logged, not returned.
+    async fn mark_active(&self, session: &Session) {
+        let (Some(presence), Some(device)) = (self.online_hook(), &session.device.device_id) else { return };
+        if let Err(e) = presence.heartbeat(&session.user_id, device, None).await {
+            tracing::warn!(user.id = %session.user_id, device.id = %device, error = %e, "sessions: device not marked online");
+        }
+    }
+
+    /// Sessions on these devices of `user` ended: each device with no live session left stops
+    /// counting as online (its heartbeat ends).
+    async fn mark_ended(&self, user: &UserId, ended: Vec<Session>) {
+        let Some(presence) = self.online_hook() else { return };
+        let devices: std::collections::BTreeSet<DeviceId> =
+            ended.into_iter().filter_map(|s| s.device.device_id).collect();
+        if devices.is_empty() {
+            return;
+        }
+        let remaining = match self.store.list(user).await {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                tracing::warn!(user.id = %user, error = %e, "sessions: devices not marked offline");
+                return;
+            }
+        };
+        for device in devices {
+            if remaining.iter().any(|s| s.device.device_id.as_ref() == Some(&device)) {
+                continue;
+            }
+            if let Err(e) = presence.end_heartbeat(user, &device).await {
+                tracing::warn!(user.id = %user, device.id = %device, error = %e, "sessions: device not marked offline");
+            }
+        }
     }
 
     /// The settings in force.
@@ -108,6 +158,7 @@ impl Sessions {
         if !created.replaced.is_empty() {
             metrics::counter!("switchboard_sessions_replaced_total").increment(created.replaced.len() as u64);
         }
+        self.mark_active(&created.session).await;
         Ok(created)
     }
 
@@ -162,7 +213,11 @@ impl Sessions {
 
     /// Slides the idle expiry. See [`SessionStore::touch`].
     pub async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
-        observe("sessions", "touch", self.store.touch(id)).await
+        let touched = observe("sessions", "touch", self.store.touch(id)).await?;
+        if let Some(session) = &touched {
+            self.mark_active(session).await;
+        }
+        Ok(touched)
     }
 
     /// Merges `patch` into the data field by field (`null` deletes). See
@@ -174,7 +229,17 @@ impl Sessions {
 
     /// Deletes one session. See [`SessionStore::delete`].
     pub async fn delete(&self, id: &SessionId) -> Result<bool> {
-        observe("sessions", "delete", self.store.delete(id)).await
+        // With the option on, the session is read first to know its device.
+        let before = match self.online_hook() {
+            Some(_) => self.get(id).await?,
+            None => None,
+        };
+        let deleted = observe("sessions", "delete", self.store.delete(id)).await?;
+        if deleted && let Some(session) = before {
+            let user = session.user_id.clone();
+            self.mark_ended(&user, vec![session]).await;
+        }
+        Ok(deleted)
     }
 
     /// The user's live sessions, most recently active first.
@@ -192,7 +257,16 @@ impl Sessions {
 
     /// Logout everywhere (or everywhere else, keeping `except`).
     pub async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
-        observe("sessions", "delete_user", self.store.delete_user_sessions(user, except)).await
+        let before = match self.online_hook() {
+            Some(_) => self.list(user).await?,
+            None => Vec::new(),
+        };
+        let deleted = observe("sessions", "delete_user", self.store.delete_user_sessions(user, except)).await?;
+        if !before.is_empty() {
+            let ended = before.into_iter().filter(|s| deleted.contains(&s.id)).collect();
+            self.mark_ended(user, ended).await;
+        }
+        Ok(deleted)
     }
 
     /// Number of live sessions.
