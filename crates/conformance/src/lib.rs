@@ -253,6 +253,7 @@ macro_rules! suite {
                 concurrent_publishers_get_consecutive_offsets,
                 hub_subscribers_receive_later_publications_in_order,
                 publications_reach_subscribers_on_other_nodes,
+                a_new_device_starts_at_the_current_position,
             ]
         );
     };

@@ -81,6 +81,7 @@ pub async fn devices_are_upserted_listed_and_removed(t: &TestEngine) {
         push_token: Some("apns-token".into()),
         app_version: Some("4.2.0".into()),
         meta: json!({"model": "iPhone 17"}).as_object().cloned().unwrap_or_default(),
+        ..DeviceRegistration::default()
     };
     let phone = svc.register_device(&alice, &device("phone"), reg.clone()).await.unwrap();
     assert_eq!(phone.platform, Platform::Ios);

@@ -96,8 +96,8 @@ pub use notification::{
     NotificationStatus, NotificationStore, Priority,
 };
 pub use presence::{
-    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, Platform, PresenceStatus,
-    PresenceStore, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
+    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, PendingFrom, Platform,
+    PresenceStatus, PresenceStore, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
 };
 pub use ratelimit::{Algorithm, Decision, Policy, RateLimitRequest, RateLimiter};
 pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};

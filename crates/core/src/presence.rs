@@ -42,6 +42,19 @@ pub enum Platform {
     Other,
 }
 
+/// Where a device's offline queue (`pending` on `user:<id>`) starts when it is registered
+/// without a delivery cursor yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PendingFrom {
+    /// At the stream's current position: only what is published from now on is pending.
+    #[default]
+    Now,
+    /// At the oldest retained publication: the device receives the retained history.
+    Oldest,
+}
+
 /// What the backend registers about a device (the input of [`PresenceStore::upsert_device`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +73,10 @@ pub struct DeviceRegistration {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: DeviceMeta,
+    /// Where the device's pending list starts if it has no delivery cursor yet (a new device):
+    /// `now` (default) or `oldest`. A device with a cursor keeps it. Not stored.
+    #[serde(default)]
+    pub pending_from: PendingFrom,
 }
 
 /// A registered device.

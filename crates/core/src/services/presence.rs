@@ -16,7 +16,7 @@ use crate::limits::{
 };
 use crate::presence::{
     ConnRef, ConnectionInfo, Device, DeviceRegistration, MAX_PUSH_TOKEN_BYTES, MAX_STATUS_TEXT_CHARS, OnlinePage,
-    PresenceStatus, PresenceStore, RefreshOutcome, StatusSetting, Transition, UserPresence,
+    PendingFrom, PresenceStatus, PresenceStore, RefreshOutcome, StatusSetting, Transition, UserPresence,
 };
 use crate::session::json_len;
 
@@ -36,6 +36,13 @@ pub trait PresenceEvents: Send + Sync + 'static {
     /// An error means the subscribers may not have been told; the caller reports it.
     async fn contacts_removed(&self, user: &UserId, removed: &[UserId]) -> Result<()> {
         let _ = (user, removed);
+        Ok(())
+    }
+
+    /// `device` of `user` was registered asking for [`PendingFrom::Now`]: if it has no
+    /// delivery cursor yet, its cursor starts at the current top of `user:<user>`.
+    async fn device_registered(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        let _ = (user, device);
         Ok(())
     }
 }
@@ -115,7 +122,9 @@ impl Presence {
         Ok(())
     }
 
-    /// Registers or updates a device. See [`PresenceStore::upsert_device`].
+    /// Registers or updates a device. A device without a delivery cursor yet starts its pending
+    /// list at the current position of `user:<user>` unless `pending_from` is `oldest`. See
+    /// [`PresenceStore::upsert_device`].
     pub async fn register_device(
         &self,
         user: &UserId,
@@ -128,7 +137,12 @@ impl Presence {
         if meta_bytes > MAX_DATA_BYTES {
             return Err(Error::PayloadTooLarge(format!("meta: must be at most {MAX_DATA_BYTES} bytes")));
         }
-        observe("presence", "upsert_device", self.store.upsert_device(user, device, registration)).await
+        let from = registration.pending_from;
+        let stored = observe("presence", "upsert_device", self.store.upsert_device(user, device, registration)).await?;
+        if from == PendingFrom::Now {
+            self.events().device_registered(user, device).await?;
+        }
+        Ok(stored)
     }
 
     /// The user's devices, most recently active first.

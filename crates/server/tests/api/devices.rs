@@ -141,3 +141,22 @@ async fn bad_pending_and_ack_input_is_400() {
         assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.text);
     }
 }
+
+/// A newly registered device's pending list starts now, unless it asks for the retained history.
+#[tokio::test]
+async fn a_registered_device_starts_pending_now_unless_asked() {
+    let app = TestApp::new();
+    for n in 0..2 {
+        let body = json!({"channel": "user:zed", "data": {"type": "note", "data": {"n": n}}});
+        app.post("/api/v1/publish", body).await.assert_status(200);
+    }
+    app.put("/api/v1/users/zed/devices/new-phone", json!({"platform": "ios"})).await.assert_status(200);
+    app.put("/api/v1/users/zed/devices/old-phone", json!({"pending_from": "oldest"})).await.assert_status(200);
+    app.post("/api/v1/publish", json!({"channel": "user:zed", "data": {"type": "note"}})).await.assert_status(200);
+    let fresh = app.get("/api/v1/users/zed/devices/new-phone/pending").await;
+    assert_eq!(offsets(fresh.assert_status(200)), [3]);
+    let all = app.get("/api/v1/users/zed/devices/old-phone/pending").await;
+    assert_eq!(offsets(all.assert_status(200)), [1, 2, 3]);
+    let r = app.put("/api/v1/users/zed/devices/x", json!({"pending_from": "yesterday"})).await;
+    assert!(r.assert_error(400, "invalid_argument").contains("pending_from"));
+}
