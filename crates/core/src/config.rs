@@ -101,12 +101,29 @@ impl Default for TokensConfig {
 
 /// Named rate-limit policies, e.g. `send_message = "10 per 60 s"` or a table
 /// `{ algorithm = "sliding_log", limit = 10, window_ms = 60000 }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitsConfig {
-    /// Policies by name.
+    /// Policies by name. By default [`DEFAULT_POLICIES`]; in the config file, named policies
+    /// add to them or replace one of the same name.
     #[serde(deserialize_with = "policies_from_strings_or_tables")]
     pub policies: BTreeMap<String, Policy>,
+}
+
+/// The policies every deployment has unless configured otherwise (the usual needs of a chat or
+/// social app): `login` 5 per 15 min (exact sliding log: brute force), `send_message` 10 per
+/// minute and `api` 100 per minute (GCRA).
+pub const DEFAULT_POLICIES: [(&str, &str); 3] =
+    [("login", "5 per 15 m sliding_log"), ("send_message", "10 per 60 s"), ("api", "100 per 60 s")];
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        let policies = DEFAULT_POLICIES
+            .iter()
+            .filter_map(|(name, spec)| spec.parse::<Policy>().ok().map(|p| ((*name).to_owned(), p)))
+            .collect();
+        RateLimitsConfig { policies }
+    }
 }
 
 fn policies_from_strings_or_tables<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Policy>, D::Error> {
@@ -339,5 +356,21 @@ impl JobsConfig {
             dead_max: self.dead_max,
             dead_max_age: std::time::Duration::from_secs(self.dead_max_age_seconds),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::Algorithm;
+
+    #[test]
+    fn the_default_policies_all_parse() {
+        let policies = RateLimitsConfig::default().policies;
+        assert_eq!(policies.len(), DEFAULT_POLICIES.len(), "every default parses");
+        let login = &policies["login"];
+        assert_eq!((login.algorithm, login.limit, login.window_ms), (Algorithm::SlidingLog, 5, 15 * 60_000));
+        assert_eq!((policies["send_message"].limit, policies["send_message"].window_ms), (10, 60_000));
+        assert_eq!((policies["api"].limit, policies["api"].window_ms), (100, 60_000));
     }
 }

@@ -418,7 +418,7 @@ mod tests {
         assert!(SessionId::custom("id", "x".repeat(31)).is_err(), "too short to be unguessable");
         assert!(SessionId::custom("id", "x".repeat(129)).is_err());
         assert!(SessionId::custom("id", format!("{}+/", "x".repeat(32))).is_err(), "URL-safe alphabet only");
-        assert!(SessionId::custom("id", "x".repeat(32)).unwrap_err().to_string().starts_with("id:"));
+        assert!(SessionId::custom("id", "x".repeat(31)).unwrap_err().to_string().starts_with("id:"));
         let generated = SessionId::generate(&UserId::new("alice").unwrap()).unwrap();
         assert!(SessionId::custom("id", generated.as_str()).is_err(), "24 characters: the generated shape");
     }

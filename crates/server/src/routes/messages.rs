@@ -17,7 +17,7 @@ use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(post_message, recent_messages, fill_messages))
+        .routes(routes!(post_message, recent_messages, fill_messages, clear_messages))
         .routes(routes!(edit_message, delete_message))
 }
 
@@ -132,6 +132,30 @@ pub(crate) async fn fill_messages(
 ) -> Result<Json<FillOutcome>, ApiError> {
     let added = state.sb().messages().fill(&id, &req.messages).await?;
     Ok(Json(FillOutcome { added }))
+}
+
+/// Forget the conversation's cached messages (the next read answers `cached: false`, so the
+/// backend fills it again from its database). Members, lists and unread counters are untouched.
+#[utoipa::path(
+    delete,
+    path = "/conversations/{conversation_id}/messages",
+    tag = "messages",
+    params(ConversationPath),
+    responses(
+        (status = NO_CONTENT, description = "Forgotten"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "Nothing was cached", body = ErrorBody),
+    )
+)]
+pub(crate) async fn clear_messages(
+    State(state): State<AppState>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
+) -> Result<StatusCode, ApiError> {
+    if state.sb().messages().delete_cache(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no cached messages"))
+    }
 }
 
 /// Edit a message: the cached copy changes (204 when none is cached) and `message.edited` is
