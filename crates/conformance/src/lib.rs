@@ -170,6 +170,7 @@ macro_rules! suite {
                 retention_by_age_expires_notifications,
                 concurrent_read_and_dismiss_report_each_change_once,
                 push_is_asked_only_when_no_device_is_online,
+                mark_unread_clears_read,
             ]
         );
         $crate::cases!(

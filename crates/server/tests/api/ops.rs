@@ -128,6 +128,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/users/{user_id}/notifications/{notification_id}", &["get", "delete"]),
     ("/api/v1/users/{user_id}/notifications/{notification_id}/read", &["post"]),
     ("/api/v1/users/{user_id}/notifications/{notification_id}/dismiss", &["post"]),
+    ("/api/v1/users/{user_id}/notifications/{notification_id}/unread", &["post"]),
     ("/api/v1/conversations/{conversation_id}", &["put", "get", "delete"]),
     ("/api/v1/conversations/{conversation_id}/members", &["post"]),
     ("/api/v1/conversations/{conversation_id}/messages", &["post", "get", "put", "delete"]),
