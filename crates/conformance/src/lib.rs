@@ -208,6 +208,7 @@ macro_rules! suite {
                 heartbeat_extends_the_lease,
                 dead_after_max_attempts_then_retry_or_remove,
                 unique_key_dedups_until_the_holder_finishes,
+                cancel_by_unique_key_prefix,
                 enqueue_is_idempotent_by_id,
                 wrong_token_or_unknown_job_is_refused,
                 progress_result_and_errors_are_recorded,
