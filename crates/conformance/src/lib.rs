@@ -194,6 +194,7 @@ macro_rules! suite {
                 a_leased_value_computed_across_an_invalidation_is_a_miss,
                 stale_values_are_served_while_one_caller_revalidates,
                 lease_bounds_and_stats_of_all_namespaces,
+                keys_are_listed_by_prefix_and_paged,
             ]
         );
         $crate::cases!(

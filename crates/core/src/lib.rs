@@ -68,7 +68,7 @@ pub mod time;
 pub mod typing;
 
 pub use broker::{Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, Encodings, broker_queue};
-pub use cache::{CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
+pub use cache::{CacheKeyPage, CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
 pub use channel::ChannelName;
 pub use config::{
     CacheConfig, JobsConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,

@@ -143,6 +143,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/cache/{namespace}/{key}/lease", &["post"]),
     ("/api/v1/cache/invalidate", &["post"]),
     ("/api/v1/cache/stats", &["get"]),
+    ("/api/v1/cache", &["get"]),
     ("/api/v1/info", &["get"]),
     ("/api/v1/stats", &["get"]),
     ("/health", &["get"]),
