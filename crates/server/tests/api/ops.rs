@@ -37,10 +37,21 @@ async fn info_and_stats() {
     assert!(body["uptime_seconds"].is_u64());
     assert_eq!(body["policies"]["login"]["limit"], 2);
 
-    assert_eq!(app.get("/api/v1/stats").await.assert_status(200), &json!({"sessions_active": 0}));
+    let stats = app.get("/api/v1/stats").await;
+    let stats = stats.assert_status(200);
+    assert_eq!((stats["sessions_active"].clone(), stats["online_users"].clone()), (json!(0), json!(0)));
+    assert_eq!((stats["node_id"].clone(), stats["connections"].clone()), (json!("node-test"), json!(0)));
     app.create_session("ivy").await;
     app.create_session("jack").await;
-    assert_eq!(app.get("/api/v1/stats").await.assert_status(200), &json!({"sessions_active": 2}));
+    app.post("/api/v1/users/ivy/devices/d/heartbeat", json!({})).await.assert_status(200);
+    app.post("/api/v1/queues/mail/jobs", json!({"type": "t"})).await.assert_status(201);
+    app.put("/api/v1/cache/api_response/k", json!({"value": 1})).await.assert_status(204);
+    let stats = app.get("/api/v1/stats").await;
+    let stats = stats.assert_status(200);
+    assert_eq!((stats["sessions_active"].clone(), stats["online_users"].clone()), (json!(2), json!(1)));
+    let mail = stats["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "mail").cloned();
+    assert_eq!(mail.expect("the mail queue")["waiting"], 1, "{stats}");
+    assert_eq!(stats["cache"]["api_response"]["keys"], 1);
 }
 
 #[tokio::test]
