@@ -106,6 +106,7 @@ macro_rules! suite {
                 read_up_to_resets_and_syncs,
                 totals_keep_muted_apart,
                 fan_out_is_idempotent_by_message_id,
+                an_explicit_preview_replaces_the_content_in_lists,
             ]
         );
         $crate::cases!(
