@@ -144,6 +144,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/conversations/{conversation_id}/members", &["post"]),
     ("/api/v1/conversations/{conversation_id}/messages", &["post", "get", "put", "delete"]),
     ("/api/v1/conversations/{conversation_id}/messages/{message_id}", &["patch", "delete"]),
+    ("/api/v1/conversations/{conversation_id}/delivered", &["post"]),
     ("/api/v1/users/{user_id}/conversations", &["get"]),
     ("/api/v1/users/{user_id}/conversations/{conversation_id}", &["get", "patch", "delete"]),
     ("/api/v1/users/{user_id}/conversations/{conversation_id}/read", &["post"]),
