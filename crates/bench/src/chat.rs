@@ -121,6 +121,7 @@ pub(crate) async fn run(args: ChatArgs) -> anyhow::Result<()> {
                     sender: sender.clone(),
                     content: json!("a benchmark message of ordinary length"),
                     created_at: None,
+                    preview: None,
                 };
                 let outcome = msgs.post(conversation, message).await?;
                 anyhow::ensure!(i == 0 || !outcome.duplicate, "duplicate post");

@@ -42,6 +42,7 @@ command_timeout_ms = 2000
 idle_ttl_seconds = 3600
 absolute_ttl_seconds = 2592000
 max_per_user = 10
+# count_as_online = true   # an active session (created or touched) keeps its device online
 
 [jobs]
 default_max_attempts = 25

@@ -180,3 +180,28 @@ pub async fn fan_out_is_idempotent_by_message_id(t: &TestEngine) {
     assert_eq!(entry.last_message_at, now);
     assert_eq!(inbox.totals(&user("bob")).await.unwrap().unread, 2);
 }
+
+/// A post may give the list preview explicitly (an end-to-end encrypted app must not have its
+/// ciphertext shown); without one the preview comes from the content; an over-long one is
+/// refused and changes nothing.
+pub async fn an_explicit_preview_replaces_the_content_in_lists(t: &TestEngine) {
+    let m = t.sb.messages();
+    let c = group(t, "sealed", &["alice", "bob"]).await;
+    let sealed = NewMessage { preview: Some("New message".into()), ..text("s1", "alice", "q7Zk…ciphertext") };
+    m.post(&c, sealed).await.unwrap();
+    let entry = m.entry(&user("bob"), &c).await.unwrap().expect("listed");
+    assert_eq!(entry.last_message_preview, "New message");
+    assert_eq!(m.recent(&c, 10, None).await.unwrap().messages[0].content, serde_json::json!("q7Zk…ciphertext"));
+
+    m.post(&c, text("s2", "bob", "plain")).await.unwrap();
+    assert_eq!(m.entry(&user("alice"), &c).await.unwrap().expect("listed").last_message_preview, "plain");
+
+    let long = NewMessage { preview: Some("é".repeat(201)), ..text("s3", "alice", "x") };
+    assert!(
+        matches!(m.post(&c, long).await, Err(switchboard_core::Error::InvalidArgument(msg)) if msg.starts_with("preview"))
+    );
+    assert_eq!(m.recent(&c, 10, None).await.unwrap().messages.len(), 2, "nothing cached");
+    let exact = NewMessage { preview: Some("é".repeat(200)), ..text("s4", "alice", "x") };
+    m.post(&c, exact).await.unwrap();
+    assert_eq!(m.entry(&user("bob"), &c).await.unwrap().expect("listed").last_message_preview.chars().count(), 200);
+}

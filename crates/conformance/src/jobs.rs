@@ -878,3 +878,40 @@ pub async fn concurrent_fires_of_one_tick_enqueue_once(t: &TestEngine) {
     assert!(!store(t).fire_schedule(&sname("nope"), tick, None, &job("ticks", "ghost")).await.unwrap());
     assert_eq!(get(t, "ghost").await, None);
 }
+
+/// Cancelling by unique-key prefix removes every pending holder whose key starts with it (and
+/// nothing else: other prefixes, other queues, active holders); the service validates it.
+pub async fn cancel_by_unique_key_prefix(t: &TestEngine) {
+    let delayed = |id: &str, key: &str| {
+        with_key(NewJob { due: Due::After(Duration::from_secs(3600)), ..job("reminders", id) }, key)
+    };
+    enqueue(
+        t,
+        &[
+            delayed("r8", "reminder:conv-1:8h"),
+            delayed("r24", "reminder:conv-1:24h"),
+            delayed("r48", "reminder:conv-10:48h"),
+            delayed("other", "reminder:conv-2:8h"),
+            with_key(job("reminders", "now"), "reminder:conv-1:now"),
+        ],
+    )
+    .await;
+    enqueue(t, &[with_key(job("elsewhere", "x"), "reminder:conv-1:8h")]).await;
+    let tok = fetch_one(t, "reminders", "now").await;
+
+    let mut cancelled = store(t).cancel_unique_prefix(&q("reminders"), "reminder:conv-1:").await.unwrap();
+    cancelled.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(cancelled, [jid("r24"), jid("r8")], "conv-10 and conv-2 do not match; the active one stays");
+    assert_eq!(get(t, "r8").await, None);
+    assert!(get(t, "r48").await.is_some() && get(t, "other").await.is_some() && get(t, "x").await.is_some());
+    assert_eq!(must_get(t, "now").await.state, JobState::Active);
+    assert!(store(t).cancel_unique_prefix(&q("reminders"), "reminder:conv-1:").await.unwrap().is_empty());
+    let again = enqueue(t, &[delayed("r8b", "reminder:conv-1:8h")]).await;
+    assert_eq!(again[0].outcome, EnqueueOutcome::Created, "cancel frees the keys");
+    complete(t, "now", &tok).await;
+
+    let jobs = t.sb.jobs();
+    assert_eq!(jobs.cancel_unique_prefix(&q("reminders"), "reminder:").await.unwrap().len(), 3);
+    assert!(matches!(jobs.cancel_unique_prefix(&q("reminders"), "").await, Err(Error::InvalidArgument(_))));
+    assert!(matches!(jobs.cancel_unique_prefix(&q("reminders"), "has space").await, Err(Error::InvalidArgument(_))));
+}

@@ -71,6 +71,10 @@ macro_rules! suite {
                 concurrent_creates_never_exceed_the_maximum,
                 delete_user_sessions_keeps_the_exception_and_other_users,
                 count_active_follows_creates_deletes_and_expiry,
+                login_on_a_device_replaces_its_session,
+                concurrent_logins_on_a_device_leave_one_session,
+                caller_chosen_session_ids,
+                active_sessions_count_their_device_online,
             ]
         );
         $crate::cases!(
@@ -106,6 +110,7 @@ macro_rules! suite {
                 read_up_to_resets_and_syncs,
                 totals_keep_muted_apart,
                 fan_out_is_idempotent_by_message_id,
+                an_explicit_preview_replaces_the_content_in_lists,
             ]
         );
         $crate::cases!(
@@ -154,6 +159,8 @@ macro_rules! suite {
                 grace_period_hides_a_quick_reconnect,
                 expiry_is_announced_once_by_concurrent_sweepers,
                 status_changes_are_announced_and_invisible_users_stay_quiet,
+                get_list_and_count_agree_on_who_is_online,
+                ending_a_heartbeat_is_explicit_offline,
             ]
         );
         $crate::cases!(
@@ -168,6 +175,7 @@ macro_rules! suite {
                 retention_by_age_expires_notifications,
                 concurrent_read_and_dismiss_report_each_change_once,
                 push_is_asked_only_when_no_device_is_online,
+                mark_unread_clears_read,
             ]
         );
         $crate::cases!(
@@ -191,6 +199,7 @@ macro_rules! suite {
                 a_leased_value_computed_across_an_invalidation_is_a_miss,
                 stale_values_are_served_while_one_caller_revalidates,
                 lease_bounds_and_stats_of_all_namespaces,
+                keys_are_listed_by_prefix_and_paged,
             ]
         );
         $crate::cases!(
@@ -205,6 +214,7 @@ macro_rules! suite {
                 heartbeat_extends_the_lease,
                 dead_after_max_attempts_then_retry_or_remove,
                 unique_key_dedups_until_the_holder_finishes,
+                cancel_by_unique_key_prefix,
                 enqueue_is_idempotent_by_id,
                 wrong_token_or_unknown_job_is_refused,
                 progress_result_and_errors_are_recorded,
@@ -252,6 +262,7 @@ macro_rules! suite {
                 hub_subscribers_receive_later_publications_in_order,
                 reserved_types_are_refused_except_as_control_events,
                 publications_reach_subscribers_on_other_nodes,
+                a_new_device_starts_at_the_current_position,
             ]
         );
     };

@@ -24,7 +24,7 @@ pub(crate) fn mid(name: &str) -> MessageId {
 }
 
 pub(crate) fn text(id: &str, sender: &str, content: &str) -> NewMessage {
-    NewMessage { id: mid(id), sender: user(sender), content: json!(content), created_at: None }
+    NewMessage { id: mid(id), sender: user(sender), content: json!(content), created_at: None, preview: None }
 }
 
 /// A group conversation with `members`.

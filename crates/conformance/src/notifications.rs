@@ -271,3 +271,33 @@ pub async fn push_is_asked_only_when_no_device_is_online(t: &TestEngine) {
     let asked = recorder.asked.lock().map(|a| a.clone()).unwrap_or_default();
     assert_eq!(asked, ["offline"]);
 }
+
+/// Marking unread clears `read` (a real change is announced to the other devices), counts again
+/// as unread unless dismissed, and reports nothing when already unread.
+pub async fn mark_unread_clears_read(t: &TestEngine) {
+    let svc = t.sb.notifications();
+    let ivy = user("ivy");
+    let phone = DeviceId::new("phone").unwrap();
+    svc.create(&ivy, new("a", "t")).await.unwrap();
+    svc.create(&ivy, new("b", "t")).await.unwrap();
+    assert!(svc.unread(&ivy, &[nid("a")], None).await.unwrap().is_empty(), "already unread");
+    svc.read_all(&ivy, None).await.unwrap();
+    assert_eq!(svc.unread_count(&ivy).await.unwrap(), 0);
+    svc.dismiss(&ivy, &[nid("b")], None).await.unwrap();
+
+    let changes = svc.unread(&ivy, &[nid("a"), nid("b"), nid("a"), nid("missing")], Some(&phone)).await.unwrap();
+    assert_eq!(
+        changes.iter().map(|c| (c.id.as_str(), c.read, c.dismissed)).collect::<Vec<_>>(),
+        [("a", false, false), ("b", false, true)]
+    );
+    assert_eq!(svc.unread_count(&ivy).await.unwrap(), 1, "the dismissed one does not count");
+    assert!(!svc.get(&ivy, &nid("a")).await.unwrap().unwrap().read);
+    let unread_only = svc.list(&ivy, None, 10, true).await.unwrap();
+    assert_eq!(unread_only.notifications.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    let updates: Vec<_> = events(t, "ivy").await.into_iter().filter(|e| e.0 == "notification.updated").collect();
+    let last = updates.last().expect("updates");
+    assert_eq!((last.1["id"].clone(), last.1["read"].clone()), (json!("b"), json!(false)));
+    assert_eq!(last.2, Some(phone), "the source device is excluded");
+    assert!(svc.unread(&ivy, &[nid("a")], None).await.unwrap().is_empty());
+    assert!(matches!(t.engine.notifications.mark(&ivy, &[nid("a")], Mark::Read).await, Ok(c) if c.len() == 1));
+}

@@ -36,6 +36,8 @@ fn conn(u: &str, d: &str, id: &str) -> ConnectionInfo {
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+/// The store's answers with no offline grace period: online exactly while an entry is live.
+const NO_GRACE: Duration = Duration::ZERO;
 const WAIT: Duration = Duration::from_secs(5);
 
 /// Records every `presence.changed` event.
@@ -79,6 +81,7 @@ pub async fn devices_are_upserted_listed_and_removed(t: &TestEngine) {
         push_token: Some("apns-token".into()),
         app_version: Some("4.2.0".into()),
         meta: json!({"model": "iPhone 17"}).as_object().cloned().unwrap_or_default(),
+        ..DeviceRegistration::default()
     };
     let phone = svc.register_device(&alice, &device("phone"), reg.clone()).await.unwrap();
     assert_eq!(phone.platform, Platform::Ios);
@@ -117,13 +120,13 @@ pub async fn devices_are_upserted_listed_and_removed(t: &TestEngine) {
 pub async fn connections_drive_online_and_maybe_offline(t: &TestEngine) {
     let store = &t.engine.presence;
     let alice = user("alice");
-    assert!(!store.get(&alice).await.unwrap().online);
+    assert!(!store.get(&alice, NO_GRACE).await.unwrap().online);
     let phone = conn("alice", "phone", "c-phone");
     let web = conn("alice", "web", "c-web");
     assert_eq!(store.connect(&phone, MINUTE).await.unwrap(), Transition::WentOnline);
     assert_eq!(store.connect(&web, MINUTE).await.unwrap(), Transition::Unchanged);
 
-    let p = store.get(&alice).await.unwrap();
+    let p = store.get(&alice, NO_GRACE).await.unwrap();
     assert!(p.online);
     assert_eq!(p.status, PresenceStatus::Online);
     assert_eq!(
@@ -135,13 +138,17 @@ pub async fn connections_drive_online_and_maybe_offline(t: &TestEngine) {
     assert_eq!(conns, vec![phone.clone(), web.clone()]);
 
     assert_eq!(store.disconnect(&phone.conn_ref(), MINUTE).await.unwrap(), Transition::Unchanged);
-    let p = store.get(&alice).await.unwrap();
+    let p = store.get(&alice, NO_GRACE).await.unwrap();
     assert!(p.online, "the web device keeps alice online");
     assert_eq!(p.devices.iter().map(|d| d.online).collect::<Vec<_>>(), [false, true]);
     assert_eq!(store.disconnect(&phone.conn_ref(), MINUTE).await.unwrap(), Transition::Unchanged, "already gone");
 
     assert_eq!(store.disconnect(&web.conn_ref(), MINUTE).await.unwrap(), Transition::MaybeOffline);
-    let p = store.get(&alice).await.unwrap();
+    let lingering = store.get(&alice, MINUTE).await.unwrap();
+    assert!(lingering.online, "online for the grace period after the last disconnect");
+    assert_eq!(lingering.status, PresenceStatus::Online);
+    assert!(lingering.devices.iter().all(|d| !d.online), "no device is online");
+    let p = store.get(&alice, NO_GRACE).await.unwrap();
     assert!(!p.online);
     assert_eq!(p.status, PresenceStatus::Offline);
     assert_eq!(p.devices.len(), 2, "devices stay listed with their last-seen time");
@@ -153,12 +160,13 @@ pub async fn connections_expire_after_their_ttl(t: &TestEngine) {
     let store = &t.engine.presence;
     let c = conn("alice", "phone", "c-1");
     assert_eq!(store.connect(&c, Duration::from_millis(300)).await.unwrap(), Transition::WentOnline);
-    assert!(store.get(&user("alice")).await.unwrap().online);
-    eventually(WAIT, "the connection expires", || async { !store.get(&user("alice")).await.unwrap().online }).await;
+    assert!(store.get(&user("alice"), NO_GRACE).await.unwrap().online);
+    eventually(WAIT, "the connection expires", || async { !store.get(&user("alice"), NO_GRACE).await.unwrap().online })
+        .await;
     assert!(store.connections(&user("alice")).await.unwrap().is_empty());
     let out = store.refresh(&[c.conn_ref()], MINUTE).await.unwrap();
     assert_eq!((out.refreshed, out.missing), (0, vec![c.conn_ref()]), "an expired connection is not revived");
-    assert!(!store.get(&user("alice")).await.unwrap().online);
+    assert!(!store.get(&user("alice"), NO_GRACE).await.unwrap().online);
 }
 
 /// A backend heartbeat marks a device online without a socket until its TTL; the latest
@@ -171,10 +179,10 @@ pub async fn heartbeats_mark_a_device_online_until_their_ttl(t: &TestEngine) {
         store.heartbeat(&bob, &device("server-push"), Duration::from_millis(300)).await.unwrap(),
         Transition::Unchanged
     );
-    let p = store.get(&bob).await.unwrap();
+    let p = store.get(&bob, NO_GRACE).await.unwrap();
     assert!(p.online && p.devices[0].online);
     assert!(store.connections(&bob).await.unwrap().is_empty(), "a heartbeat is not a connection");
-    eventually(WAIT, "the heartbeat expires", || async { !store.get(&bob).await.unwrap().online }).await;
+    eventually(WAIT, "the heartbeat expires", || async { !store.get(&bob, NO_GRACE).await.unwrap().online }).await;
 }
 
 /// One refresh call keeps 500 connections of 50 users alive past their original TTL; a
@@ -199,7 +207,7 @@ pub async fn batch_refresh_keeps_many_connections_alive(t: &TestEngine) {
 
     tokio::time::sleep_until(started + ttl + Duration::from_millis(300)).await;
     let users: Vec<UserId> = (0..50).map(|i| user(&format!("u{i:02}"))).collect();
-    let all = store.bulk(&users).await.unwrap();
+    let all = store.bulk(&users, NO_GRACE).await.unwrap();
     assert!(all.iter().all(|p| p.online), "every user is still online after the original TTL");
     let live: usize = {
         let mut n = 0;
@@ -258,12 +266,12 @@ pub async fn bulk_answers_in_order(t: &TestEngine) {
     store.connect(&conn("b", "d", "c-b"), MINUTE).await.unwrap();
     store.heartbeat(&user("c"), &device("d"), MINUTE).await.unwrap();
     let asked = [user("c"), user("a"), user("b")];
-    let got = store.bulk(&asked).await.unwrap();
+    let got = store.bulk(&asked, NO_GRACE).await.unwrap();
     assert_eq!(
         got.iter().map(|p| (p.user_id.as_str(), p.online)).collect::<Vec<_>>(),
         [("c", true), ("a", false), ("b", true)]
     );
-    assert!(store.bulk(&[]).await.unwrap().is_empty());
+    assert!(store.bulk(&[], NO_GRACE).await.unwrap().is_empty());
     let too_many: Vec<UserId> = (0..1001).map(|i| user(&format!("u{i}"))).collect();
     assert!(matches!(t.sb.presence().bulk(&too_many).await, Err(Error::InvalidArgument(_))));
 }
@@ -430,4 +438,96 @@ pub async fn status_changes_are_announced_and_invisible_users_stay_quiet(t: &Tes
     .await;
     svc.connect(&conn("alice", "phone", "c-2")).await.unwrap();
     assert_eq!(recorder.events().len(), 3, "an invisible user's transitions are not announced");
+}
+
+/// `get`, `online_users` and `online_count` follow one rule: a user is online while a device
+/// has a live entry and for the grace period after the last one ended. Asked in that order, a
+/// later answer never shows the user online after an earlier one showed them offline, through
+/// a disconnect, a heartbeat running out, and the grace period ending.
+pub async fn get_list_and_count_agree_on_who_is_online(t: &TestEngine) {
+    let recorder = Arc::new(Recorder::default());
+    let svc = service(t, 500, &recorder);
+    let alice = user("alice");
+    let bob = user("bob");
+    let phone = conn("alice", "phone", "c-1");
+    svc.connect(&phone).await.unwrap();
+    svc.heartbeat(&bob, &device("server"), Some(1)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    svc.disconnect(&phone.conn_ref()).await.unwrap();
+
+    // One observation: (get says online, counted, listed) for each user, in that call order.
+    let observe = |u: UserId| {
+        let svc = svc.clone();
+        async move {
+            let got = svc.get(&u).await.unwrap().online;
+            let counted = svc.online_count().await.unwrap();
+            let listed = svc.online_users(None, None).await.unwrap().users.contains(&u);
+            (got, counted, listed)
+        }
+    };
+    let (got, counted, listed) = observe(alice.clone()).await;
+    assert!(
+        got && listed && counted == 2,
+        "right after the disconnect, within the grace period: {got} {counted} {listed}"
+    );
+
+    let mut seen_offline = [false, false];
+    loop {
+        for (i, u) in [&alice, &bob].into_iter().enumerate() {
+            let (got, counted, listed) = observe(u.clone()).await;
+            let others_online = usize::from(!seen_offline[1 - i]);
+            if !got {
+                assert!(!listed, "{u}: get says offline, then the list still has them");
+                assert!(
+                    counted <= others_online as u64,
+                    "{u}: get says offline, then the count ({counted}) still has them"
+                );
+                seen_offline[i] = true;
+            } else {
+                assert!(!seen_offline[i], "{u}: online again after being offline");
+            }
+            if !listed {
+                let again = svc.get(u).await.unwrap().online;
+                assert!(!again, "{u}: not listed, then get says online");
+            }
+        }
+        if seen_offline == [true, true] {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "both users go offline within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    assert_eq!(svc.online_count().await.unwrap(), 0);
+    assert_eq!(recorder.offline_events("alice"), 1, "reading the list announced the transition once");
+    assert_eq!(recorder.offline_events("bob"), 1);
+}
+
+/// Ending a device's heartbeat takes the device offline at once and the user after the grace
+/// period (one offline event); a connection of the same device is not touched; ending a
+/// heartbeat that does not exist changes nothing.
+pub async fn ending_a_heartbeat_is_explicit_offline(t: &TestEngine) {
+    let recorder = Arc::new(Recorder::default());
+    let svc = service(t, 300, &recorder);
+    let (carol, phone, web) = (user("carol"), device("phone"), device("web"));
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::Unchanged, "never seen");
+    assert_eq!(svc.heartbeat(&carol, &phone, Some(600)).await.unwrap(), Transition::WentOnline);
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::MaybeOffline);
+    let p = svc.get(&carol).await.unwrap();
+    assert!(!p.devices[0].online, "the device is offline at once");
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::Unchanged, "already ended");
+    eventually(WAIT, "offline after the grace period", || async { svc.online_count().await.unwrap() == 0 }).await;
+    assert!(!svc.get(&carol).await.unwrap().online);
+    assert_eq!(recorder.offline_events("carol"), 1);
+
+    svc.heartbeat(&carol, &phone, Some(600)).await.unwrap();
+    svc.connect(&conn("carol", "phone", "c-phone")).await.unwrap();
+    svc.heartbeat(&carol, &web, Some(600)).await.unwrap();
+    assert_eq!(svc.end_heartbeat(&carol, &web).await.unwrap(), Transition::Unchanged, "the phone is still live");
+    assert_eq!(svc.end_heartbeat(&carol, &phone).await.unwrap(), Transition::Unchanged, "its socket keeps it live");
+    let p = svc.get(&carol).await.unwrap();
+    assert_eq!(
+        p.devices.iter().map(|d| (d.device_id.as_str(), d.online)).collect::<Vec<_>>(),
+        [("phone", true), ("web", false)]
+    );
+    assert_eq!(svc.connections(&carol).await.unwrap().len(), 1);
 }

@@ -1,11 +1,13 @@
 //! Conformance cases for [`switchboard_core::SessionStore`] and the sessions service.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    CreateSession, DeviceId, DeviceInfo, Error, NewSession, SessionData, SessionId, Timestamp, UserId,
+    CreateSession, DeviceId, DeviceInfo, Error, NewSession, NoPresenceEvents, Presence, PresenceConfig, SessionData,
+    SessionId, Sessions, SessionsConfig, Timestamp, UserId,
 };
 
 use crate::harness::{TestEngine, eventually};
@@ -27,6 +29,8 @@ fn new_session(user_id: &UserId, idle: Duration, absolute: Duration) -> NewSessi
         data: SessionData::new(),
         idle_ttl: idle,
         absolute_ttl: absolute,
+        id: None,
+        replace_device: None,
     }
 }
 
@@ -279,4 +283,145 @@ pub async fn count_active_follows_creates_deletes_and_expiry(t: &TestEngine) {
     assert!(store.get(&long.id).await.unwrap().is_some());
     let listed: Vec<SessionId> = store.list(&u).await.unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(listed, vec![long.id]);
+}
+
+fn on_device(u: &UserId, device: &str, replace: bool) -> CreateSession {
+    CreateSession {
+        device: DeviceInfo {
+            device_id: Some(DeviceId::new(device).expect("valid device id")),
+            ..DeviceInfo::default()
+        },
+        replace_device: replace,
+        ..CreateSession::for_user(u.clone())
+    }
+}
+
+/// With `replace_device`, logging in on a device replaces the user's live sessions on that
+/// device in the same step (reported in `replaced`), leaves other devices and users alone, and
+/// the sessions of one device can be looked up; without a device id the option is refused.
+pub async fn login_on_a_device_replaces_its_session(t: &TestEngine) {
+    let sessions = t.sb.sessions();
+    let (u, other) = (user("one-per-device"), user("neighbour"));
+    let phone = DeviceId::new("phone").unwrap();
+    let first = sessions.create(on_device(&u, "phone", false)).await.unwrap();
+    let second = sessions.create(on_device(&u, "phone", false)).await.unwrap();
+    assert!(second.replaced.is_empty(), "without the option a device may hold several sessions");
+    let laptop = sessions.create(on_device(&u, "laptop", true)).await.unwrap();
+    assert!(laptop.replaced.is_empty());
+    let theirs = sessions.create(on_device(&other, "phone", false)).await.unwrap();
+    assert_eq!(sessions.list_device(&u, &phone).await.unwrap().len(), 2);
+
+    let third = sessions.create(on_device(&u, "phone", true)).await.unwrap();
+    let mut replaced: Vec<String> = third.replaced.iter().map(|id| id.to_string()).collect();
+    replaced.sort();
+    let mut expected = vec![first.session.id.to_string(), second.session.id.to_string()];
+    expected.sort();
+    assert_eq!(replaced, expected, "both earlier sessions on the phone are replaced");
+    assert!(third.evicted.is_empty());
+    assert!(sessions.get(&first.session.id).await.unwrap().is_none());
+    let on_phone: Vec<SessionId> = sessions.list_device(&u, &phone).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(on_phone, vec![third.session.id.clone()]);
+    assert_eq!(sessions.list(&u).await.unwrap().len(), 2, "the laptop's session stays");
+    assert!(sessions.get(&theirs.session.id).await.unwrap().is_some(), "another user's phone is not touched");
+    assert!(sessions.list_device(&u, &DeviceId::new("tablet").unwrap()).await.unwrap().is_empty());
+
+    let no_device = CreateSession { replace_device: true, ..CreateSession::for_user(u.clone()) };
+    assert!(
+        matches!(sessions.create(no_device).await, Err(Error::InvalidArgument(m)) if m.starts_with("replace_device"))
+    );
+    assert_eq!(sessions.list(&u).await.unwrap().len(), 2, "a refused create changes nothing");
+}
+
+/// Concurrent logins on one device with `replace_device` leave exactly one session on it.
+pub async fn concurrent_logins_on_a_device_leave_one_session(t: &TestEngine) {
+    let u = user("racing-device");
+    let logins = (0..10).map(|_| {
+        let sessions = t.sb.sessions().clone();
+        let req = on_device(&u, "phone", true);
+        tokio::spawn(async move { sessions.create(req).await })
+    });
+    let mut replaced = 0;
+    for login in futures_util::future::join_all(logins).await {
+        replaced += login.expect("task").expect("create").replaced.len();
+    }
+    assert_eq!(t.sb.sessions().list(&u).await.unwrap().len(), 1);
+    assert_eq!(replaced, 9, "each replacement reported once");
+}
+
+/// A caller-chosen id is used as given, found by every operation, refused while live (for any
+/// user) and validated for length and alphabet, changing nothing when refused.
+pub async fn caller_chosen_session_ids(t: &TestEngine) {
+    let sessions = t.sb.sessions();
+    let u = user("chooser");
+    let chosen = "sid_7f3a9c2e41b84d0c9e5f6a7b8c9d0e1f";
+    let with_id =
+        |u: &UserId, id: &str| CreateSession { id: Some(id.to_owned()), ..CreateSession::for_user(u.clone()) };
+    let created = sessions.create(with_id(&u, chosen)).await.unwrap().session;
+    assert_eq!(created.id.as_str(), chosen);
+    let id = SessionId::new(chosen).unwrap();
+    assert_eq!(sessions.get(&id).await.unwrap().map(|s| s.user_id), Some(u.clone()));
+    assert!(sessions.touch(&id).await.unwrap().is_some());
+    let patched = sessions.update_data(&id, &data(json!({"k": 1}))).await.unwrap().expect("live");
+    assert_eq!(patched.data.get("k"), Some(&json!(1)));
+    assert_eq!(sessions.list(&u).await.unwrap().into_iter().map(|s| s.id).collect::<Vec<_>>(), vec![id.clone()]);
+
+    assert!(matches!(sessions.create(with_id(&u, chosen)).await, Err(Error::Conflict(_))), "in use");
+    assert!(matches!(sessions.create(with_id(&user("thief"), chosen)).await, Err(Error::Conflict(_))));
+    assert!(sessions.list(&user("thief")).await.unwrap().is_empty());
+    assert_eq!(sessions.get(&id).await.unwrap().map(|s| s.user_id), Some(u.clone()), "the owner keeps it");
+
+    for bad in ["short", &"x".repeat(129), "has space in it and is long enough!!", &format!("{}/", "a".repeat(40))] {
+        assert!(
+            matches!(sessions.create(with_id(&u, bad)).await, Err(Error::InvalidArgument(m)) if m.starts_with("id:")),
+            "{bad}"
+        );
+    }
+    assert_eq!(sessions.list(&u).await.unwrap().len(), 1, "refusals change nothing");
+
+    assert!(sessions.delete(&id).await.unwrap());
+    assert!(sessions.get(&id).await.unwrap().is_none());
+    assert!(!sessions.delete(&id).await.unwrap());
+    let again = sessions.create(with_id(&u, chosen)).await.unwrap().session;
+    assert_eq!(again.id, id, "a deleted session's id may be used again by its user");
+    let unknown = SessionId::new("never_stored_0123456789abcdefghijklmn").unwrap();
+    assert!(sessions.get(&unknown).await.unwrap().is_none());
+    assert!(sessions.touch(&unknown).await.unwrap().is_none());
+}
+
+/// With `count_as_online`, creating or touching a session on a device keeps that device online
+/// (a heartbeat), and deleting the device's last session ends it; sessions without a device,
+/// and the option off, leave presence alone.
+pub async fn active_sessions_count_their_device_online(t: &TestEngine) {
+    let presence = Presence::new(t.engine.presence.clone(), PresenceConfig::default(), Arc::new(NoPresenceEvents));
+    let config = SessionsConfig { count_as_online: true, ..SessionsConfig::default() };
+    let sessions = Sessions::new(t.engine.sessions.clone(), config).with_presence(presence.clone());
+    let u = user("session-online");
+    let device_online = |d: &'static str| {
+        let presence = presence.clone();
+        let u = u.clone();
+        async move { presence.get(&u).await.unwrap().devices.iter().any(|p| p.device_id.as_str() == d && p.online) }
+    };
+
+    let bare = sessions.create(CreateSession::for_user(u.clone())).await.unwrap().session;
+    assert!(presence.get(&u).await.unwrap().devices.is_empty(), "no device id: presence untouched");
+    let phone = sessions.create(on_device(&u, "phone", false)).await.unwrap().session;
+    assert!(device_online("phone").await, "a new session on a device counts it online");
+    let phone_again = sessions.create(on_device(&u, "phone", false)).await.unwrap().session;
+    let web = sessions.create(on_device(&u, "web", false)).await.unwrap().session;
+    assert!(sessions.touch(&web.id).await.unwrap().is_some());
+    assert!(device_online("web").await);
+
+    assert!(sessions.delete(&phone.id).await.unwrap());
+    assert!(device_online("phone").await, "another live session on the phone keeps it online");
+    assert!(sessions.delete(&phone_again.id).await.unwrap());
+    assert!(!device_online("phone").await, "the phone's last session is gone");
+    assert!(device_online("web").await);
+    let deleted = sessions.delete_user_sessions(&u, Some(&bare.id)).await.unwrap();
+    assert_eq!(deleted, vec![web.id.clone()]);
+    assert!(!device_online("web").await, "logout everywhere else takes the web device offline");
+
+    let off = Sessions::new(t.engine.sessions.clone(), SessionsConfig::default()).with_presence(presence.clone());
+    let quiet = user("session-quiet");
+    off.create(on_device(&quiet, "phone", false)).await.unwrap();
+    assert!(presence.get(&quiet).await.unwrap().devices.is_empty(), "the option is off by default");
 }

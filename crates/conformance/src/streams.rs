@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard_core::{
-    ChannelName, DeviceId, Error, HubEvent, HubSubscription, NewPublication, Retention, StreamPosition, UserId,
+    ChannelName, DeviceId, DeviceRegistration, Error, HubEvent, HubSubscription, NewPublication, PendingFrom,
+    Retention, StreamPosition, UserId,
 };
 
 use crate::harness::{TestEngine, eventually};
@@ -380,4 +381,40 @@ pub async fn reserved_types_are_refused_except_as_control_events(t: &TestEngine)
     assert_eq!(streams.position(&ch).await.unwrap().offset, 0, "nothing was stored");
     refused(streams.publish_control(&ch, event(1)).await);
     streams.publish_control(&ch, forged()).await.expect("a control event goes through the control path");
+}
+
+/// A device registered without a cursor starts its pending list at the stream's current
+/// position (or at the oldest retained publication when asked); registering again never moves
+/// an existing cursor.
+pub async fn a_new_device_starts_at_the_current_position(t: &TestEngine) {
+    let user = UserId::new("new-device-user").unwrap();
+    let ch = ChannelName::user(&user);
+    let streams = t.sb.streams();
+    let presence = t.sb.presence();
+    for n in 1..=3 {
+        streams.publish(&ch, event(n)).await.unwrap();
+    }
+    let ns = |p: &switchboard_core::Pending| p.publications.iter().map(|p| n_of(&p.data)).collect::<Vec<_>>();
+    let (fresh, history) = (device("fresh"), device("history"));
+    presence.register_device(&user, &fresh, DeviceRegistration::default()).await.unwrap();
+    assert_eq!(streams.cursor(&user, &fresh).await.unwrap().map(|c| c.offset), Some(3));
+    assert!(streams.pending(&user, &fresh, 100).await.unwrap().publications.is_empty(), "the past is not pending");
+    let oldest = DeviceRegistration { pending_from: PendingFrom::Oldest, ..DeviceRegistration::default() };
+    presence.register_device(&user, &history, oldest).await.unwrap();
+    assert_eq!(streams.cursor(&user, &history).await.unwrap(), None);
+
+    streams.publish(&ch, event(4)).await.unwrap();
+    assert_eq!(ns(&streams.pending(&user, &fresh, 100).await.unwrap()), vec![4]);
+    assert_eq!(ns(&streams.pending(&user, &history, 100).await.unwrap()), vec![1, 2, 3, 4]);
+
+    // Registering again (an app update, a new push token) keeps the cursor.
+    presence.register_device(&user, &fresh, DeviceRegistration::default()).await.unwrap();
+    assert_eq!(ns(&streams.pending(&user, &fresh, 100).await.unwrap()), vec![4]);
+
+    // A user whose stream was never published to: the device starts at offset 0, and the first
+    // publication is pending.
+    let quiet = UserId::new("quiet-user").unwrap();
+    presence.register_device(&quiet, &fresh, DeviceRegistration::default()).await.unwrap();
+    streams.publish(&ChannelName::user(&quiet), event(1)).await.unwrap();
+    assert_eq!(ns(&streams.pending(&quiet, &fresh, 100).await.unwrap()), vec![1]);
 }

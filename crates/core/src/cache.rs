@@ -139,6 +139,14 @@ pub trait CacheStore: Send + Sync + 'static {
     /// The namespace's counters.
     async fn stats(&self, namespace: &str) -> Result<CacheStats>;
 
+    /// Keys of the namespace starting with `prefix` whose values have not expired (the keys
+    /// [`CacheStats::keys`] counts: a value invalidated by a tag may be listed until it is read),
+    /// in ascending byte order, at most `limit` after `cursor` (exclusive). Paging through
+    /// returns every key that lives throughout exactly once. `next_cursor` is `None` on the last
+    /// page; a page may hold fewer than `limit` keys (even none) before it. For debugging: cost
+    /// is proportional to the keys scanned.
+    async fn keys(&self, namespace: &str, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<CacheKeyPage>;
+
     /// In one atomic step: a fresh value of `request.key` is a [`CacheLeaseOutcome::Hit`]; else a
     /// live lease on the key is [`CacheLeaseOutcome::Held`]; else this caller is granted the lease
     /// (replacing an expired one) with `request.token`, for `request.ttl`, recording the current
@@ -155,4 +163,15 @@ pub trait CacheStore: Send + Sync + 'static {
     /// The namespaces this engine has seen (values, tags, leases or counters), sorted, at most
     /// `limit` of them.
     async fn namespaces(&self, limit: usize) -> Result<Vec<String>>;
+}
+
+/// One page of [`CacheStore::keys`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CacheKeyPage {
+    /// Keys, in ascending byte order.
+    pub keys: Vec<String>,
+    /// Pass it as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }

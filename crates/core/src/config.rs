@@ -67,6 +67,10 @@ pub struct SessionsConfig {
     pub max_per_user: u32,
     /// Largest session data object (default 4 KiB).
     pub max_data_bytes: usize,
+    /// An active session keeps its device online (default off): creating or touching a session
+    /// with a `device.device_id` sends that device a presence heartbeat (TTL
+    /// `presence.heartbeat_ttl_seconds`), and deleting the device's last session ends it.
+    pub count_as_online: bool,
 }
 
 impl Default for SessionsConfig {
@@ -76,6 +80,7 @@ impl Default for SessionsConfig {
             absolute_ttl_seconds: 30 * 86_400,
             max_per_user: 10,
             max_data_bytes: MAX_DATA_BYTES,
+            count_as_online: false,
         }
     }
 }
@@ -96,12 +101,29 @@ impl Default for TokensConfig {
 
 /// Named rate-limit policies, e.g. `send_message = "10 per 60 s"` or a table
 /// `{ algorithm = "sliding_log", limit = 10, window_ms = 60000 }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitsConfig {
-    /// Policies by name.
+    /// Policies by name. By default [`DEFAULT_POLICIES`]; in the config file, named policies
+    /// add to them or replace one of the same name.
     #[serde(deserialize_with = "policies_from_strings_or_tables")]
     pub policies: BTreeMap<String, Policy>,
+}
+
+/// The policies every deployment has unless configured otherwise (the usual needs of a chat or
+/// social app): `login` 5 per 15 min (exact sliding log: brute force), `send_message` 10 per
+/// minute and `api` 100 per minute (GCRA).
+pub const DEFAULT_POLICIES: [(&str, &str); 3] =
+    [("login", "5 per 15 m sliding_log"), ("send_message", "10 per 60 s"), ("api", "100 per 60 s")];
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        let policies = DEFAULT_POLICIES
+            .iter()
+            .filter_map(|(name, spec)| spec.parse::<Policy>().ok().map(|p| ((*name).to_owned(), p)))
+            .collect();
+        RateLimitsConfig { policies }
+    }
 }
 
 fn policies_from_strings_or_tables<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Policy>, D::Error> {
@@ -334,5 +356,21 @@ impl JobsConfig {
             dead_max: self.dead_max,
             dead_max_age: std::time::Duration::from_secs(self.dead_max_age_seconds),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::Algorithm;
+
+    #[test]
+    fn the_default_policies_all_parse() {
+        let policies = RateLimitsConfig::default().policies;
+        assert_eq!(policies.len(), DEFAULT_POLICIES.len(), "every default parses");
+        let login = &policies["login"];
+        assert_eq!((login.algorithm, login.limit, login.window_ms), (Algorithm::SlidingLog, 5, 15 * 60_000));
+        assert_eq!((policies["send_message"].limit, policies["send_message"].window_ms), (10, 60_000));
+        assert_eq!((policies["api"].limit, policies["api"].window_ms), (100, 60_000));
     }
 }

@@ -230,10 +230,20 @@ impl fmt::Debug for LeaseToken {
 const SESSION_RANDOM_BYTES: usize = 16;
 const SESSION_ID_BYTES: usize = 2 + SESSION_RANDOM_BYTES;
 
-/// A session id: URL-safe base64 (no padding) of two shard bytes derived from the user id and
-/// 128 random bits. The shard lets the Redis engine keep a user's sessions and their index in one
-/// hash slot (so one script can evict atomically on Cluster) while a lookup by id alone still
-/// finds the slot. Equality is constant time.
+/// Shortest session id a caller may choose: 32 characters of the URL-safe base64 alphabet
+/// (192 bits of that alphabet; a UUID's 32 hex digits carry 128).
+pub const MIN_CUSTOM_SESSION_ID_CHARS: usize = 32;
+
+/// Longest session id a caller may choose.
+pub const MAX_CUSTOM_SESSION_ID_CHARS: usize = 128;
+
+/// A session id. Generated ids are URL-safe base64 (no padding, 24 characters) of two shard
+/// bytes derived from the user id and 128 random bits. The shard lets the Redis engine keep a
+/// user's sessions and their index in one hash slot (so one script can evict atomically on
+/// Cluster) while a lookup by id alone still finds the slot. A caller may instead choose the id
+/// (an app whose token names the session before it is stored): 32..=128 characters of
+/// `[A-Za-z0-9_-]` (see [`SessionId::custom`]); such ids carry no shard. Equality is constant
+/// time.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "q83vAAECAwQFBgcICQoLDA0ODw"))]
@@ -255,15 +265,53 @@ impl SessionId {
         Ok(SessionId(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
-    /// Validates the shape of a session id received from outside.
+    /// Validates the shape of a session id received from outside: a generated id or a
+    /// caller-chosen one.
     pub fn new(value: impl Into<String>) -> Result<Self> {
         let value = value.into();
-        let ok = value.len() == 24 && URL_SAFE_NO_PAD.decode(&value).is_ok_and(|b| b.len() == SESSION_ID_BYTES);
-        if ok { Ok(SessionId(value)) } else { Err(Error::invalid("session_id", "is not a session id")) }
+        if Self::is_generated_shape(&value) || Self::is_custom_shape(&value) {
+            Ok(SessionId(value))
+        } else {
+            Err(Error::invalid("session_id", "is not a session id"))
+        }
     }
 
-    /// The shard the session's user maps to (see [`user_shard`]).
+    /// A caller-chosen id: 32..=128 characters of `[A-Za-z0-9_-]`, so it is as hard to guess as
+    /// a generated one when the caller draws it at random. `field` names the input in errors.
+    pub fn custom(field: &str, value: impl Into<String>) -> Result<Self> {
+        let value = value.into();
+        if Self::is_custom_shape(&value) {
+            Ok(SessionId(value))
+        } else {
+            Err(Error::invalid(
+                field,
+                format!(
+                    "must be {MIN_CUSTOM_SESSION_ID_CHARS}..={MAX_CUSTOM_SESSION_ID_CHARS} characters of A-Z, a-z, 0-9, '_' and '-'"
+                ),
+            ))
+        }
+    }
+
+    fn is_generated_shape(value: &str) -> bool {
+        value.len() == 24 && URL_SAFE_NO_PAD.decode(value).is_ok_and(|b| b.len() == SESSION_ID_BYTES)
+    }
+
+    fn is_custom_shape(value: &str) -> bool {
+        (MIN_CUSTOM_SESSION_ID_CHARS..=MAX_CUSTOM_SESSION_ID_CHARS).contains(&value.len())
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    }
+
+    /// Whether the id was chosen by the caller (it then carries no shard).
+    pub fn is_custom(&self) -> bool {
+        !Self::is_generated_shape(&self.0)
+    }
+
+    /// The shard the session's user maps to (see [`user_shard`]) for a generated id; for a
+    /// caller-chosen id, a stable hash of the id itself (it says nothing about the user).
     pub fn shard(&self) -> u16 {
+        if self.is_custom() {
+            return fold_hash(self.0.as_bytes());
+        }
         match URL_SAFE_NO_PAD.decode(&self.0) {
             Ok(b) if b.len() >= 2 => u16::from_be_bytes([b[0], b[1]]),
             _ => 0,
@@ -278,8 +326,12 @@ impl SessionId {
 
 /// A stable 16-bit hash of a user id (FNV-1a folded), used to co-locate a user's keys.
 pub fn user_shard(user: &UserId) -> u16 {
+    fold_hash(user.as_str().as_bytes())
+}
+
+fn fold_hash(bytes: &[u8]) -> u16 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in user.as_str().bytes() {
+    for &b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
@@ -353,5 +405,21 @@ mod tests {
         assert_eq!(SessionId::new(a.as_str()).unwrap(), a);
         assert!(SessionId::new("not-a-session").is_err());
         assert!(!format!("{a:?}").contains(a.as_str()));
+        assert!(!a.is_custom());
+    }
+
+    #[test]
+    fn caller_chosen_session_ids_are_long_and_url_safe() {
+        let uuid = "3f2b8c1e9d4a4b7f8e6c5d4b3a291807";
+        let id = SessionId::custom("id", uuid).unwrap();
+        assert!(id.is_custom());
+        assert_eq!(SessionId::new(uuid).unwrap(), id, "lookups accept it");
+        assert_eq!(id.shard(), SessionId::custom("id", uuid).unwrap().shard(), "stable");
+        assert!(SessionId::custom("id", "x".repeat(31)).is_err(), "too short to be unguessable");
+        assert!(SessionId::custom("id", "x".repeat(129)).is_err());
+        assert!(SessionId::custom("id", format!("{}+/", "x".repeat(32))).is_err(), "URL-safe alphabet only");
+        assert!(SessionId::custom("id", "x".repeat(31)).unwrap_err().to_string().starts_with("id:"));
+        let generated = SessionId::generate(&UserId::new("alice").unwrap()).unwrap();
+        assert!(SessionId::custom("id", generated.as_str()).is_err(), "24 characters: the generated shape");
     }
 }

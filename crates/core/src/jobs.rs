@@ -594,6 +594,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// holders are left alone.
     async fn cancel_unique(&self, queue: &QueueName, unique_keys: &[String]) -> Result<Vec<JobId>>;
 
+    /// [`cancel_unique`](Self::cancel_unique) for every unique key of `queue` that starts with
+    /// `prefix` (e.g. all reminders of one conversation), in one atomic step. Cost is
+    /// proportional to the queue's jobs holding unique keys.
+    async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>>;
+
     /// Moves a dead job back to waiting with its attempts reset to 0 (errors kept); it holds its
     /// unique key again. [`Error::NotFound`] / [`Error::Conflict`] when missing / not dead, or
     /// Conflict when another pending or active job of the queue now holds its unique key.

@@ -93,7 +93,7 @@ pub mod typing;
 
 // What a Rust backend calls: the facade, its services and their types.
 pub use broker::BrokerMessage;
-pub use cache::CacheStats;
+pub use cache::{CacheKeyPage, CacheStats};
 pub use channel::ChannelName;
 pub use config::{
     CacheConfig, JobsConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,
@@ -122,8 +122,8 @@ pub use notification::{
     NotificationStatus, Priority,
 };
 pub use presence::{
-    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, Platform, PresenceStatus,
-    RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
+    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, PendingFrom, Platform,
+    PresenceStatus, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
 };
 pub use ratelimit::{Algorithm, Decision, Policy};
 pub use services::{AllowAllMembers, MembershipCheck, NoTypingEvents, Typing, TypingEvents};

@@ -47,6 +47,18 @@ pub struct NewMessage {
     /// When it was written (default: when it is posted, by the engine's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
+    /// The conversation-list preview, at most 200 characters, when the content must not give it
+    /// (end-to-end encrypted apps: `"New message"`); default: [`preview_of`] the content. Not
+    /// cached with the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+}
+
+impl NewMessage {
+    /// A message from `sender` with `content`, stamped when cached, previewed from its content.
+    pub fn new(id: MessageId, sender: UserId, content: Value) -> Self {
+        NewMessage { id, sender, content, created_at: None, preview: None }
+    }
 }
 
 /// Delivery status of a message for one recipient; only ever moves forward.

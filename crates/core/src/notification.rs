@@ -164,13 +164,15 @@ pub struct NotificationPage {
     pub next_cursor: Option<String>,
 }
 
-/// Which of the two flags a mark operation sets.
+/// What a mark operation changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     /// Set `read`.
     Read,
     /// Set `dismissed`.
     Dismissed,
+    /// Clear `read` (mark unread again; `dismissed` is kept).
+    Unread,
 }
 
 /// How many notifications a user keeps, and for how long.
@@ -248,8 +250,8 @@ pub trait NotificationStore: Send + Sync + 'static {
     /// How many of the user's notifications are unread.
     async fn unread_count(&self, user: &UserId) -> Result<u64>;
 
-    /// Sets `mark` on each of `ids` that exists; returns the real changes, in the order of
-    /// `ids` (duplicates and unknown ids report nothing).
+    /// Applies `mark` to each of `ids` that exists; returns the real changes, in the order of
+    /// `ids` (duplicates, unknown ids and flags already so report nothing).
     async fn mark(&self, user: &UserId, ids: &[NotificationId], mark: Mark) -> Result<Vec<NotificationChange>>;
 
     /// [`mark`](Self::mark) with [`Mark::Read`].

@@ -42,6 +42,19 @@ pub enum Platform {
     Other,
 }
 
+/// Where a device's offline queue (`pending` on `user:<id>`) starts when it is registered
+/// without a delivery cursor yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum PendingFrom {
+    /// At the stream's current position: only what is published from now on is pending.
+    #[default]
+    Now,
+    /// At the oldest retained publication: the device receives the retained history.
+    Oldest,
+}
+
 /// What the backend registers about a device (the input of [`PresenceStore::upsert_device`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +73,10 @@ pub struct DeviceRegistration {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: DeviceMeta,
+    /// Where the device's pending list starts if it has no delivery cursor yet (a new device):
+    /// `now` (default) or `oldest`. A device with a cursor keeps it. Not stored.
+    #[serde(default)]
+    pub pending_from: PendingFrom,
 }
 
 /// A registered device.
@@ -226,7 +243,8 @@ pub struct UserPresence {
     /// Status text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_text: Option<String>,
-    /// Any device has a live connection or heartbeat.
+    /// Online: a device has a live connection or heartbeat, or the last one ended less than the
+    /// offline grace period ago (each device's own `online` flag has no grace).
     pub online: bool,
     /// Every device seen within the retention, by device id.
     pub devices: Vec<DevicePresence>,
@@ -236,10 +254,22 @@ pub struct UserPresence {
 }
 
 impl UserPresence {
-    /// Builds the aggregate from the user's setting and devices (sorted here by device id).
-    pub fn from_parts(user_id: UserId, setting: StatusSetting, mut devices: Vec<DevicePresence>) -> Self {
+    /// Builds the aggregate from the user's setting and devices (sorted here by device id): online
+    /// when a device is.
+    pub fn from_parts(user_id: UserId, setting: StatusSetting, devices: Vec<DevicePresence>) -> Self {
+        Self::from_parts_in_grace(user_id, setting, devices, false)
+    }
+
+    /// As [`from_parts`](Self::from_parts), but also online when `in_grace`: the user's last live
+    /// entry ended less than the offline grace period ago (see [`PresenceStore`], "Online").
+    pub fn from_parts_in_grace(
+        user_id: UserId,
+        setting: StatusSetting,
+        mut devices: Vec<DevicePresence>,
+        in_grace: bool,
+    ) -> Self {
         devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
-        let online = devices.iter().any(|d| d.online);
+        let online = in_grace || devices.iter().any(|d| d.online);
         let last_seen = devices.iter().map(|d| d.last_seen).max();
         UserPresence {
             user_id,
@@ -309,16 +339,19 @@ pub struct OnlinePage {
 ///   on [`disconnect`](Self::disconnect). An entry past its expiry behaves exactly like a removed
 ///   one in every answer (`get`, `bulk`, `connections`). A crashed node's connections therefore
 ///   leave presence when their TTL runs out; nothing has to clean up after it.
-/// - **Online.** A user is online while any entry of any device is live. [`get`](Self::get)
-///   answers this in real time.
-/// - **Reported online.** Separately, every engine keeps whether the user is *reported* online:
-///   the state `presence.changed` events have announced. It becomes true with the call that
-///   returns [`Transition::WentOnline`] and false with the [`sweep`](Self::sweep) that returns the
-///   user, which happens only once no entry has been live for the grace period. Each change is
+/// - **Reported online.** Every engine keeps whether the user is *reported* online: the state
+///   `presence.changed` events have announced. It becomes true with the call that returns
+///   [`Transition::WentOnline`] and false with the [`sweep`](Self::sweep) that returns the user,
+///   which happens only once no entry has been live for the grace period. Each change is
 ///   reported exactly once, whichever node or how many sweepers observe it.
-///   [`online_users`](Self::online_users) and [`online_count`](Self::online_count) list reported
-///   users, so they agree with the events (they trail a disconnect by the grace period plus the
-///   sweep interval).
+/// - **Online.** A user is online while any entry of any device is live, and — when reported
+///   online — until the grace period (the `grace` argument) has passed since the last entry
+///   ended, so a reconnect within it changes nothing anywhere. [`get`](Self::get),
+///   [`bulk`](Self::bulk) and [`set_status`](Self::set_status) answer this in real time (each
+///   device's own `online` flag has no grace). [`online_users`](Self::online_users) and
+///   [`online_count`](Self::online_count) list *reported* users: they follow the same rule
+///   once every due offline transition has been swept, which is why the presence service sweeps
+///   before answering them.
 /// - **Retention.** A device is kept for [`PRESENCE_RETENTION`] after its last upsert, connect
 ///   or heartbeat; a user's status and last-seen times for that long after their last activity.
 /// - Every method is atomic per user (per user *and* per index for the online set).
@@ -357,19 +390,25 @@ pub trait PresenceStore: Send + Sync + 'static {
     /// [`connect`](Self::connect).
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition>;
 
+    /// Ends the device's backend heartbeat now (explicit offline). Transitions as for
+    /// [`disconnect`](Self::disconnect) (also [`Transition::Unchanged`] when the device had no
+    /// live heartbeat); the device's connections, if any, are not touched.
+    async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition>;
+
     /// The user's live connections, by connection id.
     async fn connections(&self, user: &UserId) -> Result<Vec<ConnectionInfo>>;
 
     /// Stores the user's status setting (status is never `offline`; text already bounded).
-    async fn set_status(&self, user: &UserId, setting: &StatusSetting) -> Result<StatusChange>;
+    /// The presence in the answer is online by the rule above with `grace`.
+    async fn set_status(&self, user: &UserId, setting: &StatusSetting, grace: Duration) -> Result<StatusChange>;
 
-    /// The user's full presence (what the user and backends see). A user never seen is offline
-    /// with no devices and the default setting.
-    async fn get(&self, user: &UserId) -> Result<UserPresence>;
+    /// The user's full presence (what the user and backends see), online by the rule above with
+    /// `grace`. A user never seen is offline with no devices and the default setting.
+    async fn get(&self, user: &UserId, grace: Duration) -> Result<UserPresence>;
 
     /// [`get`](Self::get) for many users (at most [`crate::limits::MAX_BATCH`]), in the given
     /// order; one round trip on Redis.
-    async fn bulk(&self, users: &[UserId]) -> Result<Vec<UserPresence>>;
+    async fn bulk(&self, users: &[UserId], grace: Duration) -> Result<Vec<UserPresence>>;
 
     /// Users reported online, in ascending id order, at most `limit` after `cursor` (exclusive;
     /// `None` starts at the beginning). Paging through returns every user that stays reported

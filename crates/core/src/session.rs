@@ -58,6 +58,10 @@ pub struct NewSession {
     pub idle_ttl: Duration,
     /// Absolute expiry: the session ends this long after creation, whatever its activity.
     pub absolute_ttl: Duration,
+    /// A caller-chosen id ([`SessionId::custom`]); `None` generates one.
+    pub id: Option<SessionId>,
+    /// Replace the user's live sessions on this device (one session per device).
+    pub replace_device: Option<DeviceId>,
 }
 
 /// A live session.
@@ -99,6 +103,9 @@ pub struct CreatedSession {
     /// Sessions of the same user removed to respect the per-user maximum, least recently
     /// active first.
     pub evicted: Vec<SessionId>,
+    /// The user's sessions on the same device that this one replaced
+    /// ([`NewSession::replace_device`]).
+    pub replaced: Vec<SessionId>,
 }
 
 /// Storage of sessions. All times come from the engine's clock (the Redis server's for Redis).
@@ -110,10 +117,14 @@ pub struct CreatedSession {
 /// - Every method is atomic: concurrent callers observe each call either fully applied or not.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Stores a new session with a fresh id. When `max_per_user > 0` and the user already has
-    /// that many live sessions, the least recently active ones are deleted first so the user ends
-    /// with exactly `max_per_user`; their ids are returned in `evicted`. Done in one atomic step,
-    /// so concurrent creates never leave a user above the maximum.
+    /// Stores a new session with a fresh id, or with [`NewSession::id`] when given (fails with
+    /// [`crate::Error::Conflict`], changing nothing, while a live session has that id). With
+    /// [`NewSession::replace_device`], the user's live sessions whose `device.device_id` is that
+    /// device are deleted first and returned in `replaced`. Then, when `max_per_user > 0` and
+    /// the user still has that many live sessions, the least recently active ones are deleted so
+    /// the user ends with exactly `max_per_user`; their ids are returned in `evicted`. Done in
+    /// one atomic step, so concurrent creates never leave a user above the maximum (nor, with
+    /// `replace_device`, with two sessions on one device).
     async fn create(&self, new: NewSession, max_per_user: u32) -> Result<CreatedSession>;
 
     /// The live session with this id, or `None`.

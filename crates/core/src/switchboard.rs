@@ -121,7 +121,7 @@ impl SwitchboardBuilder {
             messages,
             cache: Cache::new(engine.cache.clone(), config.cache.clone()),
             jobs,
-            sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()),
+            sessions: Sessions::new(engine.sessions.clone(), config.sessions.clone()).with_presence(presence.clone()),
             tokens: Tokens::new(engine.denylist.clone(), config.tokens.clone(), streams.clone()),
             rate_limits: RateLimits::new(engine.rate_limiter.clone(), config.rate_limits.clone()),
             streams,

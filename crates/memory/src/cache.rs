@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use switchboard_core::{
-    CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite, LeaseToken, Result, Timestamp,
+    CacheKeyPage, CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite, LeaseToken, Result,
+    Timestamp,
 };
 
 use crate::lock;
@@ -233,6 +234,27 @@ impl CacheStore for MemoryCache {
         }
         state.namespaces.entry(namespace.to_owned()).or_default().stats.invalidations += 1;
         Ok(removed)
+    }
+
+    async fn keys(&self, namespace: &str, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<CacheKeyPage> {
+        use std::ops::Bound;
+        let now = Timestamp::now();
+        let state = lock(&self.state);
+        let Some(ns) = state.namespaces.get(namespace) else { return Ok(CacheKeyPage::default()) };
+        let start = match cursor {
+            Some(c) if c >= prefix => Bound::Excluded(c.to_owned()),
+            _ => Bound::Included(prefix.to_owned()),
+        };
+        let keys: Vec<String> = ns
+            .entries
+            .range::<String, _>((start, Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| e.expires_at > now)
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect();
+        let next_cursor = (keys.len() == limit).then(|| keys.last().cloned()).flatten();
+        Ok(CacheKeyPage { keys, next_cursor })
     }
 
     async fn stats(&self, namespace: &str) -> Result<CacheStats> {

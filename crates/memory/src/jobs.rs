@@ -501,6 +501,24 @@ impl JobStore for MemoryJobs {
         }))
     }
 
+    async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>> {
+        Ok(self.with(|s, _| {
+            let holders: Vec<JobId> = s
+                .queues
+                .get(queue)
+                .map(|q| q.unique.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, id)| id.clone()).collect())
+                .unwrap_or_default();
+            let mut removed = Vec::new();
+            for holder in holders {
+                if s.jobs.get(&holder).is_some_and(|r| r.job.state.is_pending()) {
+                    s.drop_job(&holder);
+                    removed.push(holder);
+                }
+            }
+            removed
+        }))
+    }
+
     async fn retry_dead(&self, id: &JobId) -> Result<()> {
         self.with(|s, now| {
             let rec = s.jobs.get(id).ok_or_else(|| Error::NotFound(format!("job {id} not found")))?;

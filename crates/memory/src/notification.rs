@@ -49,14 +49,15 @@ impl UserNotifications {
 
     fn set(&mut self, seq: u64, mark: Mark, now: Timestamp) -> Option<NotificationChange> {
         let n = self.by_seq.get_mut(&seq)?;
-        let flag = match mark {
-            Mark::Read => &mut n.read,
-            Mark::Dismissed => &mut n.dismissed,
+        let (flag, value) = match mark {
+            Mark::Read => (&mut n.read, true),
+            Mark::Dismissed => (&mut n.dismissed, true),
+            Mark::Unread => (&mut n.read, false),
         };
-        if *flag {
+        if *flag == value {
             return None;
         }
-        *flag = true;
+        *flag = value;
         n.updated_at = now;
         Some(NotificationChange { id: n.id.clone(), read: n.read, dismissed: n.dismissed, updated_at: now })
     }

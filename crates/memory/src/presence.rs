@@ -92,8 +92,8 @@ impl UserState {
         self.entries.values().map(|l| l.expires).max()
     }
 
-    fn presence(&self, user: &UserId, now: Timestamp) -> UserPresence {
-        let devices = self
+    fn presence(&self, user: &UserId, now: Timestamp, grace: Duration) -> UserPresence {
+        let devices: Vec<DevicePresence> = self
             .seen
             .iter()
             .map(|(device, seen)| DevicePresence {
@@ -102,7 +102,10 @@ impl UserState {
                 last_seen: *seen,
             })
             .collect();
-        UserPresence::from_parts(user.clone(), self.setting.clone(), devices)
+        // Entries past their expiry but not purged yet ended at their expiry.
+        let off = self.entries.values().map(|l| l.expires).filter(|&at| at <= now).fold(self.off, Timestamp::max);
+        let in_grace = self.reported && !devices.iter().any(|d| d.online) && now < off.plus(grace);
+        UserPresence::from_parts_in_grace(user.clone(), self.setting.clone(), devices, in_grace)
     }
 }
 
@@ -131,9 +134,26 @@ impl State {
         }
     }
 
-    fn presence(&self, user: &UserId, now: Timestamp) -> UserPresence {
+    /// Ends one live entry now; `MaybeOffline` when it was the user's last.
+    fn leave(&mut self, user: &UserId, key: &EntryKey, grace: Duration) -> Transition {
+        let now = Timestamp::now();
+        let Some(u) = self.users.get_mut(user) else { return Transition::Unchanged };
+        let Some(removed) = u.entries.remove(key) else { return Transition::Unchanged };
+        if removed.expires > now {
+            u.seen.insert(removed.device, now);
+        }
+        u.purge(now);
+        if !u.entries.is_empty() || !u.reported {
+            return Transition::Unchanged;
+        }
+        u.off = u.off.max(now);
+        self.due.lower(user, now.plus(grace));
+        Transition::MaybeOffline
+    }
+
+    fn presence(&self, user: &UserId, now: Timestamp, grace: Duration) -> UserPresence {
         match self.users.get(user) {
-            Some(u) => u.presence(user, now),
+            Some(u) => u.presence(user, now, grace),
             None => UserPresence::from_parts(user.clone(), StatusSetting::default(), Vec::new()),
         }
     }
@@ -223,22 +243,11 @@ impl PresenceStore for MemoryPresence {
     }
 
     async fn disconnect(&self, conn: &ConnRef, grace: Duration) -> Result<Transition> {
-        let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let Some(u) = state.users.get_mut(&conn.user_id) else { return Ok(Transition::Unchanged) };
-        let Some(removed) = u.entries.remove(&EntryKey::Conn(conn.conn_id.clone())) else {
-            return Ok(Transition::Unchanged);
-        };
-        if removed.expires > now {
-            u.seen.insert(removed.device, now);
-        }
-        u.purge(now);
-        if !u.entries.is_empty() || !u.reported {
-            return Ok(Transition::Unchanged);
-        }
-        u.off = u.off.max(now);
-        state.due.lower(&conn.user_id, now.plus(grace));
-        Ok(Transition::MaybeOffline)
+        Ok(lock(&self.state).leave(&conn.user_id, &EntryKey::Conn(conn.conn_id.clone()), grace))
+    }
+
+    async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition> {
+        Ok(lock(&self.state).leave(user, &EntryKey::Heartbeat(device.clone()), grace))
     }
 
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition> {
@@ -259,23 +268,23 @@ impl PresenceStore for MemoryPresence {
         Ok(conns)
     }
 
-    async fn set_status(&self, user: &UserId, setting: &StatusSetting) -> Result<StatusChange> {
+    async fn set_status(&self, user: &UserId, setting: &StatusSetting, grace: Duration) -> Result<StatusChange> {
         let now = Timestamp::now();
         let mut state = lock(&self.state);
         let u = state.users.entry(user.clone()).or_default();
         let previous = std::mem::replace(&mut u.setting, setting.clone());
         u.keep_until = u.keep_until.max(now.plus(PRESENCE_RETENTION));
-        Ok(StatusChange { previous, presence: u.presence(user, now) })
+        Ok(StatusChange { previous, presence: u.presence(user, now, grace) })
     }
 
-    async fn get(&self, user: &UserId) -> Result<UserPresence> {
-        Ok(lock(&self.state).presence(user, Timestamp::now()))
+    async fn get(&self, user: &UserId, grace: Duration) -> Result<UserPresence> {
+        Ok(lock(&self.state).presence(user, Timestamp::now(), grace))
     }
 
-    async fn bulk(&self, users: &[UserId]) -> Result<Vec<UserPresence>> {
+    async fn bulk(&self, users: &[UserId], grace: Duration) -> Result<Vec<UserPresence>> {
         let now = Timestamp::now();
         let state = lock(&self.state);
-        Ok(users.iter().map(|u| state.presence(u, now)).collect())
+        Ok(users.iter().map(|u| state.presence(u, now, grace)).collect())
     }
 
     async fn online_users(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage> {

@@ -63,7 +63,10 @@ impl State {
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn create(&self, new: NewSession, max_per_user: u32) -> Result<CreatedSession> {
-        let id = SessionId::generate(&new.user_id)?;
+        let id = match &new.id {
+            Some(id) => id.clone(),
+            None => SessionId::generate(&new.user_id)?,
+        };
         let now = Timestamp::now();
         let absolute_expires_at = now.plus(new.absolute_ttl);
         let session = Session {
@@ -80,6 +83,19 @@ impl SessionStore for MemorySessions {
             idle_ttl_ms: new.idle_ttl.as_millis() as u64,
         };
         let mut state = lock(&self.state);
+        if state.live(&id, now).is_some() {
+            return Err(Error::Conflict("session id already in use".into()));
+        }
+        let mut replaced = Vec::new();
+        if let Some(device) = &new.replace_device {
+            for other in state.user_sessions(&session.user_id, now) {
+                let same = state.by_id.get(&other).is_some_and(|s| s.device.device_id.as_ref() == Some(device));
+                if same {
+                    state.remove(&other);
+                    replaced.push(other);
+                }
+            }
+        }
         let mut evicted = Vec::new();
         if max_per_user > 0 {
             let existing = state.user_sessions(&session.user_id, now);
@@ -92,7 +108,7 @@ impl SessionStore for MemorySessions {
         }
         state.by_user.entry(session.user_id.clone()).or_default().insert(id.clone());
         state.by_id.insert(id, session.clone());
-        Ok(CreatedSession { session, evicted })
+        Ok(CreatedSession { session, evicted, replaced })
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Session>> {

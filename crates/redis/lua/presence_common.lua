@@ -38,18 +38,27 @@ local function keep_until(at, keys)
   end
 end
 
--- The user's presence as {fields, live}: the state hash without connection info (flat field,
--- value list) and the members of the entries still live at `now`.
+-- The user's presence as {fields, live, now, off}: the state hash without connection info (flat
+-- field, value list), the members of the entries still live at `now`, `now`, and when the last
+-- entry ended (ms; entries past their expiry but not purged yet ended at their expiry).
 local function snapshot(state, live, now)
   local all = redis.call('HGETALL', state)
   local fields = {}
+  local off = 0
   for i = 1, #all, 2 do
     if string.sub(all[i], 1, 2) ~= 'c:' then
       fields[#fields + 1] = all[i]
       fields[#fields + 1] = all[i + 1]
     end
+    if all[i] == 'off' then
+      off = tonumber(all[i + 1]) or 0
+    end
   end
-  return {fields, redis.call('ZRANGEBYSCORE', live, '(' .. int(now), '+inf')}
+  local ended = redis.call('ZREVRANGEBYSCORE', live, int(now), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if ended[2] then
+    off = math.max(off, tonumber(ended[2]))
+  end
+  return {fields, redis.call('ZRANGEBYSCORE', live, '(' .. int(now), '+inf'), int(now), int(off)}
 end
 
 -- Forgets the devices of registration hash `devices` whose activity (ZSET `activity`) is at or

@@ -1,6 +1,7 @@
--- presence_leave.lua: ends one connection.
+-- presence_leave.lua: ends one live entry: a connection, or a device's heartbeat.
 -- KEYS[1]: the user's presence hash        KEYS[2]: the user's live entries (ZSET member -> expiry ms)
--- ARGV[1]: the connection's member 'c <device> <conn id>'   ARGV[2]: conn id   ARGV[3]: device id
+-- ARGV[1]: the entry's member ('c <device> <conn id>' or 'h <device>')
+-- ARGV[2]: conn id ('' for a heartbeat)    ARGV[3]: device id
 -- Returns {maybe_offline (1|0), now}: 1 when this was the user's last live entry and the user is
 -- reported online; the caller then records `now + grace` in the due set (ZADD LT).
 local now = now_ms()
@@ -9,7 +10,9 @@ if not score then
   return {0, now}
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[1], 'c:' .. ARGV[2])
+if ARGV[2] ~= '' then
+  redis.call('HDEL', KEYS[1], 'c:' .. ARGV[2])
+end
 if tonumber(score) > now then
   redis.call('HSET', KEYS[1], 's:' .. ARGV[3], int(now))
 end

@@ -4,17 +4,28 @@
 -- ARGV[1]: session key prefix of the user's shard (prefix .. sid = a session key, same slot)
 -- ARGV[2]: session id     ARGV[3]: idle ttl (ms)     ARGV[4]: absolute ttl (ms)
 -- ARGV[5]: most live sessions per user (0 = unlimited)
--- ARGV[6..]: field, value pairs to store (uid, dev, optional ip and ua, d:<name> data fields)
--- Returns {now, counted_until, {evicted sid, ...}}: evicted least recently active first;
--- counted_until is the score to record in the active-sessions set.
+-- ARGV[6]: device id whose live sessions this one replaces ('' for none)
+-- ARGV[7..]: field, value pairs to store (uid, dev, optional ip and ua, d:<name> data fields)
+-- Returns {now, counted_until, {evicted sid, ...}, {replaced sid, ...}}: evicted least recently
+-- active first; counted_until is the score to record in the active-sessions set. Returns
+-- {-1, 0, {}, {}} and changes nothing when a live session already has the id.
 local now = now_ms()
 local sid = ARGV[2]
 local idle = tonumber(ARGV[3])
 local absolute = tonumber(ARGV[4])
 local max = tonumber(ARGV[5])
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.error_reply('ERR session id collision')
+local existing = session_expiry(KEYS[1])
+if existing and now < existing then
+  return {-1, 0, {}, {}}
+end
+if existing then
+  -- An ended session with this (caller-chosen) id: forget it first.
+  local owner = redis.call('HGET', KEYS[1], 'uid')
+  redis.call('DEL', KEYS[1])
+  if owner then
+    redis.call('ZREM', KEYS[2], sid)
+  end
 end
 
 -- The user's live sessions, least recently active first.
@@ -32,6 +43,23 @@ for _, other in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   end
 end
 
+-- One session per device: the live ones on the device being logged into go first.
+local replaced = {}
+if ARGV[6] ~= '' then
+  local kept = {}
+  for _, other in ipairs(live) do
+    local dev = cjson.decode(redis.call('HGET', ARGV[1] .. other, 'dev') or '{}')
+    if dev.device_id == ARGV[6] then
+      redis.call('DEL', ARGV[1] .. other)
+      redis.call('ZREM', KEYS[2], other)
+      replaced[#replaced + 1] = other
+    else
+      kept[#kept + 1] = other
+    end
+  end
+  live = kept
+end
+
 local evicted = {}
 if max > 0 and #live >= max then
   for i = 1, #live - max + 1 do
@@ -47,7 +75,7 @@ local expires = math.min(now + idle, absolute_at)
 -- that touches only need to refresh it once per eighth of the idle TTL.
 local counted = math.min(expires + math.floor(idle / 8), absolute_at)
 redis.call('HSET', KEYS[1], 'ca', now, 'la', now, 'it', idle, 'ax', absolute_at, 'cg', counted)
-for i = 6, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('PEXPIREAT', KEYS[1], expires)
@@ -57,4 +85,4 @@ local ttl = redis.call('PTTL', KEYS[2])
 if ttl < 0 or now + ttl < absolute_at then
   redis.call('PEXPIREAT', KEYS[2], absolute_at)
 end
-return {now, counted, evicted}
+return {now, counted, evicted, replaced}

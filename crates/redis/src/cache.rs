@@ -8,7 +8,8 @@ use std::sync::{LazyLock, Mutex, PoisonError};
 use async_trait::async_trait;
 use redis::{Script, ScriptInvocation, Value};
 use switchboard_core::{
-    CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite, Error, LeaseToken, Result, Timestamp,
+    CacheKeyPage, CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite, Error, LeaseToken, Result,
+    Timestamp,
 };
 
 use crate::connection::{Conn, lua};
@@ -28,6 +29,7 @@ static INVALIDATE_PREFIX: LazyLock<Script> =
     LazyLock::new(|| cache_lua(include_str!("../lua/cache_invalidate_prefix.lua")));
 static TAG_VERSIONS: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_tag_versions.lua")));
 static STATS: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_stats.lua")));
+static KEYS: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_keys.lua")));
 static LEASE: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_lease.lua")));
 static SET_LEASED: LazyLock<Script> = LazyLock::new(|| cache_lua(include_str!("../lua/cache_set_leased.lua")));
 
@@ -195,6 +197,13 @@ impl CacheStore for RedisCache {
             .arg(prefix)
             .arg(self.keys.cache_lease_prefix(namespace));
         self.conn.script("cache.invalidate_prefix", &invocation).await
+    }
+
+    async fn keys(&self, namespace: &str, prefix: &str, cursor: Option<&str>, limit: usize) -> Result<CacheKeyPage> {
+        let mut invocation = KEYS.key(self.keys.cache_index(namespace));
+        invocation.key(self.keys.cache_expiry(namespace)).arg(prefix).arg(cursor.unwrap_or("")).arg(limit);
+        let (keys, next): (Vec<String>, String) = self.conn.script("cache.keys", &invocation).await?;
+        Ok(CacheKeyPage { keys, next_cursor: (!next.is_empty()).then_some(next) })
     }
 
     async fn stats(&self, namespace: &str) -> Result<CacheStats> {

@@ -58,6 +58,8 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua
 static GET: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_get.lua")));
 static REMOVE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_remove.lua")));
 static CANCEL_UNIQUE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_cancel_unique.lua")));
+static CANCEL_UNIQUE_PREFIX: LazyLock<Script> =
+    LazyLock::new(|| job_lua(include_str!("../lua/job_cancel_unique_prefix.lua")));
 static RETRY_DEAD: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_retry_dead.lua")));
 static LIST: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_list.lua")));
 static COUNTS: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_counts.lua")));
@@ -496,6 +498,13 @@ impl JobStore for RedisJobs {
             invocation.arg(key.as_str());
         }
         let ids: Vec<String> = self.conn.script("jobs.cancel_unique", &invocation).await?;
+        ids.into_iter().map(JobId::new).collect()
+    }
+
+    async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>> {
+        let mut invocation = self.invocation(&CANCEL_UNIQUE_PREFIX, self.keys.job_queues());
+        invocation.arg(queue.as_str()).arg(prefix);
+        let ids: Vec<String> = self.conn.script("jobs.cancel_unique_prefix", &invocation).await?;
         ids.into_iter().map(JobId::new).collect()
     }
 

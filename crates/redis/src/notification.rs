@@ -153,6 +153,7 @@ impl NotificationStore for RedisNotifications {
         invocation.arg(match mark {
             Mark::Read => "read",
             Mark::Dismissed => "dismiss",
+            Mark::Unread => "unread",
         });
         for id in ids {
             invocation.arg(id.as_str());

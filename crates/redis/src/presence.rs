@@ -150,6 +150,31 @@ impl RedisPresence {
     }
 }
 
+impl RedisPresence {
+    /// Ends one live entry; on the user's last, records `now + grace` in the due set (second
+    /// round trip, only then).
+    async fn leave(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        member: String,
+        conn_id: &str,
+        grace: Duration,
+    ) -> Result<Transition> {
+        let mut invocation = self.user_keys(&LEAVE, user);
+        invocation.arg(member).arg(conn_id).arg(device.as_str());
+        let (maybe_offline, now): (i64, i64) = self.conn.script("presence.disconnect", &invocation).await?;
+        if maybe_offline != 1 {
+            return Ok(Transition::Unchanged);
+        }
+        let settle_at = Timestamp::from_millis(now).plus(grace).as_millis();
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&self.due.due).arg("LT").arg(settle_at).arg(user.as_str());
+        self.conn.cmd::<()>("presence.disconnect.due", &cmd).await?;
+        Ok(Transition::MaybeOffline)
+    }
+}
+
 #[async_trait]
 impl PresenceStore for RedisPresence {
     async fn upsert_device(
@@ -250,17 +275,13 @@ impl PresenceStore for RedisPresence {
 
     async fn disconnect(&self, conn: &ConnRef, grace: Duration) -> Result<Transition> {
         check_conn_id(&conn.conn_id)?;
-        let mut invocation = self.user_keys(&LEAVE, &conn.user_id);
-        invocation.arg(conn_member(&conn.device_id, &conn.conn_id)).arg(&conn.conn_id).arg(conn.device_id.as_str());
-        let (maybe_offline, now): (i64, i64) = self.conn.script("presence.disconnect", &invocation).await?;
-        if maybe_offline != 1 {
-            return Ok(Transition::Unchanged);
-        }
-        let settle_at = Timestamp::from_millis(now).plus(grace).as_millis();
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(&self.due.due).arg("LT").arg(settle_at).arg(conn.user_id.as_str());
-        self.conn.cmd::<()>("presence.disconnect.due", &cmd).await?;
-        Ok(Transition::MaybeOffline)
+        let member = conn_member(&conn.device_id, &conn.conn_id);
+        self.leave(&conn.user_id, &conn.device_id, member, &conn.conn_id, grace).await
+    }
+
+    async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition> {
+        // No connection info goes with a heartbeat: the empty conn id names no `c:` field.
+        self.leave(user, device, heartbeat_member(device), "", grace).await
     }
 
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition> {
@@ -278,7 +299,7 @@ impl PresenceStore for RedisPresence {
         Ok(conns)
     }
 
-    async fn set_status(&self, user: &UserId, setting: &StatusSetting) -> Result<StatusChange> {
+    async fn set_status(&self, user: &UserId, setting: &StatusSetting, grace: Duration) -> Result<StatusChange> {
         let mut invocation = self.user_keys(&STATUS, user);
         invocation
             .arg(setting.status.as_str())
@@ -286,8 +307,8 @@ impl PresenceStore for RedisPresence {
             .arg(setting.text.as_deref().unwrap_or(""))
             .arg(if setting.invisible { "1" } else { "0" })
             .arg(millis(PRESENCE_RETENTION));
-        type Reply = ((String, String, String, String), Vec<String>, Vec<String>);
-        let ((status, has_text, text, invisible), fields, live): Reply =
+        type Reply = ((String, String, String, String), Vec<String>, Vec<String>, i64, i64);
+        let ((status, has_text, text, invisible), fields, live, now, off): Reply =
             self.conn.script("presence.set_status", &invocation).await?;
         let previous = StatusSetting {
             status: if status.is_empty() {
@@ -298,20 +319,23 @@ impl PresenceStore for RedisPresence {
             text: (has_text == "1").then_some(text),
             invisible: invisible == "1",
         };
-        Ok(StatusChange { previous, presence: decode(user, fields, live)? })
+        Ok(StatusChange { previous, presence: decode(user, Snapshot { fields, live, now, off }, grace)? })
     }
 
-    async fn get(&self, user: &UserId) -> Result<UserPresence> {
+    async fn get(&self, user: &UserId, grace: Duration) -> Result<UserPresence> {
         let invocation = self.user_keys(&GET, user);
-        let (fields, live): (Vec<String>, Vec<String>) = self.conn.script("presence.get", &invocation).await?;
-        decode(user, fields, live)
+        let (fields, live, now, off): SnapshotReply = self.conn.script("presence.get", &invocation).await?;
+        decode(user, Snapshot { fields, live, now, off }, grace)
     }
 
-    async fn bulk(&self, users: &[UserId]) -> Result<Vec<UserPresence>> {
+    async fn bulk(&self, users: &[UserId], grace: Duration) -> Result<Vec<UserPresence>> {
         let invocations: Vec<ScriptInvocation<'_>> = users.iter().map(|u| self.user_keys(&GET, u)).collect();
-        let replies: Vec<(Vec<String>, Vec<String>)> =
-            self.conn.script_batch("presence.bulk", &GET, &invocations).await?;
-        users.iter().zip(replies).map(|(user, (fields, live))| decode(user, fields, live)).collect()
+        let replies: Vec<SnapshotReply> = self.conn.script_batch("presence.bulk", &GET, &invocations).await?;
+        users
+            .iter()
+            .zip(replies)
+            .map(|(user, (fields, live, now, off))| decode(user, Snapshot { fields, live, now, off }, grace))
+            .collect()
     }
 
     async fn online_users(&self, cursor: Option<&str>, limit: usize) -> Result<OnlinePage> {
@@ -431,14 +455,32 @@ impl PresenceStore for RedisPresence {
     }
 }
 
-/// Builds a user's presence from the state hash (without connection info, flat field, value
-/// list) and the members of the live entries.
-fn decode(user: &UserId, fields: Vec<String>, live: Vec<String>) -> Result<UserPresence> {
+/// The reply of `snapshot` in `presence_common.lua`: fields, live members, now, last end (ms).
+type SnapshotReply = (Vec<String>, Vec<String>, i64, i64);
+
+/// One user's presence as the scripts read it.
+struct Snapshot {
+    /// The state hash without connection info (flat field, value list).
+    fields: Vec<String>,
+    /// The members of the live entries.
+    live: Vec<String>,
+    /// The server's time of the read (ms).
+    now: i64,
+    /// When the user's last entry ended (ms, 0 if never).
+    off: i64,
+}
+
+/// Builds a user's presence from a snapshot: online while an entry is live, and within `grace`
+/// of the last one's end while reported online (the `on` flag).
+fn decode(user: &UserId, snapshot: Snapshot, grace: Duration) -> Result<UserPresence> {
+    let Snapshot { fields, live, now, off } = snapshot;
     let mut setting = StatusSetting::default();
+    let mut reported = false;
     let mut seen: BTreeMap<String, Timestamp> = BTreeMap::new();
     let mut it = fields.into_iter();
     while let (Some(name), Some(value)) = (it.next(), it.next()) {
         match name.as_str() {
+            "on" => reported = value == "1",
             "st" => setting.status = PresenceStatus::parse(&value).ok_or_else(|| bad("status"))?,
             "tx" => setting.text = Some(value),
             "inv" => setting.invisible = value == "1",
@@ -458,7 +500,8 @@ fn decode(user: &UserId, fields: Vec<String>, live: Vec<String>) -> Result<UserP
             Ok(DevicePresence { device_id: DeviceId::new(device).map_err(|_| bad("device id"))?, online, last_seen })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(UserPresence::from_parts(user.clone(), setting, devices))
+    let in_grace = reported && live.is_empty() && now < Timestamp::from_millis(off).plus(grace).as_millis();
+    Ok(UserPresence::from_parts_in_grace(user.clone(), setting, devices, in_grace))
 }
 
 #[cfg(test)]
@@ -471,14 +514,20 @@ mod tests {
         let fields =
             ["on", "1", "st", "busy", "tx", "in a meeting", "inv", "0", "off", "5", "s:phone", "100", "s:web", "200"];
         let live = vec!["c phone conn-1".to_owned(), "h phone".to_owned()];
-        let p = decode(&user, fields.iter().map(|s| s.to_string()).collect(), live).unwrap();
+        let snapshot = Snapshot { fields: fields.iter().map(|s| s.to_string()).collect(), live, now: 300, off: 5 };
+        let p = decode(&user, snapshot, Duration::ZERO).unwrap();
         assert!(p.online);
         assert_eq!(p.status, PresenceStatus::Busy);
         assert_eq!(p.status_text.as_deref(), Some("in a meeting"));
         assert_eq!(p.devices.len(), 2);
         assert!(p.devices[0].online && !p.devices[1].online);
         assert_eq!(p.last_seen, Some(Timestamp::from_millis(200)));
-        assert!(decode(&user, vec!["s:phone".into(), "soon".into()], vec![]).is_err());
+        let bad = Snapshot { fields: vec!["s:phone".into(), "soon".into()], live: vec![], now: 0, off: 0 };
+        assert!(decode(&user, bad, Duration::ZERO).is_err());
+        let left = |now| Snapshot { fields: vec!["on".into(), "1".into()], live: vec![], now, off: 1000 };
+        let grace = Duration::from_millis(500);
+        assert!(decode(&user, left(1499), grace).unwrap().online, "within the grace period");
+        assert!(!decode(&user, left(1500), grace).unwrap().online, "the grace period is over");
     }
 
     #[test]

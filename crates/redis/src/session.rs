@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::{Pipeline, Script};
 use serde_json::Value;
+use switchboard_core::ids::user_shard;
 use switchboard_core::{
-    CreatedSession, DeviceInfo, Error, NewSession, Result, Session, SessionData, SessionId, SessionStore, Timestamp,
-    UserId,
+    CreatedSession, DeviceId, DeviceInfo, Error, NewSession, Result, Session, SessionData, SessionId, SessionStore,
+    Timestamp, UserId,
 };
 
 use crate::connection::{Conn, lua};
@@ -23,6 +24,7 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/sess
 static LIST: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/session_list.lua")));
 static DELETE_USER: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/session_delete_user.lua")));
 static COUNT: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/session_count.lua")));
+static ALIAS: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/session_alias.lua")));
 
 /// Fields of a session hash. Data fields are stored one per hash field, `d:<name>` = compact
 /// JSON, so concurrent updates of different fields never overwrite each other.
@@ -55,6 +57,11 @@ mod field {
 /// `idle_ttl / 8` (absolute expiries are exact), and never counts a session deleted through
 /// this engine, except in two narrow races: a session deleted while its create or refreshing
 /// touch is between its script and the set update may be counted until its recorded time.
+///
+/// A caller-chosen id carries no shard, so its session is found through an alias key in the
+/// id's own slot holding the user's shard (`session_alias.lua`, kept as long as the session can
+/// live): one more round trip for such ids. The alias reserves the id for that user's shard
+/// until it expires.
 pub(crate) struct RedisSessions {
     conn: Conn,
     keys: Keys,
@@ -63,6 +70,37 @@ pub(crate) struct RedisSessions {
 impl RedisSessions {
     pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
         RedisSessions { conn, keys }
+    }
+
+    /// The alias of a caller-chosen id: the shard of its user, in the id's own slot. The name
+    /// extends the session namespace with `a:` (generated ids never contain `:`).
+    fn alias(&self, id: &SessionId) -> String {
+        format!("{}a:{}", self.keys.session_prefix(id.shard()), id.as_str())
+    }
+
+    /// The shard holding the session: carried by a generated id, looked up for a caller-chosen
+    /// one (`None`: no session ever had it, or its alias expired with it).
+    async fn shard_of(&self, id: &SessionId) -> Result<Option<u16>> {
+        if !id.is_custom() {
+            return Ok(Some(id.shard()));
+        }
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.alias(id));
+        let held: Option<String> = self.conn.cmd("sessions.alias", &cmd).await?;
+        held.map(|hex| {
+            u16::from_str_radix(&hex, 16).map_err(|_| Error::Internal("redis: malformed session alias".into()))
+        })
+        .transpose()
+    }
+
+    /// The session's hash key in `shard` (the user's; a generated id carries it).
+    fn session_key(&self, id: &SessionId, shard: u16) -> String {
+        if !id.is_custom() {
+            return self.keys.session(id);
+        }
+        let mut key = self.keys.session_prefix(shard);
+        key.push_str(id.as_str());
+        key
     }
 
     /// Applies a change to the active-sessions set. The session operation itself has already
@@ -78,18 +116,32 @@ impl RedisSessions {
 #[async_trait]
 impl SessionStore for RedisSessions {
     async fn create(&self, new: NewSession, max_per_user: u32) -> Result<CreatedSession> {
-        let id = SessionId::generate(&new.user_id)?;
+        let shard = user_shard(&new.user_id);
+        let id = match &new.id {
+            Some(id) => id.clone(),
+            None => SessionId::generate(&new.user_id)?,
+        };
         let idle_ms = millis(new.idle_ttl);
         let absolute_ms = millis(new.absolute_ttl);
+        if id.is_custom() {
+            // Reserved first (its own slot); a create that then fails leaves a harmless alias.
+            let mut alias = ALIAS.key(self.alias(&id));
+            alias.arg(format!("{shard:04x}")).arg(absolute_ms);
+            let reserved: i64 = self.conn.script("sessions.create.alias", &alias).await?;
+            if reserved != 1 {
+                return Err(in_use());
+            }
+        }
         let mut invocation = CREATE.prepare_invoke();
         invocation
-            .key(self.keys.session(&id))
+            .key(self.session_key(&id, shard))
             .key(self.keys.user_index(&new.user_id))
-            .arg(self.keys.session_prefix(id.shard()))
+            .arg(self.keys.session_prefix(shard))
             .arg(id.as_str())
             .arg(idle_ms)
             .arg(absolute_ms)
             .arg(max_per_user)
+            .arg(new.replace_device.as_ref().map_or("", DeviceId::as_str))
             .arg(field::USER)
             .arg(new.user_id.as_str())
             .arg(field::DEVICE)
@@ -103,7 +155,11 @@ impl SessionStore for RedisSessions {
         for (name, value) in &new.data {
             invocation.arg(format!("{}{name}", field::DATA_PREFIX)).arg(to_json(value)?);
         }
-        let (now, counted, evicted): (i64, i64, Vec<String>) = self.conn.script("sessions.create", &invocation).await?;
+        type Reply = (i64, i64, Vec<String>, Vec<String>);
+        let (now, counted, evicted, replaced): Reply = self.conn.script("sessions.create", &invocation).await?;
+        if now < 0 {
+            return Err(in_use());
+        }
         self.conn.replicated("sessions.create", &self.keys.session(&id)).await?;
 
         let active = self.keys.active_sessions();
@@ -114,6 +170,9 @@ impl SessionStore for RedisSessions {
         pipe.cmd("ZREMRANGEBYSCORE").arg(&active).arg("-inf").arg(now).ignore();
         if !evicted.is_empty() {
             pipe.cmd("ZREM").arg(&active).arg(&evicted).ignore();
+        }
+        if !replaced.is_empty() {
+            pipe.cmd("ZREM").arg(&active).arg(&replaced).ignore();
         }
         self.update_count("sessions.create.count", &pipe).await;
 
@@ -133,18 +192,21 @@ impl SessionStore for RedisSessions {
             idle_ttl_ms: idle_ms,
         };
         let evicted = evicted.into_iter().map(session_id).collect::<Result<Vec<_>>>()?;
-        Ok(CreatedSession { session, evicted })
+        let replaced = replaced.into_iter().map(session_id).collect::<Result<Vec<_>>>()?;
+        Ok(CreatedSession { session, evicted, replaced })
     }
 
     async fn get(&self, id: &SessionId) -> Result<Option<Session>> {
-        let invocation = GET.key(self.keys.session(id));
+        let Some(shard) = self.shard_of(id).await? else { return Ok(None) };
+        let invocation = GET.key(self.session_key(id, shard));
         let fields: Option<Vec<String>> = self.conn.script("sessions.get", &invocation).await?;
         fields.map(|f| decode(id.clone(), f)).transpose()
     }
 
     async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
-        let mut invocation = TOUCH.key(self.keys.session(id));
-        invocation.arg(self.keys.user_index_prefix(id.shard())).arg(id.as_str());
+        let Some(shard) = self.shard_of(id).await? else { return Ok(None) };
+        let mut invocation = TOUCH.key(self.session_key(id, shard));
+        invocation.arg(self.keys.user_index_prefix(shard)).arg(id.as_str());
         let reply: Option<(i64, Vec<String>)> = self.conn.script("sessions.touch", &invocation).await?;
         let Some((refresh, fields)) = reply else { return Ok(None) };
         if refresh > 0 {
@@ -157,7 +219,8 @@ impl SessionStore for RedisSessions {
     }
 
     async fn update_data(&self, id: &SessionId, patch: &SessionData, max_data_bytes: usize) -> Result<Option<Session>> {
-        let mut invocation = UPDATE_DATA.key(self.keys.session(id));
+        let Some(shard) = self.shard_of(id).await? else { return Ok(None) };
+        let mut invocation = UPDATE_DATA.key(self.session_key(id, shard));
         invocation.arg(max_data_bytes);
         for (name, value) in patch {
             invocation.arg(name.as_str());
@@ -177,8 +240,9 @@ impl SessionStore for RedisSessions {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool> {
-        let mut invocation = DELETE.key(self.keys.session(id));
-        invocation.arg(self.keys.user_index_prefix(id.shard())).arg(id.as_str());
+        let Some(shard) = self.shard_of(id).await? else { return Ok(false) };
+        let mut invocation = DELETE.key(self.session_key(id, shard));
+        invocation.arg(self.keys.user_index_prefix(shard)).arg(id.as_str());
         let deleted: i64 = self.conn.script("sessions.delete", &invocation).await?;
         if deleted == 1 {
             let mut pipe = redis::pipe();
@@ -190,16 +254,14 @@ impl SessionStore for RedisSessions {
 
     async fn list(&self, user: &UserId) -> Result<Vec<Session>> {
         let mut invocation = LIST.key(self.keys.user_index(user));
-        invocation.arg(self.keys.session_prefix(switchboard_core::ids::user_shard(user)));
+        invocation.arg(self.keys.session_prefix(user_shard(user)));
         let sessions: Vec<(String, Vec<String>)> = self.conn.script("sessions.list", &invocation).await?;
         sessions.into_iter().map(|(id, fields)| decode(session_id(id)?, fields)).collect()
     }
 
     async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
         let mut invocation = DELETE_USER.key(self.keys.user_index(user));
-        invocation
-            .arg(self.keys.session_prefix(switchboard_core::ids::user_shard(user)))
-            .arg(except.map_or("", SessionId::as_str));
+        invocation.arg(self.keys.session_prefix(user_shard(user))).arg(except.map_or("", SessionId::as_str));
         let deleted: Vec<String> = self.conn.script("sessions.delete_user", &invocation).await?;
         if !deleted.is_empty() {
             let mut pipe = redis::pipe();
@@ -221,6 +283,10 @@ fn millis(d: Duration) -> u64 {
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Internal(format!("redis: cannot encode session field: {e}")))
+}
+
+fn in_use() -> Error {
+    Error::Conflict("session id already in use".into())
 }
 
 fn session_id(id: String) -> Result<SessionId> {

@@ -107,6 +107,8 @@ fn new_session(user: &str, idle: Duration, absolute: Duration) -> NewSession {
         data: SessionData::new(),
         idle_ttl: idle,
         absolute_ttl: absolute,
+        id: None,
+        replace_device: None,
     }
 }
 
@@ -744,7 +746,7 @@ async fn presence_pipelines_survive_script_flush_and_keys_keep_their_slots() {
     let out = engine.presence.refresh(&[a.conn_ref(), b.conn_ref()], Duration::from_secs(60)).await.unwrap();
     assert_eq!(out.refreshed, 2);
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
-    let both = engine.presence.bulk(&[a.user_id.clone(), b.user_id.clone()]).await.unwrap();
+    let both = engine.presence.bulk(&[a.user_id.clone(), b.user_id.clone()], Duration::ZERO).await.unwrap();
     assert!(both.iter().all(|p| p.online));
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut raw).await.unwrap();
     engine.presence.disconnect(&a.conn_ref(), Duration::ZERO).await.unwrap();

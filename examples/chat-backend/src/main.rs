@@ -129,8 +129,7 @@ async fn chat_backend(sb: &Switchboard) -> Result<()> {
     let mut last = None;
     for (n, text) in ["hi bob", "dinner tonight?"].into_iter().enumerate() {
         let id = MessageId::new(format!("m{n}"))?;
-        let message =
-            NewMessage { id: id.clone(), sender: alice.clone(), content: json!({"text": text}), created_at: None };
+        let message = NewMessage::new(id.clone(), alice.clone(), json!({"text": text}));
         sb.messages().post(&chat, message).await?;
         last = Some(id);
     }

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, OnceCell};
 
 use super::observe;
-use crate::cache::{CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
+use crate::cache::{CacheKeyPage, CacheLeaseOutcome, CacheLeaseRequest, CacheStats, CacheStore, CacheWrite};
 use crate::config::CacheConfig;
 use crate::error::{Error, Result};
 use crate::ids::LeaseToken;
@@ -262,6 +262,31 @@ impl Cache {
     pub async fn stats(&self, namespace: &str) -> Result<CacheStats> {
         check_namespace(namespace)?;
         observe("cache", "stats", self.store.stats(namespace)).await
+    }
+
+    /// Keys of `namespace` starting with `prefix` (may be empty), paged (`limit` 1..=1000,
+    /// default 100). See [`CacheStore::keys`].
+    pub async fn keys(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<CacheKeyPage> {
+        check_namespace(namespace)?;
+        if prefix.len() > MAX_CACHE_KEY_BYTES {
+            return Err(Error::invalid("prefix", format!("must be at most {MAX_CACHE_KEY_BYTES} bytes")));
+        }
+        if let Some(cursor) = cursor
+            && (cursor.is_empty() || cursor.len() > MAX_CACHE_KEY_BYTES)
+        {
+            return Err(Error::invalid("cursor", format!("must be 1..={MAX_CACHE_KEY_BYTES} bytes")));
+        }
+        let limit = limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_BATCH {
+            return Err(Error::invalid("limit", format!("must be 1..={MAX_BATCH}")));
+        }
+        observe("cache", "keys", self.store.keys(namespace, prefix, cursor, limit)).await
     }
 
     /// The counters of every namespace the engine has seen and every configured one, by name

@@ -554,6 +554,13 @@ impl Jobs {
         observe("jobs", "cancel_unique", self.store.cancel_unique(queue, unique_keys)).await
     }
 
+    /// Cancels the pending jobs of `queue` whose unique key starts with `prefix` (a unique key's
+    /// shape, e.g. `reminder:conv-42:`); their ids.
+    pub async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>> {
+        validate_id("unique_key_prefix", prefix, MAX_UNIQUE_KEY_BYTES, b"/")?;
+        observe("jobs", "cancel_unique", self.store.cancel_unique_prefix(queue, prefix)).await
+    }
+
     /// Moves a dead job back to waiting with fresh attempts.
     pub async fn retry_dead(&self, id: &JobId) -> Result<()> {
         observe("jobs", "retry", self.store.retry_dead(id)).await?;

@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
 use crate::limits::MAX_BATCH;
 use crate::message::{
-    CacheBounds, DeliveryStatus, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, Message, MessageStore,
-    NewMessage, PostOutcome, ReadOutcome, RecentMessages, StatusChange, UnreadTotals, UserConversation, check_content,
-    parse_cursor, preview_of,
+    CacheBounds, DeliveryStatus, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, MAX_PREVIEW_CHARS,
+    Message, MessageStore, NewMessage, PostOutcome, ReadOutcome, RecentMessages, StatusChange, UnreadTotals,
+    UserConversation, check_content, parse_cursor, preview_of,
 };
 use crate::stream::NewPublication;
 use crate::time::Timestamp;
@@ -73,6 +73,11 @@ impl Messages {
     /// two steps repairs the counters instead of counting twice.
     pub async fn post(&self, conversation: &ConversationId, message: NewMessage) -> Result<PostOutcome> {
         check_content(&message.content)?;
+        if let Some(preview) = &message.preview
+            && preview.chars().count() > MAX_PREVIEW_CHARS
+        {
+            return Err(Error::invalid("preview", format!("must be at most {MAX_PREVIEW_CHARS} characters")));
+        }
         let members = self.members(conversation).await?;
         if !members.contains(&message.sender) {
             return Err(Error::PermissionDenied(format!("{} is not a member of this conversation", message.sender)));
@@ -86,7 +91,7 @@ impl Messages {
             conversation_id: conversation.clone(),
             message_id: cached.id.clone(),
             sender: cached.sender.clone(),
-            preview: preview_of(&cached.content),
+            preview: message.preview.clone().unwrap_or_else(|| preview_of(&cached.content)),
             at: cached.created_at,
         };
         let changes = observe("inbox", "record_post", self.inbox.record_post(&members, &post)).await?;

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, NotificationId, UserId};
 use crate::limits::{MAX_BATCH, MAX_DATA_BYTES, MAX_SHORT_TEXT_BYTES};
 use crate::notification::{
-    CreatedNotification, NewNotification, Notification, NotificationChange, NotificationPage, NotificationStatus,
+    CreatedNotification, Mark, NewNotification, Notification, NotificationChange, NotificationPage, NotificationStatus,
     NotificationStore,
 };
 use crate::session::json_len;
@@ -88,7 +88,8 @@ impl Notifications {
         let event = json!({"type": "notification.new", "data": created.notification});
         self.publish(user, NewPublication::new(event), "notification.new").await;
         match self.presence.get(user).await {
-            Ok(presence) if presence.online => {}
+            // A device live now, not the user's grace period: a user who just left gets the push.
+            Ok(presence) if presence.devices.iter().any(|d| d.online) => {}
             Ok(_) => {
                 self.push.no_device_online(user, &created.notification).await;
             }
@@ -152,6 +153,20 @@ impl Notifications {
     ) -> Result<Vec<NotificationChange>> {
         check_ids(ids)?;
         let changes = observe("notifications", "dismiss", self.store.dismiss(user, ids)).await?;
+        self.announce(user, &changes, source_device).await;
+        Ok(changes)
+    }
+
+    /// Marks `ids` unread again (clears `read`; a dismissed one stays dismissed, so it does not
+    /// count as unread); like [`Notifications::read`].
+    pub async fn unread(
+        &self,
+        user: &UserId,
+        ids: &[NotificationId],
+        source_device: Option<&DeviceId>,
+    ) -> Result<Vec<NotificationChange>> {
+        check_ids(ids)?;
+        let changes = observe("notifications", "unread", self.store.mark(user, ids, Mark::Unread)).await?;
         self.announce(user, &changes, source_device).await;
         Ok(changes)
     }

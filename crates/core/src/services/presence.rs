@@ -16,7 +16,7 @@ use crate::limits::{
 };
 use crate::presence::{
     ConnRef, ConnectionInfo, Device, DeviceRegistration, MAX_PUSH_TOKEN_BYTES, MAX_STATUS_TEXT_CHARS, OnlinePage,
-    PresenceStatus, PresenceStore, RefreshOutcome, StatusSetting, Transition, UserPresence,
+    PendingFrom, PresenceStatus, PresenceStore, RefreshOutcome, StatusSetting, Transition, UserPresence,
 };
 use crate::session::json_len;
 
@@ -36,6 +36,13 @@ pub trait PresenceEvents: Send + Sync + 'static {
     /// An error means the subscribers may not have been told; the caller reports it.
     async fn contacts_removed(&self, user: &UserId, removed: &[UserId]) -> Result<()> {
         let _ = (user, removed);
+        Ok(())
+    }
+
+    /// `device` of `user` was registered asking for [`PendingFrom::Now`]: if it has no
+    /// delivery cursor yet, its cursor starts at the current top of `user:<user>`.
+    async fn device_registered(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        let _ = (user, device);
         Ok(())
     }
 }
@@ -115,7 +122,9 @@ impl Presence {
         Ok(())
     }
 
-    /// Registers or updates a device. See [`PresenceStore::upsert_device`].
+    /// Registers or updates a device. A device without a delivery cursor yet starts its pending
+    /// list at the current position of `user:<user>` unless `pending_from` is `oldest`. See
+    /// [`PresenceStore::upsert_device`].
     pub async fn register_device(
         &self,
         user: &UserId,
@@ -128,7 +137,12 @@ impl Presence {
         if meta_bytes > MAX_DATA_BYTES {
             return Err(Error::PayloadTooLarge(format!("meta: must be at most {MAX_DATA_BYTES} bytes")));
         }
-        observe("presence", "upsert_device", self.store.upsert_device(user, device, registration)).await
+        let from = registration.pending_from;
+        let stored = observe("presence", "upsert_device", self.store.upsert_device(user, device, registration)).await?;
+        if from == PendingFrom::Now {
+            self.events().device_registered(user, device).await?;
+        }
+        Ok(stored)
     }
 
     /// The user's devices, most recently active first.
@@ -185,6 +199,13 @@ impl Presence {
         Ok(transition)
     }
 
+    /// Ends the device's heartbeat now: explicit offline for a device without a socket. As for a
+    /// disconnect, the user goes offline once the grace period passes without a new entry. See
+    /// [`PresenceStore::end_heartbeat`].
+    pub async fn end_heartbeat(&self, user: &UserId, device: &DeviceId) -> Result<Transition> {
+        observe("presence", "end_heartbeat", self.store.end_heartbeat(user, device, self.grace())).await
+    }
+
     async fn after(&self, user: &UserId, transition: Transition) {
         if transition == Transition::WentOnline {
             metrics::counter!("switchboard_presence_transitions_total", "to" => "online").increment(1);
@@ -211,11 +232,13 @@ impl Presence {
             return Err(Error::invalid("text", format!("must be at most {MAX_STATUS_TEXT_CHARS} characters")));
         }
         let setting = StatusSetting { status: req.status, text: req.text, invisible: req.invisible };
-        let change = observe("presence", "set_status", self.store.set_status(user, &setting)).await?;
-        let before = UserPresence::from_parts(
+        let change = observe("presence", "set_status", self.store.set_status(user, &setting, self.grace())).await?;
+        let in_grace = change.presence.online && !change.presence.devices.iter().any(|d| d.online);
+        let before = UserPresence::from_parts_in_grace(
             change.presence.user_id.clone(),
             change.previous.clone(),
             change.presence.devices.clone(),
+            in_grace,
         );
         if before.visible_to_others() != change.presence.visible_to_others() {
             self.emit(&change.presence).await;
@@ -223,9 +246,12 @@ impl Presence {
         Ok(change.presence)
     }
 
-    /// The user's full presence (for the user and backends).
+    /// The user's full presence (for the user and backends): online while a device has a live
+    /// connection or heartbeat and for the offline grace period after the last one ended — the
+    /// rule [`Presence::online_users`], [`Presence::online_count`] and `presence.changed`
+    /// events follow too.
     pub async fn get(&self, user: &UserId) -> Result<UserPresence> {
-        observe("presence", "get", self.store.get(user)).await
+        observe("presence", "get", self.store.get(user, self.grace())).await
     }
 
     /// `user`'s presence as `viewer` may see it: full for the user themself, else
@@ -241,10 +267,13 @@ impl Presence {
         if users.len() > MAX_BATCH {
             return Err(Error::invalid("user_ids", format!("at most {MAX_BATCH} per call")));
         }
-        observe("presence", "bulk", self.store.bulk(users)).await
+        observe("presence", "bulk", self.store.bulk(users, self.grace())).await
     }
 
-    /// One page of users reported online (`limit` 1..=1000, default 100).
+    /// One page of online users (`limit` 1..=1000, default 100), by the rule [`Presence::get`]
+    /// follows: a [`Presence::sweep`] runs first, so a user whose grace period has passed is
+    /// not listed (and is announced offline now if no node has done it yet). Its cost is that of
+    /// the due transitions only.
     pub async fn online_users(&self, cursor: Option<&str>, limit: Option<usize>) -> Result<OnlinePage> {
         let limit = limit.unwrap_or(100);
         if limit == 0 || limit > MAX_BATCH {
@@ -253,11 +282,13 @@ impl Presence {
         if let Some(cursor) = cursor {
             validate_id("cursor", cursor, MAX_ID_BYTES, &[])?;
         }
+        self.sweep().await?;
         observe("presence", "online_users", self.store.online_users(cursor, limit)).await
     }
 
-    /// Number of users reported online.
+    /// Number of online users, by the same rule as [`Presence::online_users`] (sweeps first).
     pub async fn online_count(&self) -> Result<u64> {
+        self.sweep().await?;
         observe("presence", "online_count", self.store.online_count()).await
     }
 

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::presence::Presence;
 use super::{check_text, observe};
 use crate::config::SessionsConfig;
 use crate::error::{Error, Result};
-use crate::ids::{SessionId, UserId};
+use crate::ids::{DeviceId, SessionId, UserId};
 use crate::limits::{MAX_SHORT_TEXT_BYTES, MAX_USER_AGENT_BYTES};
 use crate::session::{CreatedSession, DeviceInfo, NewSession, Session, SessionData, SessionStore, data_size};
 
@@ -43,6 +44,16 @@ pub struct CreateSession {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31536000))]
     pub absolute_ttl_seconds: Option<u64>,
+    /// The session id, when the app chooses it (e.g. the `sid` of a token it minted first):
+    /// 32..=128 characters of `A-Z a-z 0-9 _ -`, drawn at random by the app. `409` while a live
+    /// session has it. Absent: a fresh random id.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 32, max_length = 128, pattern = "^[A-Za-z0-9_-]+$"))]
+    pub id: Option<String>,
+    /// One session per device: the user's live sessions on `device.device_id` (required then)
+    /// are deleted in the same step and listed in `replaced`.
+    #[serde(default)]
+    pub replace_device: bool,
 }
 
 impl CreateSession {
@@ -63,6 +74,8 @@ impl CreateSession {
             data: SessionData::new(),
             idle_ttl_seconds: None,
             absolute_ttl_seconds: None,
+            id: None,
+            replace_device: false,
         }
     }
 }
@@ -72,6 +85,8 @@ impl CreateSession {
 pub struct Sessions {
     store: Arc<dyn SessionStore>,
     config: SessionsConfig,
+    /// Told of session activity when [`SessionsConfig::count_as_online`] is on.
+    presence: Option<Presence>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -83,7 +98,54 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Wraps `store` with `config`'s defaults.
     pub fn new(store: Arc<dyn SessionStore>, config: SessionsConfig) -> Self {
-        Sessions { store, config }
+        Sessions { store, config, presence: None }
+    }
+
+    /// Gives the service the presence capability, used when
+    /// [`SessionsConfig::count_as_online`] is on: an active session then keeps its device online.
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = Some(presence);
+        self
+    }
+
+    /// The presence service to tell about session activity, if the option is on.
+    fn online_hook(&self) -> Option<&Presence> {
+        self.presence.as_ref().filter(|_| self.config.count_as_online)
+    }
+
+    /// The session's device was active: a heartbeat for it. The session operation has happened
+    /// already, so a failure here is logged, not returned.
+    async fn mark_active(&self, session: &Session) {
+        let (Some(presence), Some(device)) = (self.online_hook(), &session.device.device_id) else { return };
+        if let Err(e) = presence.heartbeat(&session.user_id, device, None).await {
+            tracing::warn!(user.id = %session.user_id, device.id = %device, error = %e, "sessions: device not marked online");
+        }
+    }
+
+    /// Sessions on these devices of `user` ended: each device with no live session left stops
+    /// counting as online (its heartbeat ends).
+    async fn mark_ended(&self, user: &UserId, ended: Vec<Session>) {
+        let Some(presence) = self.online_hook() else { return };
+        let devices: std::collections::BTreeSet<DeviceId> =
+            ended.into_iter().filter_map(|s| s.device.device_id).collect();
+        if devices.is_empty() {
+            return;
+        }
+        let remaining = match self.store.list(user).await {
+            Ok(sessions) => sessions,
+            Err(e) => {
+                tracing::warn!(user.id = %user, error = %e, "sessions: devices not marked offline");
+                return;
+            }
+        };
+        for device in devices {
+            if remaining.iter().any(|s| s.device.device_id.as_ref() == Some(&device)) {
+                continue;
+            }
+            if let Err(e) = presence.end_heartbeat(user, &device).await {
+                tracing::warn!(user.id = %user, device.id = %device, error = %e, "sessions: device not marked offline");
+            }
+        }
     }
 
     /// The settings in force.
@@ -100,6 +162,10 @@ impl Sessions {
         if !created.evicted.is_empty() {
             metrics::counter!("switchboard_sessions_evicted_total").increment(created.evicted.len() as u64);
         }
+        if !created.replaced.is_empty() {
+            metrics::counter!("switchboard_sessions_replaced_total").increment(created.replaced.len() as u64);
+        }
+        self.mark_active(&created.session).await;
         Ok(created)
     }
 
@@ -120,6 +186,12 @@ impl Sessions {
         let idle = ttl("idle_ttl_seconds", req.idle_ttl_seconds.unwrap_or(self.config.idle_ttl_seconds))?;
         let absolute =
             ttl("absolute_ttl_seconds", req.absolute_ttl_seconds.unwrap_or(self.config.absolute_ttl_seconds))?;
+        let id = req.id.map(|id| SessionId::custom("id", id)).transpose()?;
+        let replace_device = match (&req.device.device_id, req.replace_device) {
+            (_, false) => None,
+            (Some(device), true) => Some(device.clone()),
+            (None, true) => return Err(Error::invalid("replace_device", "needs device.device_id")),
+        };
         Ok(NewSession {
             user_id: req.user_id,
             device: req.device,
@@ -128,6 +200,8 @@ impl Sessions {
             data: req.data,
             idle_ttl: idle,
             absolute_ttl: absolute,
+            id,
+            replace_device,
         })
     }
 
@@ -146,7 +220,11 @@ impl Sessions {
 
     /// Slides the idle expiry. See [`SessionStore::touch`].
     pub async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
-        observe("sessions", "touch", self.store.touch(id)).await
+        let touched = observe("sessions", "touch", self.store.touch(id)).await?;
+        if let Some(session) = &touched {
+            self.mark_active(session).await;
+        }
+        Ok(touched)
     }
 
     /// [`Sessions::update_data`] with the fields of `patch`, which must serialize to a JSON object.
@@ -163,7 +241,17 @@ impl Sessions {
 
     /// Deletes one session. See [`SessionStore::delete`].
     pub async fn delete(&self, id: &SessionId) -> Result<bool> {
-        observe("sessions", "delete", self.store.delete(id)).await
+        // With the option on, the session is read first to know its device.
+        let before = match self.online_hook() {
+            Some(_) => self.get(id).await?,
+            None => None,
+        };
+        let deleted = observe("sessions", "delete", self.store.delete(id)).await?;
+        if deleted && let Some(session) = before {
+            let user = session.user_id.clone();
+            self.mark_ended(&user, vec![session]).await;
+        }
+        Ok(deleted)
     }
 
     /// The user's live sessions, most recently active first.
@@ -171,9 +259,26 @@ impl Sessions {
         observe("sessions", "list", self.store.list(user)).await
     }
 
+    /// The user's live sessions on one device (`device.device_id`), most recently active first:
+    /// at most one when every login on it used `replace_device`.
+    pub async fn list_device(&self, user: &UserId, device: &DeviceId) -> Result<Vec<Session>> {
+        let mut sessions = self.list(user).await?;
+        sessions.retain(|s| s.device.device_id.as_ref() == Some(device));
+        Ok(sessions)
+    }
+
     /// Logout everywhere (or everywhere else, keeping `except`).
     pub async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
-        observe("sessions", "delete_user", self.store.delete_user_sessions(user, except)).await
+        let before = match self.online_hook() {
+            Some(_) => self.list(user).await?,
+            None => Vec::new(),
+        };
+        let deleted = observe("sessions", "delete_user", self.store.delete_user_sessions(user, except)).await?;
+        if !before.is_empty() {
+            let ended = before.into_iter().filter(|s| deleted.contains(&s.id)).collect();
+            self.mark_ended(user, ended).await;
+        }
+        Ok(deleted)
     }
 
     /// Number of live sessions.

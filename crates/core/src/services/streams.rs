@@ -227,6 +227,18 @@ impl Streams {
         observe("streams", "ack", self.cursors.ack(user, device, position)).await
     }
 
+    /// Gives a device without a cursor one at the current top of `user:<user>`, so its pending
+    /// list holds only what is published from now on; a device with a cursor keeps it. Returns
+    /// the cursor in force. A publication racing this call is pending, never lost: the cursor
+    /// is the top read before it.
+    pub async fn start_cursor(&self, user: &UserId, device: &DeviceId) -> Result<Option<StreamPosition>> {
+        if let Some(cursor) = self.cursor(user, device).await? {
+            return Ok(Some(cursor));
+        }
+        let top = self.position(&ChannelName::user(user)).await?;
+        observe("streams", "ack", self.cursors.ack(user, device, &top)).await
+    }
+
     /// The device's cursor.
     pub async fn cursor(&self, user: &UserId, device: &DeviceId) -> Result<Option<StreamPosition>> {
         observe("streams", "cursor", self.cursors.cursor(user, device)).await

@@ -8,7 +8,7 @@ use super::{Conversations, MembershipCheck, PresenceEvents, Streams, TypingEvent
 use crate::channel::ChannelName;
 use crate::control;
 use crate::error::Result;
-use crate::ids::{ConversationId, UserId};
+use crate::ids::{ConversationId, DeviceId, UserId};
 use crate::presence::UserPresence;
 use crate::stream::NewPublication;
 use crate::typing::TypingEvent;
@@ -37,6 +37,10 @@ impl PresenceEvents for PresenceToStreams {
             })
             .collect();
         self.0.publish_control_all(events).await
+    }
+
+    async fn device_registered(&self, user: &UserId, device: &DeviceId) -> Result<()> {
+        self.0.start_cursor(user, device).await.map(|_| ())
     }
 }
 

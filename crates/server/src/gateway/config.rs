@@ -21,7 +21,8 @@ pub struct GatewayConfig {
     pub send_queue_bytes: usize,
     /// Most connections of one user on this node (default 20).
     pub max_connections_per_user: usize,
-    /// Most subscriptions of one connection (default 128).
+    /// Most client subscriptions of one connection, the personal channel not counted
+    /// (default 128).
     pub max_subscriptions: usize,
     /// How long a client has to send `connect` after the socket opens (default 10 s).
     pub connect_timeout: Duration,

@@ -481,7 +481,9 @@ impl Connection {
         if self.subs.contains_key(&channel) {
             return Err(ErrorCode::AlreadySubscribed);
         }
-        if self.subs.len() >= self.shared.config.max_subscriptions {
+        // The personal channel is the server's subscription: it does not count against the limit.
+        let personal = self.subs.keys().filter(|c| c.namespace() == "user").count();
+        if self.subs.len() - personal >= self.shared.config.max_subscriptions {
             return Err(ErrorCode::LimitExceeded);
         }
         let user = self.user().ok_or(ErrorCode::Unauthorized)?;

@@ -34,6 +34,10 @@ use super::{Shared, control};
 /// Publications read per round trip while recovering.
 const PAGE: usize = 1000;
 
+/// How long the personal channel's forwarder waits before recording what it delivered as the
+/// device's cursor: at most one engine write per connection per this period, whatever the rate.
+const CURSOR_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where the client says it was in a channel.
 #[derive(Debug, Clone)]
 pub(crate) struct Recover {
@@ -156,16 +160,19 @@ pub(crate) async fn subscribe(
         ..SubscribeResult::default()
     };
     let id = shared.next_subscription_id();
+    let personal = channel.namespace() == "user";
     let forwarder = Forwarder {
         shared: shared.clone(),
         id,
-        personal: channel.namespace() == "user",
+        personal,
         channel: channel.clone(),
         who: who.clone(),
         access,
         last: position,
         outbox,
         orders,
+        // What recovery handed over counts as delivered too.
+        cursor_due: (personal && recovered).then(|| tokio::time::Instant::now() + CURSOR_DELAY),
     };
     let stop = CancellationToken::new();
     let forwarding = stop.clone().drop_guard();
@@ -233,11 +240,26 @@ struct Forwarder {
     last: StreamPosition,
     outbox: Outbox,
     orders: mpsc::UnboundedSender<Order>,
+    /// On the personal channel: when to record `last` as the device's delivery cursor (so the
+    /// HTTP `pending` list does not hand the device what it already received); `None` when
+    /// nothing was delivered since the last record.
+    cursor_due: Option<tokio::time::Instant>,
 }
 
 impl Forwarder {
     async fn run(mut self, mut live: HubSubscription) {
-        while let Some(event) = live.recv().await {
+        loop {
+            let event = match self.cursor_due {
+                Some(due) => tokio::select! {
+                    event = live.recv() => event,
+                    () = tokio::time::sleep_until(due) => {
+                        self.record_cursor().await;
+                        continue;
+                    }
+                },
+                None => live.recv().await,
+            };
+            let Some(event) = event else { break };
             let outcome = match event {
                 // Ephemeral publications stand outside the stream: no epoch, no offset.
                 HubEvent::Publication(msg) if msg.publication.offset == 0 => self.on_ephemeral(&msg.publication).await,
@@ -345,7 +367,19 @@ impl Forwarder {
 
     fn deliver(&mut self, p: &Publication, encoded: Encoded<'_>) -> std::result::Result<(), Gap> {
         self.last.offset = p.offset;
+        if self.personal && self.cursor_due.is_none() {
+            self.cursor_due = Some(tokio::time::Instant::now() + CURSOR_DELAY);
+        }
         self.push(p, encoded)
+    }
+
+    /// Records the last position handed to this connection as its device's cursor. A failure
+    /// only leaves those publications in the device's pending list: logged, not fatal.
+    async fn record_cursor(&mut self) {
+        self.cursor_due = None;
+        if let Err(e) = self.shared.sb.streams().ack(&self.who.user, &self.who.device, &self.last).await {
+            tracing::debug!(user.id = %self.who.user, device.id = %self.who.device, error = %e, "gateway: delivery cursor not recorded");
+        }
     }
 
     fn push(&self, p: &Publication, encoded: Encoded<'_>) -> std::result::Result<(), Gap> {

@@ -9,7 +9,9 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_core::limits::MAX_BATCH;
-use switchboard_core::{CacheLeaseAnswer, CacheLeaseOptions, CacheSetOptions, CacheStats, LeaseToken, Timestamp};
+use switchboard_core::{
+    CacheKeyPage, CacheLeaseAnswer, CacheLeaseOptions, CacheSetOptions, CacheStats, LeaseToken, Timestamp,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lease))
         .routes(routes!(invalidate))
         .routes(routes!(stats))
+        .routes(routes!(list_keys))
 }
 
 /// A value to store.
@@ -416,6 +419,42 @@ pub(crate) async fn invalidate(
         }
         _ => Err(ApiError::invalid("give exactly one of `tags` and `prefix`")),
     }
+}
+
+/// Which keys to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct KeysQuery {
+    /// The namespace.
+    namespace: String,
+    /// Only keys starting with this (default: all).
+    prefix: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Keys per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+}
+
+/// List a namespace's stored keys (values not expired), by prefix, in ascending byte order,
+/// paged: pass `next_cursor` back as `cursor` until it is absent (a page may be short, even
+/// empty, before it). For debugging and tooling (the `KEYS pattern*` of a Redis cache); a value
+/// invalidated by a tag may be listed until it is read.
+#[utoipa::path(
+    get,
+    path = "/cache",
+    tag = "cache",
+    params(KeysQuery),
+    responses((status = OK, body = CacheKeyPage), (status = BAD_REQUEST, body = ErrorBody))
+)]
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    Query(query): Query<KeysQuery>,
+) -> Result<Json<CacheKeyPage>, ApiError> {
+    let prefix = query.prefix.unwrap_or_default();
+    let page = state.sb().cache().keys(&query.namespace, &prefix, query.cursor.as_deref(), query.limit).await?;
+    Ok(Json(page))
 }
 
 /// Hits, misses, sets, invalidations, evictions and stored keys per namespace: one namespace, or

@@ -17,7 +17,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register_device, remove_device))
         .routes(routes!(list_devices))
-        .routes(routes!(heartbeat))
+        .routes(routes!(heartbeat, end_heartbeat))
 }
 
 /// A user's registered devices.
@@ -131,4 +131,34 @@ pub(crate) async fn heartbeat(
     let req: HeartbeatBody = body.parse_optional()?.unwrap_or_default();
     let transition = state.sb().presence().heartbeat(&user, &device, req.ttl_seconds).await?;
     Ok(Json(HeartbeatAnswer { online: true, transition }))
+}
+
+/// The answer to ending a heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EndHeartbeatAnswer {
+    /// `maybe_offline` when that was the user's last live entry: the user goes offline (and
+    /// `presence.changed` is sent) once the offline grace period passes without a new
+    /// connection or heartbeat. `unchanged` otherwise, also when the device had no heartbeat.
+    transition: Transition,
+}
+
+/// Mark a device offline now (explicit offline for a device kept online by heartbeats, e.g. on
+/// logout or when the app goes to the background). Only the heartbeat ends: the device's
+/// WebSocket connections, if any, keep it online.
+#[utoipa::path(
+    delete,
+    path = "/users/{user_id}/devices/{device_id}/heartbeat",
+    tag = "devices",
+    params(DevicePath),
+    responses(
+        (status = OK, body = EndHeartbeatAnswer),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn end_heartbeat(
+    State(state): State<AppState>,
+    Path(DevicePath { user_id: user, device_id: device }): Path<DevicePath>,
+) -> Result<Json<EndHeartbeatAnswer>, ApiError> {
+    let transition = state.sb().presence().end_heartbeat(&user, &device).await?;
+    Ok(Json(EndHeartbeatAnswer { transition }))
 }

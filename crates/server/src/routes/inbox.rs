@@ -18,7 +18,7 @@ use crate::state::AppState;
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_conversations))
-        .routes(routes!(update_entry, remove_entry))
+        .routes(routes!(get_entry, update_entry, remove_entry))
         .routes(routes!(read_conversation))
         .routes(routes!(unread_totals))
 }
@@ -75,6 +75,25 @@ pub(crate) async fn list_conversations(
     let filter = query.filter.unwrap_or_default();
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     Ok(Json(state.sb().messages().list(&user, filter, query.cursor.as_deref(), limit).await?))
+}
+
+/// One conversation of the user's list: last message, unread count, pinned, muted, archived.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}/conversations/{conversation_id}",
+    tag = "messages",
+    params(UserConversationPath),
+    responses(
+        (status = OK, body = UserConversation),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "Not in the user's list", body = ErrorBody),
+    )
+)]
+pub(crate) async fn get_entry(
+    State(state): State<AppState>,
+    Path(UserConversationPath { user_id: user, conversation_id: conversation }): Path<UserConversationPath>,
+) -> Result<Json<UserConversation>, ApiError> {
+    state.sb().messages().entry(&user, &conversation).await?.map(Json).ok_or_else(entry_not_found)
 }
 
 /// Pin, mute or archive a conversation in the user's list (absent fields are unchanged).

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use serde::Serialize;
-use switchboard_core::{EngineInfo, Policy};
+use switchboard_core::{CacheStats, EngineInfo, Policy, QueueStats};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,11 +33,21 @@ pub(crate) struct Info {
     policies: BTreeMap<String, Policy>,
 }
 
-/// Live counts.
+/// Live counts: the capabilities' totals across every node, and this node's connections.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Stats {
+    /// This node's id.
+    node_id: String,
     /// Live sessions across all users.
     sessions_active: u64,
+    /// Online users (the rule of `GET /presence/online/count`).
+    online_users: u64,
+    /// WebSocket connections held by this node.
+    connections: usize,
+    /// Every queue's counts.
+    queues: Vec<QueueStats>,
+    /// Every cache namespace's counters, by name.
+    cache: BTreeMap<String, CacheStats>,
 }
 
 /// Version, node, engine, uptime and configured policies.
@@ -52,7 +62,8 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
     })
 }
 
-/// Live counts.
+/// Live counts for dashboards and health pages: sessions, online users, this node's
+/// connections, queues and cache namespaces.
 #[utoipa::path(
     get,
     path = "/stats",
@@ -63,6 +74,13 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
     )
 )]
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
-    let sessions_active = state.sb().sessions().count_active().await?;
-    Ok(Json(Stats { sessions_active }))
+    let sb = state.sb();
+    Ok(Json(Stats {
+        node_id: state.config().node_id.clone(),
+        sessions_active: sb.sessions().count_active().await?,
+        online_users: sb.presence().online_count().await?,
+        connections: state.gateway().connections(),
+        queues: sb.jobs().queues().await?,
+        cache: sb.cache().stats_all().await?.into_iter().collect(),
+    }))
 }

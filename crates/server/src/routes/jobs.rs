@@ -670,12 +670,16 @@ pub(crate) async fn resume_queue(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Unique keys whose pending jobs to cancel.
+/// Unique keys whose pending jobs to cancel: a list, or a prefix (exactly one of the two).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CancelRequest {
     /// 1..=1000 keys.
-    unique_keys: Vec<String>,
+    #[serde(default)]
+    unique_keys: Option<Vec<String>>,
+    /// Every unique key starting with this (e.g. `reminder:conv-42:`).
+    #[serde(default)]
+    unique_key_prefix: Option<String>,
 }
 
 /// The cancelled jobs.
@@ -685,8 +689,8 @@ pub(crate) struct CancelAnswer {
     cancelled: Vec<JobId>,
 }
 
-/// Cancel the pending jobs of a queue holding any of these unique keys ("the vendor answered,
-/// cancel the reminders").
+/// Cancel the pending jobs of a queue holding any of these unique keys, or any unique key with
+/// this prefix ("the vendor answered, cancel all reminders of the conversation").
 #[utoipa::path(
     post,
     path = "/queues/{queue}/cancel",
@@ -700,5 +704,16 @@ pub(crate) async fn cancel_unique(
     Path(QueuePath { queue }): Path<QueuePath>,
     Json(request): Json<CancelRequest>,
 ) -> Result<Json<CancelAnswer>, ApiError> {
-    Ok(Json(CancelAnswer { cancelled: state.sb().jobs().cancel_unique(&queue, &request.unique_keys).await? }))
+    let jobs = state.sb().jobs();
+    let cancelled = match (request.unique_keys, request.unique_key_prefix) {
+        (Some(keys), None) => jobs.cancel_unique(&queue, &keys).await?,
+        (None, Some(prefix)) => jobs.cancel_unique_prefix(&queue, &prefix).await?,
+        _ => {
+            return Err(ApiError::from(switchboard_core::Error::invalid(
+                "unique_keys",
+                "give unique_keys or unique_key_prefix, not both",
+            )));
+        }
+    };
+    Ok(Json(CancelAnswer { cancelled }))
 }

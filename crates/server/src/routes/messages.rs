@@ -5,7 +5,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchboard_core::{Message, MessageId, NewMessage, PostOutcome, RecentMessages};
+use switchboard_core::message::StatusChange;
+use switchboard_core::{DeliveryStatus, Message, MessageId, NewMessage, PostOutcome, RecentMessages, UserId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,8 +18,9 @@ use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(post_message, recent_messages, fill_messages))
+        .routes(routes!(post_message, recent_messages, fill_messages, clear_messages))
         .routes(routes!(edit_message, delete_message))
+        .routes(routes!(delivered))
 }
 
 /// Default page size of recent messages.
@@ -58,6 +60,41 @@ pub(crate) struct EditRequest {
     /// Any JSON (at most 16 KiB serialized).
     #[schema(value_type = Object)]
     content: Value,
+}
+
+/// Messages that reached a recipient's device.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeliveredRequest {
+    /// The recipient (a member of the conversation).
+    user_id: UserId,
+    /// 1..=1000 message ids.
+    message_ids: Vec<MessageId>,
+}
+
+/// Delivery receipts reported by a backend that runs its own socket layer (the HTTP form of the
+/// WebSocket RPC `messages.delivered`): the messages' status for `user_id` moves to `delivered`
+/// (never backwards), and `message.status` is published on `chat:<id>` for the ones that moved.
+#[utoipa::path(
+    post,
+    path = "/conversations/{conversation_id}/delivered",
+    tag = "messages",
+    params(ConversationPath),
+    request_body = DeliveredRequest,
+    responses(
+        (status = OK, description = "The messages whose status moved", body = StatusChange),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = FORBIDDEN, description = "The user is not a member", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such conversation", body = ErrorBody),
+    )
+)]
+pub(crate) async fn delivered(
+    State(state): State<AppState>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
+    Json(req): Json<DeliveredRequest>,
+) -> Result<Json<StatusChange>, ApiError> {
+    let messages = state.sb().messages();
+    Ok(Json(messages.set_status(&id, &req.user_id, &req.message_ids, DeliveryStatus::Delivered).await?))
 }
 
 fn message_id(raw: String) -> Result<MessageId, ApiError> {
@@ -132,6 +169,30 @@ pub(crate) async fn fill_messages(
 ) -> Result<Json<FillOutcome>, ApiError> {
     let added = state.sb().messages().fill(&id, &req.messages).await?;
     Ok(Json(FillOutcome { added }))
+}
+
+/// Forget the conversation's cached messages (the next read answers `cached: false`, so the
+/// backend fills it again from its database). Members, lists and unread counters are untouched.
+#[utoipa::path(
+    delete,
+    path = "/conversations/{conversation_id}/messages",
+    tag = "messages",
+    params(ConversationPath),
+    responses(
+        (status = NO_CONTENT, description = "Forgotten"),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "Nothing was cached", body = ErrorBody),
+    )
+)]
+pub(crate) async fn clear_messages(
+    State(state): State<AppState>,
+    Path(ConversationPath { conversation_id: id }): Path<ConversationPath>,
+) -> Result<StatusCode, ApiError> {
+    if state.sb().messages().delete_cache(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no cached messages"))
+    }
 }
 
 /// Edit a message: the cached copy changes (204 when none is cached) and `message.edited` is

@@ -5,6 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use switchboard_core::notification::Mark;
 use switchboard_core::{
     DeviceId, NewNotification, Notification, NotificationChange, NotificationId, NotificationStatus,
 };
@@ -28,6 +29,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_notification, dismiss_by_delete))
         .routes(routes!(read_notification))
         .routes(routes!(dismiss_notification))
+        .routes(routes!(unread_notification))
 }
 
 /// A page of the list.
@@ -218,7 +220,7 @@ pub(crate) async fn dismiss_by_delete(
     Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
     Query(query): Query<SourceDevice>,
 ) -> Result<StatusCode, ApiError> {
-    mark(&state, &user, id, query.source_device, false).await?;
+    mark(&state, &user, id, query.source_device, Mark::Dismissed).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -241,7 +243,7 @@ pub(crate) async fn read_notification(
     Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
     body: JsonBody,
 ) -> Result<Json<MarkAnswer>, ApiError> {
-    Ok(Json(mark(&state, &user, id, source(&body)?, true).await?))
+    Ok(Json(mark(&state, &user, id, source(&body)?, Mark::Read).await?))
 }
 
 /// Dismiss a notification; like `read`.
@@ -262,7 +264,29 @@ pub(crate) async fn dismiss_notification(
     Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
     body: JsonBody,
 ) -> Result<Json<MarkAnswer>, ApiError> {
-    Ok(Json(mark(&state, &user, id, source(&body)?, false).await?))
+    Ok(Json(mark(&state, &user, id, source(&body)?, Mark::Dismissed).await?))
+}
+
+/// Mark a notification unread again (clears `read`; a dismissed one stays dismissed); like
+/// `read`.
+#[utoipa::path(
+    post,
+    path = "/users/{user_id}/notifications/{notification_id}/unread",
+    tag = "notifications",
+    params(NotificationPath),
+    request_body(content = Option<SourceDevice>, description = "Optional source device"),
+    responses(
+        (status = OK, body = MarkAnswer),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, body = ErrorBody),
+    )
+)]
+pub(crate) async fn unread_notification(
+    State(state): State<AppState>,
+    Path(NotificationPath { user_id: user, notification_id: id }): Path<NotificationPath>,
+    body: JsonBody,
+) -> Result<Json<MarkAnswer>, ApiError> {
+    Ok(Json(mark(&state, &user, id, source(&body)?, Mark::Unread).await?))
 }
 
 async fn mark(
@@ -270,14 +294,14 @@ async fn mark(
     user: &switchboard_core::UserId,
     id: NotificationId,
     source: Option<DeviceId>,
-    read: bool,
+    how: Mark,
 ) -> Result<MarkAnswer, ApiError> {
     let svc = state.sb().notifications();
     let ids = [id];
-    let changes = if read {
-        svc.read(user, &ids, source.as_ref()).await?
-    } else {
-        svc.dismiss(user, &ids, source.as_ref()).await?
+    let changes = match how {
+        Mark::Read => svc.read(user, &ids, source.as_ref()).await?,
+        Mark::Dismissed => svc.dismiss(user, &ids, source.as_ref()).await?,
+        Mark::Unread => svc.unread(user, &ids, source.as_ref()).await?,
     };
     if let Some(change) = changes.first() {
         let status =

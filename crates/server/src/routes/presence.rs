@@ -53,7 +53,7 @@ pub(crate) struct OnlineQuery {
 /// How many users are online.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct OnlineCount {
-    /// Users reported online.
+    /// Online users (the rule of `GET /users/{user_id}/presence`).
     count: u64,
 }
 
@@ -115,7 +115,9 @@ pub(crate) async fn query_presence(
     Ok(Json(PresenceList { presences: state.sb().presence().bulk(&req.user_ids).await? }))
 }
 
-/// One page of the users reported online, in ascending id order. Pass `next_cursor` back as
+/// One page of the online users, in ascending id order: online by the same rule as
+/// `GET /users/{user_id}/presence` (a live connection or heartbeat, or within the offline grace
+/// period after the last one ended). Pass `next_cursor` back as
 /// `cursor` for the next page until it is absent (a page after a full one may be empty). The
 /// count is `GET /presence/online/count`.
 #[utoipa::path(
@@ -135,7 +137,7 @@ pub(crate) async fn online_users(
     Ok(Json(state.sb().presence().online_users(query.cursor.as_deref(), query.limit).await?))
 }
 
-/// How many users are reported online.
+/// How many users are online, by the rule of `GET /presence/online`.
 #[utoipa::path(
     get,
     path = "/presence/online/count",

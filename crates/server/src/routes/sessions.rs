@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchboard_core::{CreateSession, Session, SessionData, SessionId};
+use switchboard_core::{CreateSession, DeviceId, Session, SessionData, SessionId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,13 +25,24 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_user_sessions, delete_user_sessions))
 }
 
-/// A created session and the sessions evicted to make room for it.
+/// A created session and the sessions it replaced or evicted.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct CreatedSessionBody {
     /// The new session.
     session: Session,
     /// Ids of the user's least recently active sessions removed to respect the per-user maximum.
     evicted: Vec<SessionId>,
+    /// Ids of the user's sessions on the same device removed by `replace_device`.
+    replaced: Vec<SessionId>,
+}
+
+/// Filters of a user's session list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListUserSessionsQuery {
+    /// Only the sessions created on this device (`device.device_id`).
+    device_id: Option<String>,
 }
 
 /// A field-by-field update of a session's data.
@@ -75,9 +86,12 @@ fn session_target(id: &SessionId) -> DisconnectTarget {
     DisconnectTarget { session_id: Some(id.clone()), reconnect: false, ..DisconnectTarget::default() }
 }
 
-/// Create a session. When the user already has the maximum number of sessions, the least
-/// recently active ones are evicted and listed in `evicted`; their WebSocket connections are
-/// closed (without reconnect).
+/// Create a session. With `replace_device`, the user's sessions on `device.device_id` are
+/// deleted in the same step and listed in `replaced` (one session per device). When the user
+/// still has the maximum number of sessions, the least recently active ones are evicted and
+/// listed in `evicted`. The WebSocket connections of replaced and evicted sessions are closed
+/// (without reconnect). `id` lets the app choose the session id (32..=128 URL-safe
+/// characters; `409` while a live session has it).
 #[utoipa::path(
     post,
     path = "/sessions",
@@ -86,6 +100,7 @@ fn session_target(id: &SessionId) -> DisconnectTarget {
     responses(
         (status = CREATED, description = "Created", body = CreatedSessionBody),
         (status = BAD_REQUEST, description = "Invalid input", body = ErrorBody),
+        (status = CONFLICT, description = "A live session already has the chosen `id`", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "`data` over 4 KiB or body over the limit", body = ErrorBody),
     )
 )]
@@ -94,10 +109,11 @@ pub(crate) async fn create_session(
     Json(req): Json<CreateSession>,
 ) -> Result<(StatusCode, Json<CreatedSessionBody>), ApiError> {
     let created = state.sb().sessions().create(req).await?;
-    for evicted in &created.evicted {
-        disconnect_quietly(&state, &created.session.user_id, session_target(evicted)).await;
+    for gone in created.evicted.iter().chain(&created.replaced) {
+        disconnect_quietly(&state, &created.session.user_id, session_target(gone)).await;
     }
-    Ok((StatusCode::CREATED, Json(CreatedSessionBody { session: created.session, evicted: created.evicted })))
+    let body = CreatedSessionBody { session: created.session, evicted: created.evicted, replaced: created.replaced };
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Get a live session.
@@ -189,12 +205,13 @@ pub(crate) async fn touch_session(
     state.sb().sessions().touch(&id).await?.map(Json).ok_or_else(session_not_found)
 }
 
-/// List a user's live sessions, most recently active first.
+/// List a user's live sessions, most recently active first; with `device_id`, only those on
+/// that device.
 #[utoipa::path(
     get,
     path = "/users/{user_id}/sessions",
     tag = "sessions",
-    params(UserPath),
+    params(UserPath, ListUserSessionsQuery),
     responses(
         (status = OK, body = SessionList),
         (status = BAD_REQUEST, body = ErrorBody),
@@ -203,8 +220,12 @@ pub(crate) async fn touch_session(
 pub(crate) async fn list_user_sessions(
     State(state): State<AppState>,
     Path(UserPath { user_id: user }): Path<UserPath>,
+    Query(query): Query<ListUserSessionsQuery>,
 ) -> Result<Json<SessionList>, ApiError> {
-    let sessions = state.sb().sessions().list(&user).await?;
+    let sessions = match query.device_id {
+        Some(raw) => state.sb().sessions().list_device(&user, &DeviceId::parse_field("device_id", raw)?).await?,
+        None => state.sb().sessions().list(&user).await?,
+    };
     Ok(Json(SessionList { sessions }))
 }
 

@@ -205,9 +205,9 @@ async fn bad_rate_limit_checks_are_400() {
 async fn unknown_query_parameters_are_refused() {
     let app = TestApp::new();
     app.create_session("alice").await;
-    let r = app.get("/api/v1/users/alice/sessions?device_id=phone").await;
+    let r = app.get("/api/v1/users/alice/sessions?device=phone").await;
     let message = r.assert_error(400, "invalid_argument");
-    assert!(message.contains("`device_id`"), "{message}");
+    assert!(message.contains("`device`"), "{message}");
     let r = app.get("/api/v1/users/alice/notifications?limit=5&unread_only=true&sort=new").await;
     assert!(r.assert_error(400, "invalid_argument").contains("`sort`"));
     // The documented ones still work.

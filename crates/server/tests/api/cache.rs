@@ -37,6 +37,7 @@ on_both_engines!(
     mget_and_mset,
     invalidation_by_tags_and_prefix,
     stats_per_namespace_and_of_all,
+    keys_are_listed_by_prefix,
     bad_input_is_refused,
     lease_flow_with_concurrent_callers,
     lease_tokens_that_do_not_hold_the_lease_store_nothing,
@@ -108,6 +109,24 @@ async fn invalidation_by_tags_and_prefix(app: TestApp) {
     let r = app.post("/api/v1/cache/invalidate", json!({"namespace": "api_response", "tags": ["u"]})).await;
     assert_eq!(r.assert_status(200), &json!({}));
     app.get(&format!("{NS}/user:10:a")).await.assert_error(404, "not_found");
+}
+
+async fn keys_are_listed_by_prefix(app: TestApp) {
+    for key in ["user:1:a", "user:1:b", "user:2:a", "geo:1"] {
+        assert_eq!(put(&app, key, json!({"value": 1})).await, 204);
+    }
+    let r = app.get("/api/v1/cache?namespace=api_response&prefix=user:1:").await;
+    assert_eq!(r.assert_status(200), &json!({"keys": ["user:1:a", "user:1:b"]}));
+    let r = app.get("/api/v1/cache?namespace=api_response&prefix=user:&limit=2").await;
+    let page = r.assert_status(200);
+    assert_eq!(
+        (page["keys"].clone(), page["next_cursor"].clone()),
+        (json!(["user:1:a", "user:1:b"]), json!("user:1:b"))
+    );
+    let r = app.get("/api/v1/cache?namespace=api_response&prefix=user:&limit=2&cursor=user:1:b").await;
+    assert_eq!(r.assert_status(200)["keys"], json!(["user:2:a"]));
+    app.get("/api/v1/cache?prefix=user:").await.assert_error(400, "invalid_argument");
+    app.get("/api/v1/cache?namespace=api_response&limit=0").await.assert_error(400, "invalid_argument");
 }
 
 async fn stats_per_namespace_and_of_all(app: TestApp) {

@@ -38,6 +38,14 @@ async fn register_list_heartbeat_remove() {
     let presence = app.get("/api/v1/users/alice/presence").await;
     assert_eq!(presence.assert_status(200)["online"], true);
 
+    // Explicit offline: the device at once, the user after the grace period.
+    let r = app.delete("/api/v1/users/alice/devices/phone-1/heartbeat").await;
+    assert_eq!(r.assert_status(200), &json!({"transition": "maybe_offline"}));
+    let presence = app.get("/api/v1/users/alice/presence").await;
+    assert_eq!(presence.assert_status(200)["devices"][0]["online"], false);
+    let r = app.delete("/api/v1/users/alice/devices/phone-1/heartbeat").await;
+    assert_eq!(r.assert_status(200), &json!({"transition": "unchanged"}));
+
     assert_eq!(app.delete("/api/v1/users/alice/devices/web-1").await.status.as_u16(), 204);
     app.delete("/api/v1/users/alice/devices/web-1").await.assert_error(404, "not_found");
     let list = app.get("/api/v1/users/alice/devices").await;
@@ -132,4 +140,23 @@ async fn bad_pending_and_ack_input_is_400() {
         let r = app.post("/api/v1/users/a/devices/d/ack", body.clone()).await;
         assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.text);
     }
+}
+
+/// A newly registered device's pending list starts now, unless it asks for the retained history.
+#[tokio::test]
+async fn a_registered_device_starts_pending_now_unless_asked() {
+    let app = TestApp::new();
+    for n in 0..2 {
+        let body = json!({"channel": "user:zed", "data": {"type": "note", "data": {"n": n}}});
+        app.post("/api/v1/publish", body).await.assert_status(200);
+    }
+    app.put("/api/v1/users/zed/devices/new-phone", json!({"platform": "ios"})).await.assert_status(200);
+    app.put("/api/v1/users/zed/devices/old-phone", json!({"pending_from": "oldest"})).await.assert_status(200);
+    app.post("/api/v1/publish", json!({"channel": "user:zed", "data": {"type": "note"}})).await.assert_status(200);
+    let fresh = app.get("/api/v1/users/zed/devices/new-phone/pending").await;
+    assert_eq!(offsets(fresh.assert_status(200)), [3]);
+    let all = app.get("/api/v1/users/zed/devices/old-phone/pending").await;
+    assert_eq!(offsets(all.assert_status(200)), [1, 2, 3]);
+    let r = app.put("/api/v1/users/zed/devices/x", json!({"pending_from": "yesterday"})).await;
+    assert!(r.assert_error(400, "invalid_argument").contains("pending_from"));
 }

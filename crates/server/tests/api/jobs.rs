@@ -205,6 +205,19 @@ async fn delayed_jobs_wait_and_unique_keys_cancel_pending_reminders() {
     assert_eq!(r.assert_status(200)["cancelled"].as_array().unwrap().len(), 2);
     let stats = app.get("/api/v1/queues/reminders").await;
     assert_eq!(stats.assert_status(200)["stats"]["delayed"], 0);
+
+    // All reminders of one conversation at once, by prefix.
+    for key in ["reminder:r2:8h", "reminder:r2:24h", "reminder:r3:8h"] {
+        let body = json!({"type": "notification.deliver", "unique_key": key, "delay_ms": 60_000});
+        app.post("/api/v1/queues/reminders/jobs", body).await.assert_status(201);
+    }
+    let r = app.post("/api/v1/queues/reminders/cancel", json!({"unique_key_prefix": "reminder:r2:"})).await;
+    assert_eq!(r.assert_status(200)["cancelled"].as_array().unwrap().len(), 2);
+    let stats = app.get("/api/v1/queues/reminders").await;
+    assert_eq!(stats.assert_status(200)["stats"]["delayed"], 1);
+    let both = json!({"unique_keys": ["a"], "unique_key_prefix": "b"});
+    app.post("/api/v1/queues/reminders/cancel", both).await.assert_error(400, "invalid_argument");
+    app.post("/api/v1/queues/reminders/cancel", json!({})).await.assert_error(400, "invalid_argument");
 }
 
 #[tokio::test]

@@ -156,3 +156,37 @@ async fn bad_message_input_is_4xx() {
         .await
         .assert_error(400, "invalid_argument");
 }
+
+/// One entry of a user's list by id, and clearing a conversation's message cache.
+#[tokio::test]
+async fn one_entry_and_clearing_the_cache() {
+    let app = TestApp::new();
+    conversation(&app, "c9", &["alice", "bob"]).await;
+    let body = json!({"id": "m1", "sender": "alice", "content": "hi"});
+    app.post("/api/v1/conversations/c9/messages", body).await.assert_status(200);
+    let entry = app.get("/api/v1/users/bob/conversations/c9").await;
+    let entry = entry.assert_status(200);
+    assert_eq!((entry["conversation_id"].clone(), entry["unread"].clone()), (json!("c9"), json!(1)));
+    app.get("/api/v1/users/carol/conversations/c9").await.assert_error(404, "not_found");
+
+    assert_eq!(app.delete("/api/v1/conversations/c9/messages").await.status.as_u16(), 204);
+    let r = app.get("/api/v1/conversations/c9/messages").await;
+    assert_eq!(r.assert_status(200)["cached"], false, "the next read fills from the database");
+    app.delete("/api/v1/conversations/c9/messages").await.assert_error(404, "not_found");
+    assert_eq!(app.get("/api/v1/users/bob/conversations/c9").await.assert_status(200)["unread"], 1, "lists untouched");
+
+    // Delivery receipts from a backend's own socket layer.
+    let body = json!({"id": "m2", "sender": "alice", "content": "again"});
+    app.post("/api/v1/conversations/c9/messages", body).await.assert_status(200);
+    let receipt = json!({"user_id": "bob", "message_ids": ["m2", "nope"]});
+    let r = app.post("/api/v1/conversations/c9/delivered", receipt.clone()).await;
+    assert_eq!(r.assert_status(200), &json!({"message_ids": ["m2"], "status": "delivered"}));
+    let r = app.post("/api/v1/conversations/c9/delivered", receipt).await;
+    assert_eq!(r.assert_status(200)["message_ids"], json!([]), "never twice");
+    let recent = app.get("/api/v1/conversations/c9/messages").await;
+    assert_eq!(recent.assert_status(200)["messages"][0]["status"], "delivered");
+    let outsider = json!({"user_id": "carol", "message_ids": ["m2"]});
+    app.post("/api/v1/conversations/c9/delivered", outsider).await.assert_error(403, "permission_denied");
+    let empty = json!({"user_id": "bob", "message_ids": []});
+    app.post("/api/v1/conversations/c9/delivered", empty).await.assert_error(400, "invalid_argument");
+}

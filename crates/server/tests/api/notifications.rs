@@ -88,6 +88,16 @@ async fn create_list_read_dismiss_read_all() {
     );
     assert_eq!(seen[3]["exclude"], "phone");
     assert_eq!(seen[5]["exclude"], "tablet");
+
+    // Unread again, then read again.
+    let r = app.post("/api/v1/users/alice/notifications/n1/unread", json!({"source_device": "phone"})).await;
+    let answer = r.assert_status(200);
+    assert_eq!((answer["changed"].clone(), answer["status"]["read"].clone()), (json!(true), json!(false)));
+    assert_eq!(app.get("/api/v1/users/alice/notifications/unread-count").await.assert_status(200)["unread"], 1);
+    let r = app.call(axum::http::Method::POST, "/api/v1/users/alice/notifications/n1/unread", None).await;
+    assert_eq!(r.assert_status(200)["changed"], false);
+    app.post("/api/v1/users/alice/notifications/nope/unread", json!({})).await.assert_error(404, "not_found");
+    app.post("/api/v1/users/alice/notifications/n1/read", json!({})).await.assert_status(200);
 }
 
 #[tokio::test]

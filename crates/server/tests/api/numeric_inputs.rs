@@ -137,6 +137,7 @@ fn cases() -> Vec<Case> {
             "GET /api/v1/conversations/{conversation_id}/messages query:limit",
         ),
         case(M::GET, "/api/v1/presence/online", None, Q("limit"), "GET /api/v1/presence/online query:limit"),
+        case(M::GET, "/api/v1/cache?namespace=numns", None, Q("limit"), "GET /api/v1/cache query:limit"),
         case(M::GET, "/api/v1/queues/numq?state=waiting", None, Q("offset"), "GET /api/v1/queues/{queue} query:offset"),
         case(M::GET, "/api/v1/queues/numq?state=waiting", None, Q("limit"), "GET /api/v1/queues/{queue} query:limit"),
         case(

@@ -37,10 +37,21 @@ async fn info_and_stats() {
     assert!(body["uptime_seconds"].is_u64());
     assert_eq!(body["policies"]["login"]["limit"], 2);
 
-    assert_eq!(app.get("/api/v1/stats").await.assert_status(200), &json!({"sessions_active": 0}));
+    let stats = app.get("/api/v1/stats").await;
+    let stats = stats.assert_status(200);
+    assert_eq!((stats["sessions_active"].clone(), stats["online_users"].clone()), (json!(0), json!(0)));
+    assert_eq!((stats["node_id"].clone(), stats["connections"].clone()), (json!("node-test"), json!(0)));
     app.create_session("ivy").await;
     app.create_session("jack").await;
-    assert_eq!(app.get("/api/v1/stats").await.assert_status(200), &json!({"sessions_active": 2}));
+    app.post("/api/v1/users/ivy/devices/d/heartbeat", json!({})).await.assert_status(200);
+    app.post("/api/v1/queues/mail/jobs", json!({"type": "t"})).await.assert_status(201);
+    app.put("/api/v1/cache/api_response/k", json!({"value": 1})).await.assert_status(204);
+    let stats = app.get("/api/v1/stats").await;
+    let stats = stats.assert_status(200);
+    assert_eq!((stats["sessions_active"].clone(), stats["online_users"].clone()), (json!(2), json!(1)));
+    let mail = stats["queues"].as_array().unwrap().iter().find(|q| q["queue"] == "mail").cloned();
+    assert_eq!(mail.expect("the mail queue")["waiting"], 1, "{stats}");
+    assert_eq!(stats["cache"]["api_response"]["keys"], 1);
 }
 
 #[tokio::test]
@@ -105,7 +116,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/rate-limits", &["delete"]),
     ("/api/v1/users/{user_id}/devices", &["get"]),
     ("/api/v1/users/{user_id}/devices/{device_id}", &["put", "delete"]),
-    ("/api/v1/users/{user_id}/devices/{device_id}/heartbeat", &["post"]),
+    ("/api/v1/users/{user_id}/devices/{device_id}/heartbeat", &["post", "delete"]),
     ("/api/v1/users/{user_id}/devices/{device_id}/pending", &["get"]),
     ("/api/v1/users/{user_id}/devices/{device_id}/ack", &["post"]),
     ("/api/v1/users/{user_id}/presence", &["get"]),
@@ -128,12 +139,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/users/{user_id}/notifications/{notification_id}", &["get", "delete"]),
     ("/api/v1/users/{user_id}/notifications/{notification_id}/read", &["post"]),
     ("/api/v1/users/{user_id}/notifications/{notification_id}/dismiss", &["post"]),
+    ("/api/v1/users/{user_id}/notifications/{notification_id}/unread", &["post"]),
     ("/api/v1/conversations/{conversation_id}", &["put", "get", "delete"]),
     ("/api/v1/conversations/{conversation_id}/members", &["post"]),
-    ("/api/v1/conversations/{conversation_id}/messages", &["post", "get", "put"]),
+    ("/api/v1/conversations/{conversation_id}/messages", &["post", "get", "put", "delete"]),
     ("/api/v1/conversations/{conversation_id}/messages/{message_id}", &["patch", "delete"]),
+    ("/api/v1/conversations/{conversation_id}/delivered", &["post"]),
     ("/api/v1/users/{user_id}/conversations", &["get"]),
-    ("/api/v1/users/{user_id}/conversations/{conversation_id}", &["patch", "delete"]),
+    ("/api/v1/users/{user_id}/conversations/{conversation_id}", &["get", "patch", "delete"]),
     ("/api/v1/users/{user_id}/conversations/{conversation_id}/read", &["post"]),
     ("/api/v1/users/{user_id}/unread", &["get"]),
     ("/api/v1/cache/{namespace}/{key}", &["put", "get", "delete"]),
@@ -142,6 +155,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/cache/{namespace}/{key}/lease", &["post"]),
     ("/api/v1/cache/invalidate", &["post"]),
     ("/api/v1/cache/stats", &["get"]),
+    ("/api/v1/cache", &["get"]),
     ("/api/v1/info", &["get"]),
     ("/api/v1/stats", &["get"]),
     ("/health", &["get"]),

@@ -105,3 +105,42 @@ async fn list_and_delete_a_users_sessions() {
     assert_eq!(app.get("/api/v1/users/dave/sessions").await.assert_status(200)["sessions"], json!([]));
     assert_eq!(app.get("/api/v1/users/nobody/sessions").await.assert_status(200)["sessions"], json!([]));
 }
+
+/// One session per device: `replace_device` replaces the device's session (its connections are
+/// closed), `?device_id=` finds it, and an app may choose the session id.
+#[tokio::test]
+async fn sessions_keyed_by_device_and_chosen_ids() {
+    let app = TestApp::new();
+    let login = |id: Option<&str>| {
+        let mut body = json!({"user_id": "frank", "device": {"device_id": "phone"}, "replace_device": true});
+        if let Some(id) = id {
+            body["id"] = json!(id);
+        }
+        body
+    };
+    let first = app.post("/api/v1/sessions", login(None)).await;
+    let first_id = first.assert_status(201)["session"]["id"].as_str().unwrap().to_owned();
+    let chosen = "app-chosen-sid-0123456789abcdefghijk";
+    let second = app.post("/api/v1/sessions", login(Some(chosen))).await;
+    let body = second.assert_status(201);
+    assert_eq!(body["session"]["id"], chosen);
+    assert_eq!(body["replaced"], json!([first_id]));
+    app.get(&format!("/api/v1/sessions/{first_id}")).await.assert_error(404, "not_found");
+    app.get(&format!("/api/v1/sessions/{chosen}")).await.assert_status(200);
+    app.post("/api/v1/sessions", json!({"user_id": "frank", "device": {"device_id": "web"}})).await.assert_status(201);
+
+    let on_phone = app.get("/api/v1/users/frank/sessions?device_id=phone").await;
+    let ids: Vec<&str> =
+        on_phone.assert_status(200)["sessions"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [chosen]);
+    let all = app.get("/api/v1/users/frank/sessions").await;
+    assert_eq!(all.assert_status(200)["sessions"].as_array().unwrap().len(), 2);
+    app.get("/api/v1/users/frank/sessions?device_id=a%20b").await.assert_error(400, "invalid_argument");
+
+    let taken = app.post("/api/v1/sessions", json!({"user_id": "gina", "id": chosen})).await;
+    taken.assert_error(409, "conflict");
+    let short = app.post("/api/v1/sessions", json!({"user_id": "gina", "id": "abc"})).await;
+    assert!(short.assert_error(400, "invalid_argument").starts_with("id:"));
+    let no_device = app.post("/api/v1/sessions", json!({"user_id": "gina", "replace_device": true})).await;
+    assert!(no_device.assert_error(400, "invalid_argument").starts_with("replace_device"));
+}

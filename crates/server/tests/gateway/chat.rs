@@ -71,6 +71,7 @@ pub(crate) async fn three_members_post_read_and_receipts(t: TestEngine) {
         sender: UserId::new("ann").unwrap(),
         content: json!("hello trio"),
         created_at: None,
+        preview: None,
     };
     server.sb.messages().post(&trio, message).await.unwrap();
     for c in [&mut ann, &mut ben_phone, &mut cat] {
@@ -105,6 +106,7 @@ pub(crate) async fn three_members_post_read_and_receipts(t: TestEngine) {
         sender: UserId::new("cat").unwrap(),
         content: json!({"text": "hi ben"}),
         created_at: None,
+        preview: None,
     };
     server.sb.messages().post(&trio, message).await.unwrap();
     let next = ben_phone.event("user:ben", "unread.changed").await;

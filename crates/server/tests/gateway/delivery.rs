@@ -227,3 +227,32 @@ pub(crate) async fn notification_reads_sync_to_the_other_devices(t: TestEngine) 
     assert!(page.notifications[0].read && page.notifications[0].dismissed);
     assert_eq!(server.sb.notifications().unread_count(&user).await.unwrap(), 0);
 }
+
+/// What the WebSocket delivered to a device becomes its cursor: the HTTP pending list does not
+/// hand it the same publications again; other devices keep theirs.
+pub(crate) async fn websocket_delivery_advances_the_device_cursor(t: TestEngine) {
+    let server = Server::start(t).await;
+    let alice = UserId::new("alice").unwrap();
+    let (phone, laptop) =
+        (switchboard_core::DeviceId::new("phone").unwrap(), switchboard_core::DeviceId::new("laptop").unwrap());
+    let streams = server.sb.streams();
+    let mut c = server.client().await;
+    c.connect(&token("alice", "phone"), json!({})).await;
+    for n in 1..=2 {
+        streams.publish(&personal("alice"), event(n)).await.unwrap();
+    }
+    for n in 1..=2 {
+        assert_eq!(c.push().await["pub"]["data"]["data"]["n"], json!(n));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let pending = streams.pending(&alice, &phone, 100).await.unwrap();
+        if pending.publications.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the delivered publications stay pending: {pending:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(streams.cursor(&alice, &phone).await.unwrap().map(|c| c.offset), Some(2));
+    assert_eq!(streams.pending(&alice, &laptop, 100).await.unwrap().publications.len(), 2, "the laptop got nothing");
+}

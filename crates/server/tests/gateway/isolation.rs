@@ -184,7 +184,13 @@ fn group(members: &[&str]) -> ConversationSpec {
 }
 
 fn message(id: &str, sender: &str) -> NewMessage {
-    NewMessage { id: id.parse().unwrap(), sender: user(sender), content: json!(format!("text {id}")), created_at: None }
+    NewMessage {
+        id: id.parse().unwrap(),
+        sender: user(sender),
+        content: json!(format!("text {id}")),
+        created_at: None,
+        preview: None,
+    }
 }
 
 /// Everything of conversation `pair` (members ann and ben) that other users could change.

@@ -40,6 +40,7 @@ on_both_engines!(delivery as delivery_tests:
     chat_members_subscribe_and_see_typing,
     disconnect_orders_reach_the_connection,
     notification_reads_sync_to_the_other_devices,
+    websocket_delivery_advances_the_device_cursor,
 );
 
 on_both_engines!(chat as chat_tests:

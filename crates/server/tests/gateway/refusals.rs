@@ -130,16 +130,14 @@ pub(crate) async fn limits_hold_per_user_and_per_connection(t: TestEngine) {
     let mut third = server.client().await;
     third.send(json!({"connect": {"token": token("max", "tablet")}})).await;
     assert_eq!(third.closed().await, Some(3504), "connection limit");
-    // The personal channel counts: one more subscription fits, the next does not.
-    server
-        .sb
-        .presence()
-        .set_contacts(&UserId::new("max").unwrap(), &[UserId::new("a").unwrap(), UserId::new("b").unwrap()], None)
-        .await
-        .unwrap();
-    let id = first.send(json!({"subscribe": {"channel": "presence:a"}})).await;
-    assert!(first.reply(id).await.get("error").is_none());
-    let id = first.send(json!({"subscribe": {"channel": "presence:b"}})).await;
+    // The personal channel does not count: two subscriptions fit, the third does not.
+    let contacts: Vec<UserId> = ["a", "b", "c"].iter().map(|u| UserId::new(*u).unwrap()).collect();
+    server.sb.presence().set_contacts(&UserId::new("max").unwrap(), &contacts, None).await.unwrap();
+    for channel in ["presence:a", "presence:b"] {
+        let id = first.send(json!({"subscribe": {"channel": channel}})).await;
+        assert!(first.reply(id).await.get("error").is_none(), "{channel} fits");
+    }
+    let id = first.send(json!({"subscribe": {"channel": "presence:c"}})).await;
     assert_eq!(first.reply(id).await["error"]["code"], json!(106));
     // Typing is rate limited per user (5 per second by default).
     let codes: Vec<Option<u64>> = {

@@ -42,6 +42,7 @@ async fn post(server: &Server, conversation: &str, id: &str, sender: &str) {
         sender: user(sender),
         content: json!("after the change"),
         created_at: None,
+        preview: None,
     };
     server.sb.messages().post(&ConversationId::new(conversation).unwrap(), message).await.unwrap();
 }
