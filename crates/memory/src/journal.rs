@@ -107,47 +107,21 @@ impl Journal {
         shared.wake.notify_one();
         Ticket(Waiting::On(shared.clone(), seq))
     }
-
-    /// Starts a compaction now and waits for it (tests and `doctor`-style tooling).
-    #[cfg(test)]
-    pub(crate) fn compact_now(&self) -> Result<()> {
-        let Some(owner) = &self.0 else { return Ok(()) };
-        let shared = &owner.shared;
-        let done_before = lock(&shared.compaction).finished;
-        lock(&shared.pending).rotate = true;
-        shared.wake.notify_one();
-        let mut compaction = lock(&shared.compaction);
-        while compaction.finished == done_before {
-            compaction = shared.compaction_done.wait(compaction).unwrap_or_else(std::sync::PoisonError::into_inner);
-        }
-        match &compaction.last_error {
-            Some(e) => Err(Error::Internal(e.clone())),
-            None => Ok(()),
-        }
-    }
-
-    /// What the last start found (tests).
-    #[cfg(test)]
-    pub(crate) fn opened(&self) -> Option<Opened> {
-        self.0.as_ref().map(|o| lock(&o.opened).clone())
-    }
 }
 
 /// What a start found in the data dir.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Opened {
+#[derive(Debug, Default)]
+struct Opened {
     /// Records replayed from logs (past the snapshot's cuts).
-    pub(crate) replayed: u64,
+    replayed: u64,
     /// Bytes of a torn tail dropped from the newest log.
-    pub(crate) torn_bytes: u64,
+    torn_bytes: u64,
 }
 
 /// Owns the writer thread and the dir lock; dropping the last handle flushes and stops.
 struct Owner {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    #[cfg_attr(not(test), allow(dead_code))]
-    opened: Mutex<Opened>,
     _lock: File,
 }
 
@@ -335,8 +309,7 @@ pub(crate) fn open(dir: &Path, policy: SyncPolicy, compact_log_bytes: u64) -> Re
         compaction: Mutex::new(Compaction::default()),
         compaction_done: Condvar::new(),
     });
-    let owner =
-        Arc::new(Owner { shared, writer: Mutex::new(None), opened: Mutex::new(Opened::default()), _lock: lock_file });
+    let owner = Arc::new(Owner { shared, writer: Mutex::new(None), _lock: lock_file });
     Ok(Recovery { owner, snapshot, logs: kept_logs, next_generation: newest + 1 })
 }
 
@@ -423,7 +396,9 @@ impl Recovery {
             .spawn(move || write_loop(thread_shared, log, generation))
             .map_err(|e| Error::Internal(format!("data dir: cannot start the journal writer: {e}")))?;
         *lock(&self.owner.writer) = Some(writer);
-        *lock(&self.owner.opened) = opened;
+        if opened.replayed > 0 || opened.torn_bytes > 0 {
+            tracing::info!(records = opened.replayed, torn_bytes = opened.torn_bytes, "data dir: state restored");
+        }
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use switchboard_core::notification::{
 };
 use switchboard_core::{Error, NotificationId, Result, Timestamp, UserId};
 
-use crate::journal::{Durable, Journal, Sink, store};
+use crate::journal::{Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 
 #[derive(Default)]
@@ -153,7 +153,7 @@ impl MemoryNotifications {
         user: &UserId,
         state: &UserNotifications,
         changed: &[(u64, NotificationChange)],
-    ) -> Option<crate::journal::Ticket> {
+    ) -> Option<Ticket> {
         let changes: Vec<Change<'_>> = changed
             .iter()
             .filter_map(|(seq, _)| Some(Change::put(user, state, *seq, state.by_seq.get(seq)?)))
@@ -162,10 +162,7 @@ impl MemoryNotifications {
     }
 
     /// Waits for the changes' record, then answers them.
-    async fn settle(
-        &self,
-        changed: Option<(Option<crate::journal::Ticket>, Vec<(u64, NotificationChange)>)>,
-    ) -> Result<Vec<NotificationChange>> {
+    async fn settle(&self, changed: Option<(Option<Ticket>, Changed)>) -> Result<Vec<NotificationChange>> {
         let Some((written, changed)) = changed else { return Ok(Vec::new()) };
         if let Some(written) = written {
             written.wait().await?;
@@ -173,6 +170,9 @@ impl MemoryNotifications {
         Ok(changed.into_iter().map(|(_, change)| change).collect())
     }
 }
+
+/// What one operation changed: each notification's sequence and its change.
+type Changed = Vec<(u64, NotificationChange)>;
 
 fn parse_cursor(cursor: Option<&str>) -> Result<u64> {
     match cursor {

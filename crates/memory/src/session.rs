@@ -24,7 +24,7 @@ pub(crate) struct MemorySessions {
 /// A journal record: the changes of one operation, each a whole session or a deletion.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Change<'a> {
-    Put(Cow<'a, Session>),
+    Put(Box<Cow<'a, Session>>),
     Delete(Cow<'a, SessionId>),
 }
 
@@ -40,7 +40,7 @@ impl Durable for MemorySessions {
         let mut state = lock(&self.state);
         for change in changes {
             match change {
-                Change::Put(session) => state.put(session.into_owned()),
+                Change::Put(session) => state.put((*session).into_owned()),
                 Change::Delete(id) => drop(state.remove(&id)),
             }
         }
@@ -51,7 +51,7 @@ impl Durable for MemorySessions {
         let state = lock(&self.state);
         sink.begin();
         for session in state.by_id.values() {
-            sink.record(&[Change::Put(Cow::Borrowed(session))])?;
+            sink.record(&[Change::Put(Box::new(Cow::Borrowed(session)))])?;
         }
         Ok(())
     }
@@ -137,7 +137,7 @@ impl SessionStore for MemorySessions {
             }
             state.put(session.clone());
             let mut changes: Vec<Change<'_>> = evicted.iter().map(|id| Change::Delete(Cow::Borrowed(id))).collect();
-            changes.push(Change::Put(Cow::Borrowed(&session)));
+            changes.push(Change::Put(Box::new(Cow::Borrowed(&session))));
             self.journal.append(store::SESSIONS, &changes)
         };
         written.wait().await?;
@@ -157,8 +157,9 @@ impl SessionStore for MemorySessions {
                 s.expires_at = now.plus(std::time::Duration::from_millis(s.idle_ttl_ms)).min(s.absolute_expires_at);
                 s.clone()
             });
-            let written =
-                session.as_ref().map(|s| self.journal.append(store::SESSIONS, &[Change::Put(Cow::Borrowed(s))]));
+            let written = session
+                .as_ref()
+                .map(|s| self.journal.append(store::SESSIONS, &[Change::Put(Box::new(Cow::Borrowed(s)))]));
             (session, written)
         };
         if let Some(written) = written {
@@ -184,7 +185,7 @@ impl SessionStore for MemorySessions {
             }
             session.data = merged;
             let session = session.clone();
-            let written = self.journal.append(store::SESSIONS, &[Change::Put(Cow::Borrowed(&session))]);
+            let written = self.journal.append(store::SESSIONS, &[Change::Put(Box::new(Cow::Borrowed(&session)))]);
             (session, written)
         };
         written.wait().await?;
