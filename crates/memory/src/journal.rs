@@ -36,6 +36,7 @@ pub(crate) mod store {
     pub(crate) const NOTIFICATIONS: u8 = 3;
     pub(crate) const INBOX: u8 = 4;
     pub(crate) const STREAMS: u8 = 5;
+    pub(crate) const JOBS: u8 = 6;
 }
 
 /// A store whose state the journal persists.

@@ -81,6 +81,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
     let notifications = Arc::new(notification::MemoryNotifications::new(journal.clone()));
     let cache = Arc::new(cache::MemoryCache::new(config.cache_max_bytes));
     let inbox = Arc::new(inbox::MemoryInbox::new(journal.clone()));
+    let jobs = Arc::new(jobs::MemoryJobs::new(config.max_jobs, journal.clone()));
     if let Some(recovery) = recovery {
         recovery.finish(vec![
             (store::SESSIONS, sessions.clone() as Arc<dyn Durable>),
@@ -88,6 +89,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
             (store::NOTIFICATIONS, notifications.clone() as Arc<dyn Durable>),
             (store::INBOX, inbox.clone() as Arc<dyn Durable>),
             (store::STREAMS, streams.clone() as Arc<dyn Durable>),
+            (store::JOBS, jobs.clone() as Arc<dyn Durable>),
         ])?;
     }
     sweeper::spawn(
@@ -115,7 +117,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
         typing,
         notifications,
         cache,
-        jobs: Arc::new(jobs::MemoryJobs::new(config.max_jobs)),
+        jobs,
         messages,
         inbox,
         conversations: Arc::new(conversation::MemoryConversations::default()),

@@ -10,8 +10,10 @@ use serde_json::json;
 use switchboard_core::message::InboxPost;
 use switchboard_core::notification::{Mark, NotificationRetention};
 use switchboard_core::{
-    ChannelName, ConversationId, DeviceId, DeviceInfo, Engine, MessageId, NewNotification, NewPublication, NewSession,
-    NotificationId, Priority, Retention, SessionData, StreamPosition, Timestamp, TokenId, UnreadTotals, UserId,
+    Backoff, ChannelName, ConversationId, DeviceId, DeviceInfo, Due, Engine, EnqueueOutcome, JobId, JobRetention,
+    JobState, JobType, LeaseToken, MessageId, NewJob, NewNotification, NewPublication, NewSession, NotificationId,
+    Priority, QueueName, Retention, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition, Timestamp,
+    TokenId, UnreadTotals, UserId,
 };
 use switchboard_memory::{MemoryConfig, SyncPolicy};
 
@@ -260,10 +262,16 @@ async fn write_some(engine: &Engine, round: u64) {
             .record_post(std::slice::from_ref(&ivan), &post("c", &format!("m{n}"), &user("judy")))
             .await
             .unwrap();
+        engine.jobs.enqueue(&[new_job("compact", &format!("j{n}"))]).await.unwrap();
     }
+    // One job taken and completed per round.
+    let (queue, keep) = (QueueName::new("compact").unwrap(), JobRetention::default());
+    let token = LeaseToken::generate().unwrap();
+    let fetched = engine.jobs.fetch(&[queue], std::slice::from_ref(&token), None, &keep).await.unwrap();
+    engine.jobs.complete(&fetched.jobs[0].job.id, &token, None, &keep).await.unwrap();
 }
 
-async fn state_of(engine: &Engine) -> (usize, StreamPosition, usize, u64, u64) {
+async fn state_of(engine: &Engine) -> (usize, StreamPosition, usize, u64, u64, (u64, u64, u64)) {
     let ivan = user("ivan");
     let channel = ChannelName::user(&ivan);
     (
@@ -272,6 +280,11 @@ async fn state_of(engine: &Engine) -> (usize, StreamPosition, usize, u64, u64) {
         engine.streams.history(&channel, 1000).await.unwrap().publications.len(),
         engine.notifications.unread_count(&ivan).await.unwrap(),
         engine.inbox.totals(&ivan).await.unwrap().unread,
+        {
+            let counts =
+                engine.jobs.counts(&QueueName::new("compact").unwrap(), &JobRetention::default()).await.unwrap();
+            (counts.waiting, counts.completed, counts.completed_total)
+        },
     )
 }
 
@@ -286,7 +299,7 @@ async fn a_compaction_keeps_every_state_and_later_changes() {
         }
         state_of(&engine).await
     };
-    assert_eq!(before.3, 60);
+    assert_eq!((before.3, before.5), (60, (57, 3, 3)));
     let snapshots = std::fs::read_dir(&dir.0)
         .unwrap()
         .filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().starts_with("snapshot-"))
@@ -395,4 +408,87 @@ async fn a_flipped_byte_mid_log_stops_start_up_naming_the_file_and_offset() {
         .expect("an offset");
     assert!(offset <= middle && middle - offset < 200, "offset {offset}, flipped {middle}");
     assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was truncated");
+}
+
+fn new_job(queue: &str, id: &str) -> NewJob {
+    NewJob {
+        id: JobId::new(id).unwrap(),
+        queue: QueueName::new(queue).unwrap(),
+        job_type: JobType::new("test.job").unwrap(),
+        payload: br#"{"n":1}"#.to_vec(),
+        priority: 0,
+        due: Due::Now,
+        max_attempts: 3,
+        backoff: Backoff::Fixed { delay_ms: 60_000 },
+        lease: Duration::from_secs(30),
+        unique_key: None,
+    }
+}
+
+#[tokio::test]
+async fn jobs_keep_their_state_and_a_lease_that_ran_out_while_down_is_retried() {
+    let dir = TempDir::new();
+    let keep = JobRetention::default();
+    let work = QueueName::new("work").unwrap();
+    let id = |s: &str| JobId::new(s).unwrap();
+    let schedule = Schedule {
+        name: ScheduleName::new("nightly").unwrap(),
+        spec: ScheduleSpec::EveryMs(60_000),
+        queue: work.clone(),
+        job_type: JobType::new("maintenance.tick").unwrap(),
+        payload: "{}".to_owned(),
+        priority: 0,
+        max_attempts: 3,
+        backoff: Backoff::default(),
+        lease_ms: 30_000,
+    };
+    let next_fire = Timestamp::now().plus(Duration::from_secs(60));
+    let leased = {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        let unique = NewJob { unique_key: Some("only-one".into()), ..new_job("work", "unique") };
+        let later = NewJob { due: Due::After(Duration::from_secs(3600)), ..new_job("work", "later") };
+        jobs.enqueue(&[new_job("work", "done"), new_job("work", "leased"), unique, later]).await.unwrap();
+        let token = LeaseToken::generate().unwrap();
+        let fetched = jobs.fetch(std::slice::from_ref(&work), &[token.clone()], None, &keep).await.unwrap();
+        jobs.complete(&fetched.jobs[0].job.id, &token, Some(b"42"), &keep).await.unwrap();
+        // A short lease that runs out while the engine is down.
+        let token = LeaseToken::generate().unwrap();
+        let lease = Some(Duration::from_millis(200));
+        let fetched = jobs.fetch(std::slice::from_ref(&work), &[token.clone()], lease, &keep).await.unwrap();
+        jobs.progress(&fetched.jobs[0].job.id, &token, b"{\"half\":true}").await.unwrap();
+        jobs.put_schedule(&schedule, Some(next_fire)).await.unwrap();
+        jobs.set_paused(&QueueName::new("idle").unwrap(), true).await.unwrap();
+        fetched.jobs[0].job.clone()
+    };
+    assert_eq!(leased.id, id("leased"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let engine = open(&dir.0);
+    let jobs = &engine.jobs;
+    let done = jobs.get(&id("done")).await.unwrap().expect("the completed job");
+    assert_eq!((done.state, done.result.as_deref()), (JobState::Completed, Some(&b"42"[..])));
+    assert_eq!(jobs.get(&id("later")).await.unwrap().expect("delayed").state, JobState::Delayed);
+    let counts = jobs.counts(&work, &keep).await.unwrap();
+    assert_eq!(counts.completed_total, 1);
+    assert_eq!(counts.failed_total, 1, "the lease that ran out while down counts as a failure");
+    assert_eq!((counts.waiting, counts.delayed, counts.active, counts.completed), (2, 1, 0, 1));
+    let retried = jobs.get(&id("leased")).await.unwrap().expect("the leased job");
+    assert_eq!(retried.state, JobState::Waiting);
+    assert_eq!(retried.errors.last().map(|e| e.message.as_str()), Some("lease expired"));
+    assert_eq!(retried.progress.as_deref(), Some(&b"{\"half\":true}"[..]));
+    let duplicate = NewJob { unique_key: Some("only-one".into()), ..new_job("work", "again") };
+    let answer = jobs.enqueue(&[duplicate]).await.unwrap();
+    assert_eq!((answer[0].outcome, answer[0].id.clone()), (EnqueueOutcome::DuplicateUniqueKey, id("unique")));
+    // FIFO order survives: the unique job entered waiting before the requeued one.
+    let token = LeaseToken::generate().unwrap();
+    let fetched = jobs
+        .fetch(std::slice::from_ref(&work), &[token.clone(), LeaseToken::generate().unwrap()], None, &keep)
+        .await
+        .unwrap();
+    let order: Vec<&str> = fetched.jobs.iter().map(|j| j.job.id.as_str()).collect();
+    assert_eq!(order, vec!["unique", "leased"]);
+    assert_eq!(fetched.jobs[1].job.attempts, 2);
+    let stored = jobs.get_schedule(&schedule.name).await.unwrap().expect("the schedule");
+    assert_eq!((stored.schedule, stored.next_fire_at), (schedule, Some(next_fire)));
+    assert!(jobs.counts(&QueueName::new("idle").unwrap(), &keep).await.unwrap().paused);
 }
