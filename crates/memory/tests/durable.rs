@@ -450,12 +450,13 @@ async fn jobs_keep_their_state_and_a_lease_that_ran_out_while_down_is_retried() 
         let later = NewJob { due: Due::After(Duration::from_secs(3600)), ..new_job("work", "later") };
         jobs.enqueue(&[new_job("work", "done"), new_job("work", "leased"), unique, later]).await.unwrap();
         let token = LeaseToken::generate().unwrap();
-        let fetched = jobs.fetch(std::slice::from_ref(&work), &[token.clone()], None, &keep).await.unwrap();
+        let fetched = jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), None, &keep).await.unwrap();
         jobs.complete(&fetched.jobs[0].job.id, &token, Some(b"42"), &keep).await.unwrap();
         // A short lease that runs out while the engine is down.
         let token = LeaseToken::generate().unwrap();
         let lease = Some(Duration::from_millis(200));
-        let fetched = jobs.fetch(std::slice::from_ref(&work), &[token.clone()], lease, &keep).await.unwrap();
+        let fetched =
+            jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), lease, &keep).await.unwrap();
         jobs.progress(&fetched.jobs[0].job.id, &token, b"{\"half\":true}").await.unwrap();
         jobs.put_schedule(&schedule, Some(next_fire)).await.unwrap();
         jobs.set_paused(&QueueName::new("idle").unwrap(), true).await.unwrap();
