@@ -4,8 +4,8 @@
 //! very same code and cannot drift apart.
 //!
 //! # Layout
-//! - [`harness`]: [`TestEngine`], the engine factories, [`RedisServer`] (a real `redis-server`
-//!   started on a free port) and [`eventually`].
+//! - [`harness`]: [`TestEngine`], the engine factories (memory, durable memory on a [`TempDir`],
+//!   Redis), [`RedisServer`] (a real `redis-server` started on a free port) and [`eventually`].
 //! - [`sessions`], [`denylist`], [`rate_limits`], [`conversations`]: the cases of each capability.
 //! - [`streams`]: streams, recovery, pending/ack, and live delivery through the hub.
 //! - [`presence`]: devices, live entries, status, queries, contacts and transitions.
@@ -35,7 +35,7 @@ pub mod sessions;
 pub mod streams;
 pub mod typing;
 
-pub use harness::{RedisServer, TestEngine, eventually, memory_engine, redis_engine};
+pub use harness::{RedisServer, TempDir, TestEngine, durable_engine, eventually, memory_engine, redis_engine};
 
 // The README's code blocks, compiled and run as doctests so its library example stays true.
 #[cfg(doctest)]
