@@ -70,6 +70,10 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
         None => None,
     };
     let journal = recovery.as_ref().map(journal::Recovery::journal).unwrap_or_default();
+    let location = match &config.data_dir {
+        Some(dir) => format!("{} (sync {})", dir.display(), config.sync),
+        None => "in-process".to_owned(),
+    };
     let sessions = Arc::new(session::MemorySessions::new(journal.clone()));
     let denylist = Arc::new(denylist::MemoryDenylist::new(journal.clone()));
     let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::default());
@@ -121,7 +125,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
         messages,
         inbox,
         conversations: Arc::new(conversation::MemoryConversations::default()),
-        health: Arc::new(health::MemoryHealth),
+        health: Arc::new(health::MemoryHealth { location }),
     })
 }
 
