@@ -37,6 +37,9 @@ pub(crate) mod store {
     pub(crate) const INBOX: u8 = 4;
     pub(crate) const STREAMS: u8 = 5;
     pub(crate) const JOBS: u8 = 6;
+    pub(crate) const MESSAGES: u8 = 7;
+    pub(crate) const CONVERSATIONS: u8 = 8;
+    pub(crate) const RATE_LIMITS: u8 = 9;
 }
 
 /// A store whose state the journal persists.

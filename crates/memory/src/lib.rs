@@ -76,16 +76,17 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
     };
     let sessions = Arc::new(session::MemorySessions::new(journal.clone()));
     let denylist = Arc::new(denylist::MemoryDenylist::new(journal.clone()));
-    let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::default());
+    let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::new(journal.clone()));
     let broker = Arc::new(broker::MemoryBroker::new());
     let streams = Arc::new(stream::MemoryStreams::new(broker.clone(), journal.clone()));
     let presence = Arc::new(presence::MemoryPresence::default());
     let typing = Arc::new(typing::MemoryTyping::default());
-    let messages = Arc::new(message::MemoryMessages::default());
+    let messages = Arc::new(message::MemoryMessages::new(journal.clone()));
     let notifications = Arc::new(notification::MemoryNotifications::new(journal.clone()));
     let cache = Arc::new(cache::MemoryCache::new(config.cache_max_bytes));
     let inbox = Arc::new(inbox::MemoryInbox::new(journal.clone()));
     let jobs = Arc::new(jobs::MemoryJobs::new(config.max_jobs, journal.clone()));
+    let conversations = Arc::new(conversation::MemoryConversations::new(journal.clone()));
     if let Some(recovery) = recovery {
         recovery.finish(vec![
             (store::SESSIONS, sessions.clone() as Arc<dyn Durable>),
@@ -94,6 +95,9 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
             (store::INBOX, inbox.clone() as Arc<dyn Durable>),
             (store::STREAMS, streams.clone() as Arc<dyn Durable>),
             (store::JOBS, jobs.clone() as Arc<dyn Durable>),
+            (store::MESSAGES, messages.clone() as Arc<dyn Durable>),
+            (store::CONVERSATIONS, conversations.clone() as Arc<dyn Durable>),
+            (store::RATE_LIMITS, rate_limiter.clone() as Arc<dyn Durable>),
         ])?;
     }
     sweeper::spawn(
@@ -124,7 +128,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
         jobs,
         messages,
         inbox,
-        conversations: Arc::new(conversation::MemoryConversations::default()),
+        conversations,
         health: Arc::new(health::MemoryHealth { location }),
     })
 }

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use switchboard_core::message::InboxPost;
+use switchboard_core::conversation::{ConversationKind, ConversationSpec};
+use switchboard_core::message::{CacheBounds, DeliveryStatus, InboxPost, NewMessage};
 use switchboard_core::notification::{Mark, NotificationRetention};
 use switchboard_core::{
     Backoff, ChannelName, ConversationId, DeviceId, DeviceInfo, Due, Engine, EnqueueOutcome, JobId, JobRetention,
@@ -15,6 +16,7 @@ use switchboard_core::{
     Priority, QueueName, Retention, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition, Timestamp,
     TokenId, UnreadTotals, UserId,
 };
+use switchboard_core::{RateLimitKey, RateLimitRequest};
 use switchboard_memory::{MemoryConfig, SyncPolicy};
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -492,4 +494,56 @@ async fn jobs_keep_their_state_and_a_lease_that_ran_out_while_down_is_retried() 
     let stored = jobs.get_schedule(&schedule.name).await.unwrap().expect("the schedule");
     assert_eq!((stored.schedule, stored.next_fire_at), (schedule, Some(next_fire)));
     assert!(jobs.counts(&QueueName::new("idle").unwrap(), &keep).await.unwrap().paused);
+}
+
+#[tokio::test]
+async fn messages_conversations_and_rate_limits_survive_a_restart() {
+    let dir = TempDir::new();
+    let (kim, leo) = (user("kim"), user("leo"));
+    let c = ConversationId::new("chat").unwrap();
+    let bounds = CacheBounds { max_len: 3, max_age: Duration::from_secs(3600) };
+    let mid = |s: &str| MessageId::new(s).unwrap();
+    let message =
+        |id: &str| NewMessage { id: mid(id), sender: kim.clone(), content: json!({"text": id}), created_at: None };
+    let limit = RateLimitRequest {
+        key: RateLimitKey::new("login/kim").unwrap(),
+        policy: "3 per 60 s".parse().unwrap(),
+        cost: 1,
+    };
+    {
+        let engine = open(&dir.0);
+        let spec = ConversationSpec {
+            kind: ConversationKind::Group,
+            name: Some("team".into()),
+            avatar_url: None,
+            members: vec![kim.clone(), leo.clone()],
+        };
+        engine.conversations.put(&c, &spec, 100).await.unwrap();
+        engine.conversations.update_members(&c, &[user("max")], std::slice::from_ref(&leo), 100).await.unwrap();
+        for id in ["m1", "m2", "m3", "m4"] {
+            engine.messages.post(&c, &message(id), bounds).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        engine.messages.edit(&c, &mid("m3"), &json!({"text": "edited"})).await.unwrap().expect("edited");
+        assert!(engine.messages.delete(&c, &mid("m4")).await.unwrap());
+        engine.messages.set_status(&c, &leo, &[mid("m2")], DeliveryStatus::Read).await.unwrap();
+        for _ in 0..2 {
+            assert!(engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0].allowed);
+        }
+    }
+    let engine = open(&dir.0);
+    let conversation = engine.conversations.get(&c).await.unwrap().expect("the conversation");
+    assert_eq!(conversation.name.as_deref(), Some("team"));
+    assert_eq!(conversation.members, vec![kim.clone(), user("max")]);
+    let recent = engine.messages.recent(&c, 10, None).await.unwrap();
+    assert!(recent.cached);
+    let ids: Vec<&str> = recent.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec!["m4", "m3", "m2"], "the count bound held before the restart");
+    assert!(recent.messages[0].deleted);
+    assert_eq!(recent.messages[1].content, json!({"text": "edited"}));
+    assert_eq!((recent.messages[2].read_count, recent.messages[2].status), (1, DeliveryStatus::Read));
+    assert!(engine.messages.set_status(&c, &leo, &[mid("m2")], DeliveryStatus::Read).await.unwrap().is_empty());
+    let third = engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0];
+    assert!(third.allowed && third.remaining == 0, "two of three were used before the restart: {third:?}");
+    assert!(!engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0].allowed);
 }
