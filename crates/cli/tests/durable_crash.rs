@@ -77,7 +77,9 @@ async fn load(base: String, task: usize, next: Arc<AtomicU64>, acked: Arc<Mutex<
                         let id = s["session"]["id"].as_str().unwrap_or_default().to_owned();
                         let patch = json!({"data": {"updated": n}});
                         let updated = ok(http.patch(api(&format!("/sessions/{id}"))).json(&patch).send().await).await;
-                        log(&|a| a.sessions.push((id.clone(), if updated.is_some() { "updated" } else { "created" }.into())));
+                        log(&|a| {
+                            a.sessions.push((id.clone(), if updated.is_some() { "updated" } else { "created" }.into()))
+                        });
                         true
                     }
                     None => false,
@@ -95,13 +97,14 @@ async fn load(base: String, task: usize, next: Arc<AtomicU64>, acked: Arc<Mutex<
                 acked_now
             }
             2 => {
+                // One user per notification: the per-user count retention never trims one.
                 let id = format!("n{n}");
                 let body = json!({"id": id, "title": "crash test"});
-                if ok(http.post(api("/users/nu/notifications")).json(&body).send().await).await.is_none() {
+                if ok(http.post(api(&format!("/users/u{id}/notifications"))).json(&body).send().await).await.is_none() {
                     false
                 } else {
                     log(&|a| a.notifications.push(id.clone()));
-                    let read = ok(http.post(api(&format!("/users/nu/notifications/{id}/read"))).send().await).await;
+                    let read = ok(http.post(api(&format!("/users/u{id}/notifications/{id}/read"))).send().await).await;
                     if read.is_some() {
                         log(&|a| a.read.push(id.clone()));
                     }
@@ -132,7 +135,8 @@ async fn load(base: String, task: usize, next: Arc<AtomicU64>, acked: Arc<Mutex<
                     for job in fetched["jobs"].as_array().cloned().unwrap_or_default() {
                         let (id, token) = (job["id"].as_str().unwrap_or_default(), &job["lease_token"]);
                         let done = json!({"lease_token": token});
-                        if ok(http.post(api(&format!("/jobs/{id}/complete"))).json(&done).send().await).await.is_some() {
+                        if ok(http.post(api(&format!("/jobs/{id}/complete"))).json(&done).send().await).await.is_some()
+                        {
                             log(&|a| a.completed.push(id.to_owned()));
                         }
                     }
@@ -195,7 +199,7 @@ async fn verify(node: &Node, acked: &Acked, from: &Counts) {
         assert_eq!(get(&http, node.api(&format!("/tokens/deny/{jti}"))).await.0, 200, "denial of {jti} lost");
     }
     for id in &acked.notifications[from.notifications..] {
-        let (status, n) = get(&http, node.api(&format!("/users/nu/notifications/{id}"))).await;
+        let (status, n) = get(&http, node.api(&format!("/users/u{id}/notifications/{id}"))).await;
         assert_eq!(status, 200, "acknowledged notification {id} is lost");
         if acked.read.contains(id) {
             assert_eq!(n["read"], true, "the acknowledged read of {id} is lost");
@@ -211,7 +215,8 @@ async fn verify(node: &Node, acked: &Acked, from: &Counts) {
     // A client resuming from its last acknowledged position, and from each earlier one of this
     // round, recovers every later acknowledged publication with no gap.
     for (epoch, offset, n) in acked.publications[from.publications..].iter().rev().take(50) {
-        let url = node.api(&format!("/channels/user:pu/history?since_epoch={epoch}&since_offset={}&limit=1", offset - 1));
+        let url =
+            node.api(&format!("/channels/user:pu/history?since_epoch={epoch}&since_offset={}&limit=1", offset - 1));
         let (status, read) = get(&http, url).await;
         assert_eq!(status, 200);
         assert_eq!(read["recovered"], true, "position ({epoch}, {offset}) is not recoverable: {read}");
