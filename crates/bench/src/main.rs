@@ -7,12 +7,14 @@
 //! - `capabilities`: rate-limit checks, session get/touch and cache get/set, library and HTTP.
 //! - `cache`: the cache workloads of `capabilities` (with `redis-benchmark -t get,set`).
 //! - `chat`: message posts and notification create-and-read.
+//! - `durability`: the same workloads on memory, durable `everysec`, durable `always` and Redis.
 //! - `gateway`: the WebSocket load client (Switchboard or Socket.IO).
 //! - `jobs`: jobs enqueued and processed per second, and the comparison table with BullMQ.
 
 mod cache;
 mod capabilities;
 mod chat;
+mod durability;
 mod engine;
 mod gateway;
 mod jobs;
@@ -38,6 +40,9 @@ enum Command {
     /// Measure message posts to conversations of 2, 100 and 1 000 members and notification
     /// create-and-read, through the library and HTTP.
     Chat(chat::ChatArgs),
+    /// Measure what durability costs: sessions, rate limits, jobs and message posts on the
+    /// memory engine, durable `everysec`, durable `always` and (with `--redis-url`) Redis.
+    Durability(durability::DurabilityArgs),
     /// Measure the WebSocket gateway (or a Socket.IO server, same load): memory per idle
     /// connection, fan-out latency, delivered publications per second.
     Gateway(gateway::GatewayArgs),
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Capabilities(args) => capabilities::run(args).await,
             Command::Chat(args) => chat::run(args).await,
+            Command::Durability(args) => durability::run(args).await,
             Command::Gateway(args) => gateway::run(args).await,
             Command::Jobs(args) => jobs::run(args).await,
         }

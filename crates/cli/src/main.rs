@@ -34,7 +34,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server. With no configuration at all: dev mode (memory engine, loopback, random
-    /// API key and token secret printed at start).
+    /// API key and token secret printed at start). With `--data-dir`: the memory engine keeps
+    /// every acknowledged write across restarts.
     Serve(CommonArgs),
     /// Write a config file with fresh random secrets.
     Init {
@@ -47,8 +48,9 @@ enum Command {
     },
     /// Mint a client JWT (HS256 with the configured token secret).
     Token(token::TokenArgs),
-    /// Check the engine (Redis version, persistence, eviction policy) and print the effective
-    /// config with secrets redacted.
+    /// Check the engine (Redis version, persistence, eviction policy; or the memory engine's data
+    /// dir, its size, sync policy and last compaction) and print the effective config with
+    /// secrets redacted.
     Doctor(CommonArgs),
 }
 
@@ -91,6 +93,10 @@ pub(crate) struct CommonArgs {
     /// Log format [env: SWITCHBOARD_LOG_FORMAT].
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Memory engine: keep every state change in this directory, so a restart restores it
+    /// [env: SWITCHBOARD_DATA_DIR]; the fsync policy is `data_sync` [env: SWITCHBOARD_DATA_SYNC].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// Any setting by its config path, e.g. `--set sessions.max_per_user=5` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
@@ -118,6 +124,7 @@ impl CommonArgs {
             token_secret: self.token_secret.clone(),
             node_id: self.node_id.clone(),
             log_format: self.log_format,
+            data_dir: self.data_dir.clone(),
             redis,
         };
         settings::load(self.config.as_deref(), flags, &self.set)

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use switchboard_core::Switchboard;
-use switchboard_memory::MemoryConfig;
 use switchboard_server::builtin_jobs::{self, BuiltinJobsConfig};
 use switchboard_server::gateway::{GatewayConfig, TokenKey, TokenVerifier};
 use switchboard_server::{ApiKey, AppState, ServerConfig};
@@ -83,7 +82,7 @@ pub(crate) async fn build_switchboard(settings: &Settings) -> anyhow::Result<Swi
     // Check the service settings before opening a connection.
     config.validate()?;
     let engine = match settings.engine_kind() {
-        EngineKind::Memory => switchboard_memory::engine(MemoryConfig::default())?,
+        EngineKind::Memory => switchboard_memory::engine(settings.memory_config())?,
         EngineKind::Redis => {
             let redis = settings.redis.engine_config();
             redis.validate()?;

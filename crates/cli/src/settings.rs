@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use switchboard_core::SwitchboardConfig;
+use switchboard_memory::{MemoryConfig, SyncPolicy};
 use switchboard_server::ServerConfig;
 use switchboard_server::config as server;
 
@@ -24,7 +25,7 @@ pub(crate) const DEFAULT_CONFIG_FILE: &str = "switchboard.toml";
 pub(crate) enum EngineKind {
     /// In-process, single node, nothing to install.
     Memory,
-    /// Redis: durable, many nodes.
+    /// Redis: many nodes.
     Redis,
 }
 
@@ -77,6 +78,10 @@ pub(crate) struct Settings {
     pub(crate) health_timeout_ms: u64,
     /// Log format.
     pub(crate) log_format: LogFormat,
+    /// Memory engine: where its journal lives (durable mode); unset keeps state in memory only.
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Memory engine with a data dir: when the journal is fsynced (`always`, `everysec`, `no`).
+    pub(crate) data_sync: SyncPolicy,
     /// Redis engine settings.
     pub(crate) redis: RedisSettings,
     /// Service settings: sessions, tokens, rate limits.
@@ -103,6 +108,8 @@ impl Default for Settings {
             node_id: None,
             health_timeout_ms: switchboard_server::ServerConfig::default().health_timeout.as_millis() as u64,
             log_format: LogFormat::Text,
+            data_dir: None,
+            data_sync: SyncPolicy::default(),
             redis: RedisSettings::default(),
             switchboard: SwitchboardConfig::default(),
         }
@@ -284,6 +291,8 @@ pub(crate) struct FlagOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) log_format: Option<LogFormat>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) redis: Option<FlagRedis>,
 }
 
@@ -380,6 +389,9 @@ fn load_with(
     if settings.health_timeout_ms == 0 {
         bail!("invalid configuration: health_timeout_ms must be at least 1");
     }
+    if settings.data_dir.is_some() && settings.engine_kind() == EngineKind::Redis {
+        bail!("invalid configuration: data_dir is for the memory engine; the redis engine keeps its state in Redis");
+    }
     settings.switchboard.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     settings.http_config().validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if settings.engine_kind() == EngineKind::Redis {
@@ -406,6 +418,11 @@ impl Settings {
             health_reserve_connections: self.health_reserve_connections,
             ..ServerConfig::default()
         }
+    }
+
+    /// The memory engine's config: in memory only, or durable with a data dir.
+    pub(crate) fn memory_config(&self) -> MemoryConfig {
+        MemoryConfig { data_dir: self.data_dir.clone(), sync: self.data_sync, ..MemoryConfig::default() }
     }
 
     /// The listen address, parsed.
@@ -467,6 +484,22 @@ mod tests {
         assert!(load(None, FlagOverrides::default(), &["health_timeout_ms=0".to_owned()]).is_err());
         let loaded = load(None, FlagOverrides::default(), &["health_timeout_ms=250".to_owned()]).expect("valid");
         assert_eq!(loaded.settings.health_timeout_ms, 250);
+    }
+
+    #[test]
+    fn the_data_dir_and_sync_policy_reach_the_memory_engine() {
+        let defaults = load(None, FlagOverrides::default(), &[]).expect("valid settings").settings;
+        assert_eq!(defaults.memory_config().data_dir, None);
+        assert_eq!(defaults.memory_config().sync, SyncPolicy::EverySec);
+        let flags = FlagOverrides { data_dir: Some("/var/lib/switchboard".into()), ..FlagOverrides::default() };
+        let set = ["data_sync=always".to_owned()];
+        let config = load(None, flags, &set).expect("valid settings").settings.memory_config();
+        assert_eq!(config.data_dir.as_deref(), Some(Path::new("/var/lib/switchboard")));
+        assert_eq!(config.sync, SyncPolicy::Always);
+        assert!(load(None, FlagOverrides::default(), &["data_sync=sometimes".to_owned()]).is_err());
+        let redis = ["engine=redis".to_owned(), "data_dir=/tmp/x".to_owned()];
+        let error = load(None, FlagOverrides::default(), &redis).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("data_dir is for the memory engine"), "{error}");
     }
 
     #[test]

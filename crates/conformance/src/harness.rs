@@ -3,13 +3,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use switchboard_core::{Engine, Switchboard, SwitchboardConfig};
-use switchboard_memory::MemoryConfig;
+use switchboard_memory::{MemoryConfig, SyncPolicy};
 use switchboard_redis::RedisConfig;
 
 /// An engine under test, with the facade over it. Holds whatever keeps the engine alive.
@@ -18,10 +19,39 @@ pub struct TestEngine {
     pub engine: Engine,
     /// The services over them, with default config plus the `test` policies.
     pub sb: Switchboard,
-    /// `memory`, `redis`, `redis-cluster` or `redis-sentinel`.
+    /// `memory`, `durable` (the memory engine with a data dir), `redis`, `redis-cluster` or
+    /// `redis-sentinel`.
     pub name: &'static str,
     /// For Redis: the settings, so [`TestEngine::sibling`] can connect another node.
     redis: Option<RedisConfig>,
+    /// For the durable engine: its data dir, removed when the last holder is dropped.
+    data_dir: Option<Arc<TempDir>>,
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new, empty directory (not created yet: the engine creates it).
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("switchboard-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for TestEngine {
@@ -56,7 +86,13 @@ impl TestEngine {
                 let engine = switchboard_redis::connect(config.clone()).await.expect("connect the sibling");
                 TestEngine { redis: Some(config.clone()), ..wrap(engine, self.name) }
             }
-            None => TestEngine { engine: self.engine.clone(), sb: self.sb.clone(), name: self.name, redis: None },
+            None => TestEngine {
+                engine: self.engine.clone(),
+                sb: self.sb.clone(),
+                name: self.name,
+                redis: None,
+                data_dir: self.data_dir.clone(),
+            },
         }
     }
 }
@@ -69,13 +105,27 @@ fn test_config() -> SwitchboardConfig {
 
 fn wrap(engine: Engine, name: &'static str) -> TestEngine {
     let sb = Switchboard::new(engine.clone(), test_config()).expect("test config is valid");
-    TestEngine { engine, sb, name, redis: None }
+    TestEngine { engine, sb, name, redis: None, data_dir: None }
 }
 
 /// A fresh memory engine with a fast sweeper.
 pub async fn memory_engine() -> TestEngine {
     let config = MemoryConfig { sweep_interval: Duration::from_millis(50), ..MemoryConfig::default() };
     wrap(switchboard_memory::engine(config).expect("valid memory config"), "memory")
+}
+
+/// A fresh durable memory engine (sync `everysec`) on its own temporary data dir, with a fast
+/// sweeper.
+pub async fn durable_engine() -> TestEngine {
+    let dir = Arc::new(TempDir::new("conformance"));
+    let config = MemoryConfig {
+        sweep_interval: Duration::from_millis(50),
+        data_dir: Some(dir.path().to_path_buf()),
+        sync: SyncPolicy::EverySec,
+        ..MemoryConfig::default()
+    };
+    let engine = switchboard_memory::engine(config).expect("the data dir opens");
+    TestEngine { data_dir: Some(dir), ..wrap(engine, "durable") }
 }
 
 /// A Redis engine on this test process's shared `redis-server`, under a key prefix no other case

@@ -4,9 +4,9 @@
 //! very same code and cannot drift apart.
 //!
 //! # Layout
-//! - [`harness`]: [`TestEngine`], the engine factories, [`RedisServer`] (a real `redis-server`
-//!   started on a free port), [`RedisCluster`] and [`RedisSentinel`] (deployments of such
-//!   servers) and [`eventually`].
+//! - [`harness`]: [`TestEngine`], the engine factories (memory, durable memory on a [`TempDir`],
+//!   Redis), [`RedisServer`] (a real `redis-server` started on a free port), [`RedisCluster`] and
+//!   [`RedisSentinel`] (deployments of such servers) and [`eventually`].
 //! - [`sessions`], [`denylist`], [`rate_limits`], [`conversations`]: the cases of each capability.
 //! - [`streams`]: streams, recovery, pending/ack, and live delivery through the hub.
 //! - [`presence`]: devices, live entries, status, queries, contacts and transitions.
@@ -37,8 +37,8 @@ pub mod streams;
 pub mod typing;
 
 pub use harness::{
-    RedisCluster, RedisSentinel, RedisServer, TestEngine, eventually, memory_engine, redis_cluster_engine,
-    redis_engine, redis_sentinel_engine,
+    RedisCluster, RedisSentinel, RedisServer, TempDir, TestEngine, durable_engine, eventually, memory_engine,
+    redis_cluster_engine, redis_engine, redis_sentinel_engine,
 };
 
 // The README's code blocks, compiled and run as doctests so its library example stays true.

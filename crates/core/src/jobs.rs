@@ -284,8 +284,8 @@ pub struct JobError {
     pub at: Timestamp,
 }
 
-/// A job record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A job record (serde: how the embedded engine's durable mode stores it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Job {
     /// Id.
     pub id: JobId,
@@ -473,8 +473,8 @@ pub struct Schedule {
     pub lease_ms: u64,
 }
 
-/// A stored schedule and its timing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored schedule and its timing (serde: how the embedded engine's durable mode stores it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduleState {
     /// The definition.
     pub schedule: Schedule,

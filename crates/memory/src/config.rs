@@ -1,5 +1,6 @@
 //! [`MemoryConfig`]: settings of the memory engine.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use switchboard_core::{Error, Result};
@@ -16,6 +17,60 @@ pub struct MemoryConfig {
     /// Most job records held, in every state (default 1 000 000): an enqueue past it is refused
     /// as `engine_unavailable` (503) until jobs complete and are trimmed.
     pub max_jobs: usize,
+    /// Where the durable mode keeps its journal (default none: state lives in memory only and is
+    /// lost on restart). When set, every state change is persisted before it is acknowledged,
+    /// and a restart restores the state; one process at a time owns the dir.
+    pub data_dir: Option<PathBuf>,
+    /// When the journal is fsynced (default [`SyncPolicy::EverySec`]); only used with a data dir.
+    pub sync: SyncPolicy,
+    /// Log bytes written after which the state is snapshotted and older logs deleted (default
+    /// 64 MiB).
+    pub compact_log_bytes: u64,
+}
+
+/// When the durable mode's journal is fsynced, like Redis's `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncPolicy {
+    /// Before every answer: no acknowledged write is lost, even on power loss. Concurrent
+    /// changes share one fsync (group commit).
+    Always,
+    /// Once a second: a process crash loses nothing (every acknowledged change is written to the
+    /// OS first); a power loss loses at most about a second.
+    #[default]
+    EverySec,
+    /// Never explicitly: a process crash loses nothing, a power loss what the OS had not written.
+    No,
+}
+
+impl SyncPolicy {
+    /// Its setting value: `always`, `everysec` or `no`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncPolicy::Always => "always",
+            SyncPolicy::EverySec => "everysec",
+            SyncPolicy::No => "no",
+        }
+    }
+}
+
+impl std::fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SyncPolicy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "always" => Ok(SyncPolicy::Always),
+            "everysec" => Ok(SyncPolicy::EverySec),
+            "no" => Ok(SyncPolicy::No),
+            _ => Err(Error::invalid("sync", "must be always, everysec or no")),
+        }
+    }
 }
 
 impl MemoryConfig {
@@ -31,13 +86,23 @@ impl MemoryConfig {
         if self.max_jobs == 0 {
             return Err(Error::invalid("memory.max_jobs", "must be above zero"));
         }
+        if self.compact_log_bytes == 0 {
+            return Err(Error::invalid("memory.compact_log_bytes", "must be above zero"));
+        }
         Ok(())
     }
 }
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { sweep_interval: Duration::from_secs(1), cache_max_bytes: 64 * 1024 * 1024, max_jobs: 1_000_000 }
+        MemoryConfig {
+            sweep_interval: Duration::from_secs(1),
+            cache_max_bytes: 64 * 1024 * 1024,
+            max_jobs: 1_000_000,
+            data_dir: None,
+            sync: SyncPolicy::EverySec,
+            compact_log_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 

@@ -6,12 +6,52 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use switchboard_core::{Result, Timestamp, TokenDenylist, TokenId, UserId};
 
+use crate::journal::{Durable, Journal, Sink, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
 #[derive(Default)]
 pub(crate) struct MemoryDenylist {
     state: Mutex<State>,
+    journal: Journal,
+}
+
+/// A journal record: an entry's new value, or its removal.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change {
+    Denied(TokenId, Timestamp),
+    Undenied(TokenId),
+    Revoked(UserId, Timestamp, Timestamp),
+}
+
+impl MemoryDenylist {
+    pub(crate) fn new(journal: Journal) -> Self {
+        MemoryDenylist { state: Mutex::default(), journal }
+    }
+}
+
+impl Durable for MemoryDenylist {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let mut state = lock(&self.state);
+        match serde_json::from_slice(record)? {
+            Change::Denied(jti, until) => drop(state.denied.insert(jti, until)),
+            Change::Undenied(jti) => drop(state.denied.remove(&jti)),
+            Change::Revoked(user, before, keep) => drop(state.revoked.insert(user, (before, keep))),
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let state = lock(&self.state);
+        sink.begin();
+        for (jti, until) in &state.denied {
+            sink.record(&Change::Denied(jti.clone(), *until))?;
+        }
+        for (user, (before, keep)) in &state.revoked {
+            sink.record(&Change::Revoked(user.clone(), *before, *keep))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -28,10 +68,13 @@ impl TokenDenylist for MemoryDenylist {
         if until <= Timestamp::now() {
             return Ok(());
         }
-        let mut state = lock(&self.state);
-        let entry = state.denied.entry(jti.clone()).or_insert(until);
-        *entry = (*entry).max(until);
-        Ok(())
+        let written = {
+            let mut state = lock(&self.state);
+            let entry = state.denied.entry(jti.clone()).or_insert(until);
+            *entry = (*entry).max(until);
+            self.journal.append(store::DENYLIST, &Change::Denied(jti.clone(), *entry))
+        };
+        written.wait().await
     }
 
     async fn denied_until(&self, jti: &TokenId) -> Result<Option<Timestamp>> {
@@ -41,18 +84,28 @@ impl TokenDenylist for MemoryDenylist {
 
     async fn undeny(&self, jti: &TokenId) -> Result<bool> {
         let now = Timestamp::now();
-        Ok(lock(&self.state).denied.remove(jti).is_some_and(|until| until > now))
+        let (live, written) = {
+            let mut state = lock(&self.state);
+            let Some(until) = state.denied.remove(jti) else { return Ok(false) };
+            (until > now, self.journal.append(store::DENYLIST, &Change::Undenied(jti.clone())))
+        };
+        written.wait().await?;
+        Ok(live)
     }
 
     async fn revoke_before(&self, user: &UserId, before: Timestamp, keep_until: Timestamp) -> Result<Timestamp> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let entry = state.revoked.entry(user.clone()).or_insert((before, keep_until));
-        if entry.1 <= now {
-            *entry = (before, keep_until);
-        }
-        *entry = (entry.0.max(before), entry.1.max(keep_until));
-        Ok(entry.0)
+        let (before, written) = {
+            let mut state = lock(&self.state);
+            let entry = state.revoked.entry(user.clone()).or_insert((before, keep_until));
+            if entry.1 <= now {
+                *entry = (before, keep_until);
+            }
+            *entry = (entry.0.max(before), entry.1.max(keep_until));
+            (entry.0, self.journal.append(store::DENYLIST, &Change::Revoked(user.clone(), entry.0, entry.1)))
+        };
+        written.wait().await?;
+        Ok(before)
     }
 
     async fn revoked_before(&self, user: &UserId) -> Result<Option<Timestamp>> {

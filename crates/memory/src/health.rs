@@ -1,5 +1,6 @@
 //! `MemoryHealth` and `MemoryLifecycle`: the memory engine is reachable until it is closed; its
-//! one background loop is the expiry sweeper.
+//! location says where (if anywhere) its state is kept; its one background loop is the expiry
+//! sweeper.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,8 @@ pub(crate) type Closed = Arc<AtomicBool>;
 
 pub(crate) struct MemoryHealth {
     pub(crate) closed: Closed,
+    /// `in-process`, or the data dir and sync policy of the durable mode.
+    pub(crate) location: String,
 }
 
 #[async_trait]
@@ -32,7 +35,7 @@ impl EngineHealth for MemoryHealth {
     }
 
     fn info(&self) -> EngineInfo {
-        EngineInfo { name: "memory".into(), location: "in-process".into(), key_prefix: String::new() }
+        EngineInfo { name: "memory".into(), location: self.location.clone(), key_prefix: String::new() }
     }
 }
 

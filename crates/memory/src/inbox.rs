@@ -1,6 +1,7 @@
 //! `MemoryInbox`: each user's conversation list and unread totals under one mutex, so a user's
 //! entries and totals always change together.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -11,6 +12,7 @@ use switchboard_core::message::{
 };
 use switchboard_core::{ConversationId, MessageId, Result, UserId};
 
+use crate::journal::{Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 
 /// Most message ids an entry remembers as counted (beyond it, posts still count but a retried
@@ -20,6 +22,82 @@ const MAX_COUNTED_IDS: usize = 1000;
 #[derive(Default)]
 pub(crate) struct MemoryInbox {
     state: Mutex<HashMap<UserId, Inbox>>,
+    journal: Journal,
+}
+
+/// A journal record is the list of one operation's changes, each an entry's new state (or its
+/// removal) with its user's new totals.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change<'a> {
+    Put {
+        user: Cow<'a, UserId>,
+        view: Cow<'a, UserConversation>,
+        counted: Vec<Cow<'a, MessageId>>,
+        totals: UnreadTotals,
+    },
+    Remove {
+        user: Cow<'a, UserId>,
+        conversation: Cow<'a, ConversationId>,
+        totals: UnreadTotals,
+    },
+}
+
+impl<'a> Change<'a> {
+    fn put(user: &'a UserId, entry: &'a Entry, totals: UnreadTotals) -> Self {
+        Change::Put {
+            user: Cow::Borrowed(user),
+            view: Cow::Borrowed(&entry.view),
+            counted: entry.counted.iter().map(Cow::Borrowed).collect(),
+            totals,
+        }
+    }
+}
+
+impl MemoryInbox {
+    pub(crate) fn new(journal: Journal) -> Self {
+        MemoryInbox { state: Mutex::default(), journal }
+    }
+
+    /// Appends the record of one entry's new state.
+    fn log_entry(&self, user: &UserId, conversation: &ConversationId, inbox: &Inbox) -> Ticket {
+        let changes = inbox.entries.get(conversation).map(|entry| Change::put(user, entry, inbox.totals));
+        self.journal.append(store::INBOX, &Vec::from_iter(changes))
+    }
+}
+
+impl Durable for MemoryInbox {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let mut state = lock(&self.state);
+        for change in changes {
+            match change {
+                Change::Put { user, view, counted, totals } => {
+                    let inbox = state.entry(user.into_owned()).or_default();
+                    let view = view.into_owned();
+                    let counted = counted.into_iter().map(Cow::into_owned).collect();
+                    inbox.entries.insert(view.conversation_id.clone(), Entry { view, counted });
+                    inbox.totals = totals;
+                }
+                Change::Remove { user, conversation, totals } => {
+                    let inbox = state.entry(user.into_owned()).or_default();
+                    inbox.entries.remove(conversation.as_ref());
+                    inbox.totals = totals;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let state = lock(&self.state);
+        sink.begin();
+        for (user, inbox) in state.iter() {
+            for entry in inbox.entries.values() {
+                sink.record(&[Change::put(user, entry, inbox.totals)])?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -44,41 +122,53 @@ impl Inbox {
 #[async_trait]
 impl InboxStore for MemoryInbox {
     async fn record_post(&self, members: &[UserId], post: &InboxPost) -> Result<Vec<InboxChange>> {
-        let mut state = lock(&self.state);
-        let mut changes = Vec::with_capacity(members.len());
-        for user in members {
-            let inbox = state.entry(user.clone()).or_default();
-            let entry = inbox.entries.entry(post.conversation_id.clone()).or_insert_with(|| Entry {
-                view: UserConversation {
-                    conversation_id: post.conversation_id.clone(),
-                    last_message_id: None,
-                    last_message_preview: String::new(),
-                    last_message_at: post.at,
-                    unread: 0,
-                    pinned: false,
-                    muted: false,
-                    archived: false,
-                },
-                counted: HashSet::new(),
-            });
-            if entry.view.last_message_id.is_none() || post.at >= entry.view.last_message_at {
-                entry.view.last_message_id = Some(post.message_id.clone());
-                entry.view.last_message_preview = post.preview.clone();
-                entry.view.last_message_at = post.at;
-            }
-            let counted = user != &post.sender && !entry.counted.contains(&post.message_id);
-            if counted {
-                if entry.counted.len() < MAX_COUNTED_IDS {
-                    entry.counted.insert(post.message_id.clone());
+        let (changes, written) = {
+            let mut state = lock(&self.state);
+            let mut changes = Vec::with_capacity(members.len());
+            for user in members {
+                let inbox = state.entry(user.clone()).or_default();
+                let entry = inbox.entries.entry(post.conversation_id.clone()).or_insert_with(|| Entry {
+                    view: UserConversation {
+                        conversation_id: post.conversation_id.clone(),
+                        last_message_id: None,
+                        last_message_preview: String::new(),
+                        last_message_at: post.at,
+                        unread: 0,
+                        pinned: false,
+                        muted: false,
+                        archived: false,
+                    },
+                    counted: HashSet::new(),
+                });
+                if entry.view.last_message_id.is_none() || post.at >= entry.view.last_message_at {
+                    entry.view.last_message_id = Some(post.message_id.clone());
+                    entry.view.last_message_preview = post.preview.clone();
+                    entry.view.last_message_at = post.at;
                 }
-                entry.view.unread += 1;
+                let counted = user != &post.sender && !entry.counted.contains(&post.message_id);
+                if counted {
+                    if entry.counted.len() < MAX_COUNTED_IDS {
+                        entry.counted.insert(post.message_id.clone());
+                    }
+                    entry.view.unread += 1;
+                }
+                let (unread, muted) = (entry.view.unread, entry.view.muted);
+                if counted {
+                    inbox.add_unread(muted, 1);
+                }
+                changes.push(InboxChange { user_id: user.clone(), unread, totals: inbox.totals, counted });
             }
-            let (unread, muted) = (entry.view.unread, entry.view.muted);
-            if counted {
-                inbox.add_unread(muted, 1);
-            }
-            changes.push(InboxChange { user_id: user.clone(), unread, totals: inbox.totals, counted });
-        }
+            let records: Vec<Change<'_>> = members
+                .iter()
+                .filter_map(|user| {
+                    let inbox = state.get(user)?;
+                    Some(Change::put(user, inbox.entries.get(&post.conversation_id)?, inbox.totals))
+                })
+                .collect();
+            let written = self.journal.append(store::INBOX, &records);
+            (changes, written)
+        };
+        written.wait().await?;
         Ok(changes)
     }
 
@@ -102,9 +192,67 @@ impl InboxStore for MemoryInbox {
         conversation: &ConversationId,
         settings: InboxSettings,
     ) -> Result<Option<UserConversation>> {
-        let mut state = lock(&self.state);
-        let Some(inbox) = state.get_mut(user) else { return Ok(None) };
-        let Some(entry) = inbox.entries.get_mut(conversation) else { return Ok(None) };
+        let (view, written) = {
+            let mut state = lock(&self.state);
+            let Some(inbox) = state.get_mut(user) else { return Ok(None) };
+            let Some(view) = Self::apply_settings(inbox, conversation, settings) else { return Ok(None) };
+            (view, self.log_entry(user, conversation, inbox))
+        };
+        written.wait().await?;
+        Ok(Some(view))
+    }
+
+    async fn remove(&self, user: &UserId, conversation: &ConversationId) -> Result<bool> {
+        let written = {
+            let mut state = lock(&self.state);
+            let Some(inbox) = state.get_mut(user) else { return Ok(false) };
+            let Some(entry) = inbox.entries.remove(conversation) else { return Ok(false) };
+            inbox.add_unread(entry.view.muted, -(entry.view.unread as i64));
+            let change = Change::Remove {
+                user: Cow::Borrowed(user),
+                conversation: Cow::Borrowed(conversation),
+                totals: inbox.totals,
+            };
+            self.journal.append(store::INBOX, &[change])
+        };
+        written.wait().await?;
+        Ok(true)
+    }
+
+    async fn read(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        _message: &MessageId,
+    ) -> Result<Option<ReadOutcome>> {
+        let (outcome, written) = {
+            let mut state = lock(&self.state);
+            let Some(inbox) = state.get_mut(user) else { return Ok(None) };
+            let Some(entry) = inbox.entries.get_mut(conversation) else { return Ok(None) };
+            let cleared = entry.view.unread;
+            let muted = entry.view.muted;
+            entry.view.unread = 0;
+            entry.counted.clear();
+            inbox.add_unread(muted, -(cleared as i64));
+            (ReadOutcome { cleared, totals: inbox.totals }, self.log_entry(user, conversation, inbox))
+        };
+        written.wait().await?;
+        Ok(Some(outcome))
+    }
+
+    async fn totals(&self, user: &UserId) -> Result<UnreadTotals> {
+        Ok(lock(&self.state).get(user).map(|i| i.totals).unwrap_or_default())
+    }
+}
+
+impl MemoryInbox {
+    /// Applies `settings` to the entry; its new view, or `None` if there is no entry.
+    fn apply_settings(
+        inbox: &mut Inbox,
+        conversation: &ConversationId,
+        settings: InboxSettings,
+    ) -> Option<UserConversation> {
+        let entry = inbox.entries.get_mut(conversation)?;
         let was_muted = entry.view.muted;
         entry.view.pinned = settings.pinned.unwrap_or(entry.view.pinned);
         entry.view.muted = settings.muted.unwrap_or(entry.view.muted);
@@ -116,35 +264,6 @@ impl InboxStore for MemoryInbox {
             inbox.add_unread(was_muted, -unread);
             inbox.add_unread(view.muted, unread);
         }
-        Ok(Some(view))
-    }
-
-    async fn remove(&self, user: &UserId, conversation: &ConversationId) -> Result<bool> {
-        let mut state = lock(&self.state);
-        let Some(inbox) = state.get_mut(user) else { return Ok(false) };
-        let Some(entry) = inbox.entries.remove(conversation) else { return Ok(false) };
-        inbox.add_unread(entry.view.muted, -(entry.view.unread as i64));
-        Ok(true)
-    }
-
-    async fn read(
-        &self,
-        user: &UserId,
-        conversation: &ConversationId,
-        _message: &MessageId,
-    ) -> Result<Option<ReadOutcome>> {
-        let mut state = lock(&self.state);
-        let Some(inbox) = state.get_mut(user) else { return Ok(None) };
-        let Some(entry) = inbox.entries.get_mut(conversation) else { return Ok(None) };
-        let cleared = entry.view.unread;
-        let muted = entry.view.muted;
-        entry.view.unread = 0;
-        entry.counted.clear();
-        inbox.add_unread(muted, -(cleared as i64));
-        Ok(Some(ReadOutcome { cleared, totals: inbox.totals }))
-    }
-
-    async fn totals(&self, user: &UserId) -> Result<UnreadTotals> {
-        Ok(lock(&self.state).get(user).map(|i| i.totals).unwrap_or_default())
+        Some(view)
     }
 }

@@ -1,6 +1,7 @@
 //! `MemoryJobs`: the [`JobStore`] in process memory — per queue, one ordered index of job ids per
 //! state, all under one mutex, so every operation is atomic and costs O(log n) per job it moves.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use switchboard_core::{
     Timestamp,
 };
 
+use crate::journal::{Durable, Journal, Sink, store};
 use crate::lock;
 
 /// The job store in memory.
@@ -22,6 +24,145 @@ pub(crate) struct MemoryJobs {
     state: Mutex<State>,
     /// Most job records held (every state); an enqueue that would pass it is refused.
     max_jobs: usize,
+    journal: Journal,
+}
+
+/// A journal record is the list of one operation's changes: each job, queue or schedule it
+/// touched, as it now stands (or its removal). Indexes and unique keys are rebuilt from the jobs.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change<'a> {
+    Job { job: Cow<'a, Job>, token: Option<Cow<'a, LeaseToken>>, seq: u64 },
+    JobRemoved(Cow<'a, JobId>),
+    Queue { name: Cow<'a, QueueName>, paused: bool, completed_total: u64, failed_total: u64 },
+    Schedule(Cow<'a, ScheduleState>),
+    ScheduleRemoved(Cow<'a, ScheduleName>),
+}
+
+/// What an operation touched, turned into its journal record once it is done.
+#[derive(Default)]
+struct Dirty {
+    jobs: Vec<JobId>,
+    queues: Vec<QueueName>,
+    schedules: Vec<ScheduleName>,
+}
+
+impl State {
+    fn job_change(&self, id: &JobId) -> Change<'static> {
+        match self.jobs.get(id) {
+            Some(r) => {
+                Change::Job { job: Cow::Owned(r.job.clone()), token: r.token.clone().map(Cow::Owned), seq: r.seq }
+            }
+            None => Change::JobRemoved(Cow::Owned(id.clone())),
+        }
+    }
+
+    fn queue_change<'a>(name: &'a QueueName, q: &Queue) -> Change<'a> {
+        Change::Queue {
+            name: Cow::Borrowed(name),
+            paused: q.paused,
+            completed_total: q.completed_total,
+            failed_total: q.failed_total,
+        }
+    }
+
+    /// The record of everything marked dirty, emptying the marks.
+    fn take_changes(&mut self) -> Vec<Change<'static>> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut changes: Vec<Change<'static>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for id in dirty.jobs {
+            if seen.insert(id.clone()) {
+                changes.push(self.job_change(&id));
+            }
+        }
+        for name in dirty.queues {
+            if let Some(q) = self.queues.get(&name) {
+                let (paused, completed_total, failed_total) = (q.paused, q.completed_total, q.failed_total);
+                changes.push(Change::Queue { name: Cow::Owned(name), paused, completed_total, failed_total });
+            }
+        }
+        for name in dirty.schedules {
+            changes.push(match self.schedules.get(&name) {
+                Some(state) => Change::Schedule(Cow::Owned(state.clone())),
+                None => Change::ScheduleRemoved(Cow::Owned(name)),
+            });
+        }
+        changes
+    }
+
+    /// Files a job read back from the journal, replacing any earlier version of it.
+    fn restore(&mut self, job: Job, token: Option<LeaseToken>, seq: u64) {
+        self.unfile(&job.id);
+        let queue = self.queues.entry(job.queue.clone()).or_default();
+        if let Some(k) = &job.unique_key
+            && !matches!(job.state, JobState::Completed | JobState::Dead)
+        {
+            queue.unique.insert(k.clone(), job.id.clone());
+        }
+        let rec = Record { job, token, seq };
+        queue.index(rec.job.state).insert(key(&rec), rec.job.id.clone());
+        self.next_seq = self.next_seq.max(seq);
+        self.jobs.insert(rec.job.id.clone(), rec);
+    }
+
+    /// Removes a job (in any state) from its index, its unique key and the records.
+    fn unfile(&mut self, id: &JobId) {
+        let Some(rec) = self.jobs.remove(id) else { return };
+        if let Some(q) = self.queues.get_mut(&rec.job.queue) {
+            q.index(rec.job.state).remove(&key(&rec));
+            q.release_key(&rec.job);
+        }
+    }
+}
+
+impl Durable for MemoryJobs {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let mut s = lock(&self.state);
+        for change in changes {
+            match change {
+                Change::Job { job, token, seq } => s.restore(job.into_owned(), token.map(Cow::into_owned), seq),
+                Change::JobRemoved(id) => s.unfile(&id),
+                Change::Queue { name, paused, completed_total, failed_total } => {
+                    let q = s.queues.entry(name.into_owned()).or_default();
+                    (q.paused, q.completed_total, q.failed_total) = (paused, completed_total, failed_total);
+                }
+                Change::Schedule(state) => {
+                    let state = state.into_owned();
+                    let name = state.schedule.name.clone();
+                    let next = state.next_fire_at;
+                    s.schedules.insert(name.clone(), state);
+                    s.due_schedules.retain(|(_, n)| *n != name);
+                    if let Some(at) = next {
+                        s.due_schedules.insert((at.as_millis(), name));
+                    }
+                }
+                Change::ScheduleRemoved(name) => {
+                    s.schedules.remove(name.as_ref());
+                    s.due_schedules.retain(|(_, n)| n != name.as_ref());
+                }
+            }
+        }
+        s.dirty = Dirty::default();
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let s = lock(&self.state);
+        sink.begin();
+        for (name, q) in &s.queues {
+            sink.record(&[State::queue_change(name, q)])?;
+        }
+        for r in s.jobs.values() {
+            let job =
+                Change::Job { job: Cow::Borrowed(&r.job), token: r.token.as_ref().map(Cow::Borrowed), seq: r.seq };
+            sink.record(&[job])?;
+        }
+        for state in s.schedules.values() {
+            sink.record(&[Change::Schedule(Cow::Borrowed(state))])?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -33,6 +174,8 @@ struct State {
     schedules: BTreeMap<ScheduleName, ScheduleState>,
     /// `(next_fire_at, name)` of every schedule with a next tick.
     due_schedules: BTreeSet<(i64, ScheduleName)>,
+    /// What the current operation changed (for the journal).
+    dirty: Dirty,
 }
 
 struct Record {
@@ -157,8 +300,9 @@ impl State {
     /// under its new state with a fresh sequence number. Leaving `active` drops the lease;
     /// finishing drops the unique key.
     fn refile(&mut self, id: &JobId, edit: impl FnOnce(&mut Job)) -> Option<&mut Record> {
-        let State { jobs, queues, next_seq, .. } = self;
+        let State { jobs, queues, next_seq, dirty, .. } = self;
         let rec = jobs.get_mut(id)?;
+        dirty.jobs.push(id.clone());
         let queue = queues.get_mut(&rec.job.queue)?;
         queue.index(rec.job.state).remove(&key(rec));
         edit(&mut rec.job);
@@ -186,6 +330,7 @@ impl State {
             }
             if let Some((_, id)) = index.pop_first() {
                 self.jobs.remove(&id);
+                self.dirty.jobs.push(id);
             }
         }
     }
@@ -267,6 +412,8 @@ impl State {
         if let Some(k) = &new.unique_key {
             queue.unique.insert(k.clone(), new.id.clone());
         }
+        self.dirty.jobs.push(new.id.clone());
+        self.dirty.queues.push(new.queue.clone());
         self.next_seq += 1;
         let rec = Record { job, token: None, seq: self.next_seq };
         queue.index(state).insert(key(&rec), new.id.clone());
@@ -286,6 +433,7 @@ impl State {
     /// Removes a job that is not active from its index, its unique key and the records.
     fn drop_job(&mut self, id: &JobId) -> Option<JobState> {
         let rec = self.jobs.remove(id)?;
+        self.dirty.jobs.push(id.clone());
         if let Some(q) = self.queues.get_mut(&rec.job.queue) {
             q.index(rec.job.state).remove(&key(&rec));
             q.release_key(&rec.job);
@@ -295,6 +443,7 @@ impl State {
 
     fn set_next_fire(&mut self, name: &ScheduleName, next: Option<Timestamp>) {
         let Some(s) = self.schedules.get_mut(name) else { return };
+        self.dirty.schedules.push(name.clone());
         if let Some(old) = s.next_fire_at {
             self.due_schedules.remove(&(old.as_millis(), name.clone()));
         }
@@ -306,13 +455,24 @@ impl State {
 }
 
 impl MemoryJobs {
-    pub(crate) fn new(max_jobs: usize) -> Self {
-        MemoryJobs { state: Mutex::default(), max_jobs }
+    pub(crate) fn new(max_jobs: usize, journal: Journal) -> Self {
+        MemoryJobs { state: Mutex::default(), max_jobs, journal }
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut State, Timestamp) -> T) -> T {
+    /// Runs `f` under the lock, then waits for the journal record of what it changed.
+    async fn with<T>(&self, f: impl FnOnce(&mut State, Timestamp) -> T) -> Result<T> {
         let now = Timestamp::now();
-        f(&mut lock(&self.state), now)
+        let (out, written) = {
+            let mut s = lock(&self.state);
+            let out = f(&mut s, now);
+            let changes = s.take_changes();
+            let written = (!changes.is_empty()).then(|| self.journal.append(store::JOBS, &changes));
+            (out, written)
+        };
+        if let Some(written) = written {
+            written.wait().await?;
+        }
+        Ok(out)
     }
 }
 
@@ -331,6 +491,7 @@ impl JobStore for MemoryJobs {
             }
             Ok(jobs.iter().map(|j| s.enqueue_one(j, now)).collect())
         })
+        .await?
     }
 
     async fn fetch(
@@ -340,7 +501,7 @@ impl JobStore for MemoryJobs {
         lease: Option<Duration>,
         retention: &JobRetention,
     ) -> Result<Fetched> {
-        Ok(self.with(|s, now| {
+        self.with(|s, now| {
             let mut jobs = Vec::new();
             let mut next_event: Option<i64> = None;
             for name in queues {
@@ -373,7 +534,8 @@ impl JobStore for MemoryJobs {
                 }
             }
             Fetched { jobs, now, next_event_at: next_event.map(Timestamp::from_millis) }
-        }))
+        })
+        .await
     }
 
     async fn complete(
@@ -390,6 +552,7 @@ impl JobStore for MemoryJobs {
                 j.finished_at = Some(now);
                 j.result = result.map(<[u8]>::to_vec);
             });
+            s.dirty.queues.push(queue.clone());
             if let Some(q) = s.queues.get_mut(&queue) {
                 q.completed_total += 1;
                 q.completions.add(minute(now));
@@ -397,6 +560,7 @@ impl JobStore for MemoryJobs {
             s.trim(&queue, JobState::Completed, retention.completed_max, retention.completed_max_age, now);
             Ok(())
         })
+        .await?
     }
 
     async fn fail(
@@ -420,6 +584,7 @@ impl JobStore for MemoryJobs {
             if let Some(q) = s.queues.get_mut(&queue) {
                 q.count_failure(now);
             }
+            s.dirty.queues.push(queue.clone());
             let rec = s.refile(id, |j| {
                 push_error(j, error, now);
                 match delay {
@@ -446,6 +611,7 @@ impl JobStore for MemoryJobs {
             }
             Ok(outcome)
         })
+        .await?
     }
 
     async fn heartbeat(&self, id: &JobId, token: &LeaseToken, lease: Option<Duration>) -> Result<Timestamp> {
@@ -456,13 +622,16 @@ impl JobStore for MemoryJobs {
                 .and_then(|r| r.job.lease_expires_at);
             end.ok_or_else(|| Error::Internal("heartbeat lost the job".into()))
         })
+        .await?
     }
 
     async fn progress(&self, id: &JobId, token: &LeaseToken, progress: &[u8]) -> Result<()> {
         self.with(|s, _| {
             s.leased(id, token)?.job.progress = Some(progress.to_vec());
+            s.dirty.jobs.push(id.clone());
             Ok(())
         })
+        .await?
     }
 
     async fn release(&self, id: &JobId, token: &LeaseToken) -> Result<()> {
@@ -474,10 +643,11 @@ impl JobStore for MemoryJobs {
             });
             Ok(())
         })
+        .await?
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<Job>> {
-        Ok(self.with(|s, _| s.jobs.get(id).map(|r| r.job.clone())))
+        self.with(|s, _| s.jobs.get(id).map(|r| r.job.clone())).await
     }
 
     async fn remove(&self, id: &JobId) -> Result<Option<JobState>> {
@@ -485,10 +655,11 @@ impl JobStore for MemoryJobs {
             Some(r) if r.job.state == JobState::Active => Err(Error::Conflict(format!("job {id} is active"))),
             _ => Ok(s.drop_job(id)),
         })
+        .await?
     }
 
     async fn cancel_unique(&self, queue: &QueueName, unique_keys: &[String]) -> Result<Vec<JobId>> {
-        Ok(self.with(|s, _| {
+        self.with(|s, _| {
             let mut removed = Vec::new();
             for k in unique_keys {
                 let Some(holder) = s.queues.get(queue).and_then(|q| q.unique.get(k)).cloned() else { continue };
@@ -498,11 +669,12 @@ impl JobStore for MemoryJobs {
                 }
             }
             removed
-        }))
+        })
+        .await
     }
 
     async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>> {
-        Ok(self.with(|s, _| {
+        self.with(|s, _| {
             let holders: Vec<JobId> = s
                 .queues
                 .get(queue)
@@ -516,7 +688,8 @@ impl JobStore for MemoryJobs {
                 }
             }
             removed
-        }))
+        })
+        .await
     }
 
     async fn retry_dead(&self, id: &JobId) -> Result<()> {
@@ -542,10 +715,11 @@ impl JobStore for MemoryJobs {
             }
             Ok(())
         })
+        .await?
     }
 
     async fn list(&self, queue: &QueueName, state: JobState, offset: u64, limit: usize) -> Result<Vec<Job>> {
-        Ok(self.with(|s, _| {
+        self.with(|s, _| {
             let State { jobs, queues, .. } = s;
             let Some(q) = queues.get_mut(queue) else { return Vec::new() };
             let skip = usize::try_from(offset).unwrap_or(usize::MAX);
@@ -555,11 +729,12 @@ impl JobStore for MemoryJobs {
                 _ => Box::new(index.values()),
             };
             ids.skip(skip).take(limit).filter_map(|id| jobs.get(id).map(|r| r.job.clone())).collect()
-        }))
+        })
+        .await
     }
 
     async fn counts(&self, queue: &QueueName, retention: &JobRetention) -> Result<QueueCounts> {
-        Ok(self.with(|s, now| {
+        self.with(|s, now| {
             if s.queues.get(queue).is_some_and(|q| !q.paused) {
                 s.settle(queue, now, retention);
             }
@@ -583,53 +758,61 @@ impl JobStore for MemoryJobs {
                 failed_last_minute,
                 now_ms: now.as_millis(),
             }
-        }))
+        })
+        .await
     }
 
     async fn queues(&self) -> Result<Vec<QueueName>> {
-        let mut names: Vec<QueueName> = self.with(|s, _| s.queues.keys().cloned().collect());
+        let mut names: Vec<QueueName> = self.with(|s, _| s.queues.keys().cloned().collect()).await?;
         names.sort();
         Ok(names)
     }
 
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<()> {
-        self.with(|s, _| s.queues.entry(queue.clone()).or_default().paused = paused);
-        Ok(())
+        self.with(|s, _| {
+            s.queues.entry(queue.clone()).or_default().paused = paused;
+            s.dirty.queues.push(queue.clone());
+        })
+        .await
     }
 
     async fn put_schedule(&self, schedule: &Schedule, next_fire_at: Option<Timestamp>) -> Result<bool> {
-        Ok(self.with(|s, _| {
+        self.with(|s, _| {
             let name = &schedule.name;
             let old = s.schedules.remove(name);
             if let Some(at) = old.as_ref().and_then(|o| o.next_fire_at) {
                 s.due_schedules.remove(&(at.as_millis(), name.clone()));
             }
             let last_fired_at = old.as_ref().and_then(|o| o.last_fired_at);
+            s.dirty.schedules.push(name.clone());
             s.schedules.insert(name.clone(), ScheduleState { schedule: schedule.clone(), next_fire_at, last_fired_at });
             if let Some(at) = next_fire_at {
                 s.due_schedules.insert((at.as_millis(), name.clone()));
             }
             old.is_none()
-        }))
+        })
+        .await
     }
 
     async fn get_schedule(&self, name: &ScheduleName) -> Result<Option<ScheduleState>> {
-        Ok(self.with(|s, _| s.schedules.get(name).cloned()))
+        self.with(|s, _| s.schedules.get(name).cloned()).await
     }
 
     async fn delete_schedule(&self, name: &ScheduleName) -> Result<bool> {
-        Ok(self.with(|s, _| {
+        self.with(|s, _| {
             s.set_next_fire(name, None);
+            s.dirty.schedules.push(name.clone());
             s.schedules.remove(name).is_some()
-        }))
+        })
+        .await
     }
 
     async fn list_schedules(&self) -> Result<Vec<ScheduleState>> {
-        Ok(self.with(|s, _| s.schedules.values().cloned().collect()))
+        self.with(|s, _| s.schedules.values().cloned().collect()).await
     }
 
     async fn due_schedules(&self, limit: usize) -> Result<(Timestamp, Vec<ScheduleState>)> {
-        Ok(self.with(|s, now| {
+        self.with(|s, now| {
             let due = s
                 .due_schedules
                 .iter()
@@ -638,7 +821,8 @@ impl JobStore for MemoryJobs {
                 .filter_map(|(_, name)| s.schedules.get(name).cloned())
                 .collect();
             (now, due)
-        }))
+        })
+        .await
     }
 
     async fn fire_schedule(
@@ -648,7 +832,7 @@ impl JobStore for MemoryJobs {
         next: Option<Timestamp>,
         job: &NewJob,
     ) -> Result<bool> {
-        Ok(self.with(|s, now| {
+        self.with(|s, now| {
             let Some(state) = s.schedules.get_mut(name) else { return false };
             if state.next_fire_at != Some(tick) {
                 return false;
@@ -657,6 +841,7 @@ impl JobStore for MemoryJobs {
             s.set_next_fire(name, next);
             s.enqueue_one(job, now);
             true
-        }))
+        })
+        .await
     }
 }

@@ -1,10 +1,15 @@
 //! Switchboard's embedded in-memory engine: every capability in one process, nothing to install.
 //! State lives in mutex-guarded maps; expiry is checked lazily on every read and a sweeper task
-//! removes what expired in between, so memory stays bounded by live state. Its stated limit: state
-//! is lost on restart.
+//! removes what expired in between, so memory stays bounded by live state. Without a data dir,
+//! state is lost on restart; with one ([`MemoryConfig::data_dir`]), every state change is written
+//! to a journal before it is acknowledged and a restart restores it (see docs/ARCHITECTURE.md).
 //!
 //! # Layout
-//! - `config`: [`MemoryConfig`].
+//! - `config`: [`MemoryConfig`], [`SyncPolicy`].
+//! - `journal`: the durable mode: the write-ahead journal, its writer (group commit), recovery,
+//!   snapshots and compaction, the dir lock, and [`data_dir_status`].
+//! - `wal`: the journal's checksummed record frames and the scan telling a torn tail from
+//!   corruption.
 //! - `session`: `MemorySessions`, the [`switchboard_core::SessionStore`].
 //! - `denylist`: `MemoryDenylist`, the [`switchboard_core::TokenDenylist`].
 //! - `ratelimit`: `MemoryRateLimiter`, the [`switchboard_core::RateLimiter`].
@@ -31,6 +36,7 @@ mod denylist;
 mod health;
 mod inbox;
 mod jobs;
+mod journal;
 mod message;
 mod notification;
 mod presence;
@@ -40,28 +46,60 @@ mod session;
 mod stream;
 mod sweeper;
 mod typing;
+mod wal;
 
 use std::sync::Arc;
 
 use switchboard_core::{Engine, Result, Switchboard, SwitchboardConfig};
 
-pub use config::MemoryConfig;
+pub use config::{MemoryConfig, SyncPolicy};
+pub use journal::{DataDirStatus, data_dir_status};
+use journal::{Durable, store};
 
 /// Builds the memory engine; fails if `config` is invalid ([`MemoryConfig::validate`]). Its
 /// sweeper runs while the node does ([`Switchboard::start`]); until then expired entries are
 /// never returned but are only dropped when next read.
+///
+/// With a data dir, it locks the dir (failing if another process holds it), restores the state
+/// the journal holds and starts the journal's writer thread, which stops once the engine is
+/// dropped. A corrupt journal fails it with the file and offset.
 pub fn engine(config: MemoryConfig) -> Result<Engine> {
     config.validate()?;
-    let sessions = Arc::new(session::MemorySessions::default());
-    let denylist = Arc::new(denylist::MemoryDenylist::default());
-    let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::default());
+    let recovery = match &config.data_dir {
+        Some(dir) => Some(journal::open(dir, config.sync, config.compact_log_bytes)?),
+        None => None,
+    };
+    let journal = recovery.as_ref().map(journal::Recovery::journal).unwrap_or_default();
+    let location = match &config.data_dir {
+        Some(dir) => format!("{} (sync {})", dir.display(), config.sync),
+        None => "in-process".to_owned(),
+    };
+    let sessions = Arc::new(session::MemorySessions::new(journal.clone()));
+    let denylist = Arc::new(denylist::MemoryDenylist::new(journal.clone()));
+    let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::new(journal.clone()));
     let broker = Arc::new(broker::MemoryBroker::new());
-    let streams = Arc::new(stream::MemoryStreams::new(broker.clone()));
+    let streams = Arc::new(stream::MemoryStreams::new(broker.clone(), journal.clone()));
     let presence = Arc::new(presence::MemoryPresence::default());
     let typing = Arc::new(typing::MemoryTyping::default());
-    let messages = Arc::new(message::MemoryMessages::default());
-    let notifications = Arc::new(notification::MemoryNotifications::default());
+    let messages = Arc::new(message::MemoryMessages::new(journal.clone()));
+    let notifications = Arc::new(notification::MemoryNotifications::new(journal.clone()));
     let cache = Arc::new(cache::MemoryCache::new(config.cache_max_bytes));
+    let inbox = Arc::new(inbox::MemoryInbox::new(journal.clone()));
+    let jobs = Arc::new(jobs::MemoryJobs::new(config.max_jobs, journal.clone()));
+    let conversations = Arc::new(conversation::MemoryConversations::new(journal.clone()));
+    if let Some(recovery) = recovery {
+        recovery.finish(vec![
+            (store::SESSIONS, sessions.clone() as Arc<dyn Durable>),
+            (store::DENYLIST, denylist.clone() as Arc<dyn Durable>),
+            (store::NOTIFICATIONS, notifications.clone() as Arc<dyn Durable>),
+            (store::INBOX, inbox.clone() as Arc<dyn Durable>),
+            (store::STREAMS, streams.clone() as Arc<dyn Durable>),
+            (store::JOBS, jobs.clone() as Arc<dyn Durable>),
+            (store::MESSAGES, messages.clone() as Arc<dyn Durable>),
+            (store::CONVERSATIONS, conversations.clone() as Arc<dyn Durable>),
+            (store::RATE_LIMITS, rate_limiter.clone() as Arc<dyn Durable>),
+        ])?;
+    }
     let sweepable = vec![
         Arc::downgrade(&sessions) as sweeper::WeakSweepable,
         Arc::downgrade(&denylist) as sweeper::WeakSweepable,
@@ -85,11 +123,11 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
         typing,
         notifications,
         cache,
-        jobs: Arc::new(jobs::MemoryJobs::new(config.max_jobs)),
+        jobs,
         messages,
-        inbox: Arc::new(inbox::MemoryInbox::default()),
-        conversations: Arc::new(conversation::MemoryConversations::default()),
-        health: Arc::new(health::MemoryHealth { closed: closed.clone() }),
+        inbox,
+        conversations,
+        health: Arc::new(health::MemoryHealth { closed: closed.clone(), location }),
         lifecycle: Arc::new(health::MemoryLifecycle {
             closed,
             sweep_interval: config.sweep_interval,

@@ -1,6 +1,7 @@
 //! `MemoryMessages`: each conversation's recent messages, ordered by `(created_at, id)`, with
 //! per-recipient receipts, under one mutex; expiry checked on every access and by the sweeper.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
@@ -11,12 +12,107 @@ use switchboard_core::message::{
 };
 use switchboard_core::{ConversationId, MessageId, Result, Timestamp, UserId};
 
+use crate::journal::{Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
 #[derive(Default)]
 pub(crate) struct MemoryMessages {
     state: Mutex<HashMap<ConversationId, Cache>>,
+    journal: Journal,
+}
+
+/// A journal record is the list of one operation's changes.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change<'a> {
+    /// A message as it now stands, with its receipts, the cache's expiry and its count bound.
+    Put {
+        conversation: Cow<'a, ConversationId>,
+        message: Cow<'a, Message>,
+        receipts: Vec<(Cow<'a, UserId>, DeliveryStatus)>,
+        expires_at: Timestamp,
+        max_len: u32,
+    },
+    /// The cache's new expiry.
+    Touch { conversation: Cow<'a, ConversationId>, expires_at: Timestamp },
+    /// The whole cache dropped.
+    Dropped(Cow<'a, ConversationId>),
+}
+
+impl<'a> Change<'a> {
+    fn put(conversation: &'a ConversationId, cache: &'a Cache, id: &MessageId, max_len: u32) -> Option<Self> {
+        let created = *cache.index.get(id)?;
+        let stored = cache.messages.get(&(created, id.clone()))?;
+        Some(Change::Put {
+            conversation: Cow::Borrowed(conversation),
+            message: Cow::Borrowed(&stored.message),
+            receipts: stored.receipts.iter().map(|(u, s)| (Cow::Borrowed(u), *s)).collect(),
+            expires_at: cache.expires_at,
+            max_len,
+        })
+    }
+}
+
+impl MemoryMessages {
+    pub(crate) fn new(journal: Journal) -> Self {
+        MemoryMessages { state: Mutex::default(), journal }
+    }
+
+    /// Appends the changed messages `ids` of the conversation's cache (no bound on its count).
+    fn log_changed(&self, conversation: &ConversationId, cache: &Cache, ids: &[MessageId]) -> Option<Ticket> {
+        let changes: Vec<Change<'_>> =
+            ids.iter().filter_map(|id| Change::put(conversation, cache, id, u32::MAX)).collect();
+        (!changes.is_empty()).then(|| self.journal.append(store::MESSAGES, &changes))
+    }
+}
+
+async fn settle(written: Option<Ticket>) -> Result<()> {
+    match written {
+        Some(written) => written.wait().await,
+        None => Ok(()),
+    }
+}
+
+impl Durable for MemoryMessages {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let mut state = lock(&self.state);
+        for change in changes {
+            match change {
+                Change::Put { conversation, message, receipts, expires_at, max_len } => {
+                    let cache = state.entry(conversation.into_owned()).or_insert_with(Cache::new);
+                    cache.expires_at = expires_at;
+                    let message = message.into_owned();
+                    if let Some(created) = cache.index.remove(&message.id) {
+                        cache.messages.remove(&(created, message.id.clone()));
+                    }
+                    let created = message.created_at.as_millis();
+                    cache.index.insert(message.id.clone(), created);
+                    let receipts = receipts.into_iter().map(|(u, s)| (u.into_owned(), s)).collect();
+                    cache.messages.insert((created, message.id.clone()), Stored { message, receipts });
+                    cache.trim(max_len as usize);
+                }
+                Change::Touch { conversation, expires_at } => {
+                    state.entry(conversation.into_owned()).or_insert_with(Cache::new).expires_at = expires_at;
+                }
+                Change::Dropped(conversation) => drop(state.remove(conversation.as_ref())),
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let state = lock(&self.state);
+        sink.begin();
+        for (conversation, cache) in state.iter() {
+            let touch = Change::Touch { conversation: Cow::Borrowed(conversation), expires_at: cache.expires_at };
+            sink.record(&[touch])?;
+            for (_, id) in cache.messages.keys() {
+                sink.record(&Vec::from_iter(Change::put(conversation, cache, id, u32::MAX)))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Cache {
@@ -105,20 +201,30 @@ impl MessageStore for MemoryMessages {
         bounds: CacheBounds,
     ) -> Result<PostOutcome> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        if state.get(conversation).is_some_and(|c| c.expires_at <= now) {
-            state.remove(conversation);
-        }
-        let cache = state.entry(conversation.clone()).or_insert_with(Cache::new);
-        cache.touch(now, bounds);
-        let outcome = match cache.insert(conversation, message, now) {
-            Some(stored) => PostOutcome { message: stored, duplicate: false },
-            None => match cache.get_mut(&message.id) {
-                Some(existing) => PostOutcome { message: existing.message.clone(), duplicate: true },
-                None => return Err(switchboard_core::Error::Internal("message index out of step".into())),
-            },
+        let (outcome, written) = {
+            let mut state = lock(&self.state);
+            if state.get(conversation).is_some_and(|c| c.expires_at <= now) {
+                state.remove(conversation);
+            }
+            let cache = state.entry(conversation.clone()).or_insert_with(Cache::new);
+            cache.touch(now, bounds);
+            let outcome = match cache.insert(conversation, message, now) {
+                Some(stored) => PostOutcome { message: stored, duplicate: false },
+                None => match cache.get_mut(&message.id) {
+                    Some(existing) => PostOutcome { message: existing.message.clone(), duplicate: true },
+                    None => return Err(switchboard_core::Error::Internal("message index out of step".into())),
+                },
+            };
+            cache.trim(bounds.max_len as usize);
+            let change = match outcome.duplicate {
+                false => Change::put(conversation, cache, &message.id, bounds.max_len),
+                true => None,
+            };
+            let change = change
+                .unwrap_or(Change::Touch { conversation: Cow::Borrowed(conversation), expires_at: cache.expires_at });
+            (outcome, self.journal.append(store::MESSAGES, &[change]))
         };
-        cache.trim(bounds.max_len as usize);
+        written.wait().await?;
         Ok(outcome)
     }
 
@@ -150,44 +256,64 @@ impl MessageStore for MemoryMessages {
 
     async fn fill(&self, conversation: &ConversationId, messages: &[NewMessage], bounds: CacheBounds) -> Result<usize> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        if state.get(conversation).is_some_and(|c| c.expires_at <= now) {
-            state.remove(conversation);
-        }
-        let cache = state.entry(conversation.clone()).or_insert_with(Cache::new);
-        cache.touch(now, bounds);
-        let added = messages.iter().filter(|m| cache.insert(conversation, m, now).is_some()).count();
-        cache.trim(bounds.max_len as usize);
+        let (added, written) = {
+            let mut state = lock(&self.state);
+            if state.get(conversation).is_some_and(|c| c.expires_at <= now) {
+                state.remove(conversation);
+            }
+            let cache = state.entry(conversation.clone()).or_insert_with(Cache::new);
+            cache.touch(now, bounds);
+            let added: Vec<MessageId> = messages
+                .iter()
+                .filter(|m| cache.insert(conversation, m, now).is_some())
+                .map(|m| m.id.clone())
+                .collect();
+            cache.trim(bounds.max_len as usize);
+            let mut changes =
+                vec![Change::Touch { conversation: Cow::Borrowed(conversation), expires_at: cache.expires_at }];
+            changes.extend(added.iter().filter_map(|id| Change::put(conversation, cache, id, bounds.max_len)));
+            (added.len(), self.journal.append(store::MESSAGES, &changes))
+        };
+        written.wait().await?;
         Ok(added)
     }
 
     async fn edit(&self, conversation: &ConversationId, id: &MessageId, content: &Value) -> Result<Option<Message>> {
-        Ok(self
-            .with_live(conversation, |cache, now| {
-                let stored = cache.get_mut(id).filter(|s| !s.message.deleted)?;
-                stored.message.content = content.clone();
-                stored.message.edited_at = Some(now);
-                Some(stored.message.clone())
-            })
-            .flatten())
+        let edited = self.with_live(conversation, |cache, now| {
+            let stored = cache.get_mut(id).filter(|s| !s.message.deleted)?;
+            stored.message.content = content.clone();
+            stored.message.edited_at = Some(now);
+            let message = stored.message.clone();
+            Some((message, self.log_changed(conversation, cache, std::slice::from_ref(id))))
+        });
+        let Some((message, written)) = edited.flatten() else { return Ok(None) };
+        settle(written).await?;
+        Ok(Some(message))
     }
 
     async fn delete(&self, conversation: &ConversationId, id: &MessageId) -> Result<bool> {
-        Ok(self
-            .with_live(conversation, |cache, _| match cache.get_mut(id) {
-                Some(stored) if !stored.message.deleted => {
-                    stored.message.deleted = true;
-                    stored.message.content = Value::Null;
-                    true
-                }
-                _ => false,
-            })
-            .unwrap_or(false))
+        let deleted = self.with_live(conversation, |cache, _| match cache.get_mut(id) {
+            Some(stored) if !stored.message.deleted => {
+                stored.message.deleted = true;
+                stored.message.content = Value::Null;
+                Some(self.log_changed(conversation, cache, std::slice::from_ref(id)))
+            }
+            _ => None,
+        });
+        let Some(written) = deleted.flatten() else { return Ok(false) };
+        settle(written).await?;
+        Ok(true)
     }
 
     async fn delete_cache(&self, conversation: &ConversationId) -> Result<bool> {
         let live = self.with_live(conversation, |_, _| ()).is_some();
-        lock(&self.state).remove(conversation);
+        let written = {
+            let mut state = lock(&self.state);
+            state
+                .remove(conversation)
+                .map(|_| self.journal.append(store::MESSAGES, &[Change::Dropped(Cow::Borrowed(conversation))]))
+        };
+        settle(written).await?;
         Ok(live)
     }
 
@@ -198,7 +324,7 @@ impl MessageStore for MemoryMessages {
         ids: &[MessageId],
         status: DeliveryStatus,
     ) -> Result<Vec<MessageId>> {
-        Ok(self
+        let (moved, written) = self
             .with_live(conversation, |cache, _| {
                 let mut moved = Vec::new();
                 for id in ids {
@@ -223,9 +349,12 @@ impl MessageStore for MemoryMessages {
                         moved.push(id.clone());
                     }
                 }
-                moved
+                let written = self.log_changed(conversation, cache, &moved);
+                (moved, written)
             })
-            .unwrap_or_default())
+            .unwrap_or_default();
+        settle(written).await?;
+        Ok(moved)
     }
 }
 

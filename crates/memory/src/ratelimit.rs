@@ -1,6 +1,7 @@
 //! `MemoryRateLimiter`: limiter state per key under one mutex (so multi-key checks are atomic),
 //! decided by core's reference algorithms. Idle keys are dropped once their window has passed.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -8,6 +9,7 @@ use async_trait::async_trait;
 use switchboard_core::ratelimit::algorithms::{LimiterState, evaluate};
 use switchboard_core::{Decision, Policy, RateLimitKey, RateLimitRequest, RateLimiter, Result, Timestamp};
 
+use crate::journal::{Durable, Journal, Sink, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -16,6 +18,45 @@ pub(crate) struct MemoryRateLimiter {
     // One lock for all keys: critical sections are a few hundred nanoseconds of arithmetic, far
     // below what contention on two cores would make noticeable, and multi-key checks stay simple.
     state: Mutex<HashMap<RateLimitKey, Entry>>,
+    journal: Journal,
+}
+
+/// A journal record is the list of one check's new key states, or a reset.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change<'a> {
+    Set(Cow<'a, RateLimitKey>, Cow<'a, LimiterState>, i64),
+    Reset(Cow<'a, RateLimitKey>),
+}
+
+impl MemoryRateLimiter {
+    pub(crate) fn new(journal: Journal) -> Self {
+        MemoryRateLimiter { state: Mutex::default(), journal }
+    }
+}
+
+impl Durable for MemoryRateLimiter {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let mut map = lock(&self.state);
+        for change in changes {
+            match change {
+                Change::Set(key, state, expires_at_ms) => {
+                    map.insert(key.into_owned(), Entry { state: state.into_owned(), expires_at_ms });
+                }
+                Change::Reset(key) => drop(map.remove(key.as_ref())),
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let map = lock(&self.state);
+        sink.begin();
+        for (key, e) in map.iter() {
+            sink.record(&[Change::Set(Cow::Borrowed(key), Cow::Borrowed(&e.state), e.expires_at_ms)])?;
+        }
+        Ok(())
+    }
 }
 
 struct Entry {
@@ -32,12 +73,15 @@ fn stored(map: &HashMap<RateLimitKey, Entry>, key: &RateLimitKey, now_ms: i64) -
 impl RateLimiter for MemoryRateLimiter {
     async fn check(&self, requests: &[RateLimitRequest]) -> Result<Vec<Decision>> {
         let now_ms = Timestamp::now().as_millis();
-        let mut map = lock(&self.state);
-        let evaluations: Vec<_> = requests
-            .iter()
-            .map(|r| evaluate(stored(&map, &r.key, now_ms).as_ref(), &r.policy, r.cost, now_ms))
-            .collect();
-        if evaluations.iter().all(|e| e.consumed.is_some()) {
+        let (decisions, written) = {
+            let mut map = lock(&self.state);
+            let evaluations: Vec<_> = requests
+                .iter()
+                .map(|r| evaluate(stored(&map, &r.key, now_ms).as_ref(), &r.policy, r.cost, now_ms))
+                .collect();
+            if !evaluations.iter().all(|e| e.consumed.is_some()) {
+                return Ok(evaluations.into_iter().map(|e| e.current).collect());
+            }
             let mut decisions = Vec::with_capacity(requests.len());
             for (request, evaluation) in requests.iter().zip(evaluations) {
                 if let Some((decision, state, expires_at_ms)) = evaluation.consumed {
@@ -45,10 +89,17 @@ impl RateLimiter for MemoryRateLimiter {
                     decisions.push(decision);
                 }
             }
-            Ok(decisions)
-        } else {
-            Ok(evaluations.into_iter().map(|e| e.current).collect())
-        }
+            let changes: Vec<Change<'_>> = requests
+                .iter()
+                .filter_map(|r| {
+                    let e = map.get(&r.key)?;
+                    Some(Change::Set(Cow::Borrowed(&r.key), Cow::Borrowed(&e.state), e.expires_at_ms))
+                })
+                .collect();
+            (decisions, self.journal.append(store::RATE_LIMITS, &changes))
+        };
+        written.wait().await?;
+        Ok(decisions)
     }
 
     async fn status(&self, key: &RateLimitKey, policy: &Policy) -> Result<Decision> {
@@ -59,7 +110,16 @@ impl RateLimiter for MemoryRateLimiter {
 
     async fn reset(&self, key: &RateLimitKey) -> Result<bool> {
         let now_ms = Timestamp::now().as_millis();
-        Ok(lock(&self.state).remove(key).is_some_and(|e| e.expires_at_ms > now_ms))
+        let (live, written) = {
+            let mut map = lock(&self.state);
+            let Some(entry) = map.remove(key) else { return Ok(false) };
+            (
+                entry.expires_at_ms > now_ms,
+                self.journal.append(store::RATE_LIMITS, &[Change::Reset(Cow::Borrowed(key))]),
+            )
+        };
+        written.wait().await?;
+        Ok(live)
     }
 }
 

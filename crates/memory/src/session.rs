@@ -1,6 +1,7 @@
 //! `MemorySessions`: sessions in two maps (by id, and each user's ids) under one mutex, so every
 //! multi-step operation (create with eviction, delete all but one) is atomic.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
@@ -10,12 +11,50 @@ use switchboard_core::{
     CreatedSession, Error, NewSession, Result, Session, SessionData, SessionId, SessionStore, Timestamp, UserId,
 };
 
+use crate::journal::{Durable, Journal, Sink, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
 #[derive(Default)]
 pub(crate) struct MemorySessions {
     state: Mutex<State>,
+    journal: Journal,
+}
+
+/// A journal record: the changes of one operation, each a whole session or a deletion.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change<'a> {
+    Put(Box<Cow<'a, Session>>),
+    Delete(Cow<'a, SessionId>),
+}
+
+impl MemorySessions {
+    pub(crate) fn new(journal: Journal) -> Self {
+        MemorySessions { state: Mutex::default(), journal }
+    }
+}
+
+impl Durable for MemorySessions {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let mut state = lock(&self.state);
+        for change in changes {
+            match change {
+                Change::Put(session) => state.put((*session).into_owned()),
+                Change::Delete(id) => drop(state.remove(&id)),
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let state = lock(&self.state);
+        sink.begin();
+        for session in state.by_id.values() {
+            sink.record(&[Change::Put(Box::new(Cow::Borrowed(session)))])?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -33,6 +72,11 @@ impl State {
             return None;
         }
         self.by_id.get_mut(id)
+    }
+
+    fn put(&mut self, session: Session) {
+        self.by_user.entry(session.user_id.clone()).or_default().insert(session.id.clone());
+        self.by_id.insert(session.id.clone(), session);
     }
 
     fn remove(&mut self, id: &SessionId) -> Option<Session> {
@@ -70,7 +114,7 @@ impl SessionStore for MemorySessions {
         let now = Timestamp::now();
         let absolute_expires_at = now.plus(new.absolute_ttl);
         let session = Session {
-            id: id.clone(),
+            id,
             user_id: new.user_id,
             device: new.device,
             ip: new.ip,
@@ -82,32 +126,38 @@ impl SessionStore for MemorySessions {
             absolute_expires_at,
             idle_ttl_ms: new.idle_ttl.as_millis() as u64,
         };
-        let mut state = lock(&self.state);
-        if state.live(&id, now).is_some() {
-            return Err(Error::Conflict("session id already in use".into()));
-        }
+        let mut evicted = Vec::new();
         let mut replaced = Vec::new();
-        if let Some(device) = &new.replace_device {
-            for other in state.user_sessions(&session.user_id, now) {
-                let same = state.by_id.get(&other).is_some_and(|s| s.device.device_id.as_ref() == Some(device));
-                if same {
-                    state.remove(&other);
-                    replaced.push(other);
+        let written = {
+            let mut state = lock(&self.state);
+            if state.live(&session.id, now).is_some() {
+                return Err(Error::Conflict("session id already in use".into()));
+            }
+            if let Some(device) = &new.replace_device {
+                for other in state.user_sessions(&session.user_id, now) {
+                    let same = state.by_id.get(&other).is_some_and(|s| s.device.device_id.as_ref() == Some(device));
+                    if same {
+                        state.remove(&other);
+                        replaced.push(other);
+                    }
                 }
             }
-        }
-        let mut evicted = Vec::new();
-        if max_per_user > 0 {
-            let existing = state.user_sessions(&session.user_id, now);
-            let keep = max_per_user as usize - 1;
-            // Least recently active last in `existing`: evict from the end, oldest first.
-            for victim in existing.iter().skip(keep).rev() {
-                state.remove(victim);
-                evicted.push(victim.clone());
+            if max_per_user > 0 {
+                let existing = state.user_sessions(&session.user_id, now);
+                let keep = max_per_user as usize - 1;
+                // Least recently active last in `existing`: evict from the end, oldest first.
+                for victim in existing.iter().skip(keep).rev() {
+                    state.remove(victim);
+                    evicted.push(victim.clone());
+                }
             }
-        }
-        state.by_user.entry(session.user_id.clone()).or_default().insert(id.clone());
-        state.by_id.insert(id, session.clone());
+            state.put(session.clone());
+            let mut changes: Vec<Change<'_>> =
+                replaced.iter().chain(&evicted).map(|id| Change::Delete(Cow::Borrowed(id))).collect();
+            changes.push(Change::Put(Box::new(Cow::Borrowed(&session))));
+            self.journal.append(store::SESSIONS, &changes)
+        };
+        written.wait().await?;
         Ok(CreatedSession { session, evicted, replaced })
     }
 
@@ -117,36 +167,59 @@ impl SessionStore for MemorySessions {
 
     async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        Ok(state.live(id, now).map(|s| {
-            s.last_active_at = now;
-            s.expires_at = now.plus(std::time::Duration::from_millis(s.idle_ttl_ms)).min(s.absolute_expires_at);
-            s.clone()
-        }))
+        let (session, written) = {
+            let mut state = lock(&self.state);
+            let session = state.live(id, now).map(|s| {
+                s.last_active_at = now;
+                s.expires_at = now.plus(std::time::Duration::from_millis(s.idle_ttl_ms)).min(s.absolute_expires_at);
+                s.clone()
+            });
+            let written = session
+                .as_ref()
+                .map(|s| self.journal.append(store::SESSIONS, &[Change::Put(Box::new(Cow::Borrowed(s)))]));
+            (session, written)
+        };
+        if let Some(written) = written {
+            written.wait().await?;
+        }
+        Ok(session)
     }
 
     async fn update_data(&self, id: &SessionId, patch: &SessionData, max_data_bytes: usize) -> Result<Option<Session>> {
-        let mut state = lock(&self.state);
-        let Some(session) = state.live(id, Timestamp::now()) else { return Ok(None) };
-        let mut merged = session.data.clone();
-        for (field, value) in patch {
-            if value.is_null() {
-                merged.remove(field);
-            } else {
-                merged.insert(field.clone(), value.clone());
+        let (session, written) = {
+            let mut state = lock(&self.state);
+            let Some(session) = state.live(id, Timestamp::now()) else { return Ok(None) };
+            let mut merged = session.data.clone();
+            for (field, value) in patch {
+                if value.is_null() {
+                    merged.remove(field);
+                } else {
+                    merged.insert(field.clone(), value.clone());
+                }
             }
-        }
-        if data_size(&merged) > max_data_bytes {
-            return Err(Error::PayloadTooLarge(format!("data: must be at most {max_data_bytes} bytes")));
-        }
-        session.data = merged;
-        Ok(Some(session.clone()))
+            if data_size(&merged) > max_data_bytes {
+                return Err(Error::PayloadTooLarge(format!("data: must be at most {max_data_bytes} bytes")));
+            }
+            session.data = merged;
+            let session = session.clone();
+            let written = self.journal.append(store::SESSIONS, &[Change::Put(Box::new(Cow::Borrowed(&session)))]);
+            (session, written)
+        };
+        written.wait().await?;
+        Ok(Some(session))
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool> {
-        let mut state = lock(&self.state);
-        let live = state.live(id, Timestamp::now()).is_some();
-        Ok(live && state.remove(id).is_some())
+        let written = {
+            let mut state = lock(&self.state);
+            let live = state.live(id, Timestamp::now()).is_some();
+            if !(live && state.remove(id).is_some()) {
+                return Ok(false);
+            }
+            self.journal.append(store::SESSIONS, &[Change::Delete(Cow::Borrowed(id))])
+        };
+        written.wait().await?;
+        Ok(true)
     }
 
     async fn list(&self, user: &UserId) -> Result<Vec<Session>> {
@@ -156,11 +229,19 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
-        let mut state = lock(&self.state);
-        let ids = state.user_sessions(user, Timestamp::now());
-        let deleted: Vec<SessionId> = ids.into_iter().filter(|id| Some(id) != except).collect();
-        for id in &deleted {
-            state.remove(id);
+        let (deleted, written) = {
+            let mut state = lock(&self.state);
+            let ids = state.user_sessions(user, Timestamp::now());
+            let deleted: Vec<SessionId> = ids.into_iter().filter(|id| Some(id) != except).collect();
+            for id in &deleted {
+                state.remove(id);
+            }
+            let changes: Vec<Change<'_>> = deleted.iter().map(|id| Change::Delete(Cow::Borrowed(id))).collect();
+            let written = (!changes.is_empty()).then(|| self.journal.append(store::SESSIONS, &changes));
+            (deleted, written)
+        };
+        if let Some(written) = written {
+            written.wait().await?;
         }
         Ok(deleted)
     }

@@ -1,8 +1,10 @@
 //! `MemoryStreams`: every channel's stream and every device cursor behind one mutex; publishing
 //! appends and hands the publication to the in-process broker under that lock.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use switchboard_core::stream::{CURSOR_TTL, new_epoch};
@@ -12,6 +14,7 @@ use switchboard_core::{
 };
 
 use crate::broker::MemoryBroker;
+use crate::journal::{Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -19,11 +22,121 @@ use crate::sweeper::Sweepable;
 ///
 /// A stream is created (with a fresh epoch) the first time a channel is touched and forgotten
 /// `max_age` after its last publication (or creation); a restart forgets everything, so every
-/// epoch changes. One mutex for all streams keeps publish + deliver atomic and cheap; the
+/// epoch changes unless the engine is durable. One mutex for all streams keeps publish + deliver atomic and cheap; the
 /// critical sections are short (no I/O, `limit`-bounded copies).
 pub(crate) struct MemoryStreams {
     state: Mutex<State>,
     broker: Arc<MemoryBroker>,
+    journal: Journal,
+}
+
+/// A journal record.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change<'a> {
+    /// A stream as created (or, in a snapshot, as it stands without its publications).
+    Stream {
+        channel: Cow<'a, ChannelName>,
+        epoch: Cow<'a, str>,
+        top: u64,
+        max_len: u32,
+        max_age_ms: u64,
+        expires_at: Timestamp,
+    },
+    /// A publication appended with the retention it was published under.
+    Published {
+        channel: Cow<'a, ChannelName>,
+        publication: Cow<'a, Publication>,
+        max_len: u32,
+        max_age_ms: u64,
+        expires_at: Timestamp,
+    },
+    Removed(Cow<'a, ChannelName>),
+    Cursor {
+        user: Cow<'a, UserId>,
+        device: Cow<'a, DeviceId>,
+        position: Cow<'a, StreamPosition>,
+        until: Timestamp,
+    },
+}
+
+fn millis_of(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+impl<'a> Change<'a> {
+    fn stream(channel: &'a ChannelName, s: &'a Stream) -> Self {
+        Change::Stream {
+            channel: Cow::Borrowed(channel),
+            epoch: Cow::Borrowed(&s.epoch),
+            top: s.top,
+            max_len: s.retention.max_len,
+            max_age_ms: millis_of(s.retention.max_age),
+            expires_at: s.expires_at,
+        }
+    }
+
+    fn published(channel: &'a ChannelName, s: &Stream, publication: &'a Publication) -> Self {
+        Change::Published {
+            channel: Cow::Borrowed(channel),
+            publication: Cow::Borrowed(publication),
+            max_len: s.retention.max_len,
+            max_age_ms: millis_of(s.retention.max_age),
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+impl Durable for MemoryStreams {
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let mut state = lock(&self.state);
+        match serde_json::from_slice(record)? {
+            Change::Stream { channel, epoch, top, max_len, max_age_ms, expires_at } => {
+                let retention = Retention { max_len, max_age: Duration::from_millis(max_age_ms) };
+                let stream = Stream { epoch: epoch.into_owned(), top, entries: VecDeque::new(), retention, expires_at };
+                state.streams.insert(channel.into_owned(), stream);
+            }
+            Change::Published { channel, publication, max_len, max_age_ms, expires_at } => {
+                if let Some(stream) = state.streams.get_mut(channel.as_ref()) {
+                    stream.retention = Retention { max_len, max_age: Duration::from_millis(max_age_ms) };
+                    stream.expires_at = expires_at;
+                    stream.top = stream.top.max(publication.offset);
+                    stream.entries.push_back(publication.into_owned());
+                    while stream.entries.len() > max_len as usize {
+                        stream.entries.pop_front();
+                    }
+                }
+            }
+            Change::Removed(channel) => drop(state.streams.remove(channel.as_ref())),
+            Change::Cursor { user, device, position, until } => {
+                let devices = state.cursors.entry(user.into_owned()).or_default();
+                devices.insert(device.into_owned(), (position.into_owned(), until));
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let state = lock(&self.state);
+        sink.begin();
+        for (channel, stream) in &state.streams {
+            let mut head = Change::stream(channel, stream);
+            if let Change::Stream { top, .. } = &mut head {
+                // Each publication record below raises it back.
+                *top = stream.top - stream.entries.len() as u64;
+            }
+            sink.record(&head)?;
+            for publication in &stream.entries {
+                sink.record(&Change::published(channel, stream, publication))?;
+            }
+        }
+        for (user, devices) in &state.cursors {
+            for (device, (position, until)) in devices {
+                let (user, device, position) = (Cow::Borrowed(user), Cow::Borrowed(device), Cow::Borrowed(position));
+                sink.record(&Change::Cursor { user, device, position, until: *until })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -56,11 +169,18 @@ impl Stream {
 }
 
 impl State {
-    /// The channel's live stream, created with a fresh epoch if it has none.
-    fn stream(&mut self, channel: &ChannelName, now: Timestamp) -> Result<&mut Stream> {
+    /// The channel's live stream, created with a fresh epoch if it has none (recorded in the
+    /// journal: the ticket to wait for before the epoch is given out).
+    fn stream(
+        &mut self,
+        channel: &ChannelName,
+        now: Timestamp,
+        journal: &Journal,
+    ) -> Result<(&mut Stream, Option<Ticket>)> {
         if self.streams.get(channel).is_some_and(|s| s.expires_at <= now) {
             self.streams.remove(channel);
         }
+        let mut created = None;
         if !self.streams.contains_key(channel) {
             let retention = Retention::for_channel(channel);
             let stream = Stream {
@@ -70,15 +190,25 @@ impl State {
                 retention,
                 expires_at: now.plus(retention.max_age),
             };
+            created = Some(journal.append(store::STREAMS, &Change::stream(channel, &stream)));
             self.streams.insert(channel.clone(), stream);
         }
-        self.streams.get_mut(channel).ok_or_else(|| Error::Internal("memory: stream vanished".into()))
+        let stream = self.streams.get_mut(channel).ok_or_else(|| Error::Internal("memory: stream vanished".into()))?;
+        Ok((stream, created))
     }
 }
 
 impl MemoryStreams {
-    pub(crate) fn new(broker: Arc<MemoryBroker>) -> Self {
-        MemoryStreams { state: Mutex::new(State::default()), broker }
+    pub(crate) fn new(broker: Arc<MemoryBroker>, journal: Journal) -> Self {
+        MemoryStreams { state: Mutex::new(State::default()), broker, journal }
+    }
+}
+
+/// Waits for the creation record of a stream, if the call created one.
+async fn created(ticket: Option<Ticket>) -> Result<()> {
+    match ticket {
+        Some(ticket) => ticket.wait().await,
+        None => Ok(()),
     }
 }
 
@@ -91,27 +221,33 @@ impl StreamStore for MemoryStreams {
         retention: Retention,
     ) -> Result<StreamPosition> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let stream = state.stream(channel, now)?;
-        stream.top += 1;
-        stream.retention = retention;
-        stream.expires_at = now.plus(retention.max_age);
-        let publication = Publication {
-            offset: stream.top,
-            data: publication.data,
-            time: now,
-            exclude_device: publication.exclude_device,
-            only_devices: publication.only_devices,
+        let (position, written) = {
+            let mut state = lock(&self.state);
+            let (stream, _created) = state.stream(channel, now, &self.journal)?;
+            stream.top += 1;
+            stream.retention = retention;
+            stream.expires_at = now.plus(retention.max_age);
+            let publication = Publication {
+                offset: stream.top,
+                data: publication.data,
+                time: now,
+                exclude_device: publication.exclude_device,
+                only_devices: publication.only_devices,
+            };
+            // Delivered before the lock is released: live order is offset order.
+            self.broker.deliver(channel, &stream.epoch, &publication);
+            let written = self.journal.append(store::STREAMS, &Change::published(channel, stream, &publication));
+            stream.entries.push_back(publication);
+            while stream.entries.len() > retention.max_len as usize {
+                stream.entries.pop_front();
+            }
+            let expired = stream.first_live(now);
+            stream.entries.drain(..expired);
+            (stream.position(), written)
         };
-        // Delivered before the lock is released: live order is offset order.
-        self.broker.deliver(channel, &stream.epoch, &publication);
-        stream.entries.push_back(publication);
-        while stream.entries.len() > retention.max_len as usize {
-            stream.entries.pop_front();
-        }
-        let expired = stream.first_live(now);
-        stream.entries.drain(..expired);
-        Ok(stream.position())
+        // The creation record, if any, is earlier: this wait covers it.
+        written.wait().await?;
+        Ok(position)
     }
 
     async fn publish_ephemeral(&self, channel: &ChannelName, publication: NewPublication) -> Result<()> {
@@ -130,44 +266,49 @@ impl StreamStore for MemoryStreams {
 
     async fn read_since(&self, channel: &ChannelName, since: &StreamPosition, limit: usize) -> Result<StreamRead> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let stream = state.stream(channel, now)?;
-        let position = stream.position();
-        let lost = StreamRead { publications: Vec::new(), position: position.clone(), recovered: false };
-        if since.epoch != stream.epoch || since.offset > stream.top {
-            return Ok(lost);
-        }
-        if since.offset == stream.top {
-            return Ok(StreamRead { publications: Vec::new(), position, recovered: true });
-        }
-        let first = stream.first_live(now);
-        let Some(oldest) = stream.entries.get(first).map(|p| p.offset) else { return Ok(lost) };
-        if oldest > since.offset + 1 {
-            return Ok(lost);
-        }
-        let start = first + (since.offset + 1 - oldest) as usize;
-        let publications = stream.entries.iter().skip(start).take(limit).cloned().collect();
-        Ok(StreamRead { publications, position, recovered: true })
+        let (read, ticket) = {
+            let mut state = lock(&self.state);
+            let (stream, ticket) = state.stream(channel, now, &self.journal)?;
+            (read_from(stream, since, limit, now), ticket)
+        };
+        created(ticket).await?;
+        Ok(read)
     }
 
     async fn history(&self, channel: &ChannelName, limit: usize) -> Result<StreamRead> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let stream = state.stream(channel, now)?;
-        let first = stream.first_live(now);
-        let start = first.max(stream.entries.len().saturating_sub(limit));
-        let publications = stream.entries.iter().skip(start).cloned().collect();
-        Ok(StreamRead { publications, position: stream.position(), recovered: true })
+        let (read, ticket) = {
+            let mut state = lock(&self.state);
+            let (stream, ticket) = state.stream(channel, now, &self.journal)?;
+            let first = stream.first_live(now);
+            let start = first.max(stream.entries.len().saturating_sub(limit));
+            let publications = stream.entries.iter().skip(start).cloned().collect();
+            (StreamRead { publications, position: stream.position(), recovered: true }, ticket)
+        };
+        created(ticket).await?;
+        Ok(read)
     }
 
     async fn position(&self, channel: &ChannelName) -> Result<StreamPosition> {
         let now = Timestamp::now();
-        Ok(lock(&self.state).stream(channel, now)?.position())
+        let (position, ticket) = {
+            let mut state = lock(&self.state);
+            let (stream, ticket) = state.stream(channel, now, &self.journal)?;
+            (stream.position(), ticket)
+        };
+        created(ticket).await?;
+        Ok(position)
     }
 
     async fn remove(&self, channel: &ChannelName) -> Result<bool> {
         let now = Timestamp::now();
-        Ok(lock(&self.state).streams.remove(channel).is_some_and(|s| s.expires_at > now))
+        let (live, written) = {
+            let mut state = lock(&self.state);
+            let Some(stream) = state.streams.remove(channel) else { return Ok(false) };
+            (stream.expires_at > now, self.journal.append(store::STREAMS, &Change::Removed(Cow::Borrowed(channel))))
+        };
+        written.wait().await?;
+        Ok(live)
     }
 }
 
@@ -175,24 +316,40 @@ impl StreamStore for MemoryStreams {
 impl CursorStore for MemoryStreams {
     async fn ack(&self, user: &UserId, device: &DeviceId, position: &StreamPosition) -> Result<Option<StreamPosition>> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let stream = state.stream(&ChannelName::user(user), now)?;
-        let (epoch, top) = (stream.epoch.clone(), stream.top);
-        let devices = state.cursors.entry(user.clone()).or_default();
-        let current = devices.get(device).filter(|(_, until)| *until > now).map(|(c, _)| c.clone());
-        if position.epoch != epoch {
-            return Ok(current);
-        }
-        if position.offset > top {
-            return Err(Error::invalid("offset", format!("is beyond the stream's top ({top})")));
-        }
-        let offset = match current {
-            Some(c) if c.epoch == epoch => c.offset.max(position.offset),
-            _ => position.offset,
+        let (cursor, ticket, written) = {
+            let mut state = lock(&self.state);
+            let (stream, ticket) = state.stream(&ChannelName::user(user), now, &self.journal)?;
+            let (epoch, top) = (stream.epoch.clone(), stream.top);
+            let devices = state.cursors.entry(user.clone()).or_default();
+            let current = devices.get(device).filter(|(_, until)| *until > now).map(|(c, _)| c.clone());
+            if position.epoch != epoch {
+                (current, ticket, None)
+            } else {
+                if position.offset > top {
+                    return Err(Error::invalid("offset", format!("is beyond the stream's top ({top})")));
+                }
+                let offset = match current {
+                    Some(c) if c.epoch == epoch => c.offset.max(position.offset),
+                    _ => position.offset,
+                };
+                let cursor = StreamPosition { epoch, offset };
+                let until = now.plus(CURSOR_TTL);
+                devices.insert(device.clone(), (cursor.clone(), until));
+                let change = Change::Cursor {
+                    user: Cow::Borrowed(user),
+                    device: Cow::Borrowed(device),
+                    position: Cow::Borrowed(&cursor),
+                    until,
+                };
+                let written = self.journal.append(store::STREAMS, &change);
+                (Some(cursor), ticket, Some(written))
+            }
         };
-        let cursor = StreamPosition { epoch, offset };
-        devices.insert(device.clone(), (cursor.clone(), now.plus(CURSOR_TTL)));
-        Ok(Some(cursor))
+        match written {
+            Some(written) => written.wait().await?,
+            None => created(ticket).await?,
+        }
+        Ok(cursor)
     }
 
     async fn cursor(&self, user: &UserId, device: &DeviceId) -> Result<Option<StreamPosition>> {
@@ -201,6 +358,27 @@ impl CursorStore for MemoryStreams {
         let cursor = state.cursors.get(user).and_then(|d| d.get(device));
         Ok(cursor.filter(|(_, until)| *until > now).map(|(c, _)| c.clone()))
     }
+}
+
+/// What `since` reads of `stream`: the publications after it, or `recovered: false` if some
+/// are gone (or it is of another epoch).
+fn read_from(stream: &Stream, since: &StreamPosition, limit: usize, now: Timestamp) -> StreamRead {
+    let position = stream.position();
+    let lost = StreamRead { publications: Vec::new(), position: position.clone(), recovered: false };
+    if since.epoch != stream.epoch || since.offset > stream.top {
+        return lost;
+    }
+    if since.offset == stream.top {
+        return StreamRead { publications: Vec::new(), position, recovered: true };
+    }
+    let first = stream.first_live(now);
+    let Some(oldest) = stream.entries.get(first).map(|p| p.offset) else { return lost };
+    if oldest > since.offset + 1 {
+        return lost;
+    }
+    let start = first + (since.offset + 1 - oldest) as usize;
+    let publications = stream.entries.iter().skip(start).take(limit).cloned().collect();
+    StreamRead { publications, position, recovered: true }
 }
 
 impl Sweepable for MemoryStreams {

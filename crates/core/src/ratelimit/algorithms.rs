@@ -9,8 +9,8 @@ use super::{Algorithm, Decision, Policy};
 /// Slack for float comparisons, so `2.9999999` counts as 3. The Lua mirror uses the same value.
 const EPS: f64 = 1e-6;
 
-/// Stored state of one key.
-#[derive(Debug, Clone, PartialEq)]
+/// Stored state of one key (serde: how the embedded engine's durable mode stores it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum LimiterState {
     /// GCRA: the theoretical arrival time, in ms.
     Gcra {

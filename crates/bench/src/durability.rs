@@ -1,0 +1,167 @@
+//! `switchboard-bench durability`: what durability costs. The same library workloads (session
+//! create and touch, rate-limit checks, a job enqueued, fetched and completed, a message post to a
+//! two-member conversation) on the memory engine, the durable memory engine with `everysec` and
+//! with `always` (a fresh data dir each), and — given `--redis-url` — Redis (run it with
+//! `appendfsync always` to compare like with like; `scripts/bench-durable` does).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use switchboard_core::conversation::{ConversationKind, ConversationSpec};
+use switchboard_core::{
+    ConversationId, CreateSession, EnqueueJob, JobType, MessageId, NewMessage, Policy, PolicyRef, QueueName,
+    RateLimitCheck, RateLimitKey, SessionId, Switchboard, SwitchboardConfig, UserId,
+};
+use switchboard_memory::{MemoryConfig, SyncPolicy};
+
+use crate::engine::EngineKind;
+use crate::measure::{Figures, measure};
+
+/// Arguments of `switchboard-bench durability`.
+#[derive(Args)]
+pub(crate) struct DurabilityArgs {
+    /// Redis URL to measure as well (start it with `appendfsync always`) [env: REDIS_URL].
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Where the durable runs put their data dirs (default: the system temp dir).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Concurrent callers.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds per workload.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+}
+
+/// Width of the workload column.
+const W: usize = 44;
+
+pub(crate) async fn run(args: DurabilityArgs) -> anyhow::Result<()> {
+    let c = args.concurrency.max(1);
+    let duration = Duration::from_secs(args.seconds);
+    let root = args.data_root.clone().unwrap_or_else(std::env::temp_dir);
+    println!(
+        "concurrency {c}, {}s per workload, {} CPUs, data dirs under {}",
+        args.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        root.display()
+    );
+    println!("| {:<W$} | {:>10} | {:>8} | {:>8} |", "workload (target)", "ops/s", "p50 µs", "p99 µs");
+    println!("|{:-<w2$}|{:->12}|{:->10}|{:->10}|", "", "", "", "", w2 = W + 2);
+    let mut targets: Vec<(&str, Option<SyncPolicy>)> = vec![
+        ("memory", None),
+        ("durable everysec", Some(SyncPolicy::EverySec)),
+        ("durable always", Some(SyncPolicy::Always)),
+    ];
+    if args.redis_url.is_some() {
+        targets.push(("redis", None));
+    }
+    for (name, sync) in targets {
+        let dir = root.join(format!("switchboard-bench-durable-{}-{}", std::process::id(), name.replace(' ', "-")));
+        let _ = std::fs::remove_dir_all(&dir);
+        let sb = match (name, sync) {
+            ("redis", _) => {
+                EngineKind::Redis.build(args.redis_url.as_deref(), &format!("sbdur:{}:", std::process::id())).await?
+            }
+            (_, None) => {
+                Switchboard::new(switchboard_memory::engine(MemoryConfig::default())?, SwitchboardConfig::default())?
+            }
+            (_, Some(sync)) => {
+                let config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
+                Switchboard::new(switchboard_memory::engine(config)?, SwitchboardConfig::default())?
+            }
+        };
+        for figures in workloads(&sb, name, c, duration).await? {
+            figures.print_padded(W);
+        }
+        drop(sb);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+async fn workloads(sb: &Switchboard, target: &str, c: usize, duration: Duration) -> anyhow::Result<Vec<Figures>> {
+    let mut out = Vec::new();
+    let sessions = sb.sessions().clone();
+    out.push(
+        measure(&format!("session.create ({target})"), c, duration, move |task, i| {
+            let s = sessions.clone();
+            async move {
+                let user = UserId::new(format!("du-{}", (task * 7919 + i) % 10_000))?;
+                s.create(CreateSession::for_user(user)).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    let mut ids: Vec<SessionId> = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        ids.push(sb.sessions().create(CreateSession::for_user(UserId::new(format!("dt-{i}"))?)).await?.session.id);
+    }
+    let (sessions, ids) = (sb.sessions().clone(), Arc::new(ids));
+    out.push(
+        measure(&format!("session.touch ({target})"), c, duration, move |task, i| {
+            let (s, ids) = (sessions.clone(), ids.clone());
+            async move {
+                s.touch(&ids[(task + i) % ids.len()]).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    let (limits, policy) = (sb.rate_limits().clone(), Policy::gcra(1_000_000, 1));
+    out.push(
+        measure(&format!("rate_limit.check ({target})"), c, duration, move |task, i| {
+            let rl = limits.clone();
+            async move {
+                let key = RateLimitKey::new(format!("bench:{}", (task * 7919 + i) % 10_000))?;
+                rl.check(&[RateLimitCheck { key, policy: PolicyRef::Inline(policy), cost: None }]).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    let jobs = sb.jobs().clone();
+    out.push(
+        measure(&format!("job enqueue+fetch+complete ({target})"), c, duration, move |task, _| {
+            let jobs = jobs.clone();
+            async move {
+                let queue = QueueName::new(format!("dq-{task}"))?;
+                jobs.enqueue(EnqueueJob::new(queue.clone(), JobType::new("bench.noop")?, json!({"n": 1}))).await?;
+                let leased = jobs.fetch(std::slice::from_ref(&queue), 1, Duration::ZERO, None).await?;
+                let job = leased.first().ok_or_else(|| anyhow::anyhow!("no job fetched"))?;
+                jobs.complete(&job.job.id, &job.lease_token, None).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    let mut conversations = Vec::with_capacity(100);
+    for k in 0..100 {
+        let id = ConversationId::new(format!("dc-{k}"))?;
+        let members = vec![UserId::new(format!("dm-{k}-a"))?, UserId::new(format!("dm-{k}-b"))?];
+        let spec =
+            ConversationSpec { kind: ConversationKind::Direct, name: None, avatar_url: None, members: members.clone() };
+        sb.conversations().put(&id, spec).await?;
+        conversations.push((id, members[0].clone()));
+    }
+    let (messages, conversations) = (sb.messages().clone(), Arc::new(conversations));
+    out.push(
+        measure(&format!("messages.post, 2 members ({target})"), c, duration, move |task, i| {
+            let (m, cs) = (messages.clone(), conversations.clone());
+            async move {
+                let (conversation, sender) = &cs[(task + i) % cs.len()];
+                let id = MessageId::new(format!("dp-{task}-{i}"))?;
+                let message = NewMessage::new(id, sender.clone(), json!("a benchmark message of ordinary length"));
+                m.post(conversation, message).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    );
+    Ok(out)
+}

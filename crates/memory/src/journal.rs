@@ -1,0 +1,581 @@
+//! The durable mode's write-ahead journal: every store appends one record per state change (under
+//! its own lock, so a store's records are in the order its changes were made), and waits for the
+//! record to be written ([`SyncPolicy::EverySec`], [`SyncPolicy::No`]) or written and fsynced
+//! ([`SyncPolicy::Always`]) before it answers. One writer thread takes everything appended since
+//! its last write as one batch: one `write` and, under `always`, one fsync per batch (group
+//! commit), however many requests wait on it.
+//!
+//! Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>` (frames
+//! of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
+//! was cut at (taken under the store's lock) and records that rebuild its state; at start the
+//! newest snapshot is loaded, then every log of its generation or later is replayed, skipping each
+//! store's records at or below its cut. Compaction starts a new log generation, writes a snapshot
+//! of that generation beside it (temporary file, fsync, rename) and deletes older files.
+//!
+//! Without a data dir the journal is off: appends cost one branch and waits are immediate.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use switchboard_core::{Error, Result};
+use tokio::sync::watch;
+
+use crate::config::SyncPolicy;
+use crate::{lock, wal};
+
+/// The store tag of each durable store, the second field of every record (never reuse a value).
+pub(crate) mod store {
+    pub(crate) const SESSIONS: u8 = 1;
+    pub(crate) const DENYLIST: u8 = 2;
+    pub(crate) const NOTIFICATIONS: u8 = 3;
+    pub(crate) const INBOX: u8 = 4;
+    pub(crate) const STREAMS: u8 = 5;
+    pub(crate) const JOBS: u8 = 6;
+    pub(crate) const MESSAGES: u8 = 7;
+    pub(crate) const CONVERSATIONS: u8 = 8;
+    pub(crate) const RATE_LIMITS: u8 = 9;
+}
+
+/// A store whose state the journal persists.
+pub(crate) trait Durable: Send + Sync {
+    /// Applies one of the store's own records (at start, before anything is served).
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()>;
+    /// Writes records that rebuild the whole state: calls [`Sink::begin`] first, under the same
+    /// lock its mutations append under, and keeps that lock until the last record.
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()>;
+}
+
+/// The journal handle every store holds; `Default` is off (the plain memory engine).
+#[derive(Clone, Default)]
+pub(crate) struct Journal(Option<Arc<Owner>>);
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Journal(on)" } else { "Journal(off)" })
+    }
+}
+
+/// Proof of an append; [`Ticket::wait`] resolves once the record is as durable as the policy asks.
+#[must_use = "a change is acknowledged only after its record is durable: await `wait`"]
+pub(crate) struct Ticket(Waiting);
+
+enum Waiting {
+    Done,
+    Failed(String),
+    On(Arc<Shared>, u64),
+}
+
+impl Ticket {
+    /// Waits until the record is written (and fsynced under `always`); a failed write (disk full,
+    /// I/O error) is `engine_unavailable`.
+    pub(crate) async fn wait(self) -> Result<()> {
+        let (shared, seq) = match self.0 {
+            Waiting::Done => return Ok(()),
+            Waiting::Failed(why) => return Err(Error::Internal(why)),
+            Waiting::On(shared, seq) => (shared, seq),
+        };
+        let mut progress = shared.progress.subscribe();
+        if progress.wait_for(|through| *through >= seq).await.is_err() {
+            return Err(Error::Unavailable("data dir: the journal writer stopped".into()));
+        }
+        let failures = lock(&shared.failures);
+        match failures.iter().find(|f| f.first <= seq && seq <= f.last) {
+            Some(f) => Err(Error::Unavailable(format!("data dir: write failed: {}", f.why))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Journal {
+    /// Appends `record` of `store`; call it under the lock that guards the change it records.
+    pub(crate) fn append<R: Serialize + ?Sized>(&self, store: u8, record: &R) -> Ticket {
+        let Some(owner) = &self.0 else { return Ticket(Waiting::Done) };
+        let body = match serde_json::to_vec(record) {
+            Ok(body) => body,
+            Err(e) => return Ticket(Waiting::Failed(format!("journal: record of store {store}: {e}"))),
+        };
+        let shared = &owner.shared;
+        let seq = {
+            let mut pending = lock(&shared.pending);
+            pending.last_seq += 1;
+            let seq = pending.last_seq;
+            wal::encode(&mut pending.buf, seq, store, &body);
+            seq
+        };
+        shared.wake.notify_one();
+        Ticket(Waiting::On(shared.clone(), seq))
+    }
+}
+
+/// What a start found in the data dir.
+#[derive(Debug, Default)]
+struct Opened {
+    /// Records replayed from logs (past the snapshot's cuts).
+    replayed: u64,
+    /// Bytes of a torn tail dropped from the newest log.
+    torn_bytes: u64,
+}
+
+/// Owns the writer thread and the dir lock; dropping the last handle flushes and stops.
+struct Owner {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    _lock: File,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(writer) = lock(&self.writer).take() {
+            let _ = writer.join();
+        }
+        // A compaction still running must not delete files once the lock is released.
+        let mut compaction = lock(&self.shared.compaction);
+        while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
+            compaction =
+                self.shared.compaction_done.wait(compaction).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+struct Shared {
+    dir: PathBuf,
+    policy: SyncPolicy,
+    compact_log_bytes: u64,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// The highest sequence written (and fsynced under `always`), failed or not.
+    progress: watch::Sender<u64>,
+    failures: Mutex<VecDeque<Failure>>,
+    stores: Mutex<Vec<(u8, Weak<dyn Durable>)>>,
+    compaction: Mutex<Compaction>,
+    compaction_done: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    last_seq: u64,
+    rotate: bool,
+    shutdown: bool,
+}
+
+struct Failure {
+    first: u64,
+    last: u64,
+    why: String,
+}
+
+/// Failed batches remembered for their waiters.
+const KEPT_FAILURES: usize = 256;
+
+#[derive(Default)]
+struct Compaction {
+    running: Option<ThreadId>,
+    finished: u64,
+    last_error: Option<String>,
+}
+
+/// Where a snapshot being written collects its records.
+pub(crate) struct Sink<'a> {
+    shared: &'a Shared,
+    store: u8,
+    cut: u64,
+    out: Vec<u8>,
+}
+
+impl Sink<'_> {
+    /// Records the store's cut: call it under the store's lock, before the first record.
+    pub(crate) fn begin(&mut self) {
+        self.cut = lock(&self.shared.pending).last_seq;
+        wal::encode(&mut self.out, self.cut, self.store, b"null");
+    }
+
+    /// Adds one record that rebuilds part of the state.
+    pub(crate) fn record<R: Serialize + ?Sized>(&mut self, record: &R) -> serde_json::Result<()> {
+        let body = serde_json::to_vec(record)?;
+        wal::encode(&mut self.out, self.cut, self.store, &body);
+        Ok(())
+    }
+}
+
+fn file_name(kind: &str, generation: u64) -> String {
+    format!("{kind}-{generation:020}")
+}
+
+/// `(kind, generation)` of a journal file name.
+fn parse_name(name: &str) -> Option<(&str, u64)> {
+    let (kind, generation) = name.split_once('-')?;
+    let generation = generation.parse().ok()?;
+    matches!(kind, "log" | "snapshot").then_some((kind, generation))
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Internal(format!("data dir: {what} {}: {e}", path.display()))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A data dir opened and read, its stores not yet rebuilt.
+pub(crate) struct Recovery {
+    owner: Arc<Owner>,
+    snapshot: Option<(PathBuf, Vec<u8>)>,
+    logs: Vec<(PathBuf, Vec<u8>)>,
+    next_generation: u64,
+}
+
+/// Opens (creating it if needed) and locks `dir`, and reads its snapshot and logs.
+pub(crate) fn open(dir: &Path, policy: SyncPolicy, compact_log_bytes: u64) -> Result<Recovery> {
+    std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "cannot create", e))?;
+    let lock_path = dir.join("LOCK");
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io_error(&lock_path, "cannot open", e))?;
+    match lock_file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Unavailable(format!(
+                "data dir {} is in use by another switchboard process (it holds {}); stop it or choose another \
+                 data dir",
+                dir.display(),
+                lock_path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path, "cannot lock", e)),
+    }
+    let mut snapshots = Vec::new();
+    let mut logs = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, "cannot list", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(dir, "cannot list", e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(".tmp") {
+            // A snapshot whose writing was cut short: never renamed, so never used.
+            let _ = std::fs::remove_file(entry.path());
+            continue;
+        }
+        match parse_name(name) {
+            Some(("log", generation)) => logs.push((generation, entry.path())),
+            Some((_, generation)) => snapshots.push((generation, entry.path())),
+            None => {}
+        }
+    }
+    snapshots.sort();
+    logs.sort();
+    let newest = logs.last().map(|l| l.0).max(snapshots.last().map(|s| s.0)).unwrap_or(0);
+    let base = snapshots.last().map(|s| s.0);
+    let read = |path: &Path| -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| io_error(path, "cannot read", e))?;
+        Ok(bytes)
+    };
+    let snapshot = match snapshots.last() {
+        Some((_, path)) => Some((path.clone(), read(path)?)),
+        None => None,
+    };
+    let mut kept_logs = Vec::new();
+    for (generation, path) in logs {
+        if base.is_some_and(|base| generation < base) {
+            // Covered by the snapshot; left behind by a compaction stopped before its cleanup.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        kept_logs.push((path.clone(), read(&path)?));
+    }
+    for (generation, path) in &snapshots {
+        if Some(*generation) != base {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    let (progress, _) = watch::channel(0);
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        policy,
+        compact_log_bytes,
+        pending: Mutex::new(Pending::default()),
+        wake: Condvar::new(),
+        progress,
+        failures: Mutex::new(VecDeque::new()),
+        stores: Mutex::new(Vec::new()),
+        compaction: Mutex::new(Compaction::default()),
+        compaction_done: Condvar::new(),
+    });
+    let owner = Arc::new(Owner { shared, writer: Mutex::new(None), _lock: lock_file });
+    Ok(Recovery { owner, snapshot, logs: kept_logs, next_generation: newest + 1 })
+}
+
+impl Recovery {
+    /// The handle to give every store before [`Recovery::finish`].
+    pub(crate) fn journal(&self) -> Journal {
+        Journal(Some(self.owner.clone()))
+    }
+
+    /// Rebuilds `stores` (each with its store tag) from the snapshot and the logs, then starts
+    /// the writer on a new log generation.
+    pub(crate) fn finish(self, stores: Vec<(u8, Arc<dyn Durable>)>) -> Result<()> {
+        let by_tag: HashMap<u8, &Arc<dyn Durable>> = stores.iter().map(|(tag, s)| (*tag, s)).collect();
+        let mut cuts: HashMap<u8, u64> = HashMap::new();
+        let mut last_seq = 0;
+        let corrupt = |path: &Path, offset: usize, why: &str| {
+            Error::Internal(format!(
+                "data dir: {} is corrupt at byte offset {offset} ({why}); start-up stopped so nothing is lost \
+                 silently: restore the file from a backup, or move it away to start without its records",
+                path.display()
+            ))
+        };
+        let apply = |path: &Path, frame: &wal::Frame<'_>, offset: usize| -> Result<()> {
+            let store = by_tag.get(&frame.store).ok_or_else(|| corrupt(path, offset, "unknown store"))?;
+            store.replay(frame.record).map_err(|e| corrupt(path, offset, &format!("undecodable record: {e}")))
+        };
+        if let Some((path, bytes)) = &self.snapshot {
+            let scan = wal::scan(bytes).map_err(|at| corrupt(path, at, "checksum mismatch"))?;
+            if scan.valid_len != bytes.len() {
+                return Err(corrupt(path, scan.valid_len, "truncated snapshot"));
+            }
+            let mut offset = 0;
+            for frame in &scan.frames {
+                if frame.record == b"null" && !cuts.contains_key(&frame.store) {
+                    cuts.insert(frame.store, frame.seq);
+                } else {
+                    apply(path, frame, offset)?;
+                }
+                last_seq = last_seq.max(frame.seq);
+                offset += wal::HEADER + wal::PREFIX + frame.record.len();
+            }
+        }
+        let mut opened = Opened::default();
+        let count = self.logs.len();
+        for (i, (path, bytes)) in self.logs.iter().enumerate() {
+            let scan = wal::scan(bytes).map_err(|at| corrupt(path, at, "checksum mismatch"))?;
+            if scan.valid_len != bytes.len() {
+                if i + 1 != count {
+                    return Err(corrupt(path, scan.valid_len, "incomplete record before the newest log"));
+                }
+                let dropped = bytes.len() - scan.valid_len;
+                tracing::warn!(
+                    file = %path.display(),
+                    offset = scan.valid_len,
+                    dropped_bytes = dropped,
+                    "data dir: dropped a torn record at the end of the log (a write cut short by a crash; it was \
+                     never acknowledged)"
+                );
+                let file = OpenOptions::new().write(true).open(path).map_err(|e| io_error(path, "cannot open", e))?;
+                file.set_len(scan.valid_len as u64)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| io_error(path, "cannot truncate", e))?;
+                opened.torn_bytes = dropped as u64;
+            }
+            let mut offset = 0;
+            for frame in &scan.frames {
+                if frame.seq > cuts.get(&frame.store).copied().unwrap_or(0) {
+                    apply(path, frame, offset)?;
+                    opened.replayed += 1;
+                }
+                last_seq = last_seq.max(frame.seq);
+                offset += wal::HEADER + wal::PREFIX + frame.record.len();
+            }
+        }
+        let shared = self.owner.shared.clone();
+        lock(&shared.pending).last_seq = last_seq;
+        shared.progress.send_replace(last_seq);
+        *lock(&shared.stores) = stores.iter().map(|(tag, s)| (*tag, Arc::downgrade(s))).collect();
+        let generation = self.next_generation;
+        let log = open_log(&shared.dir, generation)?;
+        let thread_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("switchboard-journal".into())
+            .spawn(move || write_loop(thread_shared, log, generation))
+            .map_err(|e| Error::Internal(format!("data dir: cannot start the journal writer: {e}")))?;
+        *lock(&self.owner.writer) = Some(writer);
+        if opened.replayed > 0 || opened.torn_bytes > 0 {
+            tracing::info!(records = opened.replayed, torn_bytes = opened.torn_bytes, "data dir: state restored");
+        }
+        Ok(())
+    }
+}
+
+fn open_log(dir: &Path, generation: u64) -> Result<File> {
+    let path = dir.join(file_name("log", generation));
+    let file =
+        OpenOptions::new().create(true).append(true).open(&path).map_err(|e| io_error(&path, "cannot create", e))?;
+    sync_dir(dir).map_err(|e| io_error(dir, "cannot sync", e))?;
+    Ok(file)
+}
+
+fn write_loop(shared: Arc<Shared>, mut log: File, mut generation: u64) {
+    let mut batch = Vec::new();
+    let mut written = lock(&shared.pending).last_seq;
+    let mut log_bytes = 0u64;
+    let mut unsynced = false;
+    let mut last_sync = Instant::now();
+    let second = Duration::from_secs(1);
+    loop {
+        let (through, rotate, shutdown) = {
+            let mut pending = lock(&shared.pending);
+            loop {
+                if !pending.buf.is_empty() || pending.rotate || pending.shutdown {
+                    break;
+                }
+                if shared.policy == SyncPolicy::EverySec && unsynced {
+                    let left = second.saturating_sub(last_sync.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    pending =
+                        shared.wake.wait_timeout(pending, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
+                } else {
+                    pending = shared.wake.wait(pending).unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+            }
+            std::mem::swap(&mut pending.buf, &mut batch);
+            (pending.last_seq, std::mem::take(&mut pending.rotate), pending.shutdown)
+        };
+        if !batch.is_empty() {
+            let result = log.write_all(&batch).and_then(|()| match shared.policy {
+                SyncPolicy::Always => log.sync_data(),
+                _ => Ok(()),
+            });
+            match result {
+                Ok(()) => {
+                    log_bytes += batch.len() as u64;
+                    unsynced = shared.policy != SyncPolicy::Always;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "data dir: journal write failed; the changes of this batch are refused");
+                    // No partial frame may stay behind the next batch.
+                    let _ = log.set_len(log_bytes);
+                    let mut failures = lock(&shared.failures);
+                    if failures.len() == KEPT_FAILURES {
+                        failures.pop_front();
+                    }
+                    failures.push_back(Failure { first: written + 1, last: through, why: e.to_string() });
+                }
+            }
+            batch.clear();
+            written = through;
+            shared.progress.send_replace(through);
+        }
+        if shared.policy == SyncPolicy::EverySec && unsynced && (last_sync.elapsed() >= second || shutdown) {
+            if let Err(e) = log.sync_data() {
+                tracing::error!(error = %e, "data dir: journal fsync failed");
+            }
+            unsynced = false;
+            last_sync = Instant::now();
+        }
+        if shutdown {
+            let _ = log.sync_data();
+            return;
+        }
+        let compacting = lock(&shared.compaction).running.is_some();
+        if (rotate || log_bytes >= shared.compact_log_bytes) && !compacting {
+            let _ = log.sync_data();
+            match open_log(&shared.dir, generation + 1) {
+                Ok(next) => {
+                    log = next;
+                    generation += 1;
+                    log_bytes = 0;
+                    start_compaction(&shared, generation);
+                }
+                Err(e) => tracing::error!(error = %e, "data dir: cannot start a new log; compaction postponed"),
+            }
+        }
+    }
+}
+
+fn start_compaction(shared: &Arc<Shared>, generation: u64) {
+    let thread_shared = shared.clone();
+    let mut compaction = lock(&shared.compaction);
+    let spawned = std::thread::Builder::new().name("switchboard-compaction".into()).spawn(move || {
+        let result = compact(&thread_shared, generation);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "data dir: compaction failed; the logs are kept");
+        }
+        let mut compaction = lock(&thread_shared.compaction);
+        compaction.running = None;
+        compaction.finished += 1;
+        compaction.last_error = result.err().map(|e| e.to_string());
+        thread_shared.compaction_done.notify_all();
+    });
+    match spawned {
+        Ok(handle) => compaction.running = Some(handle.thread().id()),
+        Err(e) => tracing::error!(error = %e, "data dir: cannot start a compaction"),
+    }
+}
+
+/// Writes `snapshot-<generation>` from every store and deletes the files it covers.
+fn compact(shared: &Shared, generation: u64) -> Result<()> {
+    let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
+    let mut out = Vec::new();
+    for (tag, store) in stores {
+        let Some(store) = store.upgrade() else { continue };
+        let mut sink = Sink { shared, store: tag, cut: 0, out: std::mem::take(&mut out) };
+        store.snapshot(&mut sink).map_err(|e| Error::Internal(format!("data dir: snapshot of store {tag}: {e}")))?;
+        out = sink.out;
+    }
+    let dir = &shared.dir;
+    let path = dir.join(file_name("snapshot", generation));
+    let tmp = dir.join(format!("{}.tmp", file_name("snapshot", generation)));
+    File::create(&tmp)
+        .and_then(|mut f| f.write_all(&out).and_then(|()| f.sync_all()))
+        .map_err(|e| io_error(&tmp, "cannot write", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, "cannot rename", e))?;
+    sync_dir(dir).map_err(|e| io_error(dir, "cannot sync", e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| io_error(dir, "cannot list", e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if let Some((_, g)) = name.to_str().and_then(parse_name)
+            && g < generation
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    tracing::info!(snapshot = %path.display(), bytes = out.len(), "data dir: compacted");
+    Ok(())
+}
+
+/// What `doctor` shows of a data dir, read without taking its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDirStatus {
+    /// Total bytes of the journal files.
+    pub bytes: u64,
+    /// When the newest snapshot was written (the last compaction), if any.
+    pub last_compaction: Option<SystemTime>,
+    /// Whether a process holds the dir's lock now.
+    pub in_use: bool,
+}
+
+/// Reads the status of the data dir at `dir` (which need not exist yet: then it is empty).
+pub fn data_dir_status(dir: &Path) -> std::io::Result<DataDirStatus> {
+    let mut status = DataDirStatus { bytes: 0, last_compaction: None, in_use: false };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(status),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        status.bytes += meta.len();
+        let name = entry.file_name();
+        if let Some(("snapshot", _)) = name.to_str().and_then(parse_name) {
+            status.last_compaction = status.last_compaction.max(meta.modified().ok());
+        }
+    }
+    if let Ok(lock_file) = OpenOptions::new().write(true).open(dir.join("LOCK")) {
+        status.in_use = matches!(lock_file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
+    }
+    Ok(status)
+}

@@ -1,0 +1,550 @@
+//! The durable mode of the embedded engine: every capability's state written before a restart is
+//! there after it (engine built on a temporary data dir, written, dropped, rebuilt, compared),
+//! with and without a compaction in between; the dir lock; torn tails and corruption.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard_core::conversation::{ConversationKind, ConversationSpec};
+use switchboard_core::message::{CacheBounds, DeliveryStatus, InboxPost, NewMessage};
+use switchboard_core::notification::{Mark, NotificationRetention};
+use switchboard_core::{
+    Backoff, ChannelName, ConversationId, DeviceId, DeviceInfo, Due, Engine, EnqueueOutcome, JobId, JobRetention,
+    JobState, JobType, LeaseToken, MessageId, NewJob, NewNotification, NewPublication, NewSession, NotificationId,
+    Priority, QueueName, Retention, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition, Timestamp,
+    TokenId, UnreadTotals, UserId,
+};
+use switchboard_core::{RateLimitKey, RateLimitRequest};
+use switchboard_memory::{MemoryConfig, SyncPolicy};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("switchboard-durable-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &Path, sync: SyncPolicy) -> MemoryConfig {
+    MemoryConfig { data_dir: Some(dir.to_path_buf()), sync, ..MemoryConfig::default() }
+}
+
+fn open(dir: &Path) -> Engine {
+    switchboard_memory::engine(config(dir, SyncPolicy::Always)).expect("the data dir opens")
+}
+
+fn user(name: &str) -> UserId {
+    UserId::new(name).expect("valid user id")
+}
+
+fn new_session(user_id: &UserId, idle: Duration) -> NewSession {
+    NewSession {
+        user_id: user_id.clone(),
+        device: DeviceInfo::default(),
+        ip: Some("10.0.0.1".into()),
+        user_agent: None,
+        data: SessionData::new(),
+        idle_ttl: idle,
+        absolute_ttl: idle * 10,
+        id: None,
+        replace_device: None,
+    }
+}
+
+fn notification(id: &str) -> NewNotification {
+    NewNotification {
+        id: NotificationId::new(id).expect("valid id"),
+        app_name: None,
+        title: format!("title {id}"),
+        body: String::new(),
+        data: json!({"id": id}),
+        priority: Priority::Normal,
+        collapse_key: None,
+    }
+}
+
+fn logs(dir: &Path) -> Vec<PathBuf> {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("list the data dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("log-")))
+        .collect();
+    logs.sort();
+    logs
+}
+
+/// The newest non-empty log (a start always begins a new, empty one).
+fn newest_log(dir: &Path) -> PathBuf {
+    logs(dir).into_iter().rev().find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0)).expect("a log with records")
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_and_ttls_count_the_downtime() {
+    let dir = TempDir::new();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (kept, updated, deleted, short) = {
+        let engine = open(&dir.0);
+        let s = &engine.sessions;
+        let kept = s.create(new_session(&alice, Duration::from_secs(600)), 0).await.unwrap().session;
+        let updated = s.create(new_session(&alice, Duration::from_secs(600)), 0).await.unwrap().session;
+        let mut patch = SessionData::new();
+        patch.insert("cart".into(), json!([1, 2]));
+        s.update_data(&updated.id, &patch, 4096).await.unwrap().expect("live");
+        let updated = s.touch(&updated.id).await.unwrap().expect("live");
+        let deleted = s.create(new_session(&bob, Duration::from_secs(600)), 0).await.unwrap().session;
+        assert!(s.delete(&deleted.id).await.unwrap());
+        let short = s.create(new_session(&bob, Duration::from_millis(300)), 0).await.unwrap().session;
+        (kept, updated, deleted, short)
+    };
+    // Down for longer than the short session's idle TTL.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let engine = open(&dir.0);
+    let s = &engine.sessions;
+    assert_eq!(s.get(&kept.id).await.unwrap(), Some(kept.clone()));
+    let restored = s.get(&updated.id).await.unwrap().expect("the updated session");
+    assert_eq!(restored, updated);
+    assert_eq!(restored.data.get("cart"), Some(&json!([1, 2])));
+    assert_eq!(s.get(&deleted.id).await.unwrap(), None, "a deleted session stays deleted");
+    assert_eq!(s.get(&short.id).await.unwrap(), None, "a session that expired while down stays expired");
+    assert_eq!(s.list(&alice).await.unwrap().len(), 2);
+    assert_eq!(s.count_active().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_denylist_survives_a_restart() {
+    let dir = TempDir::new();
+    let (denied, undenied) = (TokenId::new("jti-1").unwrap(), TokenId::new("jti-2").unwrap());
+    let until = Timestamp::now().plus(Duration::from_secs(3600));
+    let before = Timestamp::now();
+    {
+        let engine = open(&dir.0);
+        engine.denylist.deny(&denied, until).await.unwrap();
+        engine.denylist.deny(&undenied, until).await.unwrap();
+        assert!(engine.denylist.undeny(&undenied).await.unwrap());
+        engine.denylist.revoke_before(&user("carol"), before, until).await.unwrap();
+    }
+    let engine = open(&dir.0);
+    assert_eq!(engine.denylist.denied_until(&denied).await.unwrap(), Some(until));
+    assert_eq!(engine.denylist.denied_until(&undenied).await.unwrap(), None);
+    assert_eq!(engine.denylist.revoked_before(&user("carol")).await.unwrap(), Some(before));
+}
+
+#[tokio::test]
+async fn notifications_and_their_read_state_survive_a_restart() {
+    let dir = TempDir::new();
+    let dave = user("dave");
+    let retention = NotificationRetention { max_per_user: 3, max_age: Duration::from_secs(3600) };
+    {
+        let engine = open(&dir.0);
+        let n = &engine.notifications;
+        for id in ["n1", "n2", "n3", "n4"] {
+            assert!(n.create(&dave, &notification(id), retention).await.unwrap().created);
+        }
+        let read = [NotificationId::new("n3").unwrap()];
+        assert_eq!(n.mark(&dave, &read, Mark::Read).await.unwrap().len(), 1);
+    }
+    let engine = open(&dir.0);
+    let n = &engine.notifications;
+    let page = n.list(&dave, None, 10, false).await.unwrap();
+    let ids: Vec<&str> = page.notifications.iter().map(|n| n.id.as_str()).collect();
+    assert_eq!(ids, vec!["n4", "n3", "n2"], "the oldest was trimmed by count before the restart");
+    assert_eq!(n.unread_count(&dave).await.unwrap(), 2);
+    assert!(!n.create(&dave, &notification("n4"), retention).await.unwrap().created, "create stays idempotent");
+    let fresh = n.create(&dave, &notification("n5"), retention).await.unwrap().notification;
+    let listed = n.list(&dave, None, 1, false).await.unwrap();
+    assert_eq!(listed.notifications[0].id, fresh.id, "new ones sort after the restored ones");
+}
+
+fn post(conversation: &str, message: &str, sender: &UserId) -> InboxPost {
+    InboxPost {
+        conversation_id: ConversationId::new(conversation).unwrap(),
+        message_id: MessageId::new(message).unwrap(),
+        sender: sender.clone(),
+        preview: format!("preview {message}"),
+        at: Timestamp::now(),
+    }
+}
+
+#[tokio::test]
+async fn inbox_entries_and_unread_counters_survive_a_restart_exactly() {
+    let dir = TempDir::new();
+    let (erin, frank) = (user("erin"), user("frank"));
+    let members = [erin.clone(), frank.clone()];
+    let c1 = ConversationId::new("c1").unwrap();
+    {
+        let engine = open(&dir.0);
+        let inbox = &engine.inbox;
+        for m in ["m1", "m2", "m3"] {
+            inbox.record_post(&members, &post("c1", m, &erin)).await.unwrap();
+        }
+        inbox.record_post(&members, &post("c2", "m4", &erin)).await.unwrap();
+        let settings = switchboard_core::InboxSettings { muted: Some(true), ..Default::default() };
+        inbox.update(&frank, &ConversationId::new("c2").unwrap(), settings).await.unwrap().expect("entry");
+    }
+    let engine = open(&dir.0);
+    let inbox = &engine.inbox;
+    assert_eq!(inbox.totals(&frank).await.unwrap(), UnreadTotals { unread: 3, muted_unread: 1 });
+    assert_eq!(inbox.get(&frank, &c1).await.unwrap().expect("entry").unread, 3);
+    // A retried post already counted is still recognised after the restart.
+    let retried = inbox.record_post(&members, &post("c1", "m3", &erin)).await.unwrap();
+    assert!(!retried[1].counted);
+    let read = inbox.read(&frank, &c1, &MessageId::new("m3").unwrap()).await.unwrap().expect("entry");
+    assert_eq!((read.cleared, read.totals.unread), (3, 0));
+    drop(engine);
+    let engine = open(&dir.0);
+    assert_eq!(engine.inbox.totals(&frank).await.unwrap(), UnreadTotals { unread: 0, muted_unread: 1 });
+}
+
+fn event(n: u64) -> NewPublication {
+    NewPublication::new(json!({"type": "test.event", "data": {"n": n}}))
+}
+
+#[tokio::test]
+async fn streams_keep_their_epoch_and_offsets_so_a_client_recovers_with_no_gap() {
+    let dir = TempDir::new();
+    let gina = user("gina");
+    let channel = ChannelName::user(&gina);
+    let retention = Retention::for_channel(&channel);
+    let phone = DeviceId::new("phone").unwrap();
+    let seen = {
+        let engine = open(&dir.0);
+        for n in 1..=3 {
+            engine.streams.publish(&channel, event(n), retention).await.unwrap();
+        }
+        let seen = engine.streams.position(&channel).await.unwrap();
+        engine.cursors.ack(&gina, &phone, &seen).await.unwrap();
+        for n in 4..=5 {
+            engine.streams.publish(&channel, event(n), retention).await.unwrap();
+        }
+        seen
+    };
+    let engine = open(&dir.0);
+    let read = engine.streams.read_since(&channel, &seen, 100).await.unwrap();
+    assert!(read.recovered, "the client's (epoch, offset) is still valid");
+    assert_eq!(read.position, StreamPosition { epoch: seen.epoch.clone(), offset: 5 });
+    let offsets: Vec<u64> = read.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![4, 5]);
+    assert_eq!(read.publications[1].data["data"]["n"], 5);
+    assert_eq!(engine.cursors.cursor(&gina, &phone).await.unwrap(), Some(seen.clone()));
+    let next = engine.streams.publish(&channel, event(6), retention).await.unwrap();
+    assert_eq!(next, StreamPosition { epoch: seen.epoch, offset: 6 }, "offsets continue");
+}
+
+#[tokio::test]
+async fn a_stream_first_read_keeps_its_epoch_across_a_restart() {
+    let dir = TempDir::new();
+    let channel = ChannelName::user(&user("hana"));
+    let first = open(&dir.0).streams.position(&channel).await.unwrap();
+    assert_eq!(open(&dir.0).streams.position(&channel).await.unwrap(), first);
+}
+
+/// Writes some state of several stores, returning what to check.
+async fn write_some(engine: &Engine, round: u64) {
+    let ivan = user("ivan");
+    let channel = ChannelName::user(&ivan);
+    let retention = NotificationRetention { max_per_user: 100, max_age: Duration::from_secs(3600) };
+    for i in 0..20 {
+        let n = round * 100 + i;
+        engine.sessions.create(new_session(&ivan, Duration::from_secs(600)), 0).await.unwrap();
+        engine.streams.publish(&channel, event(n), Retention::for_channel(&channel)).await.unwrap();
+        engine.notifications.create(&ivan, &notification(&format!("n{n}")), retention).await.unwrap();
+        engine
+            .inbox
+            .record_post(std::slice::from_ref(&ivan), &post("c", &format!("m{n}"), &user("judy")))
+            .await
+            .unwrap();
+        engine.jobs.enqueue(&[new_job("compact", &format!("j{n}"))]).await.unwrap();
+    }
+    // One job taken and completed per round.
+    let (queue, keep) = (QueueName::new("compact").unwrap(), JobRetention::default());
+    let token = LeaseToken::generate().unwrap();
+    let fetched = engine.jobs.fetch(&[queue], std::slice::from_ref(&token), None, &keep).await.unwrap();
+    engine.jobs.complete(&fetched.jobs[0].job.id, &token, None, &keep).await.unwrap();
+}
+
+async fn state_of(engine: &Engine) -> (usize, StreamPosition, usize, u64, u64, (u64, u64, u64)) {
+    let ivan = user("ivan");
+    let channel = ChannelName::user(&ivan);
+    (
+        engine.sessions.list(&ivan).await.unwrap().len(),
+        engine.streams.position(&channel).await.unwrap(),
+        engine.streams.history(&channel, 1000).await.unwrap().publications.len(),
+        engine.notifications.unread_count(&ivan).await.unwrap(),
+        engine.inbox.totals(&ivan).await.unwrap().unread,
+        {
+            let counts =
+                engine.jobs.counts(&QueueName::new("compact").unwrap(), &JobRetention::default()).await.unwrap();
+            (counts.waiting, counts.completed, counts.completed_total)
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_compaction_keeps_every_state_and_later_changes() {
+    let dir = TempDir::new();
+    let before = {
+        let config = MemoryConfig { compact_log_bytes: 20_000, ..config(&dir.0, SyncPolicy::EverySec) };
+        let engine = switchboard_memory::engine(config).unwrap();
+        for round in 0..3 {
+            write_some(&engine, round).await;
+        }
+        state_of(&engine).await
+    };
+    assert_eq!((before.3, before.5), (60, (57, 3, 3)));
+    let snapshots = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().starts_with("snapshot-"))
+        .count();
+    assert_eq!(snapshots, 1, "the small log size made it compact (older snapshots deleted)");
+    let engine = open(&dir.0);
+    assert_eq!(state_of(&engine).await, before);
+    write_some(&engine, 3).await;
+    let after = state_of(&engine).await;
+    drop(engine);
+    assert_eq!(state_of(&open(&dir.0)).await, after);
+}
+
+#[tokio::test]
+async fn a_second_engine_on_the_same_dir_is_refused_naming_it() {
+    let dir = TempDir::new();
+    let first = open(&dir.0);
+    let second = switchboard_memory::engine(config(&dir.0, SyncPolicy::Always));
+    let Err(error) = second else { panic!("the dir is locked") };
+    let message = error.to_string();
+    assert!(message.contains("in use by another") && message.contains(&dir.0.display().to_string()), "{message}");
+    drop(first);
+    open(&dir.0);
+}
+
+/// Whole frames at the start of `bytes` (each is `len: u32 LE`, two checksums, `len` bytes) and
+/// the length they cover.
+fn whole_frames(bytes: &[u8]) -> (u64, usize) {
+    let (mut count, mut at) = (0, 0);
+    while bytes.len() >= at + 12 {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if bytes.len() < at + 12 + len {
+            break;
+        }
+        count += 1;
+        at += 12 + len;
+    }
+    (count, at)
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_dropped_and_every_whole_record_kept() {
+    let dir = TempDir::new();
+    let hugo = user("hugo");
+    let retention = NotificationRetention { max_per_user: 1000, max_age: Duration::from_secs(3600) };
+    {
+        let engine = open(&dir.0);
+        for i in 0..30 {
+            engine.notifications.create(&hugo, &notification(&format!("n{i}")), retention).await.unwrap();
+        }
+    }
+    let log = newest_log(&dir.0);
+    let whole = std::fs::read(&log).unwrap();
+    // Cut points spread over the log (a fixed pseudo-random walk: reproducible).
+    let mut cut = whole.len();
+    let mut kept = 30;
+    let mut seed = 0x2545_f491_u64;
+    for _ in 0..8 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        cut -= 1 + (seed >> 33) as usize % (whole.len() / 10);
+        std::fs::write(&log, &whole[..cut]).unwrap();
+        for other in logs(&dir.0) {
+            if other != log {
+                std::fs::remove_file(other).unwrap();
+            }
+        }
+        let (whole_records, whole_len) = whole_frames(&whole[..cut]);
+        let engine = open(&dir.0);
+        let count = engine.notifications.unread_count(&hugo).await.unwrap();
+        assert_eq!(count, whole_records, "cut at {cut}: every whole record is kept");
+        assert!(count <= kept);
+        kept = count;
+        drop(engine);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), whole_len as u64, "the torn tail was truncated");
+    }
+}
+
+#[tokio::test]
+async fn a_flipped_byte_mid_log_stops_start_up_naming_the_file_and_offset() {
+    let dir = TempDir::new();
+    {
+        let engine = open(&dir.0);
+        for i in 0..10 {
+            engine
+                .denylist
+                .deny(&TokenId::new(format!("jti-{i}")).unwrap(), Timestamp::now().plus(Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+    }
+    let log = newest_log(&dir.0);
+    let mut bytes = std::fs::read(&log).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&log, &bytes).unwrap();
+    let Err(error) = switchboard_memory::engine(config(&dir.0, SyncPolicy::Always)) else { panic!("start-up stops") };
+    let message = error.to_string();
+    assert!(message.contains(&log.display().to_string()), "{message}");
+    assert!(message.contains("corrupt at byte offset"), "{message}");
+    // The offset named is the damaged record's, at or before the flipped byte.
+    let offset: usize = message
+        .split("byte offset ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("an offset");
+    assert!(offset <= middle && middle - offset < 200, "offset {offset}, flipped {middle}");
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing was truncated");
+}
+
+fn new_job(queue: &str, id: &str) -> NewJob {
+    NewJob {
+        id: JobId::new(id).unwrap(),
+        queue: QueueName::new(queue).unwrap(),
+        job_type: JobType::new("test.job").unwrap(),
+        payload: br#"{"n":1}"#.to_vec(),
+        priority: 0,
+        due: Due::Now,
+        max_attempts: 3,
+        backoff: Backoff::Fixed { delay_ms: 60_000 },
+        lease: Duration::from_secs(30),
+        unique_key: None,
+    }
+}
+
+#[tokio::test]
+async fn jobs_keep_their_state_and_a_lease_that_ran_out_while_down_is_retried() {
+    let dir = TempDir::new();
+    let keep = JobRetention::default();
+    let work = QueueName::new("work").unwrap();
+    let id = |s: &str| JobId::new(s).unwrap();
+    let schedule = Schedule {
+        name: ScheduleName::new("nightly").unwrap(),
+        spec: ScheduleSpec::EveryMs(60_000),
+        queue: work.clone(),
+        job_type: JobType::new("maintenance.tick").unwrap(),
+        payload: "{}".to_owned(),
+        priority: 0,
+        max_attempts: 3,
+        backoff: Backoff::default(),
+        lease_ms: 30_000,
+    };
+    let next_fire = Timestamp::now().plus(Duration::from_secs(60));
+    let leased = {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        let unique = NewJob { unique_key: Some("only-one".into()), ..new_job("work", "unique") };
+        let later = NewJob { due: Due::After(Duration::from_secs(3600)), ..new_job("work", "later") };
+        jobs.enqueue(&[new_job("work", "done"), new_job("work", "leased"), unique, later]).await.unwrap();
+        let token = LeaseToken::generate().unwrap();
+        let fetched = jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), None, &keep).await.unwrap();
+        jobs.complete(&fetched.jobs[0].job.id, &token, Some(b"42"), &keep).await.unwrap();
+        // A short lease that runs out while the engine is down.
+        let token = LeaseToken::generate().unwrap();
+        let lease = Some(Duration::from_millis(200));
+        let fetched =
+            jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), lease, &keep).await.unwrap();
+        jobs.progress(&fetched.jobs[0].job.id, &token, b"{\"half\":true}").await.unwrap();
+        jobs.put_schedule(&schedule, Some(next_fire)).await.unwrap();
+        jobs.set_paused(&QueueName::new("idle").unwrap(), true).await.unwrap();
+        fetched.jobs[0].job.clone()
+    };
+    assert_eq!(leased.id, id("leased"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let engine = open(&dir.0);
+    let jobs = &engine.jobs;
+    let done = jobs.get(&id("done")).await.unwrap().expect("the completed job");
+    assert_eq!((done.state, done.result.as_deref()), (JobState::Completed, Some(&b"42"[..])));
+    assert_eq!(jobs.get(&id("later")).await.unwrap().expect("delayed").state, JobState::Delayed);
+    let counts = jobs.counts(&work, &keep).await.unwrap();
+    assert_eq!(counts.completed_total, 1);
+    assert_eq!(counts.failed_total, 1, "the lease that ran out while down counts as a failure");
+    assert_eq!((counts.waiting, counts.delayed, counts.active, counts.completed), (2, 1, 0, 1));
+    let retried = jobs.get(&id("leased")).await.unwrap().expect("the leased job");
+    assert_eq!(retried.state, JobState::Waiting);
+    assert_eq!(retried.errors.last().map(|e| e.message.as_str()), Some("lease expired"));
+    assert_eq!(retried.progress.as_deref(), Some(&b"{\"half\":true}"[..]));
+    let duplicate = NewJob { unique_key: Some("only-one".into()), ..new_job("work", "again") };
+    let answer = jobs.enqueue(&[duplicate]).await.unwrap();
+    assert_eq!((answer[0].outcome, answer[0].id.clone()), (EnqueueOutcome::DuplicateUniqueKey, id("unique")));
+    // FIFO order survives: the unique job entered waiting before the requeued one.
+    let token = LeaseToken::generate().unwrap();
+    let fetched = jobs
+        .fetch(std::slice::from_ref(&work), &[token.clone(), LeaseToken::generate().unwrap()], None, &keep)
+        .await
+        .unwrap();
+    let order: Vec<&str> = fetched.jobs.iter().map(|j| j.job.id.as_str()).collect();
+    assert_eq!(order, vec!["unique", "leased"]);
+    assert_eq!(fetched.jobs[1].job.attempts, 2);
+    let stored = jobs.get_schedule(&schedule.name).await.unwrap().expect("the schedule");
+    assert_eq!((stored.schedule, stored.next_fire_at), (schedule, Some(next_fire)));
+    assert!(jobs.counts(&QueueName::new("idle").unwrap(), &keep).await.unwrap().paused);
+}
+
+#[tokio::test]
+async fn messages_conversations_and_rate_limits_survive_a_restart() {
+    let dir = TempDir::new();
+    let (kim, leo) = (user("kim"), user("leo"));
+    let c = ConversationId::new("chat").unwrap();
+    let bounds = CacheBounds { max_len: 3, max_age: Duration::from_secs(3600) };
+    let mid = |s: &str| MessageId::new(s).unwrap();
+    let message = |id: &str| NewMessage::new(mid(id), kim.clone(), json!({"text": id}));
+    let limit = RateLimitRequest {
+        key: RateLimitKey::new("login/kim").unwrap(),
+        policy: "3 per 60 s".parse().unwrap(),
+        cost: 1,
+    };
+    {
+        let engine = open(&dir.0);
+        let spec = ConversationSpec {
+            kind: ConversationKind::Group,
+            name: Some("team".into()),
+            avatar_url: None,
+            members: vec![kim.clone(), leo.clone()],
+        };
+        engine.conversations.put(&c, &spec, 100).await.unwrap();
+        engine.conversations.update_members(&c, &[user("max")], std::slice::from_ref(&leo), 100).await.unwrap();
+        for id in ["m1", "m2", "m3", "m4"] {
+            engine.messages.post(&c, &message(id), bounds).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        engine.messages.edit(&c, &mid("m3"), &json!({"text": "edited"})).await.unwrap().expect("edited");
+        assert!(engine.messages.delete(&c, &mid("m4")).await.unwrap());
+        engine.messages.set_status(&c, &leo, &[mid("m2")], DeliveryStatus::Read).await.unwrap();
+        for _ in 0..2 {
+            assert!(engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0].allowed);
+        }
+    }
+    let engine = open(&dir.0);
+    let conversation = engine.conversations.get(&c).await.unwrap().expect("the conversation");
+    assert_eq!(conversation.name.as_deref(), Some("team"));
+    assert_eq!(conversation.members, vec![kim.clone(), user("max")]);
+    let recent = engine.messages.recent(&c, 10, None).await.unwrap();
+    assert!(recent.cached);
+    let ids: Vec<&str> = recent.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec!["m4", "m3", "m2"], "the count bound held before the restart");
+    assert!(recent.messages[0].deleted);
+    assert_eq!(recent.messages[1].content, json!({"text": "edited"}));
+    assert_eq!((recent.messages[2].read_count, recent.messages[2].status), (1, DeliveryStatus::Read));
+    assert!(engine.messages.set_status(&c, &leo, &[mid("m2")], DeliveryStatus::Read).await.unwrap().is_empty());
+    let third = engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0];
+    assert!(third.allowed && third.remaining == 0, "two of three were used before the restart: {third:?}");
+    assert!(!engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0].allowed);
+}
