@@ -1,11 +1,15 @@
 //! Conformance cases for [`switchboard_core::InboxStore`] through the messages service: list
 //! order, filters and paging, exact unread counters under concurrent posts, read-up-to with its
-//! sync event, totals with muted conversations apart, and idempotent fan-out.
+//! sync event, totals with muted conversations apart, idempotent fan-out, import from the app's
+//! database with the loaded flag, unread repair and the conversation's name, type and avatar.
 
 use std::time::Duration;
 
-use switchboard_core::message::InboxPost;
-use switchboard_core::{ChannelName, DeviceId, InboxFilter, InboxSettings, NewMessage, Timestamp, UnreadTotals};
+use switchboard_core::conversation::{ConversationKind, ConversationSpec};
+use switchboard_core::message::{InboxPost, MAX_UNREAD};
+use switchboard_core::{
+    ChannelName, DeviceId, Error, InboxFilter, InboxSettings, NewMessage, Timestamp, UnreadTotals, UserConversation,
+};
 
 use crate::harness::TestEngine;
 use crate::messages::{conv, event_types, group, mid, text, user};
@@ -204,4 +208,124 @@ pub async fn an_explicit_preview_replaces_the_content_in_lists(t: &TestEngine) {
     let exact = NewMessage { preview: Some("é".repeat(200)), ..text("s4", "alice", "x") };
     m.post(&c, exact).await.unwrap();
     assert_eq!(m.entry(&user("bob"), &c).await.unwrap().expect("listed").last_message_preview.chars().count(), 200);
+}
+
+fn imported(id: &str, at: Timestamp, unread: u64) -> UserConversation {
+    UserConversation { unread, last_message_preview: format!("last of {id}"), ..UserConversation::new(conv(id), at) }
+}
+
+/// An import fills a never-loaded list: `loaded` tells "never loaded" from "no conversations";
+/// entries already there (a post raced the database read) are kept; the totals follow the
+/// imported counts, muted apart; bad input is refused and changes nothing.
+pub async fn import_fills_the_list_and_marks_it_loaded(t: &TestEngine) {
+    let m = t.sb.messages();
+    let (bob, carol) = (user("bob"), user("carol"));
+    let page = m.list(&bob, InboxFilter::All, None, 10).await.unwrap();
+    assert!(!page.loaded && page.conversations.is_empty(), "never loaded");
+    // An empty import marks the list loaded: now an empty page means "no conversations".
+    let empty = m.import(&carol, &[]).await.unwrap();
+    assert_eq!((empty.added, empty.totals), (0, UnreadTotals::default()));
+    let page = m.list(&carol, InboxFilter::All, None, 10).await.unwrap();
+    assert!(page.loaded && page.conversations.is_empty());
+
+    // A post arrives before the import: its entry is live state and stays.
+    let live = group(t, "live", &["alice", "bob"]).await;
+    m.post(&live, text("l1", "alice", "fresh")).await.unwrap();
+    assert!(!m.list(&bob, InboxFilter::All, None, 10).await.unwrap().loaded, "a post does not load a list");
+    let base = Timestamp::now();
+    let old = |secs: u64| Timestamp::from_millis(base.as_millis() - secs as i64 * 1000);
+    let quiet = UserConversation {
+        muted: true,
+        pinned: true,
+        name: Some("Book club".into()),
+        kind: Some(ConversationKind::Group),
+        avatar_url: Some("https://example.com/b.png".into()),
+        ..imported("club", old(7200), 4)
+    };
+    let entries = [imported("live", old(60), 9), imported("dm", old(3600), 2), quiet];
+    let outcome = m.import(&bob, &entries).await.unwrap();
+    assert_eq!(outcome.added, 2);
+    assert_eq!(outcome.totals, UnreadTotals { unread: 1 + 2, muted_unread: 4 });
+    assert_eq!(m.totals(&bob).await.unwrap(), outcome.totals);
+    let page = m.list(&bob, InboxFilter::All, None, 10).await.unwrap();
+    assert!(page.loaded);
+    assert_eq!(listed(&page), ["club", "live", "dm"]);
+    let live_entry = &page.conversations[1];
+    assert_eq!((live_entry.unread, live_entry.last_message_preview.as_str()), (1, "fresh"), "the live entry is kept");
+    // Imported metadata shows for a conversation the app keeps to itself; a registered one shows
+    // its own.
+    let club = &page.conversations[0];
+    assert_eq!(club.name.as_deref(), Some("Book club"));
+    assert_eq!(club.avatar_url.as_deref(), Some("https://example.com/b.png"));
+    assert_eq!((club.unread, club.pinned, club.muted), (4, true, true));
+    assert_eq!(live_entry.kind, Some(ConversationKind::Group), "from the registered conversation");
+    // A message after the import counts on top of the imported count, exactly once.
+    let dm = group(t, "dm", &["alice", "bob"]).await;
+    m.post(&dm, text("d9", "alice", "hi")).await.unwrap();
+    m.post(&dm, text("d9", "alice", "hi")).await.unwrap();
+    assert_eq!(m.entry(&bob, &dm).await.unwrap().unwrap().unread, 3);
+    assert_eq!(m.totals(&bob).await.unwrap(), UnreadTotals { unread: 4, muted_unread: 4 });
+    // Importing again adds only what is missing.
+    let again = m.import(&bob, &[imported("dm", old(10), 50), imported("new", old(5), 1)]).await.unwrap();
+    assert_eq!(again.added, 1);
+    assert_eq!(m.entry(&bob, &dm).await.unwrap().unwrap().unread, 3);
+
+    // Refusals: the same conversation twice, an over-long preview, an absurd count.
+    let before = m.list(&user("dave"), InboxFilter::All, None, 10).await.unwrap();
+    let twice = [imported("x", base, 1), imported("x", base, 2)];
+    assert!(matches!(m.import(&user("dave"), &twice).await, Err(Error::InvalidArgument(_))));
+    let long = UserConversation { last_message_preview: "é".repeat(201), ..imported("x", base, 1) };
+    assert!(matches!(m.import(&user("dave"), &[long]).await, Err(Error::InvalidArgument(_))));
+    let huge = imported("x", base, MAX_UNREAD + 1);
+    assert!(matches!(m.import(&user("dave"), &[huge]).await, Err(Error::InvalidArgument(_))));
+    assert_eq!(m.list(&user("dave"), InboxFilter::All, None, 10).await.unwrap(), before, "nothing written");
+}
+
+/// Setting an unread count repairs the entry and moves the totals by the difference (muted
+/// apart), tells the user's devices, and 0 behaves as a read: counting starts again.
+pub async fn unread_can_be_set_explicitly(t: &TestEngine) {
+    let m = t.sb.messages();
+    let bob = user("bob");
+    let c = group(t, "fix", &["alice", "bob"]).await;
+    let quiet = group(t, "fixq", &["alice", "bob"]).await;
+    m.post(&c, text("f1", "alice", "x")).await.unwrap();
+    m.post(&quiet, text("q1", "alice", "x")).await.unwrap();
+    m.update_entry(&bob, &quiet, InboxSettings { muted: Some(true), ..InboxSettings::default() }).await.unwrap();
+    let set = m.set_unread(&bob, &c, 7).await.unwrap().expect("entry");
+    assert_eq!(set.entry.unread, 7);
+    assert_eq!(set.totals, UnreadTotals { unread: 7, muted_unread: 1 });
+    let last = t.sb.streams().history(&ChannelName::user(&bob), 100).await.unwrap().publications.pop().unwrap();
+    assert_eq!((last.data["type"].as_str(), last.data["data"]["unread"].as_u64()), (Some("unread.changed"), Some(7)));
+    let set = m.set_unread(&bob, &quiet, 3).await.unwrap().unwrap();
+    assert_eq!(set.totals, UnreadTotals { unread: 7, muted_unread: 3 });
+    // 0 behaves as a read: the next message counts from 0.
+    let zero = m.set_unread(&bob, &c, 0).await.unwrap().unwrap();
+    assert_eq!(zero.totals, UnreadTotals { unread: 0, muted_unread: 3 });
+    m.post(&c, text("f2", "alice", "y")).await.unwrap();
+    assert_eq!(m.entry(&bob, &c).await.unwrap().unwrap().unread, 1);
+    assert_eq!(m.set_unread(&bob, &conv("none"), 1).await.unwrap(), None);
+    assert!(matches!(m.set_unread(&bob, &c, MAX_UNREAD + 1).await, Err(Error::InvalidArgument(_))));
+    assert_eq!(m.entry(&bob, &c).await.unwrap().unwrap().unread, 1, "nothing written");
+}
+
+/// List entries carry the registered conversation's name, type and avatar, current at every
+/// read (a rename shows at once).
+pub async fn entries_carry_the_conversation_name_type_and_avatar(t: &TestEngine) {
+    let m = t.sb.messages();
+    let spec = ConversationSpec {
+        kind: ConversationKind::Group,
+        name: Some("Hikers".into()),
+        avatar_url: Some("https://example.com/h.png".into()),
+        members: vec![user("alice"), user("bob")],
+    };
+    let c = conv("hike");
+    t.sb.conversations().put(&c, spec.clone()).await.unwrap();
+    m.post(&c, text("h1", "alice", "x")).await.unwrap();
+    let entry = m.entry(&user("bob"), &c).await.unwrap().unwrap();
+    assert_eq!(entry.name.as_deref(), Some("Hikers"));
+    assert_eq!(entry.kind, Some(ConversationKind::Group));
+    assert_eq!(entry.avatar_url.as_deref(), Some("https://example.com/h.png"));
+    t.sb.conversations().put(&c, ConversationSpec { name: Some("Hikers 2026".into()), ..spec }).await.unwrap();
+    let page = m.list(&user("bob"), InboxFilter::All, None, 10).await.unwrap();
+    assert_eq!(page.conversations[0].name.as_deref(), Some("Hikers 2026"));
 }

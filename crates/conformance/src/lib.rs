@@ -111,6 +111,9 @@ macro_rules! suite {
                 totals_keep_muted_apart,
                 fan_out_is_idempotent_by_message_id,
                 an_explicit_preview_replaces_the_content_in_lists,
+                import_fills_the_list_and_marks_it_loaded,
+                unread_can_be_set_explicitly,
+                entries_carry_the_conversation_name_type_and_avatar,
             ]
         );
         $crate::cases!(

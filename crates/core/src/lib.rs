@@ -114,8 +114,8 @@ pub use jobs::{
 };
 pub use lifecycle::{Lifecycle, ShutdownReport};
 pub use message::{
-    DeliveryStatus, InboxFilter, InboxPage, InboxSettings, Message, NewMessage, PostOutcome, RecentMessages,
-    UnreadTotals, UserConversation,
+    DeliveryStatus, ImportOutcome, InboxFilter, InboxPage, InboxSettings, Message, NewMessage, PostOutcome,
+    RecentMessages, UnreadSet, UnreadTotals, UserConversation,
 };
 pub use notification::{
     CreatedNotification, NewNotification, Notification, NotificationChange, NotificationPage, NotificationRetention,

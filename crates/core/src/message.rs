@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::conversation::ConversationKind;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::time::Timestamp;
@@ -228,8 +229,14 @@ pub trait MessageStore: Send + Sync + 'static {
     ) -> Result<Vec<MessageId>>;
 }
 
-/// One conversation in a user's list.
+/// Largest unread count an import or a repair may set.
+pub const MAX_UNREAD: u64 = 1_000_000_000;
+
+/// One conversation in a user's list. Also the shape of an imported entry
+/// ([`InboxStore::import`]), where everything but the conversation and the last message time may
+/// be left out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserConversation {
     /// The conversation.
@@ -238,17 +245,72 @@ pub struct UserConversation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_message_id: Option<MessageId>,
     /// The last message's preview (at most 200 characters).
+    #[serde(default)]
     pub last_message_preview: String,
     /// When the last message was written.
     pub last_message_at: Timestamp,
     /// Messages not read yet.
+    #[serde(default)]
     pub unread: u64,
     /// Listed first.
+    #[serde(default)]
     pub pinned: bool,
     /// Its unread count is totalled apart.
+    #[serde(default)]
     pub muted: bool,
     /// Hidden from the main list.
+    #[serde(default)]
     pub archived: bool,
+    /// The conversation's display name: the registered conversation's (`PUT
+    /// /conversations/{id}`) when there is one, else the imported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `direct` or `group`, from the same sources as `name`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ConversationKind>,
+    /// The conversation's avatar URL, from the same sources as `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+}
+
+impl UserConversation {
+    /// A new entry for a conversation whose first known message is at `at`: nothing unread, no
+    /// flags, no metadata.
+    pub fn new(conversation_id: ConversationId, at: Timestamp) -> Self {
+        UserConversation {
+            conversation_id,
+            last_message_id: None,
+            last_message_preview: String::new(),
+            last_message_at: at,
+            unread: 0,
+            pinned: false,
+            muted: false,
+            archived: false,
+            name: None,
+            kind: None,
+            avatar_url: None,
+        }
+    }
+}
+
+/// The answer of an import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImportOutcome {
+    /// Entries added (the ones the list did not hold yet).
+    pub added: usize,
+    /// The user's totals after it.
+    pub totals: UnreadTotals,
+}
+
+/// An entry after its unread count was set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UnreadSet {
+    /// The entry.
+    pub entry: UserConversation,
+    /// The user's totals after it.
+    pub totals: UnreadTotals,
 }
 
 /// What a post changes in each member's list.
@@ -327,6 +389,12 @@ impl InboxFilter {
 pub struct InboxPage {
     /// Pinned first, then by last message time, newest first (ties by conversation id).
     pub conversations: Vec<UserConversation>,
+    /// Whether the list was ever imported from the app's database
+    /// (`PUT /users/{user_id}/conversations`). `false` with no conversations means "never
+    /// loaded" — read the database and import — not "no conversations"; entries that posts
+    /// created are listed either way.
+    #[serde(default)]
+    pub loaded: bool,
     /// Pass it back for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -402,6 +470,18 @@ pub trait InboxStore: Send + Sync + 'static {
 
     /// The user's totals.
     async fn totals(&self, user: &UserId) -> Result<UnreadTotals>;
+
+    /// Loads entries from the app's database, as a cache-aside fill: adds each entry the list
+    /// does not hold yet (its unread count joins the totals, it has no counted message ids); an
+    /// entry already present is kept as it is, since posts recorded it after the database was
+    /// read. Marks the list loaded, even when `entries` is empty. The service has validated the
+    /// entries (bounds, no conversation twice).
+    async fn import(&self, user: &UserId, entries: &[UserConversation]) -> Result<ImportOutcome>;
+
+    /// Sets an entry's unread count (a repair from the app's database) and moves the totals by
+    /// the difference; setting 0 also forgets the counted message ids, as a read does. `None`
+    /// when the user has no entry for the conversation.
+    async fn set_unread(&self, user: &UserId, conversation: &ConversationId, unread: u64) -> Result<Option<UnreadSet>>;
 }
 
 /// The list preview of a content: a string itself, or an object's `text` string, or the
@@ -446,11 +526,11 @@ pub fn inbox_order(a: &UserConversation, b: &UserConversation) -> std::cmp::Orde
         .then(a.conversation_id.cmp(&b.conversation_id))
 }
 
-/// Cuts a filtered, ordered list into the page at `offset`.
-pub fn page_of(mut entries: Vec<UserConversation>, offset: usize, limit: usize) -> InboxPage {
+/// Cuts a filtered, ordered list into the page at `offset`; `loaded` as the list says.
+pub fn page_of(mut entries: Vec<UserConversation>, offset: usize, limit: usize, loaded: bool) -> InboxPage {
     entries.sort_by(inbox_order);
     let total = entries.len();
     let conversations: Vec<_> = entries.into_iter().skip(offset).take(limit).collect();
     let end = offset.saturating_add(conversations.len());
-    InboxPage { conversations, next_cursor: (end < total).then(|| end.to_string()) }
+    InboxPage { conversations, loaded, next_cursor: (end < total).then(|| end.to_string()) }
 }

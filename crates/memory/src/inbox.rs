@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use switchboard_core::message::{
-    InboxChange, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, ReadOutcome, UnreadTotals,
-    UserConversation, page_of, parse_cursor,
+    ImportOutcome, InboxChange, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, ReadOutcome, UnreadSet,
+    UnreadTotals, UserConversation, page_of, parse_cursor,
 };
 use switchboard_core::{ConversationId, MessageId, Result, UserId};
 
@@ -26,7 +26,7 @@ pub(crate) struct MemoryInbox {
 }
 
 /// A journal record is the list of one operation's changes, each an entry's new state (or its
-/// removal) with its user's new totals.
+/// removal) with its user's new totals, or a list marked loaded.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Change<'a> {
     Put {
@@ -39,6 +39,9 @@ enum Change<'a> {
         user: Cow<'a, UserId>,
         conversation: Cow<'a, ConversationId>,
         totals: UnreadTotals,
+    },
+    Loaded {
+        user: Cow<'a, UserId>,
     },
 }
 
@@ -83,6 +86,7 @@ impl Durable for MemoryInbox {
                     inbox.entries.remove(conversation.as_ref());
                     inbox.totals = totals;
                 }
+                Change::Loaded { user } => state.entry(user.into_owned()).or_default().loaded = true,
             }
         }
         Ok(())
@@ -92,6 +96,9 @@ impl Durable for MemoryInbox {
         let state = lock(&self.state);
         sink.begin();
         for (user, inbox) in state.iter() {
+            if inbox.loaded {
+                sink.record(&[Change::Loaded { user: Cow::Borrowed(user) }])?;
+            }
             for entry in inbox.entries.values() {
                 sink.record(&[Change::put(user, entry, inbox.totals)])?;
             }
@@ -104,6 +111,8 @@ impl Durable for MemoryInbox {
 struct Inbox {
     entries: HashMap<ConversationId, Entry>,
     totals: UnreadTotals,
+    /// Imported from the app's database at least once.
+    loaded: bool,
 }
 
 struct Entry {
@@ -128,16 +137,7 @@ impl InboxStore for MemoryInbox {
             for user in members {
                 let inbox = state.entry(user.clone()).or_default();
                 let entry = inbox.entries.entry(post.conversation_id.clone()).or_insert_with(|| Entry {
-                    view: UserConversation {
-                        conversation_id: post.conversation_id.clone(),
-                        last_message_id: None,
-                        last_message_preview: String::new(),
-                        last_message_at: post.at,
-                        unread: 0,
-                        pinned: false,
-                        muted: false,
-                        archived: false,
-                    },
+                    view: UserConversation::new(post.conversation_id.clone(), post.at),
                     counted: HashSet::new(),
                 });
                 if entry.view.last_message_id.is_none() || post.at >= entry.view.last_message_at {
@@ -175,11 +175,9 @@ impl InboxStore for MemoryInbox {
     async fn list(&self, user: &UserId, filter: InboxFilter, cursor: Option<&str>, limit: usize) -> Result<InboxPage> {
         let offset = parse_cursor(cursor)?;
         let state = lock(&self.state);
-        let entries = state
-            .get(user)
-            .map(|inbox| inbox.entries.values().map(|e| e.view.clone()).filter(|v| filter.admits(v)).collect())
-            .unwrap_or_default();
-        Ok(page_of(entries, offset, limit))
+        let Some(inbox) = state.get(user) else { return Ok(page_of(Vec::new(), offset, limit, false)) };
+        let entries = inbox.entries.values().map(|e| e.view.clone()).filter(|v| filter.admits(v)).collect();
+        Ok(page_of(entries, offset, limit, inbox.loaded))
     }
 
     async fn get(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<UserConversation>> {
@@ -242,6 +240,50 @@ impl InboxStore for MemoryInbox {
 
     async fn totals(&self, user: &UserId) -> Result<UnreadTotals> {
         Ok(lock(&self.state).get(user).map(|i| i.totals).unwrap_or_default())
+    }
+
+    async fn import(&self, user: &UserId, entries: &[UserConversation]) -> Result<ImportOutcome> {
+        let (outcome, written) = {
+            let mut state = lock(&self.state);
+            let inbox = state.entry(user.clone()).or_default();
+            let mut added = Vec::new();
+            for imported in entries {
+                if inbox.entries.contains_key(&imported.conversation_id) {
+                    continue;
+                }
+                inbox.add_unread(imported.muted, imported.unread as i64);
+                inbox.entries.insert(
+                    imported.conversation_id.clone(),
+                    Entry { view: imported.clone(), counted: HashSet::new() },
+                );
+                added.push(&imported.conversation_id);
+            }
+            inbox.loaded = true;
+            let mut records = vec![Change::Loaded { user: Cow::Borrowed(user) }];
+            records.extend(added.iter().filter_map(|c| Some(Change::put(user, inbox.entries.get(*c)?, inbox.totals))));
+            let written = self.journal.append(store::INBOX, &records);
+            (ImportOutcome { added: added.len(), totals: inbox.totals }, written)
+        };
+        written.wait().await?;
+        Ok(outcome)
+    }
+
+    async fn set_unread(&self, user: &UserId, conversation: &ConversationId, unread: u64) -> Result<Option<UnreadSet>> {
+        let (set, written) = {
+            let mut state = lock(&self.state);
+            let Some(inbox) = state.get_mut(user) else { return Ok(None) };
+            let Some(entry) = inbox.entries.get_mut(conversation) else { return Ok(None) };
+            let delta = unread as i64 - entry.view.unread as i64;
+            entry.view.unread = unread;
+            if unread == 0 {
+                entry.counted.clear();
+            }
+            let (view, muted) = (entry.view.clone(), entry.view.muted);
+            inbox.add_unread(muted, delta);
+            (UnreadSet { entry: view, totals: inbox.totals }, self.log_entry(user, conversation, inbox))
+        };
+        written.wait().await?;
+        Ok(Some(set))
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use switchboard_core::InboxFilter;
 use switchboard_core::conversation::{ConversationKind, ConversationSpec};
 use switchboard_core::message::{CacheBounds, DeliveryStatus, InboxPost, NewMessage};
 use switchboard_core::notification::{Mark, NotificationRetention};
@@ -14,7 +15,7 @@ use switchboard_core::{
     Backoff, ChannelName, ConversationId, DeviceId, DeviceInfo, Due, Engine, EnqueueOutcome, JobId, JobRetention,
     JobState, JobType, LeaseToken, MessageId, NewJob, NewNotification, NewPublication, NewSession, NotificationId,
     Priority, QueueName, Retention, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition, Timestamp,
-    TokenId, UnreadTotals, UserId,
+    TokenId, UnreadTotals, UserConversation, UserId,
 };
 use switchboard_core::{RateLimitKey, RateLimitRequest};
 use switchboard_memory::{MemoryConfig, SyncPolicy};
@@ -206,6 +207,49 @@ async fn inbox_entries_and_unread_counters_survive_a_restart_exactly() {
     drop(engine);
     let engine = open(&dir.0);
     assert_eq!(engine.inbox.totals(&frank).await.unwrap(), UnreadTotals { unread: 0, muted_unread: 1 });
+}
+
+/// An imported list stays loaded across restarts and compactions, with its imported entries and
+/// repaired counters; an empty import (a user with no conversations) is remembered too.
+#[tokio::test]
+async fn imported_lists_stay_loaded_across_restarts_and_compactions() {
+    let dir = TempDir::new();
+    let (gina, hank) = (user("gina"), user("hank"));
+    let c = ConversationId::new("imported").unwrap();
+    let entry = UserConversation {
+        unread: 5,
+        name: Some("Old friends".into()),
+        ..UserConversation::new(c.clone(), Timestamp::now())
+    };
+    let config = MemoryConfig { compact_log_bytes: 20_000, ..config(&dir.0, SyncPolicy::EverySec) };
+    {
+        let engine = switchboard_memory::engine(config.clone()).unwrap();
+        engine.inbox.import(&gina, std::slice::from_ref(&entry)).await.unwrap();
+        engine.inbox.import(&hank, &[]).await.unwrap();
+        engine.inbox.set_unread(&gina, &c, 2).await.unwrap().expect("entry");
+    }
+    let engine = open(&dir.0);
+    let page = engine.inbox.list(&gina, InboxFilter::All, None, 10).await.unwrap();
+    assert!(page.loaded);
+    assert_eq!(page.conversations[0].name.as_deref(), Some("Old friends"));
+    assert_eq!(page.conversations[0].unread, 2);
+    assert!(engine.inbox.list(&hank, InboxFilter::All, None, 10).await.unwrap().loaded);
+    drop(engine);
+    {
+        // Enough later writes to compact: the snapshot must carry the loaded flags.
+        let engine = switchboard_memory::engine(config).unwrap();
+        for round in 0..3 {
+            write_some(&engine, round).await;
+        }
+    }
+    let snapshots = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_str().unwrap().starts_with("snapshot-"))
+        .count();
+    assert_eq!(snapshots, 1, "compacted");
+    let engine = open(&dir.0);
+    assert!(engine.inbox.list(&hank, InboxFilter::All, None, 10).await.unwrap().loaded);
+    assert_eq!(engine.inbox.totals(&gina).await.unwrap().unread, 2);
 }
 
 fn event(n: u64) -> NewPublication {

@@ -1,5 +1,5 @@
-//! `RedisInbox`: each user's conversation list (one hash of JSON entries), unread totals and
-//! counted message ids, all under the user's hash tag. A post's fan-out is one script per member,
+//! `RedisInbox`: each user's conversation list (one hash of JSON entries), unread totals (with the
+//! list's loaded flag) and counted message ids, all under the user's hash tag. A post's fan-out is one script per member,
 //! all in one pipeline: each member's change is atomic and exact, members' slots may differ.
 
 use std::collections::HashMap;
@@ -7,10 +7,11 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use redis::Script;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use switchboard_core::conversation::ConversationKind;
 use switchboard_core::message::{
-    InboxChange, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, ReadOutcome, UnreadTotals,
-    UserConversation, page_of, parse_cursor,
+    ImportOutcome, InboxChange, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, ReadOutcome, UnreadSet,
+    UnreadTotals, UserConversation, page_of, parse_cursor,
 };
 use switchboard_core::{ConversationId, Error, MessageId, Result, Timestamp, UserId};
 
@@ -21,6 +22,8 @@ static POST: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/inbox_
 static UPDATE: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/inbox_update.lua")));
 static REMOVE: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/inbox_remove.lua")));
 static READ: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/inbox_read.lua")));
+static IMPORT: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/inbox_import.lua")));
+static SET_UNREAD: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/inbox_set_unread.lua")));
 
 /// Most message ids an entry remembers as counted (beyond it, posts still count but a retried
 /// one would count twice).
@@ -38,10 +41,11 @@ impl RedisInbox {
     }
 }
 
-/// An entry as the scripts store it (cjson writes numbers as doubles).
-#[derive(Deserialize)]
+/// An entry as the scripts store it (cjson writes numbers as doubles). The scripts keep fields
+/// they do not touch (the imported name, type and avatar) as they are.
+#[derive(Serialize, Deserialize)]
 struct Record {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     i: Option<String>,
     #[serde(default)]
     p: String,
@@ -53,6 +57,29 @@ struct Record {
     mute: bool,
     #[serde(default)]
     arch: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    k: Option<ConversationKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+}
+
+impl Record {
+    fn of(entry: &UserConversation) -> Self {
+        Record {
+            i: entry.last_message_id.as_ref().map(|i| i.as_str().to_owned()),
+            p: entry.last_message_preview.clone(),
+            t: entry.last_message_at.as_millis() as f64,
+            u: entry.unread as f64,
+            pin: entry.pinned,
+            mute: entry.muted,
+            arch: entry.archived,
+            n: entry.name.clone(),
+            k: entry.kind,
+            a: entry.avatar_url.clone(),
+        }
+    }
 }
 
 fn parse(conversation: ConversationId, raw: &str) -> Result<UserConversation> {
@@ -66,6 +93,9 @@ fn parse(conversation: ConversationId, raw: &str) -> Result<UserConversation> {
         pinned: r.pin,
         muted: r.mute,
         archived: r.arch,
+        name: r.n,
+        kind: r.k,
+        avatar_url: r.a,
     })
 }
 
@@ -119,7 +149,10 @@ impl InboxStore for RedisInbox {
         let offset = parse_cursor(cursor)?;
         let mut cmd = redis::cmd("HGETALL");
         cmd.arg(self.keys.inbox(user));
-        let raw: HashMap<String, String> = self.conn.cmd("inbox.list", &cmd).await?;
+        let mut loaded = redis::cmd("HEXISTS");
+        loaded.arg(self.keys.inbox_totals(user)).arg("l");
+        let (raw, loaded) = tokio::join!(self.conn.cmd("inbox.list", &cmd), self.conn.cmd("inbox.loaded", &loaded));
+        let (raw, loaded): (HashMap<String, String>, bool) = (raw?, loaded?);
         let mut entries = Vec::with_capacity(raw.len());
         for (conversation, record) in raw {
             let Ok(conversation) = ConversationId::new(conversation) else { continue };
@@ -128,7 +161,7 @@ impl InboxStore for RedisInbox {
                 entries.push(entry);
             }
         }
-        Ok(page_of(entries, offset, limit))
+        Ok(page_of(entries, offset, limit, loaded))
     }
 
     async fn get(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<UserConversation>> {
@@ -184,5 +217,29 @@ impl InboxStore for RedisInbox {
         cmd.arg(self.keys.inbox_totals(user)).arg("u").arg("m");
         let (unread, muted): (Option<i64>, Option<i64>) = self.conn.cmd("inbox.totals", &cmd).await?;
         Ok(totals(unread.unwrap_or(0), muted.unwrap_or(0)))
+    }
+
+    async fn import(&self, user: &UserId, entries: &[UserConversation]) -> Result<ImportOutcome> {
+        let mut invocation = IMPORT.key(self.keys.inbox(user));
+        invocation.key(self.keys.inbox_totals(user));
+        for entry in entries {
+            let record =
+                serde_json::to_string(&Record::of(entry)).map_err(|e| Error::Internal(format!("inbox entry: {e}")))?;
+            invocation.arg(entry.conversation_id.as_str()).arg(record);
+        }
+        let (added, unread, muted): (i64, i64, i64) = self.conn.script("inbox.import", &invocation).await?;
+        Ok(ImportOutcome { added: added.max(0) as usize, totals: totals(unread, muted) })
+    }
+
+    async fn set_unread(&self, user: &UserId, conversation: &ConversationId, unread: u64) -> Result<Option<UnreadSet>> {
+        let mut invocation = SET_UNREAD.key(self.keys.inbox(user));
+        invocation.key(self.keys.inbox_totals(user)).key(self.keys.inbox_counted(user, conversation));
+        invocation.arg(conversation.as_str()).arg(unread);
+        let reply: Option<(String, i64, i64)> = self.conn.script("inbox.set_unread", &invocation).await?;
+        reply
+            .map(|(raw, unread, muted)| {
+                Ok(UnreadSet { entry: parse(conversation.clone(), &raw)?, totals: totals(unread, muted) })
+            })
+            .transpose()
     }
 }

@@ -14,7 +14,7 @@ use crate::limits::{MAX_BATCH, MAX_SHORT_TEXT_BYTES};
 /// Default most members per conversation.
 pub const DEFAULT_MAX_MEMBERS: u32 = 10_000;
 /// Longest avatar URL.
-const MAX_URL_BYTES: usize = 2048;
+pub(crate) const MAX_URL_BYTES: usize = 2048;
 
 /// The conversations service.
 #[derive(Clone)]

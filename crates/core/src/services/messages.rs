@@ -2,19 +2,21 @@
 //! cleared), recent messages with cache-aside fill, edit, delete, receipts, per-user lists and
 //! read-up-to, over a [`MessageStore`] and an [`InboxStore`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Conversations, Streams, Typing, observe};
+use super::conversations::MAX_URL_BYTES;
+use super::{Conversations, Streams, Typing, check_text, observe};
 use crate::channel::ChannelName;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
-use crate::limits::MAX_BATCH;
+use crate::limits::{MAX_BATCH, MAX_SHORT_TEXT_BYTES};
 use crate::message::{
-    CacheBounds, DeliveryStatus, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, MAX_PREVIEW_CHARS,
-    Message, MessageStore, NewMessage, PostOutcome, ReadOutcome, RecentMessages, StatusChange, UnreadTotals,
-    UserConversation, check_content, parse_cursor, preview_of,
+    CacheBounds, DeliveryStatus, ImportOutcome, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore,
+    MAX_PREVIEW_CHARS, MAX_UNREAD, Message, MessageStore, NewMessage, PostOutcome, ReadOutcome, RecentMessages,
+    StatusChange, UnreadSet, UnreadTotals, UserConversation, check_content, parse_cursor, preview_of,
 };
 use crate::stream::NewPublication;
 use crate::time::Timestamp;
@@ -193,12 +195,83 @@ impl Messages {
             return Err(Error::invalid("limit", format!("must be 1..={MAX_BATCH}")));
         }
         parse_cursor(cursor)?;
-        observe("inbox", "list", self.inbox.list(user, filter, cursor, limit)).await
+        let mut page = observe("inbox", "list", self.inbox.list(user, filter, cursor, limit)).await?;
+        self.describe(&mut page.conversations).await?;
+        Ok(page)
     }
 
     /// One entry of `user`'s list.
     pub async fn entry(&self, user: &UserId, conversation: &ConversationId) -> Result<Option<UserConversation>> {
-        observe("inbox", "get", self.inbox.get(user, conversation)).await
+        let Some(entry) = observe("inbox", "get", self.inbox.get(user, conversation)).await? else { return Ok(None) };
+        let mut entries = [entry];
+        self.describe(&mut entries).await?;
+        let [entry] = entries;
+        Ok(Some(entry))
+    }
+
+    /// Gives each entry of a registered conversation that conversation's current name, type and
+    /// avatar (a rename shows at once); entries of conversations the app keeps to itself keep
+    /// what was imported. The lookups run concurrently: one round trip's wait on Redis.
+    async fn describe(&self, entries: &mut [UserConversation]) -> Result<()> {
+        let mut lookups = tokio::task::JoinSet::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let (conversations, id) = (self.conversations.clone(), entry.conversation_id.clone());
+            lookups.spawn(async move { (i, conversations.get(&id).await) });
+        }
+        while let Some(joined) = lookups.join_next().await {
+            let (i, found) = joined.map_err(|e| Error::Internal(format!("conversation lookup: {e}")))?;
+            if let Some(conversation) = found? {
+                let entry = &mut entries[i];
+                entry.name = conversation.name;
+                entry.kind = Some(conversation.kind);
+                entry.avatar_url = conversation.avatar_url;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads `user`'s list from the app's database (at most 1000 entries, each conversation
+    /// once): adds the entries the list does not hold yet and marks it loaded, so an empty list
+    /// then means "no conversations". See [`InboxStore::import`].
+    pub async fn import(&self, user: &UserId, entries: &[UserConversation]) -> Result<ImportOutcome> {
+        if entries.len() > MAX_BATCH {
+            return Err(Error::invalid("conversations", format!("at most {MAX_BATCH} entries per import")));
+        }
+        let mut seen = HashSet::with_capacity(entries.len());
+        for entry in entries {
+            if !seen.insert(&entry.conversation_id) {
+                return Err(Error::invalid("conversations", format!("{} is listed twice", entry.conversation_id)));
+            }
+            if entry.last_message_preview.chars().count() > MAX_PREVIEW_CHARS {
+                return Err(Error::invalid(
+                    "last_message_preview",
+                    format!("must be at most {MAX_PREVIEW_CHARS} characters"),
+                ));
+            }
+            check_unread(entry.unread)?;
+            check_text("name", &entry.name, MAX_SHORT_TEXT_BYTES)?;
+            check_text("avatar_url", &entry.avatar_url, MAX_URL_BYTES)?;
+        }
+        observe("inbox", "import", self.inbox.import(user, entries)).await
+    }
+
+    /// Sets an entry's unread count (a repair from the app's database); `unread.changed` goes to
+    /// the user's devices. `None` when the user has no entry for the
+    /// conversation.
+    pub async fn set_unread(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+        unread: u64,
+    ) -> Result<Option<UnreadSet>> {
+        check_unread(unread)?;
+        let Some(mut set) = observe("inbox", "set_unread", self.inbox.set_unread(user, conversation, unread)).await?
+        else {
+            return Ok(None);
+        };
+        self.unread_changed(conversation, user, set.entry.unread, set.totals, None).await;
+        self.describe(std::slice::from_mut(&mut set.entry)).await?;
+        Ok(Some(set))
     }
 
     /// Pins, mutes or archives an entry of `user`'s list; `None` when there is no such entry.
@@ -277,4 +350,11 @@ impl Messages {
             tracing::warn!(user.id = %user, error = %e, "unread.changed not published");
         }
     }
+}
+
+fn check_unread(unread: u64) -> Result<()> {
+    if unread > MAX_UNREAD {
+        return Err(Error::invalid("unread", format!("must be at most {MAX_UNREAD}")));
+    }
+    Ok(())
 }

@@ -1,11 +1,14 @@
 //! `/users/{user_id}/conversations` and `/users/{user_id}/unread`: a user's conversation list,
-//! its flags, read-up-to and unread totals.
+//! its import from the app's database, its flags, read-up-to, unread repair and totals.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use switchboard_core::message::ReadOutcome;
-use switchboard_core::{DeviceId, InboxFilter, InboxPage, InboxSettings, MessageId, UnreadTotals, UserConversation};
+use switchboard_core::{
+    DeviceId, ImportOutcome, InboxFilter, InboxPage, InboxSettings, MessageId, UnreadSet, UnreadTotals,
+    UserConversation,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,9 +20,10 @@ use crate::state::AppState;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_conversations))
+        .routes(routes!(list_conversations, import_conversations))
         .routes(routes!(get_entry, update_entry, remove_entry))
         .routes(routes!(read_conversation))
+        .routes(routes!(set_unread))
         .routes(routes!(unread_totals))
 }
 
@@ -52,6 +56,23 @@ pub(crate) struct ReadRequest {
     source_device: Option<DeviceId>,
 }
 
+/// A user's list as the app's database has it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ImportRequest {
+    /// At most 1000 entries, each conversation once; only `conversation_id` and
+    /// `last_message_at` are required.
+    conversations: Vec<UserConversation>,
+}
+
+/// An entry's unread count, as the app's database has it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetUnreadRequest {
+    /// The count, 0..=1000000000.
+    unread: u64,
+}
+
 fn entry_not_found() -> ApiError {
     ApiError::not_found("conversation not in the user's list")
 }
@@ -75,6 +96,50 @@ pub(crate) async fn list_conversations(
     let filter = query.filter.unwrap_or_default();
     let limit = query.limit.unwrap_or(DEFAULT_LIST);
     Ok(Json(state.sb().messages().list(&user, filter, query.cursor.as_deref(), limit).await?))
+}
+
+/// Load the user's list from the app's database (cache-aside): adds the entries the list does not
+/// hold yet, keeps the ones it holds (posts recorded them after the database was read), and marks
+/// the list loaded, so `GET` answers `loaded: true` from then on. Publishes nothing.
+#[utoipa::path(
+    put,
+    path = "/users/{user_id}/conversations",
+    tag = "messages",
+    params(UserPath),
+    request_body = ImportRequest,
+    responses(
+        (status = OK, body = ImportOutcome),
+        (status = BAD_REQUEST, body = ErrorBody),
+    )
+)]
+pub(crate) async fn import_conversations(
+    State(state): State<AppState>,
+    Path(UserPath { user_id: user }): Path<UserPath>,
+    Json(req): Json<ImportRequest>,
+) -> Result<Json<ImportOutcome>, ApiError> {
+    Ok(Json(state.sb().messages().import(&user, &req.conversations).await?))
+}
+
+/// Set an entry's unread count (a repair from the app's database): the totals move by the
+/// difference, and `unread.changed` goes to the user's devices.
+#[utoipa::path(
+    put,
+    path = "/users/{user_id}/conversations/{conversation_id}/unread",
+    tag = "messages",
+    params(UserConversationPath),
+    request_body = SetUnreadRequest,
+    responses(
+        (status = OK, body = UnreadSet),
+        (status = BAD_REQUEST, body = ErrorBody),
+        (status = NOT_FOUND, description = "Not in the user's list", body = ErrorBody),
+    )
+)]
+pub(crate) async fn set_unread(
+    State(state): State<AppState>,
+    Path(UserConversationPath { user_id: user, conversation_id: conversation }): Path<UserConversationPath>,
+    Json(req): Json<SetUnreadRequest>,
+) -> Result<Json<UnreadSet>, ApiError> {
+    state.sb().messages().set_unread(&user, &conversation, req.unread).await?.map(Json).ok_or_else(entry_not_found)
 }
 
 /// One conversation of the user's list: last message, unread count, pinned, muted, archived.

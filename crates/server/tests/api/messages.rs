@@ -190,3 +190,39 @@ async fn one_entry_and_clearing_the_cache() {
     let empty = json!({"user_id": "bob", "message_ids": []});
     app.post("/api/v1/conversations/c9/delivered", empty).await.assert_error(400, "invalid_argument");
 }
+
+/// A user's list imported from the app's database: `loaded` tells "never loaded" from "no
+/// conversations"; an entry's unread count can be repaired; bad bodies are 400 and write nothing.
+#[tokio::test]
+async fn import_a_list_and_repair_a_counter() {
+    let app = TestApp::new();
+    let r = app.get("/api/v1/users/zoe/conversations").await;
+    assert_eq!(r.assert_status(200)["loaded"], false);
+    let entries = json!({"conversations": [
+        {"conversation_id": "c1", "last_message_at": "2026-01-01T10:00:00Z", "unread": 3,
+         "last_message_preview": "see you", "name": "Ana", "type": "direct"},
+        {"conversation_id": "c2", "last_message_at": "2026-01-02T10:00:00Z", "muted": true, "unread": 1},
+    ]});
+    let r = app.put("/api/v1/users/zoe/conversations", entries).await;
+    assert_eq!(r.assert_status(200), &json!({"added": 2, "totals": {"unread": 3, "muted_unread": 1}}));
+    let page = app.get("/api/v1/users/zoe/conversations").await;
+    let page = page.assert_status(200);
+    assert_eq!(page["loaded"], true);
+    assert_eq!(page["conversations"][1]["name"], "Ana");
+    assert_eq!(page["conversations"][1]["type"], "direct");
+    let r = app.put("/api/v1/users/zoe/conversations/c1/unread", json!({"unread": 0})).await;
+    assert_eq!(r.assert_status(200)["totals"], json!({"unread": 0, "muted_unread": 1}));
+    app.put("/api/v1/users/zoe/conversations/nope/unread", json!({"unread": 1})).await.assert_error(404, "not_found");
+    app.put("/api/v1/users/zoe/conversations/c1/unread", json!({"unread": -1}))
+        .await
+        .assert_error(400, "invalid_argument");
+    let twice = json!({"conversations": [
+        {"conversation_id": "d", "last_message_at": "2026-01-01T10:00:00Z"},
+        {"conversation_id": "d", "last_message_at": "2026-01-01T10:00:00Z"},
+    ]});
+    app.put("/api/v1/users/yan/conversations", twice).await.assert_error(400, "invalid_argument");
+    let unknown =
+        json!({"conversations": [{"conversation_id": "d", "last_message_at": "2026-01-01T10:00:00Z", "colour": 1}]});
+    app.put("/api/v1/users/yan/conversations", unknown).await.assert_error(400, "invalid_argument");
+    assert_eq!(app.get("/api/v1/users/yan/conversations").await.assert_status(200)["loaded"], false, "nothing written");
+}
