@@ -78,13 +78,13 @@ pub async fn token_check_reports_denied_revoked_and_valid(t: &TestEngine) {
     let u = UserId::new("checked").unwrap();
     let id = jti("tok-checked");
     let issued = Timestamp::from_millis(Timestamp::now().as_millis() - 10_000);
-    assert_eq!(tokens.check(Some(&id), &u, issued).await.unwrap(), TokenCheck::Valid);
+    assert_eq!(tokens.check(&[&id], &u, issued).await.unwrap(), TokenCheck::Valid);
     tokens.deny(&id, Timestamp::now().plus(Duration::from_secs(60))).await.unwrap();
-    assert_eq!(tokens.check(Some(&id), &u, issued).await.unwrap(), TokenCheck::Denied);
-    assert_eq!(tokens.check(None, &u, issued).await.unwrap(), TokenCheck::Valid);
+    assert_eq!(tokens.check(&[&id], &u, issued).await.unwrap(), TokenCheck::Denied);
+    assert_eq!(tokens.check(&[], &u, issued).await.unwrap(), TokenCheck::Valid);
     let at = tokens.revoke_before(&u, None).await.unwrap();
-    assert_eq!(tokens.check(None, &u, issued).await.unwrap(), TokenCheck::Revoked);
-    assert_eq!(tokens.check(None, &u, at.plus(Duration::from_secs(1))).await.unwrap(), TokenCheck::Valid);
+    assert_eq!(tokens.check(&[], &u, issued).await.unwrap(), TokenCheck::Revoked);
+    assert_eq!(tokens.check(&[], &u, at.plus(Duration::from_secs(1))).await.unwrap(), TokenCheck::Valid);
 }
 
 /// JWT `iat` has whole seconds: a token issued in the same second as the revoke-before time (so
@@ -96,7 +96,30 @@ pub async fn revoke_before_counts_whole_seconds(t: &TestEngine) {
     let second = (Timestamp::now().as_millis() / 1000 - 5) * 1000;
     tokens.revoke_before(&u, Some(Timestamp::from_millis(second + 700))).await.unwrap();
     let minted_after = Timestamp::from_millis(second);
-    assert_eq!(tokens.check(None, &u, minted_after).await.unwrap(), TokenCheck::Valid);
+    assert_eq!(tokens.check(&[], &u, minted_after).await.unwrap(), TokenCheck::Valid);
     let earlier = Timestamp::from_millis(second - 1000);
-    assert_eq!(tokens.check(None, &u, earlier).await.unwrap(), TokenCheck::Revoked);
+    assert_eq!(tokens.check(&[], &u, earlier).await.unwrap(), TokenCheck::Revoked);
+}
+
+/// A whole token can be denied (apps whose tokens carry no `jti`): it is stored by its digest,
+/// never as such, whatever its length; other tokens stay valid; bad tokens are refused.
+pub async fn a_whole_token_is_denied_by_its_digest(t: &TestEngine) {
+    let tokens = t.sb.tokens();
+    let u = UserId::new("whole").unwrap();
+    let token = format!("eyJhbGciOiJIUzI1NiJ9.{}.sig", "x".repeat(200));
+    assert!(token.len() > 128, "longer than any jti");
+    let id = tokens.deny_token(&token, Timestamp::now().plus(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(id, switchboard_core::denylist::token_digest(&token).unwrap());
+    assert!(id.as_str().starts_with("sha256:") && id.as_str().len() == 71);
+    let issued = Timestamp::now();
+    assert_eq!(tokens.check(&[&id], &u, issued).await.unwrap(), TokenCheck::Denied);
+    let other = switchboard_core::denylist::token_digest(&format!("{token}2")).unwrap();
+    assert_eq!(tokens.check(&[&other], &u, issued).await.unwrap(), TokenCheck::Valid);
+    assert!(tokens.denied_until(&id).await.unwrap().is_some());
+    assert!(tokens.undeny(&id).await.unwrap());
+    assert_eq!(tokens.check(&[&id], &u, issued).await.unwrap(), TokenCheck::Valid);
+    let later = Timestamp::now().plus(Duration::from_secs(60));
+    assert!(tokens.deny_token("", later).await.is_err());
+    let huge = "t".repeat(switchboard_core::denylist::MAX_RAW_TOKEN_BYTES + 1);
+    assert!(tokens.deny_token(&huge, later).await.is_err());
 }

@@ -127,6 +127,7 @@ macro_rules! suite {
                 revoke_before_never_moves_backwards,
                 token_check_reports_denied_revoked_and_valid,
                 revoke_before_counts_whole_seconds,
+                a_whole_token_is_denied_by_its_digest,
             ]
         );
         $crate::cases!(

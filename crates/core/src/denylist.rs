@@ -1,18 +1,40 @@
-//! Revoked tokens: a denylist of JWT ids kept until the token's own expiry, and a per-user
-//! "revoked before" time that rejects every older token (logout everywhere for JWTs).
+//! Revoked tokens: a denylist of JWT ids (or of whole tokens, by digest) kept until the token's
+//! own expiry, and a per-user "revoked before" time that rejects every older token (logout
+//! everywhere for JWTs).
+
+use std::fmt::Write as _;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::{TokenId, UserId};
 use crate::time::Timestamp;
+
+/// Longest raw token accepted for a denial by token.
+pub const MAX_RAW_TOKEN_BYTES: usize = 16 * 1024;
+
+/// The denylist id of a whole token, for apps that deny the token itself rather than its `jti`:
+/// `sha256:` and the lowercase hex SHA-256 of the token's bytes (71 bytes, whatever the token's
+/// length; the token itself is never stored). The gateway checks both ids of every token.
+pub fn token_digest(token: &str) -> Result<TokenId> {
+    if token.is_empty() || token.len() > MAX_RAW_TOKEN_BYTES {
+        return Err(Error::invalid("token", format!("must be 1..={MAX_RAW_TOKEN_BYTES} bytes")));
+    }
+    let mut id = String::with_capacity(71);
+    id.push_str("sha256:");
+    for byte in Sha256::digest(token.as_bytes()) {
+        let _ = write!(id, "{byte:02x}");
+    }
+    TokenId::new(id)
+}
 
 /// Why a token is refused, or that it is not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenCheck {
     /// Neither denied nor revoked.
     Valid,
-    /// Its `jti` is on the denylist.
+    /// Its `jti` or its digest ([`token_digest`]) is on the denylist.
     Denied,
     /// It was issued before the user's revoke-before time.
     Revoked,

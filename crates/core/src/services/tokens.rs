@@ -40,6 +40,15 @@ impl Tokens {
         self.streams.publish_control(&ChannelName::control(), control::token_denied(jti)).await
     }
 
+    /// Denies a whole token (the seeds' "blacklist the token") until `expires_at`: stored by its
+    /// digest ([`crate::denylist::token_digest`]), which is returned and names the denial in
+    /// [`Tokens::denied_until`] and [`Tokens::undeny`].
+    pub async fn deny_token(&self, token: &str, expires_at: Timestamp) -> Result<TokenId> {
+        let id = crate::denylist::token_digest(token)?;
+        self.deny(&id, expires_at).await?;
+        Ok(id)
+    }
+
     /// `Some(until)` while denied.
     pub async fn denied_until(&self, jti: &TokenId) -> Result<Option<Timestamp>> {
         observe("tokens", "is_denied", self.store.denied_until(jti)).await
@@ -64,12 +73,13 @@ impl Tokens {
         observe("tokens", "revoked_before", self.store.revoked_before(user)).await
     }
 
-    /// Whether a token (its `jti`, `sub` and `iat`) may still be used.
-    pub async fn check(&self, jti: Option<&TokenId>, user: &UserId, issued_at: Timestamp) -> Result<TokenCheck> {
-        if let Some(jti) = jti
-            && self.denied_until(jti).await?.is_some()
-        {
-            return Ok(TokenCheck::Denied);
+    /// Whether a token may still be used: none of its denylist `ids` (its `jti`, its digest) is
+    /// denied, and its `iat` is not before `user`'s revoke-before time.
+    pub async fn check(&self, ids: &[&TokenId], user: &UserId, issued_at: Timestamp) -> Result<TokenCheck> {
+        for id in ids {
+            if self.denied_until(id).await?.is_some() {
+                return Ok(TokenCheck::Denied);
+            }
         }
         match self.revoked_before(user).await? {
             Some(before) if crate::denylist::revoked_by(issued_at, before) => Ok(TokenCheck::Revoked),

@@ -21,7 +21,7 @@ use switchboard_core::SetStatus;
 use switchboard_core::presence::ConnectionInfo;
 use switchboard_core::{
     ChannelName, ConversationId, DeviceId, Error, Policy, PolicyRef, RateLimitCheck, RateLimitKey, Timestamp,
-    TokenCheck, UserId,
+    TokenCheck, TokenId, UserId,
 };
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -432,7 +432,8 @@ impl Connection {
     /// Denylist, revoke-before and session checks (refused tokens never reconnect).
     async fn check_token_state(&self, claims: &ClientClaims) -> Result<(), DisconnectCode> {
         let sb = &self.shared.sb;
-        match sb.tokens().check(claims.token_id.as_ref(), &claims.user, claims.issued_at).await {
+        let ids: Vec<&TokenId> = claims.token_id.iter().chain([&claims.digest]).collect();
+        match sb.tokens().check(&ids, &claims.user, claims.issued_at).await {
             Ok(TokenCheck::Valid) => {}
             Ok(TokenCheck::Denied | TokenCheck::Revoked) => return Err(DisconnectCode::InvalidToken),
             Err(e) => return Err(engine_disconnect(&e)),
@@ -687,7 +688,12 @@ impl Iterator for Commands<'_> {
 
 /// The token as disconnect orders address it.
 fn token_ref(claims: &ClientClaims) -> TokenRef {
-    TokenRef { session: claims.session.clone(), issued_at: claims.issued_at, token_id: claims.token_id.clone() }
+    TokenRef {
+        session: claims.session.clone(),
+        issued_at: claims.issued_at,
+        token_id: claims.token_id.clone(),
+        digest: claims.digest.clone(),
+    }
 }
 
 /// How to end a connection when the engine failed: unavailable engines ask the client to come

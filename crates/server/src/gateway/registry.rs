@@ -37,6 +37,15 @@ pub(crate) struct TokenRef {
     pub(crate) session: Option<SessionId>,
     pub(crate) issued_at: Timestamp,
     pub(crate) token_id: Option<TokenId>,
+    /// The token's digest: a denial of the whole token names it.
+    pub(crate) digest: TokenId,
+}
+
+impl TokenRef {
+    /// Whether `id` is one of the token's denylist ids (its `jti` or its digest).
+    fn named_by(&self, id: &TokenId) -> bool {
+        self.token_id.as_ref() == Some(id) || self.digest == *id
+    }
 }
 
 /// Which of a user's connections an order addresses.
@@ -128,19 +137,21 @@ impl Registry {
         conns.values().filter(|e| e.matches(target)).filter(|e| e.order(code)).count()
     }
 
-    /// Orders the connections authenticated with token `jti` to end; returns how many were told.
-    /// A scan of this node's connections: denials are rare, connections many.
-    pub(crate) fn disconnect_token(&self, jti: &TokenId, code: DisconnectCode) -> usize {
+    /// Orders the connections authenticated with a token that `id` names (its `jti` or its
+    /// digest) to end; returns how many were told. A scan of this node's connections: denials
+    /// are rare, connections many.
+    pub(crate) fn disconnect_token(&self, id: &TokenId, code: DisconnectCode) -> usize {
         let users = self.users();
         let entries = users.values().flat_map(HashMap::values);
-        entries.filter(|e| e.token.token_id.as_ref() == Some(jti)).filter(|e| e.order(code)).count()
+        entries.filter(|e| e.token.named_by(id)).filter(|e| e.order(code)).count()
     }
 
-    /// The distinct token ids in use on this node (to check them against the denylist again
-    /// after denial events may have been missed).
+    /// The distinct denylist ids of the tokens in use on this node, `jti`s and digests (to check
+    /// them against the denylist again after denial events may have been missed).
     pub(crate) fn token_ids(&self) -> Vec<TokenId> {
         let users = self.users();
-        let ids = users.values().flat_map(HashMap::values).filter_map(|e| e.token.token_id.clone());
+        let tokens = users.values().flat_map(HashMap::values).map(|e| &e.token);
+        let ids = tokens.flat_map(|t| t.token_id.iter().chain([&t.digest]).cloned());
         ids.collect::<std::collections::HashSet<_>>().into_iter().collect()
     }
 

@@ -80,6 +80,9 @@ pub struct ClientClaims {
     pub session: Option<SessionId>,
     /// `jti`: the token's id, checked against the denylist.
     pub token_id: Option<TokenId>,
+    /// The token's digest ([`switchboard_core::denylist::token_digest`]), checked against the
+    /// denylist too: an app may deny the whole token rather than its `jti`.
+    pub digest: TokenId,
     /// `iat`: when it was issued, checked against the user's revoke-before time.
     pub issued_at: Timestamp,
     /// `exp`: when it expires.
@@ -256,6 +259,7 @@ impl TokenVerifier {
             device: device.ok_or(invalid_claim("device"))?,
             session: session.transpose()?,
             token_id: token_id.transpose()?,
+            digest: switchboard_core::denylist::token_digest(token).map_err(|_| invalid(InvalidToken::TooLong))?,
             issued_at,
             expires_at,
             info,

@@ -23,12 +23,17 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_user_tokens, get_user_revocation))
 }
 
-/// Deny a token until it expires.
+/// Deny a token until it expires: by its `jti`, or the whole token (exactly one of the two).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DenyToken {
     /// The token's `jti`.
-    jti: TokenId,
+    #[serde(default)]
+    jti: Option<TokenId>,
+    /// The whole token (at most 16 KiB), for apps whose tokens have no `jti`: stored by its
+    /// digest, `sha256:<hex of the token's SHA-256>`, never as such.
+    #[serde(default)]
+    token: Option<String>,
     /// The token's `exp`: the denial is kept exactly until then.
     expires_at: Timestamp,
 }
@@ -36,7 +41,8 @@ pub(crate) struct DenyToken {
 /// A denied token.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DeniedToken {
-    /// The token's `jti`.
+    /// The denial's id: the token's `jti`, or the digest of a token denied whole (use it in
+    /// `GET` and `DELETE /tokens/deny/{jti}`).
     jti: TokenId,
     /// Until when it is denied; `null` when `expires_at` had already passed (nothing is stored:
     /// the token is expired anyway).
@@ -65,7 +71,8 @@ fn not_denied() -> ApiError {
     ApiError::not_found("token is not denied")
 }
 
-/// Deny a token (by `jti`) until its expiry. Denying again keeps the later expiry.
+/// Deny a token (by `jti`, or the whole token by its digest) until its expiry, and end the
+/// WebSocket connections made with it on every node. Denying again keeps the later expiry.
 #[utoipa::path(
     post,
     path = "/tokens/deny",
@@ -81,10 +88,17 @@ pub(crate) async fn deny_token(
     Json(req): Json<DenyToken>,
 ) -> Result<Json<DeniedToken>, ApiError> {
     let tokens = state.sb().tokens();
-    tokens.deny(&req.jti, req.expires_at).await?;
+    let jti = match (req.jti, req.token) {
+        (Some(jti), None) => {
+            tokens.deny(&jti, req.expires_at).await?;
+            jti
+        }
+        (None, Some(token)) => tokens.deny_token(&token, req.expires_at).await?,
+        _ => return Err(ApiError::invalid("jti: give exactly one of `jti` and `token`")),
+    };
     // Read back the time in force: an earlier denial with a later expiry wins.
-    let denied_until = tokens.denied_until(&req.jti).await?;
-    Ok(Json(DeniedToken { jti: req.jti, denied_until }))
+    let denied_until = tokens.denied_until(&jti).await?;
+    Ok(Json(DeniedToken { jti, denied_until }))
 }
 
 /// Whether a token is denied, and until when.

@@ -23,6 +23,25 @@ async fn deny_check_undeny() {
     app.delete("/api/v1/tokens/deny/tok-1").await.assert_error(404, "not_found");
 }
 
+/// A whole token (no `jti`, longer than any id) is denied by its digest, which names the denial;
+/// exactly one of `jti` and `token` is accepted.
+#[tokio::test]
+async fn deny_a_whole_token_by_its_digest() {
+    let app = TestApp::new();
+    let token = format!("eyJhbGciOiJIUzI1NiJ9.{}.c2ln", "e".repeat(200));
+    let r = app.post("/api/v1/tokens/deny", json!({"token": token, "expires_at": "2099-01-01T00:00:00Z"})).await;
+    let id = r.assert_status(200)["jti"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert_eq!(app.get(&format!("/api/v1/tokens/deny/{id}")).await.assert_status(200)["jti"], id.as_str());
+    let both = json!({"jti": "x", "token": "y", "expires_at": "2099-01-01T00:00:00Z"});
+    app.post("/api/v1/tokens/deny", both).await.assert_error(400, "invalid_argument");
+    let neither = json!({"expires_at": "2099-01-01T00:00:00Z"});
+    app.post("/api/v1/tokens/deny", neither).await.assert_error(400, "invalid_argument");
+    let empty = json!({"token": "", "expires_at": "2099-01-01T00:00:00Z"});
+    app.post("/api/v1/tokens/deny", empty).await.assert_error(400, "invalid_argument");
+    assert_eq!(app.delete(&format!("/api/v1/tokens/deny/{id}")).await.status.as_u16(), 204);
+}
+
 #[tokio::test]
 async fn denying_an_expired_token_stores_nothing() {
     let app = TestApp::new();

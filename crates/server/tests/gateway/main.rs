@@ -67,6 +67,7 @@ on_both_engines!(revocation as revocation_tests:
     a_replaced_or_deleted_conversation_ends_subscriptions,
     a_removed_contact_ends_the_presence_subscription,
     a_denied_token_is_disconnected_on_every_node,
+    a_token_denied_whole_is_disconnected_on_every_node,
 );
 
 on_both_engines!(protobuf as protobuf_tests:

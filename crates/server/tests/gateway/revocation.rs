@@ -191,3 +191,26 @@ pub(crate) async fn a_denied_token_is_disconnected_on_every_node(t: TestEngine) 
     assert_eq!(refreshed.closed().await, Some(3500), "the refreshed token is denied now");
     refused_but_connected(&mut other, "chat:nowhere").await;
 }
+
+/// A token denied whole (by its digest, as apps without `jti` do) ends the connections made with
+/// it on every node and is refused at connect; a token with another signature stays.
+pub(crate) async fn a_token_denied_whole_is_disconnected_on_every_node(t: TestEngine) {
+    let (a, b) = two_nodes(t).await;
+    let token = Claims::new("ivy", "phone").sign();
+    let other = Claims::new("ivy", "tablet").sign();
+    let mut on_a = Client::open(a.addr).await;
+    assert!(on_a.connect(&token, json!({})).await.get("connect").is_some());
+    let mut on_b = Client::open(b.addr).await;
+    assert!(on_b.connect(&token, json!({})).await.get("connect").is_some());
+    let mut kept = Client::open(a.addr).await;
+    assert!(kept.connect(&other, json!({})).await.get("connect").is_some());
+
+    let until = Timestamp::now().plus(Duration::from_secs(600));
+    b.sb.tokens().deny_token(&token, until).await.unwrap();
+    assert_eq!(on_a.closed().await, Some(3500), "closed on node A");
+    assert_eq!(on_b.closed().await, Some(3500), "closed on node B");
+    refused_but_connected(&mut kept, "chat:nowhere").await;
+    let mut again = Client::open(a.addr).await;
+    again.send(json!({"connect": {"token": token}})).await;
+    assert_eq!(again.closed().await, Some(3500), "refused at connect");
+}
