@@ -44,6 +44,12 @@ absolute_ttl_seconds = 2592000
 max_per_user = 10
 # count_as_online = true   # an active session (created or touched) keeps its device online
 
+[messages]
+# user_channel_max_members = 50   # message.new also on each member's user: channel in chats up to 50
+
+[presence]
+# contacts_on_user_channel = true # presence.changed also on the user: channel of contacts who follow back
+
 [jobs]
 default_max_attempts = 25
 default_lease_seconds = 30

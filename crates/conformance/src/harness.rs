@@ -77,6 +77,16 @@ impl TestEngine {
         }
     }
 
+    /// A fresh engine of the same kind ([`TestEngine::raw_engine`]) with a facade built from
+    /// `config` changed by `change` (the `test` policies included), for options off by default.
+    pub async fn configured(&self, change: impl FnOnce(&mut SwitchboardConfig)) -> TestEngine {
+        let mut config = test_config();
+        change(&mut config);
+        let engine = self.raw_engine().await;
+        let sb = Switchboard::new(engine.clone(), config).expect("valid config");
+        TestEngine { engine, sb, name: self.name, redis: self.redis.clone(), data_dir: None }
+    }
+
     /// Another node on the same backing store: for Redis a second engine (own connections, own
     /// broker and hub) on the same server and key prefix; for memory, which has one node only,
     /// this same engine.

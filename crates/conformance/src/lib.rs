@@ -99,6 +99,7 @@ macro_rules! suite {
                 refusals_change_nothing,
                 status_never_goes_backwards,
                 concurrent_receipts_count_exactly,
+                small_conversations_also_deliver_on_user_channels,
             ]
         );
         $crate::cases!(
@@ -165,6 +166,7 @@ macro_rules! suite {
                 status_changes_are_announced_and_invisible_users_stay_quiet,
                 get_list_and_count_agree_on_who_is_online,
                 ending_a_heartbeat_is_explicit_offline,
+                presence_reaches_followers_on_their_user_channel,
             ]
         );
         $crate::cases!(
@@ -267,6 +269,7 @@ macro_rules! suite {
                 reserved_types_are_refused_except_as_control_events,
                 publications_reach_subscribers_on_other_nodes,
                 a_new_device_starts_at_the_current_position,
+                audiences_resolve_to_user_channels,
             ]
         );
     };

@@ -236,3 +236,34 @@ pub async fn concurrent_receipts_count_exactly(t: &TestEngine) {
     let m1 = t.sb.messages().recent(&c, 1, None).await.unwrap().messages.remove(0);
     assert_eq!((m1.status, m1.delivered_count, m1.read_count), (DeliveryStatus::Read, 19, 19));
 }
+
+/// With `messages.user_channel_max_members`, `message.new` also reaches every member's `user:`
+/// channel in conversations of at most that many members (larger ones stay on `chat:` only), once
+/// per message: a retried post publishes nothing again.
+pub async fn small_conversations_also_deliver_on_user_channels(t: &TestEngine) {
+    let config = switchboard_core::MessagesConfig { user_channel_max_members: 3 };
+    let m = switchboard_core::services::Messages::new(
+        t.engine.messages.clone(),
+        t.engine.inbox.clone(),
+        t.sb.conversations().clone(),
+        t.sb.streams().clone(),
+        t.sb.typing().clone(),
+    )
+    .with_config(config);
+    let small = group(t, "uc-small", &["uc-a", "uc-b", "uc-c"]).await;
+    let big = group(t, "uc-big", &["uc-a", "uc-b", "uc-c", "uc-d"]).await;
+    m.post(&small, text("s1", "uc-a", "hello")).await.unwrap();
+    m.post(&small, text("s1", "uc-a", "hello")).await.unwrap();
+    m.post(&big, text("b1", "uc-a", "to many")).await.unwrap();
+    for member in ["uc-a", "uc-b", "uc-c"] {
+        let types = event_types(t, &ChannelName::user(&user(member))).await;
+        let new: Vec<_> = types.iter().filter(|t| *t == "message.new").collect();
+        assert_eq!(new.len(), 1, "{member}: {types:?}");
+    }
+    let history = t.sb.streams().history(&ChannelName::user(&user("uc-b")), 100).await.unwrap();
+    let delivered = history.publications.iter().find(|p| p.data["type"] == "message.new").unwrap();
+    assert_eq!(delivered.data["data"]["id"], "s1");
+    assert_eq!(delivered.data["data"]["conversation_id"], "uc-small");
+    assert!(!event_types(t, &ChannelName::user(&user("uc-d"))).await.contains(&"message.new".to_owned()));
+    assert_eq!(event_types(t, &ChannelName::chat("uc-big").unwrap()).await, ["message.new"]);
+}

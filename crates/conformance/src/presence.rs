@@ -44,6 +44,8 @@ const WAIT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 struct Recorder {
     events: Mutex<Vec<UserPresence>>,
+    /// Deliveries to followers' `user:` channels: (followers, whose presence, online).
+    for_followers: Mutex<Vec<(Vec<UserId>, UserId, bool)>>,
 }
 
 impl Recorder {
@@ -61,6 +63,12 @@ impl PresenceEvents for Recorder {
     async fn presence_changed(&self, presence: &UserPresence) {
         if let Ok(mut events) = self.events.lock() {
             events.push(presence.clone());
+        }
+    }
+
+    async fn presence_changed_for(&self, followers: &[UserId], presence: &UserPresence) {
+        if let Ok(mut deliveries) = self.for_followers.lock() {
+            deliveries.push((followers.to_vec(), presence.user_id.clone(), presence.online));
         }
     }
 }
@@ -530,4 +538,38 @@ pub async fn ending_a_heartbeat_is_explicit_offline(t: &TestEngine) {
         [("phone", true), ("web", false)]
     );
     assert_eq!(svc.connections(&carol).await.unwrap().len(), 1);
+}
+
+/// With `contacts_on_user_channel`, a user's presence changes also go to the contacts who follow
+/// them back (and only those: one who is not allowed to watch learns nothing); off, to nobody;
+/// an invisible user's changes to nobody either.
+pub async fn presence_reaches_followers_on_their_user_channel(t: &TestEngine) {
+    let recorder = Arc::new(Recorder::default());
+    let config = PresenceConfig { contacts_on_user_channel: true, offline_grace_ms: 0, ..PresenceConfig::default() };
+    let svc = Presence::new(t.engine.presence.clone(), config, recorder.clone());
+    let (ann, bob, cy, dee) = (user("f-ann"), user("f-bob"), user("f-cy"), user("f-dee"));
+    svc.set_contacts(&ann, &[bob.clone(), cy.clone(), dee.clone()], None).await.unwrap();
+    svc.set_contacts(&bob, std::slice::from_ref(&ann), None).await.unwrap();
+    svc.set_contacts(&dee, &[ann.clone(), bob.clone()], None).await.unwrap();
+    // cy does not follow ann back: cy must not learn ann's presence.
+    svc.heartbeat(&ann, &device("phone"), Some(60)).await.unwrap();
+    let deliveries = recorder.for_followers.lock().unwrap().clone();
+    assert_eq!(deliveries, vec![(vec![bob.clone(), dee.clone()], ann.clone(), true)]);
+    // A contact who stops following is not told any more.
+    svc.remove_contacts(&dee, std::slice::from_ref(&ann)).await.unwrap();
+    svc.set_status(&ann, SetStatus { status: PresenceStatus::Busy, ..SetStatus::default() }).await.unwrap();
+    assert_eq!(recorder.for_followers.lock().unwrap()[1], (vec![bob.clone()], ann.clone(), true));
+    // Going invisible looks like offline to followers; while invisible, nobody is told more.
+    let invisible = SetStatus { invisible: true, ..SetStatus::default() };
+    svc.set_status(&ann, invisible.clone()).await.unwrap();
+    assert_eq!(recorder.for_followers.lock().unwrap()[2], (vec![bob.clone()], ann.clone(), false));
+    svc.set_status(&ann, SetStatus { text: Some("hidden".into()), ..invisible }).await.unwrap();
+    assert_eq!(recorder.for_followers.lock().unwrap().len(), 3);
+
+    // Off (the default): the same change reaches no follower.
+    let quiet = Arc::new(Recorder::default());
+    let off = Presence::new(t.engine.presence.clone(), PresenceConfig::default(), quiet.clone());
+    off.heartbeat(&bob, &device("phone"), Some(60)).await.unwrap();
+    assert_eq!(quiet.events().len(), 1);
+    assert!(quiet.for_followers.lock().unwrap().is_empty());
 }

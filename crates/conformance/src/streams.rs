@@ -418,3 +418,24 @@ pub async fn a_new_device_starts_at_the_current_position(t: &TestEngine) {
     streams.publish(&ChannelName::user(&quiet), event(1)).await.unwrap();
     assert_eq!(ns(&streams.pending(&quiet, &fresh, 100).await.unwrap()), vec![1]);
 }
+
+/// A broadcast audience resolves to `user:` channels: a user's contacts, or a conversation's
+/// members without the sender; an unknown conversation is `NotFound`.
+pub async fn audiences_resolve_to_user_channels(t: &TestEngine) {
+    use switchboard_core::Audience;
+    let id = |s: &str| UserId::new(s).unwrap();
+    t.sb.presence().set_contacts(&id("au-ann"), &[id("au-cy"), id("au-bob")], None).await.unwrap();
+    let contacts = t.sb.user_channels(&Audience::ContactsOf(id("au-ann")), &[]).await.unwrap();
+    assert_eq!(contacts, [channel("user:au-bob"), channel("user:au-cy")]);
+    let spec = switchboard_core::ConversationSpec {
+        members: vec![id("au-ann"), id("au-bob"), id("au-dee")],
+        ..switchboard_core::ConversationSpec::default()
+    };
+    let conversation = switchboard_core::ConversationId::new("au-c").unwrap();
+    t.sb.conversations().put(&conversation, spec).await.unwrap();
+    let members = t.sb.user_channels(&Audience::MembersOf(conversation), &[id("au-ann")]).await.unwrap();
+    assert_eq!(members, [channel("user:au-bob"), channel("user:au-dee")]);
+    let missing = Audience::MembersOf(switchboard_core::ConversationId::new("au-none").unwrap());
+    assert!(matches!(t.sb.user_channels(&missing, &[]).await, Err(Error::NotFound(_))));
+    assert!(t.sb.user_channels(&Audience::ContactsOf(id("au-nobody")), &[]).await.unwrap().is_empty());
+}

@@ -29,6 +29,8 @@ pub struct SwitchboardConfig {
     pub cache: CacheConfig,
     /// Jobs and schedules.
     pub jobs: JobsConfig,
+    /// Messages.
+    pub messages: MessagesConfig,
 }
 
 impl SwitchboardConfig {
@@ -159,6 +161,11 @@ pub struct PresenceConfig {
     pub sweep_batch: usize,
     /// Most contacts per user (default 5000).
     pub max_contacts: usize,
+    /// Also deliver each user's `presence.changed` on the `user:` channel of every contact who
+    /// follows them back (the user is among the contact's contacts too), so a client follows its
+    /// friends with no `presence:` subscription each (default off: one publication per such
+    /// contact and change).
+    pub contacts_on_user_channel: bool,
 }
 
 impl Default for PresenceConfig {
@@ -170,6 +177,7 @@ impl Default for PresenceConfig {
             sweep_interval_ms: 1000,
             sweep_batch: 1000,
             max_contacts: 5000,
+            contacts_on_user_channel: false,
         }
     }
 }
@@ -184,6 +192,16 @@ impl PresenceConfig {
         }
         Ok(())
     }
+}
+
+/// Message settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessagesConfig {
+    /// Also deliver `message.new` on each member's `user:` channel for conversations of at most
+    /// this many members, so a client with hundreds of chats needs no `chat:` subscription each
+    /// (default 0: off; larger groups stay on their `chat:` channel only).
+    pub user_channel_max_members: u32,
 }
 
 /// Typing settings.

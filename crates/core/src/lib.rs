@@ -96,8 +96,8 @@ pub use broker::BrokerMessage;
 pub use cache::{CacheKeyPage, CacheStats};
 pub use channel::ChannelName;
 pub use config::{
-    CacheConfig, JobsConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig, SwitchboardConfig,
-    TokensConfig, TypingConfig,
+    CacheConfig, JobsConfig, MessagesConfig, NotificationsConfig, PresenceConfig, RateLimitsConfig, SessionsConfig,
+    SwitchboardConfig, TokensConfig, TypingConfig,
 };
 pub use conversation::{Conversation, ConversationKind, ConversationSpec};
 pub use denylist::TokenCheck;
@@ -139,7 +139,7 @@ pub use services::{
 pub use services::{NoPushHook, Notifications, PushHook};
 pub use session::{CreatedSession, DeviceInfo, Session, SessionData};
 pub use stream::{NewPublication, Publication, Retention, StreamPosition, StreamRead};
-pub use switchboard::{Switchboard, SwitchboardBuilder};
+pub use switchboard::{Audience, Switchboard, SwitchboardBuilder};
 pub use time::Timestamp;
 pub use typing::{TypingEvent, TypingStart};
 

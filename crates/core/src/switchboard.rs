@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::channel::ChannelName;
 use crate::config::SwitchboardConfig;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::hub::{DEFAULT_SUBSCRIBER_CAPACITY, Hub};
+use crate::ids::{ConversationId, UserId};
 use crate::lifecycle::{Lifecycle, ShutdownReport};
 use crate::services::Messages;
 use crate::services::wiring::{MembersOfConversations, PresenceToStreams, TypingToStreams};
@@ -18,6 +20,15 @@ use crate::services::{
     Cache, Conversations, DEFAULT_MAX_MEMBERS, Jobs, NoPushHook, Notifications, Presence, PushHook, RateLimits,
     Sessions, Streams, Tokens, Typing,
 };
+
+/// Whose `user:` channels a broadcast reaches ([`Switchboard::user_channels`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// The user's contacts.
+    ContactsOf(UserId),
+    /// The conversation's members.
+    MembersOf(ConversationId),
+}
 
 /// Every service of one engine, cheap to clone. Build it with an engine crate
 /// (`switchboard_memory::MemoryEngineExt::memory`, `switchboard_redis::RedisEngineExt::redis`),
@@ -116,7 +127,8 @@ impl SwitchboardBuilder {
             conversations.clone(),
             streams.clone(),
             typing.clone(),
-        );
+        )
+        .with_config(config.messages.clone());
         let inner = Inner {
             messages,
             cache: Cache::new(engine.cache.clone(), config.cache.clone()),
@@ -148,6 +160,24 @@ impl Switchboard {
     /// A builder over `engine`, for a facade with a push hook.
     pub fn builder(engine: Engine, config: SwitchboardConfig) -> SwitchboardBuilder {
         SwitchboardBuilder { engine, config, push: Box::new(|_| Arc::new(NoPushHook)) }
+    }
+
+    /// The `user:` channels of an audience, without the users in `except`, in ascending user
+    /// order: what a broadcast to "the contacts of u" or "the members of c but the sender"
+    /// publishes on (with [`Streams::publish`] on each). [`Error::NotFound`] for a conversation
+    /// that does not exist.
+    pub async fn user_channels(&self, audience: &Audience, except: &[UserId]) -> Result<Vec<ChannelName>> {
+        let mut users = match audience {
+            Audience::ContactsOf(user) => self.presence().contacts(user).await?,
+            Audience::MembersOf(conversation) => match self.conversations().get(conversation).await? {
+                Some(c) => c.members,
+                None => return Err(Error::NotFound("conversation not found".into())),
+            },
+        };
+        users.retain(|u| !except.contains(u));
+        users.sort();
+        users.dedup();
+        Ok(users.iter().map(ChannelName::user).collect())
     }
 
     /// Conversations and their members (the membership behind `chat:` channels).

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::conversations::MAX_URL_BYTES;
 use super::{Conversations, Streams, Typing, check_text, observe};
 use crate::channel::ChannelName;
+use crate::config::MessagesConfig;
 use crate::error::{Error, Result};
 use crate::ids::{ConversationId, DeviceId, MessageId, UserId};
 use crate::limits::{MAX_BATCH, MAX_SHORT_TEXT_BYTES};
@@ -30,6 +31,7 @@ pub struct Messages {
     streams: Streams,
     typing: Typing,
     bounds: CacheBounds,
+    config: MessagesConfig,
 }
 
 impl std::fmt::Debug for Messages {
@@ -47,7 +49,14 @@ impl Messages {
         streams: Streams,
         typing: Typing,
     ) -> Self {
-        Messages { store, inbox, conversations, streams, typing, bounds: CacheBounds::default() }
+        let config = MessagesConfig::default();
+        Messages { store, inbox, conversations, streams, typing, bounds: CacheBounds::default(), config }
+    }
+
+    /// Applies `config` (delivery on `user:` channels).
+    pub fn with_config(mut self, config: MessagesConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// The members of `conversation`, or [`Error::NotFound`].
@@ -67,8 +76,10 @@ impl Messages {
     }
 
     /// Posts a message the backend persisted: caches it, updates every member's list (unread +1
-    /// for all but the sender), publishes `message.new` on `chat:<id>` and `unread.changed` on
-    /// each counted member's `user:` channel, and clears the sender's typing.
+    /// for all but the sender), publishes `message.new` on `chat:<id>` (and on every member's
+    /// `user:` channel for conversations of at most
+    /// [`MessagesConfig::user_channel_max_members`] members) and `unread.changed` on each
+    /// counted member's `user:` channel, and clears the sender's typing.
     ///
     /// A repeated post of a cached id publishes no `message.new` but re-runs the list update,
     /// which counts each member at most once per message id: a retry after a crash between the
@@ -87,7 +98,13 @@ impl Messages {
         let outcome = observe("messages", "post", self.store.post(conversation, &message, self.bounds)).await?;
         let cached = &outcome.message;
         if !outcome.duplicate {
-            self.publish_chat(conversation, json!({"type": "message.new", "data": cached})).await;
+            let event = json!({"type": "message.new", "data": cached});
+            if members.len() <= self.config.user_channel_max_members as usize {
+                for member in &members {
+                    self.publish_user(member, NewPublication::new(event.clone()), "message.new").await;
+                }
+            }
+            self.publish_chat(conversation, event).await;
         }
         let post = InboxPost {
             conversation_id: conversation.clone(),
@@ -346,8 +363,12 @@ impl Messages {
         });
         let mut publication = NewPublication::new(json!({"type": "unread.changed", "data": data}));
         publication.exclude_device = source.cloned();
+        self.publish_user(user, publication, "unread.changed").await;
+    }
+
+    async fn publish_user(&self, user: &UserId, publication: NewPublication, what: &str) {
         if let Err(e) = self.streams.publish(&ChannelName::user(user), publication).await {
-            tracing::warn!(user.id = %user, error = %e, "unread.changed not published");
+            tracing::warn!(user.id = %user, error = %e, event = what, "event not published on the user channel");
         }
     }
 }

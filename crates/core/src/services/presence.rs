@@ -31,6 +31,12 @@ pub trait PresenceEvents: Send + Sync + 'static {
         let _ = presence;
     }
 
+    /// Also deliver `presence` to each of `followers` on their `user:` channel
+    /// ([`PresenceConfig::contacts_on_user_channel`]); an implementation logs its own failures.
+    async fn presence_changed_for(&self, followers: &[UserId], presence: &UserPresence) {
+        let _ = (followers, presence);
+    }
+
     /// `user` no longer has `removed` as contacts (already stored): `user`'s subscriptions to
     /// their presence must end on every node before anything else of theirs reaches `user`.
     /// An error means the subscribers may not have been told; the caller reports it.
@@ -109,7 +115,36 @@ impl Presence {
     async fn emit(&self, presence: &UserPresence) {
         let events = self.events();
         metrics::counter!("switchboard_presence_events_total").increment(1);
-        events.presence_changed(&presence.visible_to_others()).await;
+        let visible = presence.visible_to_others();
+        events.presence_changed(&visible).await;
+        if self.config.contacts_on_user_channel {
+            match self.followers(&presence.user_id).await {
+                Ok(followers) if !followers.is_empty() => events.presence_changed_for(&followers, &visible).await,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(user.id = %presence.user_id, error = %e, "presence: followers not told"),
+            }
+        }
+    }
+
+    /// The contacts of `user` who have `user` among their own contacts: the ones allowed to
+    /// watch `user` (a `presence:` subscription needs exactly that) whom `user` knows of. The
+    /// checks run concurrently: one round trip's wait on Redis.
+    async fn followers(&self, user: &UserId) -> Result<Vec<UserId>> {
+        let mut checks = tokio::task::JoinSet::new();
+        for contact in self.store.contacts(user).await? {
+            let (store, user) = (self.store.clone(), user.clone());
+            checks.spawn(async move {
+                let follows = store.is_contact(&contact, &user).await;
+                follows.map(|f| f.then_some(contact))
+            });
+        }
+        let mut followers = Vec::new();
+        while let Some(joined) = checks.join_next().await {
+            let checked = joined.map_err(|e| Error::Internal(format!("contact check: {e}")))?;
+            followers.extend(checked?);
+        }
+        followers.sort();
+        Ok(followers)
     }
 
     /// Emits the user's presence after a transition, unless the user is invisible (others

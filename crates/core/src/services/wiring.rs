@@ -27,6 +27,16 @@ impl PresenceEvents for PresenceToStreams {
         }
     }
 
+    async fn presence_changed_for(&self, followers: &[UserId], presence: &UserPresence) {
+        let event = json!({"type": "presence.changed", "data": presence});
+        for follower in followers {
+            let publication = NewPublication::new(event.clone());
+            if let Err(e) = self.0.publish(&ChannelName::user(follower), publication).await {
+                tracing::warn!(user.id = %follower, error = %e, "presence.changed not published on the user channel");
+            }
+        }
+    }
+
     /// Tells `user`'s subscriptions to each removed contact's `presence:` channel to check again.
     async fn contacts_removed(&self, user: &UserId, removed: &[UserId]) -> Result<()> {
         let events = removed

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_core::limits::MAX_BATCH;
 use switchboard_core::presence::UserPresence;
-use switchboard_core::{ChannelName, ConversationId, DeviceId, NewPublication, StreamPosition, StreamRead};
+use switchboard_core::{
+    Audience, ChannelName, ConversationId, DeviceId, NewPublication, StreamPosition, StreamRead, UserId,
+};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,12 +45,23 @@ pub(crate) struct PublishRequest {
     only_devices: Vec<DeviceId>,
 }
 
-/// The same publication on many channels.
+/// The same publication on many channels: the ones listed, or the `user:` channels of an
+/// audience (exactly one of `channels`, `contacts_of` and `members_of`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BroadcastRequest {
     /// 1 to 1000 channels.
+    #[serde(default)]
     channels: Vec<ChannelName>,
+    /// The `user:` channels of this user's contacts.
+    #[serde(default)]
+    contacts_of: Option<UserId>,
+    /// The `user:` channels of this conversation's members (`404` when it does not exist).
+    #[serde(default)]
+    members_of: Option<ConversationId>,
+    /// Users of the audience left out (the sender, say); at most 1000.
+    #[serde(default)]
+    except_users: Vec<UserId>,
     /// The event, at most 32 KiB.
     #[schema(value_type = Object)]
     data: Value,
@@ -144,9 +157,11 @@ pub(crate) async fn publish(
     Ok(Json(state.sb().streams().publish(&req.channel, publication).await?))
 }
 
-/// Publish the same data on up to 1000 channels, in order. Each channel's outcome is reported on
-/// its own: `{channel, epoch, offset}` or `{channel, error: {code, message}}`. A request-wide
-/// problem (data too large, too many channels) fails the whole request and publishes nothing.
+/// Publish the same data on up to 1000 channels, in order — or on the `user:` channel of each of
+/// a user's contacts (`contacts_of`) or of a conversation's members (`members_of`), in user
+/// order, without `except_users`. Each channel's outcome is reported on its own: `{channel,
+/// epoch, offset}` or `{channel, error: {code, message}}`. A request-wide problem (data too
+/// large, too many channels, no such conversation) fails the whole request and publishes nothing.
 #[utoipa::path(
     post,
     path = "/broadcast",
@@ -154,7 +169,8 @@ pub(crate) async fn publish(
     request_body = BroadcastRequest,
     responses(
         (status = OK, body = BroadcastAnswer),
-        (status = BAD_REQUEST, description = "No channel or more than 1000, invalid channel or ids", body = ErrorBody),
+        (status = BAD_REQUEST, description = "No channel or more than 1000, invalid channel or ids, not exactly one target", body = ErrorBody),
+        (status = NOT_FOUND, description = "`members_of` names no conversation", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "`data` over 32 KiB", body = ErrorBody),
     )
 )]
@@ -162,12 +178,28 @@ pub(crate) async fn broadcast(
     State(state): State<AppState>,
     Json(req): Json<BroadcastRequest>,
 ) -> Result<Json<BroadcastAnswer>, ApiError> {
-    if req.channels.is_empty() || req.channels.len() > MAX_BATCH {
-        return Err(ApiError::invalid(format!("channels: must hold 1..={MAX_BATCH} channels")));
+    if req.except_users.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!("except_users: at most {MAX_BATCH} users")));
     }
+    let audience = match (req.channels.is_empty(), req.contacts_of, req.members_of) {
+        (true, Some(user), None) => Some(Audience::ContactsOf(user)),
+        (true, None, Some(conversation)) => Some(Audience::MembersOf(conversation)),
+        (false, None, None) if req.except_users.is_empty() => None,
+        (false, None, None) => return Err(ApiError::invalid("except_users: only with `contacts_of` or `members_of`")),
+        _ => {
+            return Err(ApiError::invalid("channels: give exactly one of `channels`, `contacts_of` and `members_of`"));
+        }
+    };
+    let channels = match &audience {
+        Some(audience) => state.sb().user_channels(audience, &req.except_users).await?,
+        None if req.channels.len() > MAX_BATCH => {
+            return Err(ApiError::invalid(format!("channels: must hold 1..={MAX_BATCH} channels")));
+        }
+        None => req.channels,
+    };
     let publication = publication(req.data, req.exclude_device, req.only_devices)?;
-    let mut results = Vec::with_capacity(req.channels.len());
-    for channel in req.channels {
+    let mut results = Vec::with_capacity(channels.len());
+    for channel in channels {
         match state.sb().streams().publish(&channel, publication.clone()).await {
             Ok(p) => results.push(BroadcastResult::Published { channel, epoch: p.epoch, offset: p.offset }),
             Err(e) => {

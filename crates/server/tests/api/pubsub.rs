@@ -113,6 +113,37 @@ async fn bad_publish_and_broadcast_input_is_4xx() {
     assert!(r.assert_error(400, "invalid_argument").contains("channels"));
 }
 
+/// A broadcast to an audience: the `user:` channels of a user's contacts, or of a conversation's
+/// members without the sender; exactly one target; an unknown conversation is 404.
+#[tokio::test]
+async fn broadcast_to_contacts_and_to_members_but_the_sender() {
+    let app = TestApp::new();
+    assert_eq!(app.put("/api/v1/users/ann/contacts", json!({"contacts": ["bob", "cy"]})).await.status.as_u16(), 204);
+    let data = json!({"type": "story.posted", "data": {"by": "ann"}});
+    let r = app.post("/api/v1/broadcast", json!({"contacts_of": "ann", "data": data})).await;
+    let channels: Vec<_> =
+        r.assert_status(200)["results"].as_array().unwrap().iter().map(|r| r["channel"].clone()).collect();
+    assert_eq!(channels, [json!("user:bob"), json!("user:cy")]);
+    let history = app.get("/api/v1/channels/user:cy/history").await;
+    assert_eq!(history.assert_status(200)["publications"][0]["data"], data);
+
+    app.put("/api/v1/conversations/g", json!({"members": ["ann", "bob", "dee"]})).await.assert_status(200);
+    let body = json!({"members_of": "g", "except_users": ["ann"], "data": data});
+    let r = app.post("/api/v1/broadcast", body).await;
+    let channels: Vec<_> =
+        r.assert_status(200)["results"].as_array().unwrap().iter().map(|r| r["channel"].clone()).collect();
+    assert_eq!(channels, [json!("user:bob"), json!("user:dee")]);
+    let r = app.get("/api/v1/channels/user:ann/history").await;
+    assert_eq!(r.assert_status(200)["publications"], json!([]), "the sender is left out");
+
+    let missing = json!({"members_of": "nope", "data": data});
+    app.post("/api/v1/broadcast", missing).await.assert_error(404, "not_found");
+    let both = json!({"members_of": "g", "contacts_of": "ann", "data": data});
+    app.post("/api/v1/broadcast", both).await.assert_error(400, "invalid_argument");
+    let stray = json!({"channels": ["user:bob"], "except_users": ["ann"], "data": data});
+    app.post("/api/v1/broadcast", stray).await.assert_error(400, "invalid_argument");
+}
+
 #[tokio::test]
 async fn bad_history_input_is_400() {
     let app = TestApp::new();

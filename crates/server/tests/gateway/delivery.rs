@@ -256,3 +256,40 @@ pub(crate) async fn websocket_delivery_advances_the_device_cursor(t: TestEngine)
     assert_eq!(streams.cursor(&alice, &phone).await.unwrap().map(|c| c.offset), Some(2));
     assert_eq!(streams.pending(&alice, &laptop, 100).await.unwrap().publications.len(), 2, "the laptop got nothing");
 }
+
+/// With the options on, a client subscribed to nothing but its personal channel gets the
+/// `message.new` of its small conversations and the `presence.changed` of the contacts it
+/// follows (who follow it back), on `user:<id>`, with positions like any publication.
+pub(crate) async fn the_personal_channel_carries_messages_and_contacts_presence(t: TestEngine) {
+    let t = t
+        .configured(|config| {
+            config.messages.user_channel_max_members = 10;
+            config.presence.contacts_on_user_channel = true;
+        })
+        .await;
+    let server = Server::start(t).await;
+    let sb = server.sb.clone();
+    let (mut bob, _, _) = connect_at(&server, "bob").await;
+    let id = |s: &str| switchboard_core::UserId::new(s).unwrap();
+    let spec = switchboard_core::ConversationSpec { members: vec![id("amy"), id("bob")], ..Default::default() };
+    let conversation = switchboard_core::ConversationId::new("small").unwrap();
+    sb.conversations().put(&conversation, spec).await.unwrap();
+    let message =
+        switchboard_core::NewMessage::new(switchboard_core::MessageId::new("m1").unwrap(), id("amy"), json!("hi bob"));
+    sb.messages().post(&conversation, message).await.unwrap();
+    let push = bob.push().await;
+    assert_eq!(push["channel"], "user:bob");
+    assert_eq!(push["pub"]["data"]["type"], "message.new", "{push}");
+    assert_eq!(push["pub"]["data"]["data"]["id"], "m1");
+    assert_eq!(bob.push().await["pub"]["data"]["type"], "unread.changed");
+
+    sb.presence().set_contacts(&id("amy"), &[id("bob")], None).await.unwrap();
+    sb.presence().set_contacts(&id("bob"), &[id("amy")], None).await.unwrap();
+    let phone = switchboard_core::DeviceId::new("phone").unwrap();
+    sb.presence().heartbeat(&id("amy"), &phone, Some(60)).await.unwrap();
+    let push = bob.push().await;
+    assert_eq!(push["channel"], "user:bob");
+    assert_eq!(push["pub"]["data"]["type"], "presence.changed", "{push}");
+    assert_eq!(push["pub"]["data"]["data"]["user_id"], "amy");
+    assert_eq!(push["pub"]["data"]["data"]["online"], true);
+}

@@ -41,6 +41,7 @@ on_both_engines!(delivery as delivery_tests:
     disconnect_orders_reach_the_connection,
     notification_reads_sync_to_the_other_devices,
     websocket_delivery_advances_the_device_cursor,
+    the_personal_channel_carries_messages_and_contacts_presence,
 );
 
 on_both_engines!(chat as chat_tests:
