@@ -1,9 +1,10 @@
 //! Health endpoints (unauthenticated): `/health`, `/health/live`, `/health/ready`,
 //! `/health/{component}`.
 //!
-//! Components: `engine` (a ping), `pubsub` (the broker's connection) and `jobs` (the job store
-//! answers a query), checked at once under one deadline; the gateway would join as one more entry
-//! of `check_components`.
+//! Components, checked at once under one deadline: `engine` (a ping), `pubsub` (the broker's
+//! connection), `gateway` (accepting, with this node's connections), and one per capability that
+//! answers a real query: `jobs` (the queues), `cache` (the namespaces' counters), `sessions` (the
+//! live count, with the online users) and `rate_limits` (a status read that consumes nothing).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -47,6 +48,10 @@ pub struct ComponentHealth {
     /// Why it is unhealthy (an error kind, never connection details).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Counts the check read on the way: `connections` (gateway), `sessions_active` and
+    /// `online_users` (sessions).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<&'static str, u64>,
 }
 
 /// The server's health: the worst of its components.
@@ -54,7 +59,8 @@ pub struct ComponentHealth {
 pub struct HealthReport {
     /// Overall status.
     pub status: HealthStatus,
-    /// Each component by name (`engine`, `pubsub`, `jobs`).
+    /// Each component by name (`engine`, `pubsub`, `gateway`, `jobs`, `cache`, `sessions`,
+    /// `rate_limits`).
     pub components: BTreeMap<String, ComponentHealth>,
 }
 
@@ -80,22 +86,66 @@ async fn check_components(state: &AppState) -> BTreeMap<String, ComponentHealth>
         }
         engine.health.ping().await
     };
+    let sb = state.sb();
+    let timed = |started: std::time::Instant| started.elapsed();
     let jobs = async {
         let started = std::time::Instant::now();
-        state.sb().jobs().queues().await.map(|_| started.elapsed())
+        sb.jobs().queues().await.map(|_| timed(started))
     };
-    let (engine_health, jobs) =
-        tokio::join!(check("engine", deadline, timeout, ping), check("jobs", deadline, timeout, jobs));
+    let cache = async {
+        let started = std::time::Instant::now();
+        sb.cache().stats_all().await.map(|_| timed(started))
+    };
+    let mut session_counts = BTreeMap::new();
+    let sessions = async {
+        let started = std::time::Instant::now();
+        let (active, online) = tokio::try_join!(sb.sessions().count_active(), sb.presence().online_count())?;
+        session_counts = BTreeMap::from([("sessions_active", active), ("online_users", online)]);
+        Ok(timed(started))
+    };
+    let rate_limits = async {
+        let started = std::time::Instant::now();
+        let key = switchboard_core::RateLimitKey::new("switchboard:health")?;
+        let policy = switchboard_core::PolicyRef::Inline(switchboard_core::Policy::gcra(1, 1000));
+        sb.rate_limits().status(&key, &policy).await.map(|_| timed(started))
+    };
+    let (engine_health, jobs, cache, sessions, rate_limits) = tokio::join!(
+        check("engine", deadline, timeout, ping),
+        check("jobs", deadline, timeout, jobs),
+        check("cache", deadline, timeout, cache),
+        check("sessions", deadline, timeout, sessions),
+        check("rate_limits", deadline, timeout, rate_limits),
+    );
+    let sessions = ComponentHealth { counts: session_counts, ..sessions };
     let pubsub = match engine.broker.connected() {
-        true => ComponentHealth { status: HealthStatus::Healthy, latency_ms: None, error: None },
+        true => ComponentHealth::healthy(),
         false => ComponentHealth::unhealthy(DISCONNECTED.to_owned()),
     };
-    BTreeMap::from([("engine".to_owned(), engine_health), ("jobs".to_owned(), jobs), ("pubsub".to_owned(), pubsub)])
+    let gateway = state.gateway();
+    let gateway = match gateway.stopping().is_cancelled() {
+        false => ComponentHealth::healthy(),
+        true => ComponentHealth::unhealthy("shutting_down".to_owned()),
+    };
+    let gateway =
+        ComponentHealth { counts: BTreeMap::from([("connections", state.gateway().connections() as u64)]), ..gateway };
+    BTreeMap::from([
+        ("engine".to_owned(), engine_health),
+        ("pubsub".to_owned(), pubsub),
+        ("gateway".to_owned(), gateway),
+        ("jobs".to_owned(), jobs),
+        ("cache".to_owned(), cache),
+        ("sessions".to_owned(), sessions),
+        ("rate_limits".to_owned(), rate_limits),
+    ])
 }
 
 impl ComponentHealth {
+    fn healthy() -> Self {
+        ComponentHealth { status: HealthStatus::Healthy, latency_ms: None, error: None, counts: BTreeMap::new() }
+    }
+
     fn unhealthy(error: String) -> Self {
-        ComponentHealth { status: HealthStatus::Unhealthy, latency_ms: None, error: Some(error) }
+        ComponentHealth { error: Some(error), status: HealthStatus::Unhealthy, ..Self::healthy() }
     }
 }
 
@@ -111,7 +161,7 @@ async fn check(
         Ok(Ok(took)) => ComponentHealth {
             status: if took > SLOW_CHECK { HealthStatus::Degraded } else { HealthStatus::Healthy },
             latency_ms: Some((took.as_secs_f64() * 1e6).round() / 1e3),
-            error: None,
+            ..ComponentHealth::healthy()
         },
         Ok(Err(e)) => {
             // The detail can name hosts; it goes to the log, the kind to the caller.

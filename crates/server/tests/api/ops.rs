@@ -19,11 +19,24 @@ async fn health_endpoints() {
     assert!(body["components"]["engine"]["latency_ms"].is_number());
     assert_eq!(body["components"]["jobs"]["status"], "healthy");
     assert_eq!(body["components"]["pubsub"]["status"], "healthy");
+    for capability in ["cache", "sessions", "rate_limits"] {
+        assert_eq!(body["components"][capability]["status"], "healthy", "{capability}");
+        assert!(body["components"][capability]["latency_ms"].is_number(), "{capability}: a real query");
+    }
+    assert_eq!(body["components"]["gateway"], json!({"status": "healthy", "counts": {"connections": 0}}));
+
+    // The sessions component reads the live counts on the way.
+    app.post("/api/v1/sessions", json!({"user_id": "hal"})).await.assert_status(201);
+    app.post("/api/v1/users/hal/devices/phone/heartbeat", json!({})).await.assert_status(200);
+    let body = app.public_get("/health").await;
+    let counts = &body.assert_status(200)["components"]["sessions"]["counts"];
+    assert_eq!(counts, &json!({"sessions_active": 1, "online_users": 1}));
 
     assert_eq!(app.public_get("/health/live").await.assert_status(200), &json!({"status": "alive"}));
     assert_eq!(app.public_get("/health/ready").await.assert_status(200), &json!({"status": "ready"}));
     assert_eq!(app.public_get("/health/engine").await.assert_status(200)["status"], "healthy");
-    app.public_get("/health/gateway").await.assert_error(404, "not_found");
+    assert_eq!(app.public_get("/health/sessions").await.assert_status(200)["status"], "healthy");
+    app.public_get("/health/nonsense").await.assert_error(404, "not_found");
 }
 
 #[tokio::test]
