@@ -255,3 +255,45 @@ pub async fn long_poll_returns_when_a_job_arrives(t: &TestEngine) {
     assert_eq!(fetched.len(), 1);
     assert_eq!(fetched[0].job.id.as_str(), "lp2");
 }
+
+/// A fetch filtered by types leases only jobs of those types, in fetch order (priority, then
+/// FIFO), across the queues in order; the others stay waiting where they were, and an
+/// unfiltered fetch then gets them in their order.
+pub async fn fetch_by_types_leases_only_those(t: &TestEngine) {
+    let jobs = t.sb.jobs();
+    let typed = |q: &str, id: &str, ty: &str, priority: i32| {
+        let mut job = job(q, id);
+        job.job_type = JobType::new(ty).unwrap();
+        job.priority = priority;
+        job
+    };
+    jobs.enqueue_bulk(vec![
+        typed("mixed", "e1", "email.send", 0),
+        typed("mixed", "p1", "push.send", 0),
+        typed("mixed", "e2", "email.send", 0),
+        typed("mixed", "p2", "push.send", 5),
+        typed("mixed", "s1", "sms.send", 0),
+        typed("other", "p3", "push.send", 0),
+    ])
+    .await
+    .unwrap();
+    let push = [JobType::new("push.send").unwrap()];
+    let queues = [queue("mixed"), queue("other")];
+    let no_wait = Duration::ZERO;
+    let leased = jobs.fetch_of_types_until(&queues, &push, 10, no_wait, None, std::future::pending()).await.unwrap();
+    let ids: Vec<_> = leased.iter().map(|l| l.job.id.to_string()).collect();
+    assert_eq!(ids, ["p2", "p1", "p3"], "priority first, then FIFO, queue by queue");
+    let sms_and_email = [JobType::new("sms.send").unwrap(), JobType::new("email.send").unwrap()];
+    let leased = jobs.fetch_of_types_until(&queues, &sms_and_email, 1, no_wait, None, std::future::pending()).await;
+    assert_eq!(leased.unwrap()[0].job.id.as_str(), "e1", "several types: the first of any");
+    let waiting = jobs.list(&queue("mixed"), JobState::Waiting, 0, 10).await.unwrap();
+    let ids: Vec<_> = waiting.iter().map(|j| j.id.to_string()).collect();
+    assert_eq!(ids, ["e2", "s1"], "the others stayed where they were");
+    let rest = jobs.fetch(&queues, 10, no_wait, None).await.unwrap();
+    assert_eq!(rest.iter().map(|l| l.job.id.to_string()).collect::<Vec<_>>(), ["e2", "s1"]);
+    let none = jobs.fetch_of_types_until(&queues, &push, 1, no_wait, None, std::future::pending()).await.unwrap();
+    assert!(none.is_empty());
+    let too_many: Vec<JobType> = (0..33).map(|i| JobType::new(format!("t{i}")).unwrap()).collect();
+    let refused = jobs.fetch_of_types_until(&queues, &too_many, 1, no_wait, None, std::future::pending()).await;
+    assert!(matches!(refused, Err(switchboard_core::Error::InvalidArgument(_))));
+}

@@ -244,6 +244,7 @@ macro_rules! suite {
                 worker_shutdown_finishes_or_releases,
                 complete_many_answers_each_job,
                 long_poll_returns_when_a_job_arrives,
+                fetch_by_types_leases_only_those,
             ]
         );
         $crate::cases!(

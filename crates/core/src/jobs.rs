@@ -336,6 +336,11 @@ pub struct LeasedJob {
     pub lease_token: LeaseToken,
 }
 
+/// Most waiting jobs of one queue a fetch filtered by types looks at: a type buried deeper
+/// under jobs of other types waits until those are fetched (give such types a queue of their
+/// own).
+pub const MAX_TYPE_SCAN: usize = 1000;
+
 /// The answer of a fetch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Fetched {
@@ -535,6 +540,20 @@ pub trait JobStore: Send + Sync + 'static {
     async fn fetch(
         &self,
         queues: &[QueueName],
+        tokens: &[LeaseToken],
+        lease: Option<Duration>,
+        retention: &JobRetention,
+    ) -> Result<Fetched> {
+        self.fetch_of_types(queues, &[], tokens, lease, retention).await
+    }
+
+    /// [`JobStore::fetch`] of the jobs whose type is one of `types` (all when empty): in each
+    /// queue, the first [`MAX_TYPE_SCAN`] waiting jobs in fetch order are looked at and the
+    /// matching ones leased in that order; the others stay waiting, where they were.
+    async fn fetch_of_types(
+        &self,
+        queues: &[QueueName],
+        types: &[JobType],
         tokens: &[LeaseToken],
         lease: Option<Duration>,
         retention: &JobRetention,

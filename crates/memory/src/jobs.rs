@@ -7,11 +7,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_core::jobs::{MAX_KEPT_ERRORS, cut_error};
+use switchboard_core::jobs::{MAX_KEPT_ERRORS, MAX_TYPE_SCAN, cut_error};
 use switchboard_core::{
     Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId, JobRetention, JobState, JobStore,
-    LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry, Schedule, ScheduleName, ScheduleState,
-    Timestamp,
+    JobType, LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry, Schedule, ScheduleName,
+    ScheduleState, Timestamp,
 };
 
 use crate::journal::{Durable, Journal, Sink, store};
@@ -494,9 +494,10 @@ impl JobStore for MemoryJobs {
         .await?
     }
 
-    async fn fetch(
+    async fn fetch_of_types(
         &self,
         queues: &[QueueName],
+        types: &[JobType],
         tokens: &[LeaseToken],
         lease: Option<Duration>,
         retention: &JobRetention,
@@ -509,12 +510,21 @@ impl JobStore for MemoryJobs {
                     continue;
                 }
                 s.settle(name, now, retention);
-                while let Some(token) = tokens.get(jobs.len()) {
-                    let Some(id) =
-                        s.queues.get(name).and_then(|q| q.waiting.first_key_value()).map(|(_, id)| id.clone())
-                    else {
-                        break;
-                    };
+                let wanted = tokens.len() - jobs.len();
+                let ids: Vec<JobId> = match s.queues.get(name) {
+                    None => Vec::new(),
+                    Some(q) if types.is_empty() => q.waiting.values().take(wanted).cloned().collect(),
+                    Some(q) => q
+                        .waiting
+                        .values()
+                        .take(MAX_TYPE_SCAN)
+                        .filter(|id| s.jobs.get(*id).is_some_and(|r| types.contains(&r.job.job_type)))
+                        .take(wanted)
+                        .cloned()
+                        .collect(),
+                };
+                for id in ids {
+                    let Some(token) = tokens.get(jobs.len()) else { break };
                     let Some(rec) = s.refile(&id, |j| {
                         j.state = JobState::Active;
                         j.attempts += 1;

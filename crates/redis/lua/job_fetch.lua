@@ -1,8 +1,11 @@
 -- job_fetch.lua: settles the listed queues, then leases up to one job per token from them in
 -- order, best first. Paused queues are skipped entirely (not settled, no next event).
+-- With types, only jobs of those types are leased: the first SCAN waiting jobs of each queue are
+-- looked at, in order, and the others stay where they are.
 -- KEYS[1]: the queue-name set. ARGV[1]: the jobs prefix; ARGV[2]: lease ms ('' = each job's
 -- own); ARGV[3]: dead max; ARGV[4]: dead max age ms; ARGV[5]: queue count n;
--- ARGV[6..5+n]: queues; then the lease tokens.
+-- ARGV[6..5+n]: queues; ARGV[6+n]: type count m (0 = every type); the m types; then the lease
+-- tokens.
 -- Returns {now, next event ms or nil, record...} with each record as in job_common.lua, already
 -- active (the i-th record holds the i-th token).
 local now = now_ms()
@@ -15,20 +18,44 @@ for i = 6, 5 + nq do
     queues[#queues + 1] = ARGV[i]
   end
 end
+local nt = tonumber(ARGV[6 + nq])
+local types = {}
+for i = 7 + nq, 6 + nq + nt do
+  types[ARGV[i]] = true
+end
+local SCAN = 1000
 local budget = BUDGET
 for _, queue in ipairs(queues) do
   budget = budget - settle(queue, now, budget, dead_max, dead_age)
 end
-local t = 6 + nq
+local t = 7 + nq + nt
 local out = { now, false }
 for _, queue in ipairs(queues) do
   if t > #ARGV then
     break
   end
-  local popped = redis.call('ZPOPMIN', qkey(queue, 'w'), #ARGV - t + 1)
+  local wk = qkey(queue, 'w')
+  local ids = {}
+  if nt == 0 then
+    local popped = redis.call('ZPOPMIN', wk, #ARGV - t + 1)
+    for j = 1, #popped, 2 do
+      ids[#ids + 1] = popped[j]
+    end
+  else
+    for _, id in ipairs(redis.call('ZRANGE', wk, 0, SCAN - 1)) do
+      if #ids > #ARGV - t then
+        break
+      end
+      if types[redis.call('HGET', job_key(id), 't')] then
+        ids[#ids + 1] = id
+      end
+    end
+    if #ids > 0 then
+      redis.call('ZREM', wk, unpack(ids))
+    end
+  end
   local ak = qkey(queue, 'a')
-  for j = 1, #popped, 2 do
-    local id = popped[j]
+  for _, id in ipairs(ids) do
     local rec = record(id)
     if rec then
       local attempts = int(tonumber(rec[R.a]) + 1)

@@ -333,9 +333,10 @@ impl JobStore for RedisJobs {
             .collect()
     }
 
-    async fn fetch(
+    async fn fetch_of_types(
         &self,
         queues: &[QueueName],
+        types: &[JobType],
         tokens: &[LeaseToken],
         lease: Option<Duration>,
         retention: &JobRetention,
@@ -349,6 +350,10 @@ impl JobStore for RedisJobs {
             .arg(queues.len());
         for queue in queues {
             invocation.arg(queue.as_str());
+        }
+        invocation.arg(types.len());
+        for job_type in types {
+            invocation.arg(job_type.as_str());
         }
         for token in tokens {
             invocation.arg(token.as_str());

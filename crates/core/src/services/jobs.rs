@@ -416,6 +416,23 @@ impl Jobs {
         lease: Option<Duration>,
         stop: impl Future<Output = ()>,
     ) -> Result<Vec<LeasedJob>> {
+        self.fetch_of_types_until(queues, &[], max, wait, lease, stop).await
+    }
+
+    /// [`Jobs::fetch_until`] of the jobs whose type is one of `types` (at most 32; all when
+    /// empty). See [`JobStore::fetch_of_types`] for which jobs a filtered fetch looks at.
+    pub async fn fetch_of_types_until(
+        &self,
+        queues: &[QueueName],
+        types: &[JobType],
+        max: usize,
+        wait: Duration,
+        lease: Option<Duration>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Vec<LeasedJob>> {
+        if types.len() > MAX_FETCH_QUEUES {
+            return Err(Error::invalid("types", format!("must name at most {MAX_FETCH_QUEUES} types")));
+        }
         if queues.is_empty() || queues.len() > MAX_FETCH_QUEUES {
             return Err(Error::invalid("queues", format!("must name 1..={MAX_FETCH_QUEUES} queues")));
         }
@@ -439,7 +456,8 @@ impl Jobs {
             let woken = self.enqueued.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let fetched = observe("jobs", "fetch", self.store.fetch(queues, &tokens, lease, &retention)).await?;
+            let fetched =
+                observe("jobs", "fetch", self.store.fetch_of_types(queues, types, &tokens, lease, &retention)).await?;
             if !fetched.jobs.is_empty() {
                 metrics::counter!("switchboard_jobs_fetched_total").increment(fetched.jobs.len() as u64);
                 return Ok(fetched.jobs);

@@ -174,6 +174,10 @@ pub(crate) async fn enqueue_bulk(
 pub(crate) struct FetchRequest {
     /// 1..=32 queues, tried in this order (a queue is drained before the next).
     queues: Vec<QueueName>,
+    /// Only jobs of these types (at most 32; default every type). Jobs of other types stay
+    /// waiting; a fetch looks at the first 1000 waiting jobs of each queue.
+    #[serde(default)]
+    types: Vec<JobType>,
     /// Most jobs to lease, 1..=1000 (default 1).
     #[schema(minimum = 1, maximum = 1000)]
     max_jobs: Option<usize>,
@@ -220,7 +224,9 @@ pub(crate) async fn fetch(
     // A node shutting down answers its long-polls at once (empty) so the drain does not wait.
     let stopping = state.gateway().stopping();
     let max = request.max_jobs.unwrap_or(1);
-    let leased = state.sb().jobs().fetch_until(&request.queues, max, wait, lease, stopping.cancelled()).await?;
+    let jobs = state.sb().jobs();
+    let leased =
+        jobs.fetch_of_types_until(&request.queues, &request.types, max, wait, lease, stopping.cancelled()).await?;
     let jobs =
         leased.into_iter().map(|l| LeasedJobView { job: JobView::of(&l.job), lease_token: l.lease_token }).collect();
     Ok(Json(FetchAnswer { jobs }))

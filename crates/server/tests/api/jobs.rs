@@ -275,6 +275,12 @@ async fn bad_job_input_is_refused_with_a_clear_4xx() {
         ("/api/v1/queues/fetch", json!({"queues": []}), "queues"),
         ("/api/v1/queues/fetch", json!({"queues": ["q"], "wait_ms": 600_000}), "wait_ms"),
         ("/api/v1/queues/fetch", json!({"queues": ["q"], "max_jobs": 0}), "max_jobs"),
+        ("/api/v1/queues/fetch", json!({"queues": ["q"], "types": ["bad type"]}), "types"),
+        (
+            "/api/v1/queues/fetch",
+            json!({"queues": ["q"], "types": (0..33).map(|i| format!("t{i}")).collect::<Vec<_>>()}),
+            "types",
+        ),
         ("/api/v1/jobs/j/complete", json!({"lease_token": "short"}), "lease_token"),
         (
             "/api/v1/jobs/j/fail",
