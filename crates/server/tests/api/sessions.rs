@@ -54,6 +54,21 @@ async fn touch_needs_no_body() {
     let id = app.create_session("bob").await;
     let r = app.call(axum::http::Method::POST, &format!("/api/v1/sessions/{id}/touch"), None).await;
     r.assert_status(200);
+    app.post(&format!("/api/v1/sessions/{id}/touch"), json!({})).await.assert_status(200);
+}
+
+/// A touch takes no settings: a body asking for one (the idle TTL is the session's, set at
+/// creation) is refused rather than silently ignored, and the session is not touched.
+#[tokio::test]
+async fn touch_refuses_a_body_it_would_ignore() {
+    let app = TestApp::new();
+    let id = app.create_session("bea").await;
+    let before = app.get(&format!("/api/v1/sessions/{id}")).await.assert_status(200)["last_active_at"].clone();
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let r = app.post(&format!("/api/v1/sessions/{id}/touch"), json!({"idle_ttl_seconds": 1800})).await;
+    assert!(r.assert_error(400, "invalid_argument").contains("takes no body"));
+    let after = app.get(&format!("/api/v1/sessions/{id}")).await.assert_status(200)["last_active_at"].clone();
+    assert_eq!(before, after, "not touched");
 }
 
 #[tokio::test]
