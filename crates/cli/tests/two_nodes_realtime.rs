@@ -75,6 +75,17 @@ async fn nodes_share_publications_and_presence_and_a_killed_node_leaves_presence
     let presence: Value = http.get(b.api("/users/alice/presence")).send().await.unwrap().json().await.unwrap();
     assert_eq!(presence["online"], json!(true), "{presence}");
 
+    // B's stats count A's connection: per node and in total.
+    let a_id: Value = http.get(a.api("/info")).send().await.unwrap().json().await.unwrap();
+    let a_id = a_id["node_id"].as_str().expect("node id").to_owned();
+    eventually(Duration::from_secs(5), "node A's report reaches B's stats", || async {
+        let stats: Value = http.get(b.api("/stats")).send().await.unwrap().json().await.unwrap();
+        let nodes = stats["nodes"].as_array().cloned().unwrap_or_default();
+        let on_a = nodes.iter().find(|n| n["node_id"] == a_id.as_str()).map(|n| n["connections"].clone());
+        stats["connections"] == json!(0) && stats["connections_total"] == json!(1) && on_a == Some(json!(1))
+    })
+    .await;
+
     // A dies without closing anything: its connection expires from presence on its own.
     a.kill_hard();
     eventually(Duration::from_secs(2 + 1 + 5), "alice's connection on the killed node leaves presence", || async {

@@ -167,6 +167,7 @@ macro_rules! suite {
                 get_list_and_count_agree_on_who_is_online,
                 ending_a_heartbeat_is_explicit_offline,
                 presence_reaches_followers_on_their_user_channel,
+                node_reports_are_shared_and_expire,
             ]
         );
         $crate::cases!(

@@ -573,3 +573,21 @@ pub async fn presence_reaches_followers_on_their_user_channel(t: &TestEngine) {
     assert_eq!(quiet.events().len(), 1);
     assert!(quiet.for_followers.lock().unwrap().is_empty());
 }
+
+/// Node reports: each node's latest replaces its previous one, every node sees them all, and a
+/// report is gone once its TTL passes without a new one.
+pub async fn node_reports_are_shared_and_expire(t: &TestEngine) {
+    let store = &t.engine.presence;
+    let other = t.sibling().await;
+    store.report_node("node-a", 3, MINUTE).await.unwrap();
+    other.engine.presence.report_node("node-b", 5, Duration::from_millis(300)).await.unwrap();
+    store.report_node("node-a", 4, MINUTE).await.unwrap();
+    let nodes = other.engine.presence.nodes().await.unwrap();
+    let seen: Vec<_> = nodes.iter().map(|n| (n.node_id.as_str(), n.connections)).collect();
+    assert_eq!(seen, [("node-a", 4), ("node-b", 5)]);
+    assert!(nodes.iter().all(|n| n.reported_at.as_millis() > 0));
+    eventually(WAIT, "node-b's report expires", || async { store.nodes().await.unwrap().len() == 1 }).await;
+    assert_eq!(store.nodes().await.unwrap()[0].node_id, "node-a");
+    let refused = t.sb.presence().report_node(&"n".repeat(129), 1).await;
+    assert!(matches!(refused, Err(Error::InvalidArgument(_))));
+}

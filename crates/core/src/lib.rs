@@ -122,7 +122,7 @@ pub use notification::{
     NotificationStatus, Priority,
 };
 pub use presence::{
-    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, OnlinePage, PendingFrom, Platform,
+    ConnRef, ConnectionInfo, Device, DevicePresence, DeviceRegistration, NodeReport, OnlinePage, PendingFrom, Platform,
     PresenceStatus, RefreshOutcome, StatusChange, StatusSetting, Transition, UserPresence,
 };
 pub use ratelimit::{Algorithm, Decision, Policy};

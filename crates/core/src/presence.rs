@@ -442,6 +442,27 @@ pub trait PresenceStore: Send + Sync + 'static {
 
     /// Whether `other` is among `user`'s contacts (the relation is directed).
     async fn is_contact(&self, user: &UserId, other: &UserId) -> Result<bool>;
+
+    /// Records that `node_id` is alive and holds `connections` connections, stamped by the
+    /// engine's clock and replacing its previous report, until `ttl` passes without a new one:
+    /// for stats across nodes. Reports are not durable state (a restarted engine forgets them;
+    /// the nodes report again).
+    async fn report_node(&self, node_id: &str, connections: u64, ttl: Duration) -> Result<()>;
+
+    /// The reports not past their TTL, by node id.
+    async fn nodes(&self) -> Result<Vec<NodeReport>>;
+}
+
+/// What a node reports of itself ([`PresenceStore::report_node`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeReport {
+    /// The node's id.
+    pub node_id: String,
+    /// WebSocket connections it holds.
+    pub connections: u64,
+    /// When it reported (engine clock).
+    pub reported_at: Timestamp,
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use switchboard_core::presence::PRESENCE_RETENTION;
 use switchboard_core::{
-    ConnRef, ConnectionInfo, Device, DeviceId, DevicePresence, DeviceRegistration, Error, OnlinePage, PresenceStore,
-    RefreshOutcome, Result, StatusChange, StatusSetting, Timestamp, Transition, UserId, UserPresence,
+    ConnRef, ConnectionInfo, Device, DeviceId, DevicePresence, DeviceRegistration, Error, NodeReport, OnlinePage,
+    PresenceStore, RefreshOutcome, Result, StatusChange, StatusSetting, Timestamp, Transition, UserId, UserPresence,
 };
 
 use crate::lock;
@@ -25,6 +25,8 @@ use crate::sweeper::Sweepable;
 #[derive(Default)]
 pub(crate) struct MemoryPresence {
     state: Mutex<State>,
+    /// Node reports by node id, with their expiry (not journalled: nodes report again).
+    nodes: Mutex<HashMap<String, (NodeReport, Timestamp)>>,
 }
 
 #[derive(Default)]
@@ -198,6 +200,24 @@ impl PresenceStore for MemoryPresence {
             .unwrap_or_default();
         devices.sort_by(|a, b| b.last_active_at.cmp(&a.last_active_at).then_with(|| a.device_id.cmp(&b.device_id)));
         Ok(devices)
+    }
+
+    async fn report_node(&self, node_id: &str, connections: u64, ttl: Duration) -> Result<()> {
+        let now = Timestamp::now();
+        let report = NodeReport { node_id: node_id.to_owned(), connections, reported_at: now };
+        let mut nodes = lock(&self.nodes);
+        nodes.retain(|_, (_, expires)| *expires > now);
+        nodes.insert(node_id.to_owned(), (report, now.plus(ttl)));
+        Ok(())
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeReport>> {
+        let now = Timestamp::now();
+        let nodes = lock(&self.nodes);
+        let mut live: Vec<NodeReport> =
+            nodes.values().filter(|(_, expires)| *expires > now).map(|(r, _)| r.clone()).collect();
+        live.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(live)
     }
 
     async fn remove_device(&self, user: &UserId, device: &DeviceId) -> Result<bool> {

@@ -20,6 +20,7 @@
 //! | `<p>da:{<user id>}` | ZSET: device -> last active ms | user id |
 //! | `<p>ct:{<user id>}` | SET: contacts | user id |
 //! | `<p>{presence}:online` | ZSET (all scores 0, by id): users reported online | `presence` |
+//! | `<p>{presence}:nodes` | hash: node id -> its report JSON (connections, time, expiry) | `presence` |
 //! | `<p>{presence}:due` | ZSET: user -> when to check for an offline transition | `presence` |
 //! | `<p>{presence}:claimed` | ZSET: user -> claim lease end, while a node settles it | `presence` |
 //! | `<p>cv:{<conversation id>}` | hash: kind `k`, name `n`, avatar `a`, created `c`, updated `u` ms | conversation id |
@@ -195,6 +196,11 @@ impl Keys {
     /// Users reported online (lexicographic paging).
     pub(crate) fn presence_online(&self) -> String {
         format!("{}{{presence}}:online", self.prefix)
+    }
+
+    /// Node reports by node id.
+    pub(crate) fn presence_nodes(&self) -> String {
+        format!("{}{{presence}}:nodes", self.prefix)
     }
 
     /// Users whose offline check is due, by time.

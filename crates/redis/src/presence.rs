@@ -10,9 +10,9 @@ use redis::{Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 use switchboard_core::presence::{DeviceMeta, PRESENCE_RETENTION};
 use switchboard_core::{
-    ConnRef, ConnectionInfo, Device, DeviceId, DevicePresence, DeviceRegistration, Error, OnlinePage, Platform,
-    PresenceStatus, PresenceStore, RefreshOutcome, Result, StatusChange, StatusSetting, Timestamp, Transition, UserId,
-    UserPresence,
+    ConnRef, ConnectionInfo, Device, DeviceId, DevicePresence, DeviceRegistration, Error, NodeReport, OnlinePage,
+    Platform, PresenceStatus, PresenceStore, RefreshOutcome, Result, StatusChange, StatusSetting, Timestamp,
+    Transition, UserId, UserPresence,
 };
 
 use crate::connection::{Conn, lua};
@@ -26,6 +26,7 @@ fn presence_lua(body: &str) -> Script {
     lua(&format!("{PRESENCE_LUA}{body}"))
 }
 
+static NODES: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/presence_nodes.lua")));
 static ENTER: LazyLock<Script> = LazyLock::new(|| presence_lua(include_str!("../lua/presence_enter.lua")));
 static REFRESH: LazyLock<Script> = LazyLock::new(|| presence_lua(include_str!("../lua/presence_refresh.lua")));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| presence_lua(include_str!("../lua/presence_leave.lua")));
@@ -453,6 +454,40 @@ impl PresenceStore for RedisPresence {
         cmd.arg(self.keys.contacts(user)).arg(other.as_str());
         self.conn.cmd("presence.is_contact", &cmd).await
     }
+
+    async fn report_node(&self, node_id: &str, connections: u64, ttl: Duration) -> Result<()> {
+        let mut invocation = NODES.key(self.keys.presence_nodes());
+        invocation.arg("put").arg(node_id).arg(connections).arg(millis(ttl));
+        self.conn.script::<()>("presence.report_node", &invocation).await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeReport>> {
+        let mut invocation = NODES.key(self.keys.presence_nodes());
+        invocation.arg("list");
+        let reply: Vec<redis::Value> = self.conn.script("presence.nodes", &invocation).await?;
+        let mut nodes = Vec::with_capacity(reply.len().saturating_sub(1));
+        for raw in reply.into_iter().skip(1) {
+            let raw: String = redis::FromRedisValue::from_redis_value(raw)
+                .map_err(|_| Error::Internal("presence.nodes: unexpected reply".into()))?;
+            let stored: StoredNode = serde_json::from_str(&raw)
+                .map_err(|_| Error::Internal("presence.nodes: unexpected report in redis".into()))?;
+            nodes.push(NodeReport {
+                node_id: stored.node_id,
+                connections: stored.connections.max(0.0) as u64,
+                reported_at: Timestamp::from_millis(stored.reported_at as i64),
+            });
+        }
+        nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        Ok(nodes)
+    }
+}
+
+/// A node report as `presence_nodes.lua` stores it (cjson writes numbers as doubles).
+#[derive(Deserialize)]
+struct StoredNode {
+    node_id: String,
+    connections: f64,
+    reported_at: f64,
 }
 
 /// The reply of `snapshot` in `presence_common.lua`: fields, live members, now, last end (ms).

@@ -396,7 +396,25 @@ impl Presence {
     pub async fn is_contact(&self, user: &UserId, other: &UserId) -> Result<bool> {
         observe("presence", "is_contact", self.store.is_contact(user, other)).await
     }
+
+    /// Reports this node alive with `connections` connections, for [`Presence::nodes`] on
+    /// every node; the report lasts three connection refreshes (the gateway reports at each).
+    pub async fn report_node(&self, node_id: &str, connections: u64) -> Result<()> {
+        if node_id.is_empty() || node_id.len() > MAX_NODE_ID_BYTES {
+            return Err(Error::invalid("node_id", format!("must be 1..={MAX_NODE_ID_BYTES} bytes")));
+        }
+        let ttl = Duration::from_secs(self.config.connection_ttl_seconds);
+        observe("presence", "report_node", self.store.report_node(node_id, connections, ttl)).await
+    }
+
+    /// The nodes that reported within their TTL, by node id.
+    pub async fn nodes(&self) -> Result<Vec<crate::presence::NodeReport>> {
+        observe("presence", "nodes", self.store.nodes()).await
+    }
 }
+
+/// Longest node id a node may report.
+const MAX_NODE_ID_BYTES: usize = 128;
 
 fn check_batch(ids: &[UserId]) -> Result<()> {
     if ids.len() > MAX_BATCH {

@@ -227,9 +227,13 @@ async fn recheck_tokens(shared: &Shared) {
 }
 
 /// Refreshes every connection of this node in presence, one round trip per batch; connections
-/// presence lost (e.g. Redis was down past their TTL) are registered again.
+/// presence lost (e.g. Redis was down past their TTL) are registered again. Reports the node
+/// alive with its connection count on the way (the stats across nodes).
 async fn refresh_presence(shared: Arc<Shared>) {
     let refs = shared.registry.conn_refs();
+    if let Err(e) = shared.sb.presence().report_node(&shared.node_id, refs.len() as u64).await {
+        tracing::debug!(error = %e, "gateway: node report failed");
+    }
     for batch in refs.chunks(REFRESH_BATCH) {
         match shared.sb.presence().refresh(batch).await {
             Ok(outcome) => {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use serde::Serialize;
-use switchboard_core::{CacheStats, EngineInfo, Policy, QueueStats};
+use switchboard_core::{CacheStats, EngineInfo, NodeReport, Policy, QueueStats, Timestamp};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,7 +33,7 @@ pub(crate) struct Info {
     policies: BTreeMap<String, Policy>,
 }
 
-/// Live counts: the capabilities' totals across every node, and this node's connections.
+/// Live counts: the capabilities' totals across every node, and each node's connections.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Stats {
     /// This node's id.
@@ -44,6 +44,11 @@ pub(crate) struct Stats {
     online_users: u64,
     /// WebSocket connections held by this node.
     connections: usize,
+    /// WebSocket connections held by every live node (the sum of `nodes`).
+    connections_total: u64,
+    /// Every node that reported within the presence connection TTL, by id, with its
+    /// connections (this node's counted now, the others' as of their last report).
+    nodes: Vec<NodeReport>,
     /// Every queue's counts.
     queues: Vec<QueueStats>,
     /// Every cache namespace's counters, by name.
@@ -62,8 +67,8 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
     })
 }
 
-/// Live counts for dashboards and health pages: sessions, online users, this node's
-/// connections, queues and cache namespaces.
+/// Live counts for dashboards and health pages: sessions, online users, connections per node
+/// and in total, queues and cache namespaces.
 #[utoipa::path(
     get,
     path = "/stats",
@@ -75,11 +80,20 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<Info> {
 )]
 pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let sb = state.sb();
+    let node_id = state.config().node_id.clone();
+    let connections = state.gateway().connections();
+    let mut nodes = sb.presence().nodes().await?;
+    nodes.retain(|n| n.node_id != node_id);
+    let here = NodeReport { node_id: node_id.clone(), connections: connections as u64, reported_at: Timestamp::now() };
+    let at = nodes.partition_point(|n| n.node_id < node_id);
+    nodes.insert(at, here);
     Ok(Json(Stats {
-        node_id: state.config().node_id.clone(),
+        node_id,
         sessions_active: sb.sessions().count_active().await?,
         online_users: sb.presence().online_count().await?,
-        connections: state.gateway().connections(),
+        connections,
+        connections_total: nodes.iter().map(|n| n.connections).sum(),
+        nodes,
         queues: sb.jobs().queues().await?,
         cache: sb.cache().stats_all().await?.into_iter().collect(),
     }))
