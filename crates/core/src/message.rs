@@ -249,8 +249,9 @@ pub struct UserConversation {
     pub last_message_preview: String,
     /// When the last message was written.
     pub last_message_at: Timestamp,
-    /// Messages not read yet.
+    /// Messages not read yet (an import gives at most 1000000000).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1_000_000_000))]
     pub unread: u64,
     /// Listed first.
     #[serde(default)]

@@ -70,6 +70,7 @@ pub(crate) struct ImportRequest {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SetUnreadRequest {
     /// The count, 0..=1000000000.
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     unread: u64,
 }
 

@@ -430,6 +430,22 @@ fn cases() -> Vec<Case> {
             "GET /api/v1/users/{user_id}/conversations query:limit",
         ),
         case(
+            M::PUT,
+            "/api/v1/users/alice/conversations",
+            Some(
+                json!({"conversations": [{"conversation_id": "imported{n}", "last_message_at": "2026-01-01T00:00:00Z"}]}),
+            ),
+            B("/conversations/0/unread"),
+            "PUT /api/v1/users/{user_id}/conversations body.conversations[].unread",
+        ),
+        case(
+            M::PUT,
+            "/api/v1/users/alice/conversations/c1/unread",
+            Some(json!({})),
+            B("/unread"),
+            "PUT /api/v1/users/{user_id}/conversations/{conversation_id}/unread body.unread",
+        ),
+        case(
             M::POST,
             "/api/v1/users/alice/devices/d1/ack",
             Some(json!({"epoch": "e", "offset": 1})),
@@ -679,6 +695,8 @@ async fn every_numeric_input_is_bounded_alike_on_both_engines_and_an_error_write
     // A conversation and a stream for the read cases, on both engines.
     for app in [&engines.memory, &engines.redis] {
         app.put("/api/v1/conversations/c1", json!({"members": ["alice", "bob"]})).await.assert_status(200);
+        let entry = json!({"conversations": [{"conversation_id": "c1", "last_message_at": "2026-01-01T00:00:00Z"}]});
+        app.put("/api/v1/users/alice/conversations", entry).await.assert_status(200);
     }
 
     let seed = std::env::var("SWITCHBOARD_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x0b0b_5eed_u64);
