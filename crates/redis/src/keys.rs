@@ -5,6 +5,7 @@
 //! | key | type | tag |
 //! |-----|------|-----|
 //! | `<p>s:{<shard>}:<session id>` | hash: one session | user shard |
+//! | `<p>s:{<id shard>}:a:<session id>` | string: the user shard of a caller-chosen session id | id hash |
 //! | `<p>u:{<shard>}:<user id>` | ZSET: the user's session ids -> last active ms | user shard |
 //! | `<p>sessions:active` | ZSET: session id -> counted-until ms (its own slot) | whole key |
 //! | `<p>dl:{<jti>}` | string: denied-until ms | token id |
@@ -111,6 +112,12 @@ impl Keys {
         let mut key = self.session_prefix(id.shard());
         key.push_str(id.as_str());
         key
+    }
+
+    /// The alias of a caller-chosen session id: its user's shard, in the id's own slot (the
+    /// session namespace extended with `a:`; generated ids never contain `:`).
+    pub(crate) fn session_alias(&self, id: &SessionId) -> String {
+        format!("{}a:{}", self.session_prefix(id.shard()), id.as_str())
     }
 
     /// `<p>u:{<shard>}:`: a user id appended gives that user's session index.

@@ -72,12 +72,6 @@ impl RedisSessions {
         RedisSessions { conn, keys }
     }
 
-    /// The alias of a caller-chosen id: the shard of its user, in the id's own slot. The name
-    /// extends the session namespace with `a:` (generated ids never contain `:`).
-    fn alias(&self, id: &SessionId) -> String {
-        format!("{}a:{}", self.keys.session_prefix(id.shard()), id.as_str())
-    }
-
     /// The shard holding the session: carried by a generated id, looked up for a caller-chosen
     /// one (`None`: no session ever had it, or its alias expired with it).
     async fn shard_of(&self, id: &SessionId) -> Result<Option<u16>> {
@@ -85,7 +79,7 @@ impl RedisSessions {
             return Ok(Some(id.shard()));
         }
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.alias(id));
+        cmd.arg(self.keys.session_alias(id));
         let held: Option<String> = self.conn.cmd("sessions.alias", &cmd).await?;
         held.map(|hex| {
             u16::from_str_radix(&hex, 16).map_err(|_| Error::Internal("redis: malformed session alias".into()))
@@ -125,7 +119,7 @@ impl SessionStore for RedisSessions {
         let absolute_ms = millis(new.absolute_ttl);
         if id.is_custom() {
             // Reserved first (its own slot); a create that then fails leaves a harmless alias.
-            let mut alias = ALIAS.key(self.alias(&id));
+            let mut alias = ALIAS.key(self.keys.session_alias(&id));
             alias.arg(format!("{shard:04x}")).arg(absolute_ms);
             let reserved: i64 = self.conn.script("sessions.create.alias", &alias).await?;
             if reserved != 1 {
