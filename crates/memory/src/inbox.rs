@@ -66,6 +66,13 @@ impl MemoryInbox {
 }
 
 impl Durable for MemoryInbox {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut state = lock(&self.state);
@@ -122,6 +129,7 @@ impl Inbox {
 #[async_trait]
 impl InboxStore for MemoryInbox {
     async fn record_post(&self, members: &[UserId], post: &InboxPost) -> Result<Vec<InboxChange>> {
+        self.journal.writable()?;
         let (changes, written) = {
             let mut state = lock(&self.state);
             let mut changes = Vec::with_capacity(members.len());
@@ -192,6 +200,7 @@ impl InboxStore for MemoryInbox {
         conversation: &ConversationId,
         settings: InboxSettings,
     ) -> Result<Option<UserConversation>> {
+        self.journal.writable()?;
         let (view, written) = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(None) };
@@ -203,6 +212,7 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn remove(&self, user: &UserId, conversation: &ConversationId) -> Result<bool> {
+        self.journal.writable()?;
         let written = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(false) };
@@ -225,6 +235,7 @@ impl InboxStore for MemoryInbox {
         conversation: &ConversationId,
         _message: &MessageId,
     ) -> Result<Option<ReadOutcome>> {
+        self.journal.writable()?;
         let (outcome, written) = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(None) };

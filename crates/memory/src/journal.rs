@@ -18,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +41,10 @@ pub(crate) mod store {
     pub(crate) const MESSAGES: u8 = 7;
     pub(crate) const CONVERSATIONS: u8 = 8;
     pub(crate) const RATE_LIMITS: u8 = 9;
+    pub(crate) const PRESENCE: u8 = 10;
+    /// A record of no store: the frame the writer appends to test that the log can be written
+    /// again after a failed write. Replay skips it.
+    pub(crate) const PROBE: u8 = 0;
 }
 
 /// A store whose state the journal persists.
@@ -49,6 +54,9 @@ pub(crate) trait Durable: Send + Sync {
     /// Writes records that rebuild the whole state: calls [`Sink::begin`] first, under the same
     /// lock its mutations append under, and keeps that lock until the last record.
     fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()>;
+    /// Replaces the whole state by the one `records` rebuild (the store's records in the journal,
+    /// snapshot first): the roll-back after a failed write. Swaps it in under the store's lock.
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()>;
 }
 
 /// The journal handle every store holds; `Default` is off (the plain memory engine).
@@ -93,6 +101,20 @@ impl Ticket {
 }
 
 impl Journal {
+    /// `Ok` unless the journal cannot be written (a write failed: disk full, file too large, I/O
+    /// error), then `engine_unavailable`. Every mutation calls it before changing anything, so a
+    /// refused write leaves the state as it was.
+    pub(crate) fn writable(&self) -> Result<()> {
+        let Some(owner) = &self.0 else { return Ok(()) };
+        if !owner.shared.unwritable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let why = lock(&owner.shared.failed).clone().unwrap_or_default();
+        Err(Error::Unavailable(format!(
+            "data dir: the journal cannot be written ({why}); writes are refused until it can, reads go on"
+        )))
+    }
+
     /// Appends `record` of `store`; call it under the lock that guards the change it records.
     pub(crate) fn append<R: Serialize + ?Sized>(&self, store: u8, record: &R) -> Ticket {
         let Some(owner) = &self.0 else { return Ticket(Waiting::Done) };
@@ -154,6 +176,10 @@ struct Shared {
     /// The highest sequence written (and fsynced under `always`), failed or not.
     progress: watch::Sender<u64>,
     failures: Mutex<VecDeque<Failure>>,
+    /// Set while the journal cannot be written; [`Journal::writable`] reads it.
+    unwritable: AtomicBool,
+    /// Why, while `unwritable`.
+    failed: Mutex<Option<String>>,
     stores: Mutex<Vec<(u8, Weak<dyn Durable>)>>,
     compaction: Mutex<Compaction>,
     compaction_done: Condvar,
@@ -309,6 +335,8 @@ pub(crate) fn open(dir: &Path, policy: SyncPolicy, compact_log_bytes: u64) -> Re
         wake: Condvar::new(),
         progress,
         failures: Mutex::new(VecDeque::new()),
+        unwritable: AtomicBool::new(false),
+        failed: Mutex::new(None),
         stores: Mutex::new(Vec::new()),
         compaction: Mutex::new(Compaction::default()),
         compaction_done: Condvar::new(),
@@ -380,7 +408,7 @@ impl Recovery {
             }
             let mut offset = 0;
             for frame in &scan.frames {
-                if frame.seq > cuts.get(&frame.store).copied().unwrap_or(0) {
+                if frame.store != store::PROBE && frame.seq > cuts.get(&frame.store).copied().unwrap_or(0) {
                     apply(path, frame, offset)?;
                     opened.replayed += 1;
                 }
@@ -454,14 +482,17 @@ fn write_loop(shared: Arc<Shared>, mut log: File, mut generation: u64) {
                     unsynced = shared.policy != SyncPolicy::Always;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "data dir: journal write failed; the changes of this batch are refused");
                     // No partial frame may stay behind the next batch.
                     let _ = log.set_len(log_bytes);
-                    let mut failures = lock(&shared.failures);
-                    if failures.len() == KEPT_FAILURES {
-                        failures.pop_front();
+                    push_failure(&shared, written + 1, through, &e.to_string());
+                    batch.clear();
+                    let recovered = recover(&shared, &mut log, log_bytes, through, e.to_string());
+                    (written, log_bytes) = (recovered.written, recovered.log_bytes);
+                    unsynced = false;
+                    if recovered.shutdown {
+                        return;
                     }
-                    failures.push_back(Failure { first: written + 1, last: through, why: e.to_string() });
+                    continue;
                 }
             }
             batch.clear();
@@ -469,11 +500,17 @@ fn write_loop(shared: Arc<Shared>, mut log: File, mut generation: u64) {
             shared.progress.send_replace(through);
         }
         if shared.policy == SyncPolicy::EverySec && unsynced && (last_sync.elapsed() >= second || shutdown) {
-            if let Err(e) = log.sync_data() {
-                tracing::error!(error = %e, "data dir: journal fsync failed");
-            }
             unsynced = false;
             last_sync = Instant::now();
+            if let Err(e) = log.sync_data() {
+                // What was written may not be on disk: refuse writes until a probe is fsynced.
+                let recovered = recover(&shared, &mut log, log_bytes, written, e.to_string());
+                (written, log_bytes) = (recovered.written, recovered.log_bytes);
+                if recovered.shutdown {
+                    return;
+                }
+                continue;
+            }
         }
         if shutdown {
             let _ = log.sync_data();
@@ -493,6 +530,140 @@ fn write_loop(shared: Arc<Shared>, mut log: File, mut generation: u64) {
             }
         }
     }
+}
+
+fn push_failure(shared: &Shared, first: u64, last: u64, why: &str) {
+    let mut failures = lock(&shared.failures);
+    if failures.len() == KEPT_FAILURES {
+        failures.pop_front();
+    }
+    failures.push_back(Failure { first, last, why: why.to_owned() });
+}
+
+/// Where the writer stands once [`recover`] returns.
+struct Recovered {
+    written: u64,
+    log_bytes: u64,
+    shutdown: bool,
+}
+
+/// Probes are this far apart while the journal cannot be written.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After a failed write (its records, through `written`, already counted as failed): refuses
+/// writes, rolls every store back to what the journal holds, answers the refused requests, then
+/// appends a probe frame once a second until one is written (and fsynced, since an fsync may
+/// have been what failed) — then writes are accepted again, or the engine stops.
+fn recover(shared: &Shared, log: &mut File, mut log_bytes: u64, mut written: u64, why: String) -> Recovered {
+    tracing::error!(
+        error = %why,
+        "data dir: journal write failed; writes are refused (503 engine_unavailable) until it can be written again, \
+         reads go on"
+    );
+    *lock(&shared.failed) = Some(why);
+    shared.unwritable.store(true, Ordering::Release);
+    let mut rolled_back = None;
+    let mut next_probe = Instant::now() + PROBE_INTERVAL;
+    loop {
+        // A mutation that passed `writable` just before the flag was set may still append: every
+        // record appended since the last roll-back calls for another one.
+        let before = lock(&shared.pending).last_seq;
+        if rolled_back != Some(before) {
+            wait_for_compaction(shared);
+            if let Err(e) = rebuild(shared) {
+                tracing::error!(error = %e, "data dir: cannot roll the state back to the journal");
+            }
+            rolled_back = Some(before);
+        }
+        let (through, shutdown) = {
+            let mut pending = lock(&shared.pending);
+            pending.buf.clear();
+            (pending.last_seq, pending.shutdown)
+        };
+        if through > written {
+            push_failure(shared, written + 1, through, "the journal cannot be written");
+        }
+        written = through;
+        shared.progress.send_replace(written);
+        if through != before {
+            continue;
+        }
+        if shutdown {
+            return Recovered { written, log_bytes, shutdown: true };
+        }
+        let now = Instant::now();
+        if now >= next_probe {
+            next_probe = now + PROBE_INTERVAL;
+            let mut frame = Vec::new();
+            wal::encode(&mut frame, 0, store::PROBE, b"null");
+            let probed = log.set_len(log_bytes).and_then(|()| log.write_all(&frame)).and_then(|()| log.sync_data());
+            if probed.is_ok() {
+                log_bytes += frame.len() as u64;
+                *lock(&shared.failed) = None;
+                shared.unwritable.store(false, Ordering::Release);
+                tracing::info!("data dir: the journal can be written again; writes are accepted");
+                return Recovered { written, log_bytes, shutdown: false };
+            }
+            continue;
+        }
+        let pending = lock(&shared.pending);
+        if pending.buf.is_empty() && !pending.shutdown {
+            let _ = shared.wake.wait_timeout(pending, next_probe - now);
+        }
+    }
+}
+
+fn wait_for_compaction(shared: &Shared) {
+    let mut compaction = lock(&shared.compaction);
+    while compaction.running.is_some() {
+        compaction = shared.compaction_done.wait(compaction).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+/// Restores every store from the journal files as they are on disk (see [`Durable::restore`]).
+fn rebuild(shared: &Shared) -> Result<()> {
+    let dir = &shared.dir;
+    let mut snapshot: Option<(u64, PathBuf)> = None;
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, "cannot list", e))?.flatten() {
+        let name = entry.file_name();
+        match name.to_str().and_then(parse_name) {
+            Some(("log", generation)) => logs.push((generation, entry.path())),
+            Some((_, generation)) if snapshot.as_ref().is_none_or(|s| s.0 < generation) => {
+                snapshot = Some((generation, entry.path()));
+            }
+            _ => {}
+        }
+    }
+    logs.sort();
+    let base = snapshot.as_ref().map_or(0, |s| s.0);
+    let mut files = Vec::new();
+    for path in snapshot.iter().map(|s| &s.1).chain(logs.iter().filter(|l| l.0 >= base).map(|l| &l.1)) {
+        files.push(std::fs::read(path).map_err(|e| io_error(path, "cannot read", e))?);
+    }
+    let mut records: HashMap<u8, Vec<&[u8]>> = HashMap::new();
+    let mut cuts: HashMap<u8, u64> = HashMap::new();
+    for (i, bytes) in files.iter().enumerate() {
+        let in_snapshot = i == 0 && snapshot.is_some();
+        let scan = wal::scan(bytes).map_err(|at| Error::Internal(format!("data dir: corrupt record at {at}")))?;
+        for frame in scan.frames {
+            if in_snapshot && frame.record == b"null" && !cuts.contains_key(&frame.store) {
+                cuts.insert(frame.store, frame.seq);
+            } else if in_snapshot
+                || (frame.store != store::PROBE && frame.seq > cuts.get(&frame.store).copied().unwrap_or(0))
+            {
+                records.entry(frame.store).or_default().push(frame.record);
+            }
+        }
+    }
+    let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
+    for (tag, store) in stores {
+        let Some(store) = store.upgrade() else { continue };
+        let records = records.get(&tag).map_or(&[][..], Vec::as_slice);
+        store.restore(records).map_err(|e| Error::Internal(format!("data dir: roll-back of store {tag}: {e}")))?;
+    }
+    tracing::warn!("data dir: state rolled back to what the journal holds; refused writes are undone");
+    Ok(())
 }
 
 fn start_compaction(shared: &Arc<Shared>, generation: u64) {

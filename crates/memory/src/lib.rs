@@ -79,7 +79,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
     let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::new(journal.clone()));
     let broker = Arc::new(broker::MemoryBroker::new());
     let streams = Arc::new(stream::MemoryStreams::new(broker.clone(), journal.clone()));
-    let presence = Arc::new(presence::MemoryPresence::default());
+    let presence = Arc::new(presence::MemoryPresence::new(journal.clone()));
     let typing = Arc::new(typing::MemoryTyping::default());
     let messages = Arc::new(message::MemoryMessages::new(journal.clone()));
     let notifications = Arc::new(notification::MemoryNotifications::new(journal.clone()));
@@ -98,6 +98,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
             (store::MESSAGES, messages.clone() as Arc<dyn Durable>),
             (store::CONVERSATIONS, conversations.clone() as Arc<dyn Durable>),
             (store::RATE_LIMITS, rate_limiter.clone() as Arc<dyn Durable>),
+            (store::PRESENCE, presence.clone() as Arc<dyn Durable>),
         ])?;
     }
     let sweepable = vec![

@@ -35,6 +35,13 @@ impl MemorySessions {
 }
 
 impl Durable for MemorySessions {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut state = lock(&self.state);
@@ -107,6 +114,7 @@ impl State {
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn create(&self, new: NewSession, max_per_user: u32) -> Result<CreatedSession> {
+        self.journal.writable()?;
         let id = match &new.id {
             Some(id) => id.clone(),
             None => SessionId::generate(&new.user_id)?,
@@ -166,6 +174,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (session, written) = {
             let mut state = lock(&self.state);
@@ -186,6 +195,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn update_data(&self, id: &SessionId, patch: &SessionData, max_data_bytes: usize) -> Result<Option<Session>> {
+        self.journal.writable()?;
         let (session, written) = {
             let mut state = lock(&self.state);
             let Some(session) = state.live(id, Timestamp::now()) else { return Ok(None) };
@@ -210,6 +220,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool> {
+        self.journal.writable()?;
         let written = {
             let mut state = lock(&self.state);
             let live = state.live(id, Timestamp::now()).is_some();
@@ -229,6 +240,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
+        self.journal.writable()?;
         let (deleted, written) = {
             let mut state = lock(&self.state);
             let ids = state.user_sessions(user, Timestamp::now());

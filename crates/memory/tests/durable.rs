@@ -548,3 +548,57 @@ async fn messages_conversations_and_rate_limits_survive_a_restart() {
     assert!(third.allowed && third.remaining == 0, "two of three were used before the restart: {third:?}");
     assert!(!engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0].allowed);
 }
+
+#[tokio::test]
+async fn presence_keeps_last_seen_status_devices_and_contacts_and_every_device_comes_back_offline() {
+    use switchboard_core::{ConnectionInfo, DeviceRegistration, PresenceStatus, StatusSetting};
+    let dir = TempDir::new();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (phone, laptop) = (DeviceId::new("phone").unwrap(), DeviceId::new("laptop").unwrap());
+    let grace = Duration::ZERO;
+    let setting = StatusSetting { status: PresenceStatus::Busy, text: Some("in a meeting".into()), invisible: false };
+    let conn = ConnectionInfo {
+        conn_id: "c1".into(),
+        user_id: alice.clone(),
+        device_id: laptop.clone(),
+        node_id: "n1".into(),
+        connected_at: Timestamp::now(),
+        ip: None,
+        user_agent: None,
+    };
+    let (before, registered) = {
+        let engine = open(&dir.0);
+        let p = &engine.presence;
+        p.set_status(&alice, &setting, grace).await.unwrap();
+        let registration = DeviceRegistration { push_token: Some("push-1".into()), ..DeviceRegistration::default() };
+        let registered = p.upsert_device(&alice, &phone, registration).await.unwrap();
+        p.set_contacts(&alice, std::slice::from_ref(&bob), None).await.unwrap();
+        // The phone is still live when the engine stops; the laptop disconnected before.
+        p.heartbeat(&alice, &phone, Duration::from_secs(60)).await.unwrap();
+        p.connect(&conn, Duration::from_secs(60)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.disconnect(&conn.conn_ref(), grace).await.unwrap();
+        let before = p.get(&alice, grace).await.unwrap();
+        assert!(before.online, "the phone is live");
+        // Presence records are not waited for: let the writer take them before the engine stops.
+        engine.sessions.create(new_session(&bob, Duration::from_secs(60)), 0).await.unwrap();
+        (before, registered)
+    };
+    let engine = open(&dir.0);
+    let p = &engine.presence;
+    let after = p.get(&alice, grace).await.unwrap();
+    assert!(!after.online, "nobody is connected after a restart");
+    assert_eq!(after.status_text.as_deref(), Some("in a meeting"));
+    let mut seen_before: Vec<_> = before.devices.iter().map(|d| (d.device_id.clone(), d.last_seen)).collect();
+    let mut seen_after: Vec<_> = after.devices.iter().map(|d| (d.device_id.clone(), d.last_seen)).collect();
+    seen_before.sort();
+    seen_after.sort();
+    assert_eq!(seen_after, seen_before, "each device keeps its last-seen time");
+    assert!(after.devices.iter().all(|d| !d.online));
+    assert_eq!(p.devices(&alice).await.unwrap(), vec![registered]);
+    assert_eq!(p.contacts(&alice).await.unwrap(), vec![bob.clone()]);
+    assert_eq!(p.online_count().await.unwrap(), 0);
+    // Going online again after the restart works as usual.
+    p.heartbeat(&alice, &phone, Duration::from_secs(60)).await.unwrap();
+    assert!(p.get(&alice, grace).await.unwrap().online);
+}
