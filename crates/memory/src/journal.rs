@@ -1,9 +1,11 @@
 //! The durable mode's write-ahead journal: every store appends one record per state change (under
 //! its own lock, so a store's records are in the order its changes were made), and waits for the
 //! record to be written ([`SyncPolicy::EverySec`], [`SyncPolicy::No`]) or written and fsynced
-//! ([`SyncPolicy::Always`]) before it answers. One writer thread takes everything appended since
-//! its last write as one batch: one `write` and, under `always`, one fsync per batch (group
-//! commit), however many requests wait on it.
+//! ([`SyncPolicy::Always`]) before it answers. Group commit without a thread switch: the first
+//! waiting request that finds no write under way becomes the leader and writes everything
+//! appended so far as one batch — one `write` and, under `always`, one fsync — for every request
+//! waiting on it; the others wait for the batch that covers them. The journal's own thread only
+//! writes records nobody waits for, fsyncs under `everysec` and probes the log after a failure.
 //!
 //! Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>` (frames
 //! of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
@@ -18,14 +20,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use switchboard_core::{Error, Result};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::config::SyncPolicy;
 use crate::{lock, wal};
@@ -69,6 +71,20 @@ impl std::fmt::Debug for Journal {
     }
 }
 
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // A compaction holds a store while it snapshots it, so it may end up with the last handle
+        // and release the dir after the engine is gone: wait for it instead (unless on its thread).
+        if let Some(owner) = &self.0 {
+            let mut compaction = lock(&owner.shared.compaction);
+            while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
+                compaction =
+                    owner.shared.compaction_done.wait(compaction).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
+    }
+}
+
 /// Proof of an append; [`Ticket::wait`] resolves once the record is as durable as the policy asks.
 #[must_use = "a change is acknowledged only after its record is durable: await `wait`"]
 pub(crate) struct Ticket(Waiting);
@@ -88,14 +104,31 @@ impl Ticket {
             Waiting::Failed(why) => return Err(Error::Internal(why)),
             Waiting::On(shared, seq) => (shared, seq),
         };
-        let mut progress = shared.progress.subscribe();
-        if progress.wait_for(|through| *through >= seq).await.is_err() {
-            return Err(Error::Unavailable("data dir: the journal writer stopped".into()));
+        if shared.written.load(Ordering::Acquire) < seq {
+            // Let the tasks ready on this worker append theirs first: one write then covers them.
+            tokio::task::yield_now().await;
         }
-        let failures = lock(&shared.failures);
-        match failures.iter().find(|f| f.first <= seq && seq <= f.last) {
-            Some(f) => Err(Error::Unavailable(format!("data dir: write failed: {}", f.why))),
-            None => Ok(()),
+        loop {
+            if shared.written.load(Ordering::Acquire) >= seq {
+                return shared.outcome(seq);
+            }
+            // Registered before looking at the log, so a batch ending in between still wakes us.
+            let mut notified = std::pin::pin!(shared.batch_done.notified());
+            notified.as_mut().enable();
+            let led = match shared.log.try_lock() {
+                Ok(mut log) => {
+                    lead(&shared, &mut log);
+                    true
+                }
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                    lead(&shared, &mut poisoned.into_inner());
+                    true
+                }
+                Err(std::sync::TryLockError::WouldBlock) => false,
+            };
+            if !led && shared.written.load(Ordering::Acquire) < seq {
+                notified.await;
+            }
         }
     }
 }
@@ -130,7 +163,6 @@ impl Journal {
             wal::encode(&mut pending.buf, seq, store, &body);
             seq
         };
-        shared.wake.notify_one();
         Ticket(Waiting::On(shared.clone(), seq))
     }
 }
@@ -158,6 +190,14 @@ impl Drop for Owner {
         if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
         }
+        // A last batch and fsync; closing the log makes any later wait fail instead of hang.
+        let mut log = lock(&self.shared.log);
+        lead(&self.shared, &mut log);
+        if let Some(log) = log.as_mut() {
+            let _ = log.file.sync_data();
+        }
+        *log = None;
+        drop(log);
         // A compaction still running must not delete files once the lock is released.
         let mut compaction = lock(&self.shared.compaction);
         while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
@@ -172,9 +212,16 @@ struct Shared {
     policy: SyncPolicy,
     compact_log_bytes: u64,
     pending: Mutex<Pending>,
+    /// Wakes the journal's thread (at shutdown).
     wake: Condvar,
+    /// The open log; its lock is held by the one leader writing a batch. `None` once closed.
+    log: Mutex<Option<Log>>,
     /// The highest sequence written (and fsynced under `always`), failed or not.
-    progress: watch::Sender<u64>,
+    written: AtomicU64,
+    /// Woken at the end of every batch.
+    batch_done: Notify,
+    /// Whether `failures` ever held anything (spares the lock on the common path).
+    any_failure: AtomicBool,
     failures: Mutex<VecDeque<Failure>>,
     /// Set while the journal cannot be written; [`Journal::writable`] reads it.
     unwritable: AtomicBool,
@@ -189,8 +236,30 @@ struct Shared {
 struct Pending {
     buf: Vec<u8>,
     last_seq: u64,
-    rotate: bool,
     shutdown: bool,
+}
+
+struct Log {
+    file: File,
+    generation: u64,
+    /// Bytes of whole records in `file`.
+    bytes: u64,
+    /// Written under `everysec` since the last fsync.
+    unsynced: bool,
+}
+
+impl Shared {
+    /// Whether the record at `seq` (already written or failed) was written.
+    fn outcome(&self, seq: u64) -> Result<()> {
+        if !self.any_failure.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let failures = lock(&self.failures);
+        match failures.iter().rev().find(|f| f.first <= seq && seq <= f.last) {
+            Some(f) => Err(Error::Unavailable(format!("data dir: write failed: {}", f.why))),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Failure {
@@ -326,14 +395,16 @@ pub(crate) fn open(dir: &Path, policy: SyncPolicy, compact_log_bytes: u64) -> Re
             let _ = std::fs::remove_file(path);
         }
     }
-    let (progress, _) = watch::channel(0);
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         policy,
         compact_log_bytes,
         pending: Mutex::new(Pending::default()),
         wake: Condvar::new(),
-        progress,
+        log: Mutex::new(None),
+        written: AtomicU64::new(0),
+        batch_done: Notify::new(),
+        any_failure: AtomicBool::new(false),
         failures: Mutex::new(VecDeque::new()),
         unwritable: AtomicBool::new(false),
         failed: Mutex::new(None),
@@ -418,14 +489,15 @@ impl Recovery {
         }
         let shared = self.owner.shared.clone();
         lock(&shared.pending).last_seq = last_seq;
-        shared.progress.send_replace(last_seq);
+        shared.written.store(last_seq, Ordering::Release);
         *lock(&shared.stores) = stores.iter().map(|(tag, s)| (*tag, Arc::downgrade(s))).collect();
         let generation = self.next_generation;
-        let log = open_log(&shared.dir, generation)?;
+        let file = open_log(&shared.dir, generation)?;
+        *lock(&shared.log) = Some(Log { file, generation, bytes: 0, unsynced: false });
         let thread_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("switchboard-journal".into())
-            .spawn(move || write_loop(thread_shared, log, generation))
+            .spawn(move || background(thread_shared))
             .map_err(|e| Error::Internal(format!("data dir: cannot start the journal writer: {e}")))?;
         *lock(&self.owner.writer) = Some(writer);
         if opened.replayed > 0 || opened.torn_bytes > 0 {
@@ -443,90 +515,116 @@ fn open_log(dir: &Path, generation: u64) -> Result<File> {
     Ok(file)
 }
 
-fn write_loop(shared: Arc<Shared>, mut log: File, mut generation: u64) {
-    let mut batch = Vec::new();
-    let mut written = lock(&shared.pending).last_seq;
-    let mut log_bytes = 0u64;
-    let mut unsynced = false;
-    let mut last_sync = Instant::now();
-    let second = Duration::from_secs(1);
-    loop {
-        let (through, rotate, shutdown) = {
-            let mut pending = lock(&shared.pending);
-            loop {
-                if !pending.buf.is_empty() || pending.rotate || pending.shutdown {
-                    break;
-                }
-                if shared.policy == SyncPolicy::EverySec && unsynced {
-                    let left = second.saturating_sub(last_sync.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    pending =
-                        shared.wake.wait_timeout(pending, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
-                } else {
-                    pending = shared.wake.wait(pending).unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-            }
-            std::mem::swap(&mut pending.buf, &mut batch);
-            (pending.last_seq, std::mem::take(&mut pending.rotate), pending.shutdown)
-        };
-        if !batch.is_empty() {
-            let result = log.write_all(&batch).and_then(|()| match shared.policy {
-                SyncPolicy::Always => log.sync_data(),
+/// Writes everything appended so far as one batch: one `write` and, under `always`, one fsync.
+/// Called with the log's lock held (`log`), so batches never overlap and stay in order.
+fn lead(shared: &Arc<Shared>, log: &mut Option<Log>) {
+    let (through, mut batch) = {
+        let mut pending = lock(&shared.pending);
+        (pending.last_seq, std::mem::take(&mut pending.buf))
+    };
+    let written = shared.written.load(Ordering::Acquire);
+    if through <= written {
+        return;
+    }
+    match log.as_mut() {
+        None => push_failure(shared, written + 1, through, "the journal is closed"),
+        Some(_) if shared.unwritable.load(Ordering::Acquire) => {
+            // Appended by a mutation that passed `writable` just before a failure: undo it too.
+            push_failure(shared, written + 1, through, "the journal cannot be written");
+            roll_back(shared);
+        }
+        Some(log) => {
+            let result = log.file.write_all(&batch).and_then(|()| match shared.policy {
+                SyncPolicy::Always => log.file.sync_data(),
                 _ => Ok(()),
             });
             match result {
                 Ok(()) => {
-                    log_bytes += batch.len() as u64;
-                    unsynced = shared.policy != SyncPolicy::Always;
+                    log.bytes += batch.len() as u64;
+                    log.unsynced = shared.policy != SyncPolicy::Always;
                 }
                 Err(e) => {
                     // No partial frame may stay behind the next batch.
-                    let _ = log.set_len(log_bytes);
-                    push_failure(&shared, written + 1, through, &e.to_string());
-                    batch.clear();
-                    let recovered = recover(&shared, &mut log, log_bytes, through, e.to_string());
-                    (written, log_bytes) = (recovered.written, recovered.log_bytes);
-                    unsynced = false;
-                    if recovered.shutdown {
-                        return;
-                    }
-                    continue;
+                    let _ = log.file.set_len(log.bytes);
+                    push_failure(shared, written + 1, through, &e.to_string());
+                    refuse(shared, e.to_string());
+                    // The refused requests are answered once the state no longer shows them.
+                    roll_back(shared);
                 }
             }
-            batch.clear();
-            written = through;
-            shared.progress.send_replace(through);
         }
-        if shared.policy == SyncPolicy::EverySec && unsynced && (last_sync.elapsed() >= second || shutdown) {
-            unsynced = false;
-            last_sync = Instant::now();
-            if let Err(e) = log.sync_data() {
+    }
+    shared.written.store(through, Ordering::Release);
+    shared.batch_done.notify_waiters();
+    batch.clear();
+    {
+        let mut pending = lock(&shared.pending);
+        if pending.buf.is_empty() {
+            // Hand the allocation back for the next appends.
+            pending.buf = batch;
+        }
+    }
+    if let Some(log) = log.as_mut()
+        && log.bytes >= shared.compact_log_bytes
+        && !shared.unwritable.load(Ordering::Acquire)
+        && lock(&shared.compaction).running.is_none()
+    {
+        let _ = log.file.sync_data();
+        match open_log(&shared.dir, log.generation + 1) {
+            Ok(next) => {
+                *log = Log { file: next, generation: log.generation + 1, bytes: 0, unsynced: false };
+                start_compaction(shared, log.generation);
+            }
+            Err(e) => tracing::error!(error = %e, "data dir: cannot start a new log; compaction postponed"),
+        }
+    }
+}
+
+/// The journal's thread wakes this often to write records nobody waits for.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The journal's own thread: writes records nobody waits for (presence transitions, requests
+/// cancelled while waiting), fsyncs under `everysec` once a second (outside the log's lock, so
+/// batches go on meanwhile), and while the log cannot be written, probes it once a second.
+fn background(shared: Arc<Shared>) {
+    let mut last_sync = Instant::now();
+    let mut next_probe = Instant::now();
+    loop {
+        {
+            let pending = lock(&shared.pending);
+            if pending.shutdown {
+                return;
+            }
+            let (pending, _) =
+                shared.wake.wait_timeout(pending, FLUSH_INTERVAL).unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pending.shutdown {
+                return;
+            }
+        }
+        let mut log = lock(&shared.log);
+        lead(&shared, &mut log);
+        let Some(open) = log.as_mut() else { return };
+        let now = Instant::now();
+        if shared.unwritable.load(Ordering::Acquire) {
+            if now >= next_probe {
+                next_probe = now + PROBE_INTERVAL;
+                if probe(open) {
+                    *lock(&shared.failed) = None;
+                    shared.unwritable.store(false, Ordering::Release);
+                    tracing::info!("data dir: the journal can be written again; writes are accepted");
+                }
+            }
+            continue;
+        }
+        if open.unsynced && now.duration_since(last_sync) >= Duration::from_secs(1) {
+            open.unsynced = false;
+            let file = open.file.try_clone();
+            drop(log);
+            last_sync = now;
+            if let Err(e) = file.and_then(|f| f.sync_data()) {
                 // What was written may not be on disk: refuse writes until a probe is fsynced.
-                let recovered = recover(&shared, &mut log, log_bytes, written, e.to_string());
-                (written, log_bytes) = (recovered.written, recovered.log_bytes);
-                if recovered.shutdown {
-                    return;
-                }
-                continue;
-            }
-        }
-        if shutdown {
-            let _ = log.sync_data();
-            return;
-        }
-        let compacting = lock(&shared.compaction).running.is_some();
-        if (rotate || log_bytes >= shared.compact_log_bytes) && !compacting {
-            let _ = log.sync_data();
-            match open_log(&shared.dir, generation + 1) {
-                Ok(next) => {
-                    log = next;
-                    generation += 1;
-                    log_bytes = 0;
-                    start_compaction(&shared, generation);
-                }
-                Err(e) => tracing::error!(error = %e, "data dir: cannot start a new log; compaction postponed"),
+                refuse(&shared, e.to_string());
+                next_probe = now + PROBE_INTERVAL;
             }
         }
     }
@@ -538,78 +636,43 @@ fn push_failure(shared: &Shared, first: u64, last: u64, why: &str) {
         failures.pop_front();
     }
     failures.push_back(Failure { first, last, why: why.to_owned() });
-}
-
-/// Where the writer stands once [`recover`] returns.
-struct Recovered {
-    written: u64,
-    log_bytes: u64,
-    shutdown: bool,
+    shared.any_failure.store(true, Ordering::Release);
 }
 
 /// Probes are this far apart while the journal cannot be written.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
-/// After a failed write (its records, through `written`, already counted as failed): refuses
-/// writes, rolls every store back to what the journal holds, answers the refused requests, then
-/// appends a probe frame once a second until one is written (and fsynced, since an fsync may
-/// have been what failed) — then writes are accepted again, or the engine stops.
-fn recover(shared: &Shared, log: &mut File, mut log_bytes: u64, mut written: u64, why: String) -> Recovered {
-    tracing::error!(
-        error = %why,
-        "data dir: journal write failed; writes are refused (503 engine_unavailable) until it can be written again, \
-         reads go on"
-    );
+/// Refuses writes from now on ([`Journal::writable`]) until a probe succeeds.
+fn refuse(shared: &Shared, why: String) {
+    if !shared.unwritable.load(Ordering::Acquire) {
+        tracing::error!(
+            error = %why,
+            "data dir: journal write failed; writes are refused (503 engine_unavailable) until it can be written \
+             again, reads go on"
+        );
+    }
     *lock(&shared.failed) = Some(why);
     shared.unwritable.store(true, Ordering::Release);
-    let mut rolled_back = None;
-    let mut next_probe = Instant::now() + PROBE_INTERVAL;
-    loop {
-        // A mutation that passed `writable` just before the flag was set may still append: every
-        // record appended since the last roll-back calls for another one.
-        let before = lock(&shared.pending).last_seq;
-        if rolled_back != Some(before) {
-            wait_for_compaction(shared);
-            if let Err(e) = rebuild(shared) {
-                tracing::error!(error = %e, "data dir: cannot roll the state back to the journal");
-            }
-            rolled_back = Some(before);
-        }
-        let (through, shutdown) = {
-            let mut pending = lock(&shared.pending);
-            pending.buf.clear();
-            (pending.last_seq, pending.shutdown)
-        };
-        if through > written {
-            push_failure(shared, written + 1, through, "the journal cannot be written");
-        }
-        written = through;
-        shared.progress.send_replace(written);
-        if through != before {
-            continue;
-        }
-        if shutdown {
-            return Recovered { written, log_bytes, shutdown: true };
-        }
-        let now = Instant::now();
-        if now >= next_probe {
-            next_probe = now + PROBE_INTERVAL;
-            let mut frame = Vec::new();
-            wal::encode(&mut frame, 0, store::PROBE, b"null");
-            let probed = log.set_len(log_bytes).and_then(|()| log.write_all(&frame)).and_then(|()| log.sync_data());
-            if probed.is_ok() {
-                log_bytes += frame.len() as u64;
-                *lock(&shared.failed) = None;
-                shared.unwritable.store(false, Ordering::Release);
-                tracing::info!("data dir: the journal can be written again; writes are accepted");
-                return Recovered { written, log_bytes, shutdown: false };
-            }
-            continue;
-        }
-        let pending = lock(&shared.pending);
-        if pending.buf.is_empty() && !pending.shutdown {
-            let _ = shared.wake.wait_timeout(pending, next_probe - now);
-        }
+}
+
+/// Appends a probe frame (and fsyncs it, since an fsync may have been what failed), after cutting
+/// any partial frame; `true` once the log can be written again.
+fn probe(log: &mut Log) -> bool {
+    let mut frame = Vec::new();
+    wal::encode(&mut frame, 0, store::PROBE, b"null");
+    let probed =
+        log.file.set_len(log.bytes).and_then(|()| log.file.write_all(&frame)).and_then(|()| log.file.sync_data());
+    if probed.is_ok() {
+        log.bytes += frame.len() as u64;
+    }
+    probed.is_ok()
+}
+
+/// Rolls every store back to what the journal holds, so nothing refused stays visible.
+fn roll_back(shared: &Shared) {
+    wait_for_compaction(shared);
+    if let Err(e) = rebuild(shared) {
+        tracing::error!(error = %e, "data dir: cannot roll the state back to the journal");
     }
 }
 
@@ -691,7 +754,11 @@ fn compact(shared: &Shared, generation: u64) -> Result<()> {
     let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
     let mut out = Vec::new();
     for (tag, store) in stores {
-        let Some(store) = store.upgrade() else { continue };
+        // A store dropped meanwhile (the engine is stopping) would be missing from the snapshot
+        // while the logs holding its records get deleted: keep the logs instead.
+        let Some(store) = store.upgrade() else {
+            return Err(Error::Unavailable("data dir: compaction skipped: the engine is stopping".into()));
+        };
         let mut sink = Sink { shared, store: tag, cut: 0, out: std::mem::take(&mut out) };
         store.snapshot(&mut sink).map_err(|e| Error::Internal(format!("data dir: snapshot of store {tag}: {e}")))?;
         out = sink.out;
@@ -726,11 +793,15 @@ pub struct DataDirStatus {
     pub last_compaction: Option<SystemTime>,
     /// Whether a process holds the dir's lock now.
     pub in_use: bool,
+    /// Why a small test file (4 KiB, written, fsynced and removed) could not be written in the
+    /// dir — disk full, read-only, no permission — if it could not; `None` if it could (or the dir
+    /// does not exist yet).
+    pub write_error: Option<String>,
 }
 
 /// Reads the status of the data dir at `dir` (which need not exist yet: then it is empty).
 pub fn data_dir_status(dir: &Path) -> std::io::Result<DataDirStatus> {
-    let mut status = DataDirStatus { bytes: 0, last_compaction: None, in_use: false };
+    let mut status = DataDirStatus { bytes: 0, last_compaction: None, in_use: false, write_error: None };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(status),
@@ -748,5 +819,10 @@ pub fn data_dir_status(dir: &Path) -> std::io::Result<DataDirStatus> {
     if let Ok(lock_file) = OpenOptions::new().write(true).open(dir.join("LOCK")) {
         status.in_use = matches!(lock_file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
     }
+    // A `.tmp` name: start-up removes such files, so one left by a crash here does no harm.
+    let test = dir.join(format!("doctor-{}.tmp", std::process::id()));
+    let written = File::create(&test).and_then(|mut f| f.write_all(&[0; 4096]).and_then(|()| f.sync_data()));
+    let _ = std::fs::remove_file(&test);
+    status.write_error = written.err().map(|e| e.to_string());
     Ok(status)
 }
