@@ -104,7 +104,10 @@ impl Ticket {
             Waiting::Failed(why) => return Err(Error::Internal(why)),
             Waiting::On(shared, seq) => (shared, seq),
         };
-        if shared.written.load(Ordering::Acquire) < seq {
+        // Under `always` the journal's thread writes and fsyncs each batch: a leader's fsync would
+        // stall its worker thread for milliseconds (measured: half the throughput on two cores).
+        let leads = shared.policy != SyncPolicy::Always;
+        if leads && shared.written.load(Ordering::Acquire) < seq {
             // Let the tasks ready on this worker append theirs first: one write then covers them.
             tokio::task::yield_now().await;
         }
@@ -115,6 +118,12 @@ impl Ticket {
             // Registered before looking at the log, so a batch ending in between still wakes us.
             let mut notified = std::pin::pin!(shared.batch_done.notified());
             notified.as_mut().enable();
+            if !leads {
+                if shared.written.load(Ordering::Acquire) < seq {
+                    notified.await;
+                }
+                continue;
+            }
             let led = match shared.log.try_lock() {
                 Ok(mut log) => {
                     lead(&shared, &mut log);
@@ -163,6 +172,9 @@ impl Journal {
             wal::encode(&mut pending.buf, seq, store, &body);
             seq
         };
+        if shared.policy == SyncPolicy::Always {
+            shared.wake.notify_one();
+        }
         Ticket(Waiting::On(shared.clone(), seq))
     }
 }
@@ -583,22 +595,31 @@ fn lead(shared: &Arc<Shared>, log: &mut Option<Log>) {
 /// The journal's thread wakes this often to write records nobody waits for.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The journal's own thread: writes records nobody waits for (presence transitions, requests
-/// cancelled while waiting), fsyncs under `everysec` once a second (outside the log's lock, so
+/// The journal's own thread: under `always` writes and fsyncs every batch; otherwise writes
+/// records nobody waits for (presence transitions, requests cancelled while waiting), fsyncs under `everysec` once a second (outside the log's lock, so
 /// batches go on meanwhile), and while the log cannot be written, probes it once a second.
 fn background(shared: Arc<Shared>) {
     let mut last_sync = Instant::now();
     let mut next_probe = Instant::now();
     loop {
         {
-            let pending = lock(&shared.pending);
-            if pending.shutdown {
-                return;
-            }
-            let (pending, _) =
-                shared.wake.wait_timeout(pending, FLUSH_INTERVAL).unwrap_or_else(std::sync::PoisonError::into_inner);
-            if pending.shutdown {
-                return;
+            let mut pending = lock(&shared.pending);
+            let deadline = Instant::now() + FLUSH_INTERVAL;
+            // Under `always` every append wakes this thread (it writes every batch); otherwise it
+            // only looks every FLUSH_INTERVAL, since the waiting requests write their own batches.
+            loop {
+                let now = Instant::now();
+                if pending.shutdown {
+                    return;
+                }
+                if now >= deadline || (shared.policy == SyncPolicy::Always && !pending.buf.is_empty()) {
+                    break;
+                }
+                pending = shared
+                    .wake
+                    .wait_timeout(pending, deadline - now)
+                    .map(|(p, _)| p)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
         }
         let mut log = lock(&shared.log);
