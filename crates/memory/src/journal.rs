@@ -160,17 +160,27 @@ impl Journal {
     /// Appends `record` of `store`; call it under the lock that guards the change it records.
     pub(crate) fn append<R: Serialize + ?Sized>(&self, store: u8, record: &R) -> Ticket {
         let Some(owner) = &self.0 else { return Ticket(Waiting::Done) };
-        let body = match serde_json::to_vec(record) {
-            Ok(body) => body,
-            Err(e) => return Ticket(Waiting::Failed(format!("journal: record of store {store}: {e}"))),
-        };
+        thread_local! {
+            // Encoding into a reused buffer spares an allocation and a free per record.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let shared = &owner.shared;
-        let seq = {
+        let seq = SCRATCH.with_borrow_mut(|body| {
+            body.clear();
+            serde_json::to_writer(&mut *body, record)?;
             let mut pending = lock(&shared.pending);
             pending.last_seq += 1;
             let seq = pending.last_seq;
-            wal::encode(&mut pending.buf, seq, store, &body);
-            seq
+            wal::encode(&mut pending.buf, seq, store, body);
+            drop(pending);
+            if body.capacity() > 1 << 20 {
+                *body = Vec::new();
+            }
+            Ok::<u64, serde_json::Error>(seq)
+        });
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(e) => return Ticket(Waiting::Failed(format!("journal: record of store {store}: {e}"))),
         };
         if shared.policy == SyncPolicy::Always {
             shared.wake.notify_one();

@@ -21,11 +21,13 @@ pub(crate) struct MemorySessions {
     journal: Journal,
 }
 
-/// A journal record: the changes of one operation, each a whole session or a deletion.
+/// A journal record: the changes of one operation, each a whole session, a touch (its new last
+/// activity and expiry: the most frequent change stays a few dozen bytes) or a deletion.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Change<'a> {
     Put(Box<Cow<'a, Session>>),
     Delete(Cow<'a, SessionId>),
+    Touch(Cow<'a, SessionId>, Timestamp, Timestamp),
 }
 
 impl MemorySessions {
@@ -49,6 +51,12 @@ impl Durable for MemorySessions {
             match change {
                 Change::Put(session) => state.put((*session).into_owned()),
                 Change::Delete(id) => drop(state.remove(&id)),
+                Change::Touch(id, last_active_at, expires_at) => {
+                    if let Some(session) = state.by_id.get_mut(id.as_ref()) {
+                        session.last_active_at = last_active_at;
+                        session.expires_at = expires_at;
+                    }
+                }
             }
         }
         Ok(())
@@ -185,7 +193,7 @@ impl SessionStore for MemorySessions {
             });
             let written = session
                 .as_ref()
-                .map(|s| self.journal.append(store::SESSIONS, &[Change::Put(Box::new(Cow::Borrowed(s)))]));
+                .map(|s| self.journal.append(store::SESSIONS, &[Change::Touch(Cow::Borrowed(id), now, s.expires_at)]));
             (session, written)
         };
         if let Some(written) = written {
