@@ -44,7 +44,7 @@ pub(crate) mod store {
     pub(crate) const CONVERSATIONS: u8 = 8;
     pub(crate) const RATE_LIMITS: u8 = 9;
     pub(crate) const PRESENCE: u8 = 10;
-    /// A record of no store: the frame the writer appends to test that the log can be written
+    /// A record of no store: the frame the journal thread appends to test that the log can be written
     /// again after a failed write. Replay skips it.
     pub(crate) const PROBE: u8 = 0;
 }
@@ -198,7 +198,7 @@ struct Opened {
     torn_bytes: u64,
 }
 
-/// Owns the writer thread and the dir lock; dropping the last handle flushes and stops.
+/// Owns the journal thread and the dir lock; dropping the last handle flushes and stops.
 struct Owner {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -445,7 +445,7 @@ impl Recovery {
     }
 
     /// Rebuilds `stores` (each with its store tag) from the snapshot and the logs, then starts
-    /// the writer on a new log generation.
+    /// the journal thread on a new log generation.
     pub(crate) fn finish(self, stores: Vec<(u8, Arc<dyn Durable>)>) -> Result<()> {
         let by_tag: HashMap<u8, &Arc<dyn Durable>> = stores.iter().map(|(tag, s)| (*tag, s)).collect();
         let mut cuts: HashMap<u8, u64> = HashMap::new();

@@ -6,8 +6,9 @@
 //!
 //! # Layout
 //! - `config`: [`MemoryConfig`], [`SyncPolicy`].
-//! - `journal`: the durable mode: the write-ahead journal, its writer (group commit), recovery,
-//!   snapshots and compaction, the dir lock, and [`data_dir_status`].
+//! - `journal`: the durable mode: the write-ahead journal, group commit (a waiting request leads
+//!   the batch; the journal thread under `always`), recovery, the roll-back and probe after a
+//!   failed write, snapshots and compaction, the dir lock, and [`data_dir_status`].
 //! - `wal`: the journal's checksummed record frames and the scan telling a torn tail from
 //!   corruption.
 //! - `session`: `MemorySessions`, the [`switchboard_core::SessionStore`].
@@ -61,7 +62,7 @@ use journal::{Durable, store};
 /// never returned but are only dropped when next read.
 ///
 /// With a data dir, it locks the dir (failing if another process holds it), restores the state
-/// the journal holds and starts the journal's writer thread, which stops once the engine is
+/// the journal holds and starts the journal's thread, which stops once the engine is
 /// dropped. A corrupt journal fails it with the file and offset.
 pub fn engine(config: MemoryConfig) -> Result<Engine> {
     config.validate()?;
