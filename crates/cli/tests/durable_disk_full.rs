@@ -2,7 +2,8 @@
 //! file-size limit (`ulimit -f`, with SIGXFSZ ignored, so a write past it fails with EFBIG like
 //! one on a full disk). Writes past the limit answer 503 `engine_unavailable` and change nothing,
 //! reads go on; once the limit is raised (`prlimit` on the running server) writes are accepted
-//! again; after a SIGKILL and a restart every acknowledged write is there and no refused one.
+//! again; `doctor` reports a data dir it cannot write; after a SIGKILL and a restart every
+//! acknowledged write is there and no refused one.
 
 mod common;
 
@@ -107,6 +108,21 @@ async fn a_full_disk_refuses_writes_with_503_keeps_reads_and_loses_nothing_ackno
         assert_eq!(create(&http, &node, &id).await.0, 201);
         acked.push(id);
     }
+
+    // `doctor` tells a data dir that cannot be written (here: under the same kind of limit).
+    let doctor = Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -S -f 1; exec "$0" doctor --data-dir "$1""#)
+        .arg(env!("CARGO_BIN_EXE_switchboard"))
+        .arg(&dir_str)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("run switchboard doctor");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(!doctor.status.success(), "doctor counts it as a problem:\n{report}");
+    assert!(report.contains("error data dir cannot be written (File too large"), "{report}");
 
     node.kill_hard();
     drop(node);
