@@ -602,3 +602,39 @@ async fn presence_keeps_last_seen_status_devices_and_contacts_and_every_device_c
     p.heartbeat(&alice, &phone, Duration::from_secs(60)).await.unwrap();
     assert!(p.get(&alice, grace).await.unwrap().online);
 }
+
+#[tokio::test]
+async fn the_sweep_records_the_last_refresh_of_a_device_that_went_offline() {
+    use switchboard_core::ConnectionInfo;
+    let dir = TempDir::new();
+    let alice = user("alice");
+    let conn = ConnectionInfo {
+        conn_id: "c1".into(),
+        user_id: alice.clone(),
+        device_id: DeviceId::new("tablet").unwrap(),
+        node_id: "n1".into(),
+        connected_at: Timestamp::now(),
+        ip: None,
+        user_agent: None,
+    };
+    let refreshed_at = {
+        let engine = open(&dir.0);
+        let p = &engine.presence;
+        p.connect(&conn, Duration::from_millis(300)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A refresh is not journalled by itself.
+        assert_eq!(p.refresh(&[conn.conn_ref()], Duration::from_millis(100)).await.unwrap().refreshed, 1);
+        let refreshed_at = p.get(&alice, Duration::ZERO).await.unwrap().devices[0].last_seen;
+        // Past the connection's first expiry, when the sweep is due to look at the user.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(p.sweep(Duration::ZERO, 100).await.unwrap(), vec![alice.clone()], "the entry ran out");
+        // The sweep's record is not waited for: a waited write after it flushes it.
+        engine.sessions.create(new_session(&alice, Duration::from_secs(60)), 0).await.unwrap();
+        refreshed_at
+    };
+    let engine = open(&dir.0);
+    let after = engine.presence.get(&alice, Duration::ZERO).await.unwrap();
+    assert_eq!(after.devices.len(), 1);
+    assert!(!after.devices[0].online);
+    assert_eq!(after.devices[0].last_seen, refreshed_at, "the refresh's time, recorded by the sweep");
+}
