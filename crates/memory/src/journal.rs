@@ -105,7 +105,7 @@ impl Ticket {
             Waiting::On(shared, seq) => (shared, seq),
         };
         // Under `always` the journal's thread writes and fsyncs each batch: a leader's fsync would
-        // stall its worker thread for milliseconds (measured: half the throughput on two cores).
+        // stall its worker thread for milliseconds (measured several times slower on two cores).
         let leads = shared.policy != SyncPolicy::Always;
         if leads && shared.written.load(Ordering::Acquire) < seq {
             // Let the tasks ready on this worker append theirs first: one write then covers them.
