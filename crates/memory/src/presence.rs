@@ -3,8 +3,8 @@
 //!
 //! With a data dir the journal keeps what outlives a connection: each user's status setting and
 //! devices' last-seen times (recorded when a device's entry starts or ends and when the sweep
-//! reports the user offline — never per refresh or repeated heartbeat), registered devices and
-//! contacts. Live entries are not kept: after a restart every device is offline, with the
+//! reports the user offline — never per refresh or repeated heartbeat), registered devices (with
+//! their activity time when an entry starts) and contacts. Live entries are not kept: after a restart every device is offline, with the
 //! last-seen time of its last recorded transition.
 
 use std::collections::{BTreeSet, HashMap};
@@ -81,6 +81,18 @@ impl MemoryPresence {
             && self.journal.writable().is_ok()
         {
             drop(self.journal.append(store::PRESENCE, &Change::user(user, u)));
+        }
+    }
+}
+
+impl MemoryPresence {
+    /// Records a registered device whose activity time a new live entry just moved (so its
+    /// retention counts from there after a restart too); not waited for, like [`Self::log_user`].
+    fn log_device(&self, state: &State, user: &UserId, device: &DeviceId) {
+        if let Some(d) = state.devices.get(user).and_then(|m| m.get(device))
+            && self.journal.writable().is_ok()
+        {
+            drop(self.journal.append(store::PRESENCE, &Change::Device(Box::new(d.clone()))));
         }
     }
 }
@@ -369,6 +381,7 @@ impl PresenceStore for MemoryPresence {
         let (transition, new) = state.enter(&conn.user_id, EntryKey::Conn(conn.conn_id.clone()), live, now);
         if new {
             self.log_user(&state, &conn.user_id);
+            self.log_device(&state, &conn.user_id, &conn.device_id);
         }
         Ok(transition)
     }
@@ -413,6 +426,7 @@ impl PresenceStore for MemoryPresence {
         let (transition, new) = state.enter(user, EntryKey::Heartbeat(device.clone()), live, now);
         if new {
             self.log_user(&state, user);
+            self.log_device(&state, user, device);
         }
         Ok(transition)
     }

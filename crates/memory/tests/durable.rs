@@ -572,7 +572,9 @@ async fn presence_keeps_last_seen_status_devices_and_contacts_and_every_device_c
         p.set_status(&alice, &setting, grace).await.unwrap();
         let registration = DeviceRegistration { push_token: Some("push-1".into()), ..DeviceRegistration::default() };
         let registered = p.upsert_device(&alice, &phone, registration).await.unwrap();
+        assert_eq!(registered.push_token.as_deref(), Some("push-1"));
         p.set_contacts(&alice, std::slice::from_ref(&bob), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
         // The phone is still live when the engine stops; the laptop disconnected before.
         p.heartbeat(&alice, &phone, Duration::from_secs(60)).await.unwrap();
         p.connect(&conn, Duration::from_secs(60)).await.unwrap();
@@ -580,6 +582,8 @@ async fn presence_keeps_last_seen_status_devices_and_contacts_and_every_device_c
         p.disconnect(&conn.conn_ref(), grace).await.unwrap();
         let before = p.get(&alice, grace).await.unwrap();
         assert!(before.online, "the phone is live");
+        let registered = p.devices(&alice).await.unwrap();
+        assert!(registered[0].last_active_at > registered[0].registered_at, "the heartbeat moved it");
         // Presence records are not waited for: let the writer take them before the engine stops.
         engine.sessions.create(new_session(&bob, Duration::from_secs(60)), 0).await.unwrap();
         (before, registered)
@@ -595,7 +599,7 @@ async fn presence_keeps_last_seen_status_devices_and_contacts_and_every_device_c
     seen_after.sort();
     assert_eq!(seen_after, seen_before, "each device keeps its last-seen time");
     assert!(after.devices.iter().all(|d| !d.online));
-    assert_eq!(p.devices(&alice).await.unwrap(), vec![registered]);
+    assert_eq!(p.devices(&alice).await.unwrap(), registered, "with the activity time of its last entry");
     assert_eq!(p.contacts(&alice).await.unwrap(), vec![bob.clone()]);
     assert_eq!(p.online_count().await.unwrap(), 0);
     // Going online again after the restart works as usual.
