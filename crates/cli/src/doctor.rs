@@ -34,6 +34,16 @@ pub(crate) async fn run(args: CommonArgs) -> anyhow::Result<()> {
                     if status.in_use {
                         println!("ok    data dir in use by a running switchboard process");
                     }
+                    match &status.write_error {
+                        None => println!("ok    data dir writable (a 4 KiB test file written and fsynced)"),
+                        Some(e) => {
+                            println!(
+                                "error data dir cannot be written ({e}): a running node answers writes 503 \
+                                 engine_unavailable until it can, reads go on"
+                            );
+                            problems += 1;
+                        }
+                    }
                 }
                 Err(e) => {
                     println!("error data dir {}: {e}", dir.display());

@@ -31,6 +31,13 @@ impl MemoryConversations {
 }
 
 impl Durable for MemoryConversations {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let mut state = lock(&self.state);
         match serde_json::from_slice(record)? {
@@ -97,6 +104,7 @@ fn check_size(kind: ConversationKind, members: usize, max_members: u32) -> Resul
 #[async_trait]
 impl ConversationStore for MemoryConversations {
     async fn put(&self, id: &ConversationId, spec: &ConversationSpec, max_members: u32) -> Result<Conversation> {
+        self.journal.writable()?;
         let members: BTreeSet<UserId> = spec.members.iter().cloned().collect();
         check_size(spec.kind, members.len(), max_members)?;
         let now = Timestamp::now();
@@ -125,6 +133,7 @@ impl ConversationStore for MemoryConversations {
     }
 
     async fn delete(&self, id: &ConversationId) -> Result<bool> {
+        self.journal.writable()?;
         let written = {
             let mut state = lock(&self.state);
             if state.remove(id).is_none() {
@@ -143,6 +152,7 @@ impl ConversationStore for MemoryConversations {
         remove: &[UserId],
         max_members: u32,
     ) -> Result<Option<Conversation>> {
+        self.journal.writable()?;
         let (view, written) = {
             let mut state = lock(&self.state);
             let Some(stored) = state.get_mut(id) else { return Ok(None) };

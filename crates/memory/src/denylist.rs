@@ -31,6 +31,13 @@ impl MemoryDenylist {
 }
 
 impl Durable for MemoryDenylist {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let mut state = lock(&self.state);
         match serde_json::from_slice(record)? {
@@ -65,6 +72,7 @@ struct State {
 #[async_trait]
 impl TokenDenylist for MemoryDenylist {
     async fn deny(&self, jti: &TokenId, until: Timestamp) -> Result<()> {
+        self.journal.writable()?;
         if until <= Timestamp::now() {
             return Ok(());
         }
@@ -83,6 +91,7 @@ impl TokenDenylist for MemoryDenylist {
     }
 
     async fn undeny(&self, jti: &TokenId) -> Result<bool> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (live, written) = {
             let mut state = lock(&self.state);
@@ -94,6 +103,7 @@ impl TokenDenylist for MemoryDenylist {
     }
 
     async fn revoke_before(&self, user: &UserId, before: Timestamp, keep_until: Timestamp) -> Result<Timestamp> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (before, written) = {
             let mut state = lock(&self.state);

@@ -69,6 +69,13 @@ impl MemoryInbox {
 }
 
 impl Durable for MemoryInbox {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut state = lock(&self.state);
@@ -131,6 +138,7 @@ impl Inbox {
 #[async_trait]
 impl InboxStore for MemoryInbox {
     async fn record_post(&self, members: &[UserId], post: &InboxPost) -> Result<Vec<InboxChange>> {
+        self.journal.writable()?;
         let (changes, written) = {
             let mut state = lock(&self.state);
             let mut changes = Vec::with_capacity(members.len());
@@ -190,6 +198,7 @@ impl InboxStore for MemoryInbox {
         conversation: &ConversationId,
         settings: InboxSettings,
     ) -> Result<Option<UserConversation>> {
+        self.journal.writable()?;
         let (view, written) = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(None) };
@@ -201,6 +210,7 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn remove(&self, user: &UserId, conversation: &ConversationId) -> Result<bool> {
+        self.journal.writable()?;
         let written = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(false) };
@@ -223,6 +233,7 @@ impl InboxStore for MemoryInbox {
         conversation: &ConversationId,
         _message: &MessageId,
     ) -> Result<Option<ReadOutcome>> {
+        self.journal.writable()?;
         let (outcome, written) = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(None) };
@@ -243,6 +254,7 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn import(&self, user: &UserId, entries: &[UserConversation]) -> Result<ImportOutcome> {
+        self.journal.writable()?;
         let (outcome, written) = {
             let mut state = lock(&self.state);
             let inbox = state.entry(user.clone()).or_default();
@@ -269,6 +281,7 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn set_unread(&self, user: &UserId, conversation: &ConversationId, unread: u64) -> Result<Option<UnreadSet>> {
+        self.journal.writable()?;
         let (set, written) = {
             let mut state = lock(&self.state);
             let Some(inbox) = state.get_mut(user) else { return Ok(None) };

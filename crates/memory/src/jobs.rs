@@ -116,6 +116,13 @@ impl State {
 }
 
 impl Durable for MemoryJobs {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(self.max_jobs, Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut s = lock(&self.state);
@@ -480,6 +487,7 @@ impl MemoryJobs {
 #[async_trait]
 impl JobStore for MemoryJobs {
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        self.journal.writable()?;
         self.with(|s, now| {
             // All or nothing: a batch that could pass the bound is refused whole (counting
             // every job as new keeps the check O(1)).
@@ -502,6 +510,7 @@ impl JobStore for MemoryJobs {
         lease: Option<Duration>,
         retention: &JobRetention,
     ) -> Result<Fetched> {
+        self.journal.writable()?;
         self.with(|s, now| {
             let mut jobs = Vec::new();
             let mut next_event: Option<i64> = None;
@@ -555,6 +564,7 @@ impl JobStore for MemoryJobs {
         result: Option<&[u8]>,
         retention: &JobRetention,
     ) -> Result<()> {
+        self.journal.writable()?;
         self.with(|s, now| {
             let queue = s.leased(id, token)?.job.queue.clone();
             s.refile(id, |j| {
@@ -582,6 +592,7 @@ impl JobStore for MemoryJobs {
         random: f64,
         retention: &JobRetention,
     ) -> Result<FailOutcome> {
+        self.journal.writable()?;
         self.with(|s, now| {
             let job = &s.leased(id, token)?.job;
             let queue = job.queue.clone();
@@ -625,6 +636,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn heartbeat(&self, id: &JobId, token: &LeaseToken, lease: Option<Duration>) -> Result<Timestamp> {
+        self.journal.writable()?;
         self.with(|s, now| {
             s.leased(id, token)?;
             let end = s
@@ -636,6 +648,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn progress(&self, id: &JobId, token: &LeaseToken, progress: &[u8]) -> Result<()> {
+        self.journal.writable()?;
         self.with(|s, _| {
             s.leased(id, token)?.job.progress = Some(progress.to_vec());
             s.dirty.jobs.push(id.clone());
@@ -645,6 +658,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn release(&self, id: &JobId, token: &LeaseToken) -> Result<()> {
+        self.journal.writable()?;
         self.with(|s, _| {
             s.leased(id, token)?;
             s.refile(id, |j| {
@@ -661,6 +675,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn remove(&self, id: &JobId) -> Result<Option<JobState>> {
+        self.journal.writable()?;
         self.with(|s, _| match s.jobs.get(id) {
             Some(r) if r.job.state == JobState::Active => Err(Error::Conflict(format!("job {id} is active"))),
             _ => Ok(s.drop_job(id)),
@@ -669,6 +684,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn cancel_unique(&self, queue: &QueueName, unique_keys: &[String]) -> Result<Vec<JobId>> {
+        self.journal.writable()?;
         self.with(|s, _| {
             let mut removed = Vec::new();
             for k in unique_keys {
@@ -684,6 +700,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>> {
+        self.journal.writable()?;
         self.with(|s, _| {
             let holders: Vec<JobId> = s
                 .queues
@@ -703,6 +720,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn retry_dead(&self, id: &JobId) -> Result<()> {
+        self.journal.writable()?;
         self.with(|s, now| {
             let rec = s.jobs.get(id).ok_or_else(|| Error::NotFound(format!("job {id} not found")))?;
             if rec.job.state != JobState::Dead {
@@ -779,6 +797,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<()> {
+        self.journal.writable()?;
         self.with(|s, _| {
             s.queues.entry(queue.clone()).or_default().paused = paused;
             s.dirty.queues.push(queue.clone());
@@ -787,6 +806,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn put_schedule(&self, schedule: &Schedule, next_fire_at: Option<Timestamp>) -> Result<bool> {
+        self.journal.writable()?;
         self.with(|s, _| {
             let name = &schedule.name;
             let old = s.schedules.remove(name);
@@ -809,6 +829,7 @@ impl JobStore for MemoryJobs {
     }
 
     async fn delete_schedule(&self, name: &ScheduleName) -> Result<bool> {
+        self.journal.writable()?;
         self.with(|s, _| {
             s.set_next_fire(name, None);
             s.dirty.schedules.push(name.clone());
@@ -842,6 +863,7 @@ impl JobStore for MemoryJobs {
         next: Option<Timestamp>,
         job: &NewJob,
     ) -> Result<bool> {
+        self.journal.writable()?;
         self.with(|s, now| {
             let Some(state) = s.schedules.get_mut(name) else { return false };
             if state.next_fire_at != Some(tick) {

@@ -1,9 +1,11 @@
 //! The durable mode's write-ahead journal: every store appends one record per state change (under
 //! its own lock, so a store's records are in the order its changes were made), and waits for the
 //! record to be written ([`SyncPolicy::EverySec`], [`SyncPolicy::No`]) or written and fsynced
-//! ([`SyncPolicy::Always`]) before it answers. One writer thread takes everything appended since
-//! its last write as one batch: one `write` and, under `always`, one fsync per batch (group
-//! commit), however many requests wait on it.
+//! ([`SyncPolicy::Always`]) before it answers. Group commit without a thread switch: the first
+//! waiting request that finds no write under way becomes the leader and writes everything
+//! appended so far as one batch — one `write` and, under `always`, one fsync — for every request
+//! waiting on it; the others wait for the batch that covers them. The journal's own thread only
+//! writes records nobody waits for, fsyncs under `everysec` and probes the log after a failure.
 //!
 //! Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>` (frames
 //! of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
@@ -18,13 +20,14 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use switchboard_core::{Error, Result};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use crate::config::SyncPolicy;
 use crate::{lock, wal};
@@ -40,6 +43,10 @@ pub(crate) mod store {
     pub(crate) const MESSAGES: u8 = 7;
     pub(crate) const CONVERSATIONS: u8 = 8;
     pub(crate) const RATE_LIMITS: u8 = 9;
+    pub(crate) const PRESENCE: u8 = 10;
+    /// A record of no store: the frame the journal thread appends to test that the log can be written
+    /// again after a failed write. Replay skips it.
+    pub(crate) const PROBE: u8 = 0;
 }
 
 /// A store whose state the journal persists.
@@ -49,6 +56,9 @@ pub(crate) trait Durable: Send + Sync {
     /// Writes records that rebuild the whole state: calls [`Sink::begin`] first, under the same
     /// lock its mutations append under, and keeps that lock until the last record.
     fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()>;
+    /// Replaces the whole state by the one `records` rebuild (the store's records in the journal,
+    /// snapshot first): the roll-back after a failed write. Swaps it in under the store's lock.
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()>;
 }
 
 /// The journal handle every store holds; `Default` is off (the plain memory engine).
@@ -58,6 +68,20 @@ pub(crate) struct Journal(Option<Arc<Owner>>);
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() { "Journal(on)" } else { "Journal(off)" })
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        // A compaction holds a store while it snapshots it, so it may end up with the last handle
+        // and release the dir after the engine is gone: wait for it instead (unless on its thread).
+        if let Some(owner) = &self.0 {
+            let mut compaction = lock(&owner.shared.compaction);
+            while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
+                compaction =
+                    owner.shared.compaction_done.wait(compaction).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+        }
     }
 }
 
@@ -80,35 +104,87 @@ impl Ticket {
             Waiting::Failed(why) => return Err(Error::Internal(why)),
             Waiting::On(shared, seq) => (shared, seq),
         };
-        let mut progress = shared.progress.subscribe();
-        if progress.wait_for(|through| *through >= seq).await.is_err() {
-            return Err(Error::Unavailable("data dir: the journal writer stopped".into()));
+        // Under `always` the journal's thread writes and fsyncs each batch: a leader's fsync would
+        // stall its worker thread for milliseconds (measured several times slower on two cores).
+        let leads = shared.policy != SyncPolicy::Always;
+        if leads && shared.written.load(Ordering::Acquire) < seq {
+            // Let the tasks ready on this worker append theirs first: one write then covers them.
+            tokio::task::yield_now().await;
         }
-        let failures = lock(&shared.failures);
-        match failures.iter().find(|f| f.first <= seq && seq <= f.last) {
-            Some(f) => Err(Error::Unavailable(format!("data dir: write failed: {}", f.why))),
-            None => Ok(()),
+        loop {
+            if shared.written.load(Ordering::Acquire) >= seq {
+                return shared.outcome(seq);
+            }
+            // Registered before looking at the log, so a batch ending in between still wakes us.
+            let mut notified = std::pin::pin!(shared.batch_done.notified());
+            notified.as_mut().enable();
+            if !leads {
+                if shared.written.load(Ordering::Acquire) < seq {
+                    notified.await;
+                }
+                continue;
+            }
+            let led = match shared.log.try_lock() {
+                Ok(mut log) => {
+                    lead(&shared, &mut log);
+                    true
+                }
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                    lead(&shared, &mut poisoned.into_inner());
+                    true
+                }
+                Err(std::sync::TryLockError::WouldBlock) => false,
+            };
+            if !led && shared.written.load(Ordering::Acquire) < seq {
+                notified.await;
+            }
         }
     }
 }
 
 impl Journal {
+    /// `Ok` unless the journal cannot be written (a write failed: disk full, file too large, I/O
+    /// error), then `engine_unavailable`. Every mutation calls it before changing anything, so a
+    /// refused write leaves the state as it was.
+    pub(crate) fn writable(&self) -> Result<()> {
+        let Some(owner) = &self.0 else { return Ok(()) };
+        if !owner.shared.unwritable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let why = lock(&owner.shared.failed).clone().unwrap_or_default();
+        Err(Error::Unavailable(format!(
+            "data dir: the journal cannot be written ({why}); writes are refused until it can, reads go on"
+        )))
+    }
+
     /// Appends `record` of `store`; call it under the lock that guards the change it records.
     pub(crate) fn append<R: Serialize + ?Sized>(&self, store: u8, record: &R) -> Ticket {
         let Some(owner) = &self.0 else { return Ticket(Waiting::Done) };
-        let body = match serde_json::to_vec(record) {
-            Ok(body) => body,
-            Err(e) => return Ticket(Waiting::Failed(format!("journal: record of store {store}: {e}"))),
-        };
+        thread_local! {
+            // Encoding into a reused buffer spares an allocation and a free per record.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let shared = &owner.shared;
-        let seq = {
+        let seq = SCRATCH.with_borrow_mut(|body| {
+            body.clear();
+            serde_json::to_writer(&mut *body, record)?;
             let mut pending = lock(&shared.pending);
             pending.last_seq += 1;
             let seq = pending.last_seq;
-            wal::encode(&mut pending.buf, seq, store, &body);
-            seq
+            wal::encode(&mut pending.buf, seq, store, body);
+            drop(pending);
+            if body.capacity() > 1 << 20 {
+                *body = Vec::new();
+            }
+            Ok::<u64, serde_json::Error>(seq)
+        });
+        let seq = match seq {
+            Ok(seq) => seq,
+            Err(e) => return Ticket(Waiting::Failed(format!("journal: record of store {store}: {e}"))),
         };
-        shared.wake.notify_one();
+        if shared.policy == SyncPolicy::Always {
+            shared.wake.notify_one();
+        }
         Ticket(Waiting::On(shared.clone(), seq))
     }
 }
@@ -122,7 +198,7 @@ struct Opened {
     torn_bytes: u64,
 }
 
-/// Owns the writer thread and the dir lock; dropping the last handle flushes and stops.
+/// Owns the journal thread and the dir lock; dropping the last handle flushes and stops.
 struct Owner {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -136,6 +212,14 @@ impl Drop for Owner {
         if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
         }
+        // A last batch and fsync; closing the log makes any later wait fail instead of hang.
+        let mut log = lock(&self.shared.log);
+        lead(&self.shared, &mut log);
+        if let Some(log) = log.as_mut() {
+            let _ = log.file.sync_data();
+        }
+        *log = None;
+        drop(log);
         // A compaction still running must not delete files once the lock is released.
         let mut compaction = lock(&self.shared.compaction);
         while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
@@ -150,10 +234,21 @@ struct Shared {
     policy: SyncPolicy,
     compact_log_bytes: u64,
     pending: Mutex<Pending>,
+    /// Wakes the journal's thread (at shutdown).
     wake: Condvar,
+    /// The open log; its lock is held by the one leader writing a batch. `None` once closed.
+    log: Mutex<Option<Log>>,
     /// The highest sequence written (and fsynced under `always`), failed or not.
-    progress: watch::Sender<u64>,
+    written: AtomicU64,
+    /// Woken at the end of every batch.
+    batch_done: Notify,
+    /// Whether `failures` ever held anything (spares the lock on the common path).
+    any_failure: AtomicBool,
     failures: Mutex<VecDeque<Failure>>,
+    /// Set while the journal cannot be written; [`Journal::writable`] reads it.
+    unwritable: AtomicBool,
+    /// Why, while `unwritable`.
+    failed: Mutex<Option<String>>,
     stores: Mutex<Vec<(u8, Weak<dyn Durable>)>>,
     compaction: Mutex<Compaction>,
     compaction_done: Condvar,
@@ -163,8 +258,30 @@ struct Shared {
 struct Pending {
     buf: Vec<u8>,
     last_seq: u64,
-    rotate: bool,
     shutdown: bool,
+}
+
+struct Log {
+    file: File,
+    generation: u64,
+    /// Bytes of whole records in `file`.
+    bytes: u64,
+    /// Written under `everysec` since the last fsync.
+    unsynced: bool,
+}
+
+impl Shared {
+    /// Whether the record at `seq` (already written or failed) was written.
+    fn outcome(&self, seq: u64) -> Result<()> {
+        if !self.any_failure.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let failures = lock(&self.failures);
+        match failures.iter().rev().find(|f| f.first <= seq && seq <= f.last) {
+            Some(f) => Err(Error::Unavailable(format!("data dir: write failed: {}", f.why))),
+            None => Ok(()),
+        }
+    }
 }
 
 struct Failure {
@@ -300,15 +417,19 @@ pub(crate) fn open(dir: &Path, policy: SyncPolicy, compact_log_bytes: u64) -> Re
             let _ = std::fs::remove_file(path);
         }
     }
-    let (progress, _) = watch::channel(0);
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         policy,
         compact_log_bytes,
         pending: Mutex::new(Pending::default()),
         wake: Condvar::new(),
-        progress,
+        log: Mutex::new(None),
+        written: AtomicU64::new(0),
+        batch_done: Notify::new(),
+        any_failure: AtomicBool::new(false),
         failures: Mutex::new(VecDeque::new()),
+        unwritable: AtomicBool::new(false),
+        failed: Mutex::new(None),
         stores: Mutex::new(Vec::new()),
         compaction: Mutex::new(Compaction::default()),
         compaction_done: Condvar::new(),
@@ -324,7 +445,7 @@ impl Recovery {
     }
 
     /// Rebuilds `stores` (each with its store tag) from the snapshot and the logs, then starts
-    /// the writer on a new log generation.
+    /// the journal thread on a new log generation.
     pub(crate) fn finish(self, stores: Vec<(u8, Arc<dyn Durable>)>) -> Result<()> {
         let by_tag: HashMap<u8, &Arc<dyn Durable>> = stores.iter().map(|(tag, s)| (*tag, s)).collect();
         let mut cuts: HashMap<u8, u64> = HashMap::new();
@@ -380,7 +501,7 @@ impl Recovery {
             }
             let mut offset = 0;
             for frame in &scan.frames {
-                if frame.seq > cuts.get(&frame.store).copied().unwrap_or(0) {
+                if frame.store != store::PROBE && frame.seq > cuts.get(&frame.store).copied().unwrap_or(0) {
                     apply(path, frame, offset)?;
                     opened.replayed += 1;
                 }
@@ -390,14 +511,15 @@ impl Recovery {
         }
         let shared = self.owner.shared.clone();
         lock(&shared.pending).last_seq = last_seq;
-        shared.progress.send_replace(last_seq);
+        shared.written.store(last_seq, Ordering::Release);
         *lock(&shared.stores) = stores.iter().map(|(tag, s)| (*tag, Arc::downgrade(s))).collect();
         let generation = self.next_generation;
-        let log = open_log(&shared.dir, generation)?;
+        let file = open_log(&shared.dir, generation)?;
+        *lock(&shared.log) = Some(Log { file, generation, bytes: 0, unsynced: false });
         let thread_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("switchboard-journal".into())
-            .spawn(move || write_loop(thread_shared, log, generation))
+            .spawn(move || background(thread_shared))
             .map_err(|e| Error::Internal(format!("data dir: cannot start the journal writer: {e}")))?;
         *lock(&self.owner.writer) = Some(writer);
         if opened.replayed > 0 || opened.torn_bytes > 0 {
@@ -415,84 +537,227 @@ fn open_log(dir: &Path, generation: u64) -> Result<File> {
     Ok(file)
 }
 
-fn write_loop(shared: Arc<Shared>, mut log: File, mut generation: u64) {
-    let mut batch = Vec::new();
-    let mut written = lock(&shared.pending).last_seq;
-    let mut log_bytes = 0u64;
-    let mut unsynced = false;
-    let mut last_sync = Instant::now();
-    let second = Duration::from_secs(1);
-    loop {
-        let (through, rotate, shutdown) = {
-            let mut pending = lock(&shared.pending);
-            loop {
-                if !pending.buf.is_empty() || pending.rotate || pending.shutdown {
-                    break;
-                }
-                if shared.policy == SyncPolicy::EverySec && unsynced {
-                    let left = second.saturating_sub(last_sync.elapsed());
-                    if left.is_zero() {
-                        break;
-                    }
-                    pending =
-                        shared.wake.wait_timeout(pending, left).map(|(p, _)| p).unwrap_or_else(|e| e.into_inner().0);
-                } else {
-                    pending = shared.wake.wait(pending).unwrap_or_else(std::sync::PoisonError::into_inner);
-                }
-            }
-            std::mem::swap(&mut pending.buf, &mut batch);
-            (pending.last_seq, std::mem::take(&mut pending.rotate), pending.shutdown)
-        };
-        if !batch.is_empty() {
-            let result = log.write_all(&batch).and_then(|()| match shared.policy {
-                SyncPolicy::Always => log.sync_data(),
+/// Writes everything appended so far as one batch: one `write` and, under `always`, one fsync.
+/// Called with the log's lock held (`log`), so batches never overlap and stay in order.
+fn lead(shared: &Arc<Shared>, log: &mut Option<Log>) {
+    let (through, mut batch) = {
+        let mut pending = lock(&shared.pending);
+        (pending.last_seq, std::mem::take(&mut pending.buf))
+    };
+    let written = shared.written.load(Ordering::Acquire);
+    if through <= written {
+        return;
+    }
+    match log.as_mut() {
+        None => push_failure(shared, written + 1, through, "the journal is closed"),
+        Some(_) if shared.unwritable.load(Ordering::Acquire) => {
+            // Appended by a mutation that passed `writable` just before a failure: undo it too.
+            push_failure(shared, written + 1, through, "the journal cannot be written");
+            roll_back(shared);
+        }
+        Some(log) => {
+            let result = log.file.write_all(&batch).and_then(|()| match shared.policy {
+                SyncPolicy::Always => log.file.sync_data(),
                 _ => Ok(()),
             });
             match result {
                 Ok(()) => {
-                    log_bytes += batch.len() as u64;
-                    unsynced = shared.policy != SyncPolicy::Always;
+                    log.bytes += batch.len() as u64;
+                    log.unsynced = shared.policy != SyncPolicy::Always;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "data dir: journal write failed; the changes of this batch are refused");
                     // No partial frame may stay behind the next batch.
-                    let _ = log.set_len(log_bytes);
-                    let mut failures = lock(&shared.failures);
-                    if failures.len() == KEPT_FAILURES {
-                        failures.pop_front();
-                    }
-                    failures.push_back(Failure { first: written + 1, last: through, why: e.to_string() });
+                    let _ = log.file.set_len(log.bytes);
+                    push_failure(shared, written + 1, through, &e.to_string());
+                    refuse(shared, e.to_string());
+                    // The refused requests are answered once the state no longer shows them.
+                    roll_back(shared);
                 }
-            }
-            batch.clear();
-            written = through;
-            shared.progress.send_replace(through);
-        }
-        if shared.policy == SyncPolicy::EverySec && unsynced && (last_sync.elapsed() >= second || shutdown) {
-            if let Err(e) = log.sync_data() {
-                tracing::error!(error = %e, "data dir: journal fsync failed");
-            }
-            unsynced = false;
-            last_sync = Instant::now();
-        }
-        if shutdown {
-            let _ = log.sync_data();
-            return;
-        }
-        let compacting = lock(&shared.compaction).running.is_some();
-        if (rotate || log_bytes >= shared.compact_log_bytes) && !compacting {
-            let _ = log.sync_data();
-            match open_log(&shared.dir, generation + 1) {
-                Ok(next) => {
-                    log = next;
-                    generation += 1;
-                    log_bytes = 0;
-                    start_compaction(&shared, generation);
-                }
-                Err(e) => tracing::error!(error = %e, "data dir: cannot start a new log; compaction postponed"),
             }
         }
     }
+    shared.written.store(through, Ordering::Release);
+    shared.batch_done.notify_waiters();
+    batch.clear();
+    {
+        let mut pending = lock(&shared.pending);
+        if pending.buf.is_empty() {
+            // Hand the allocation back for the next appends.
+            pending.buf = batch;
+        }
+    }
+    if let Some(log) = log.as_mut()
+        && log.bytes >= shared.compact_log_bytes
+        && !shared.unwritable.load(Ordering::Acquire)
+        && lock(&shared.compaction).running.is_none()
+    {
+        let _ = log.file.sync_data();
+        match open_log(&shared.dir, log.generation + 1) {
+            Ok(next) => {
+                *log = Log { file: next, generation: log.generation + 1, bytes: 0, unsynced: false };
+                start_compaction(shared, log.generation);
+            }
+            Err(e) => tracing::error!(error = %e, "data dir: cannot start a new log; compaction postponed"),
+        }
+    }
+}
+
+/// The journal's thread wakes this often to write records nobody waits for.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The journal's own thread: under `always` writes and fsyncs every batch; otherwise writes
+/// records nobody waits for (presence transitions, requests cancelled while waiting), fsyncs under `everysec` once a second (outside the log's lock, so
+/// batches go on meanwhile), and while the log cannot be written, probes it once a second.
+fn background(shared: Arc<Shared>) {
+    let mut last_sync = Instant::now();
+    let mut next_probe = Instant::now();
+    loop {
+        {
+            let mut pending = lock(&shared.pending);
+            let deadline = Instant::now() + FLUSH_INTERVAL;
+            // Under `always` every append wakes this thread (it writes every batch); otherwise it
+            // only looks every FLUSH_INTERVAL, since the waiting requests write their own batches.
+            loop {
+                let now = Instant::now();
+                if pending.shutdown {
+                    return;
+                }
+                if now >= deadline || (shared.policy == SyncPolicy::Always && !pending.buf.is_empty()) {
+                    break;
+                }
+                pending = shared
+                    .wake
+                    .wait_timeout(pending, deadline - now)
+                    .map(|(p, _)| p)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+        }
+        let mut log = lock(&shared.log);
+        lead(&shared, &mut log);
+        let Some(open) = log.as_mut() else { return };
+        let now = Instant::now();
+        if shared.unwritable.load(Ordering::Acquire) {
+            if now >= next_probe {
+                next_probe = now + PROBE_INTERVAL;
+                if probe(open) {
+                    *lock(&shared.failed) = None;
+                    shared.unwritable.store(false, Ordering::Release);
+                    tracing::info!("data dir: the journal can be written again; writes are accepted");
+                }
+            }
+            continue;
+        }
+        if open.unsynced && now.duration_since(last_sync) >= Duration::from_secs(1) {
+            open.unsynced = false;
+            let file = open.file.try_clone();
+            drop(log);
+            last_sync = now;
+            if let Err(e) = file.and_then(|f| f.sync_data()) {
+                // What was written may not be on disk: refuse writes until a probe is fsynced.
+                refuse(&shared, e.to_string());
+                next_probe = now + PROBE_INTERVAL;
+            }
+        }
+    }
+}
+
+fn push_failure(shared: &Shared, first: u64, last: u64, why: &str) {
+    let mut failures = lock(&shared.failures);
+    if failures.len() == KEPT_FAILURES {
+        failures.pop_front();
+    }
+    failures.push_back(Failure { first, last, why: why.to_owned() });
+    shared.any_failure.store(true, Ordering::Release);
+}
+
+/// Probes are this far apart while the journal cannot be written.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Refuses writes from now on ([`Journal::writable`]) until a probe succeeds.
+fn refuse(shared: &Shared, why: String) {
+    if !shared.unwritable.load(Ordering::Acquire) {
+        tracing::error!(
+            error = %why,
+            "data dir: journal write failed; writes are refused (503 engine_unavailable) until it can be written \
+             again, reads go on"
+        );
+    }
+    *lock(&shared.failed) = Some(why);
+    shared.unwritable.store(true, Ordering::Release);
+}
+
+/// Appends a probe frame (and fsyncs it, since an fsync may have been what failed), after cutting
+/// any partial frame; `true` once the log can be written again.
+fn probe(log: &mut Log) -> bool {
+    let mut frame = Vec::new();
+    wal::encode(&mut frame, 0, store::PROBE, b"null");
+    let probed =
+        log.file.set_len(log.bytes).and_then(|()| log.file.write_all(&frame)).and_then(|()| log.file.sync_data());
+    if probed.is_ok() {
+        log.bytes += frame.len() as u64;
+    }
+    probed.is_ok()
+}
+
+/// Rolls every store back to what the journal holds, so nothing refused stays visible.
+fn roll_back(shared: &Shared) {
+    wait_for_compaction(shared);
+    if let Err(e) = rebuild(shared) {
+        tracing::error!(error = %e, "data dir: cannot roll the state back to the journal");
+    }
+}
+
+fn wait_for_compaction(shared: &Shared) {
+    let mut compaction = lock(&shared.compaction);
+    while compaction.running.is_some() {
+        compaction = shared.compaction_done.wait(compaction).unwrap_or_else(std::sync::PoisonError::into_inner);
+    }
+}
+
+/// Restores every store from the journal files as they are on disk (see [`Durable::restore`]).
+fn rebuild(shared: &Shared) -> Result<()> {
+    let dir = &shared.dir;
+    let mut snapshot: Option<(u64, PathBuf)> = None;
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, "cannot list", e))?.flatten() {
+        let name = entry.file_name();
+        match name.to_str().and_then(parse_name) {
+            Some(("log", generation)) => logs.push((generation, entry.path())),
+            Some((_, generation)) if snapshot.as_ref().is_none_or(|s| s.0 < generation) => {
+                snapshot = Some((generation, entry.path()));
+            }
+            _ => {}
+        }
+    }
+    logs.sort();
+    let base = snapshot.as_ref().map_or(0, |s| s.0);
+    let mut files = Vec::new();
+    for path in snapshot.iter().map(|s| &s.1).chain(logs.iter().filter(|l| l.0 >= base).map(|l| &l.1)) {
+        files.push(std::fs::read(path).map_err(|e| io_error(path, "cannot read", e))?);
+    }
+    let mut records: HashMap<u8, Vec<&[u8]>> = HashMap::new();
+    let mut cuts: HashMap<u8, u64> = HashMap::new();
+    for (i, bytes) in files.iter().enumerate() {
+        let in_snapshot = i == 0 && snapshot.is_some();
+        let scan = wal::scan(bytes).map_err(|at| Error::Internal(format!("data dir: corrupt record at {at}")))?;
+        for frame in scan.frames {
+            if in_snapshot && frame.record == b"null" && !cuts.contains_key(&frame.store) {
+                cuts.insert(frame.store, frame.seq);
+            } else if in_snapshot
+                || (frame.store != store::PROBE && frame.seq > cuts.get(&frame.store).copied().unwrap_or(0))
+            {
+                records.entry(frame.store).or_default().push(frame.record);
+            }
+        }
+    }
+    let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
+    for (tag, store) in stores {
+        let Some(store) = store.upgrade() else { continue };
+        let records = records.get(&tag).map_or(&[][..], Vec::as_slice);
+        store.restore(records).map_err(|e| Error::Internal(format!("data dir: roll-back of store {tag}: {e}")))?;
+    }
+    tracing::warn!("data dir: state rolled back to what the journal holds; refused writes are undone");
+    Ok(())
 }
 
 fn start_compaction(shared: &Arc<Shared>, generation: u64) {
@@ -520,7 +785,11 @@ fn compact(shared: &Shared, generation: u64) -> Result<()> {
     let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
     let mut out = Vec::new();
     for (tag, store) in stores {
-        let Some(store) = store.upgrade() else { continue };
+        // A store dropped meanwhile (the engine is stopping) would be missing from the snapshot
+        // while the logs holding its records get deleted: keep the logs instead.
+        let Some(store) = store.upgrade() else {
+            return Err(Error::Unavailable("data dir: compaction skipped: the engine is stopping".into()));
+        };
         let mut sink = Sink { shared, store: tag, cut: 0, out: std::mem::take(&mut out) };
         store.snapshot(&mut sink).map_err(|e| Error::Internal(format!("data dir: snapshot of store {tag}: {e}")))?;
         out = sink.out;
@@ -555,11 +824,15 @@ pub struct DataDirStatus {
     pub last_compaction: Option<SystemTime>,
     /// Whether a process holds the dir's lock now.
     pub in_use: bool,
+    /// Why a small test file (4 KiB, written, fsynced and removed) could not be written in the
+    /// dir — disk full, read-only, no permission — if it could not; `None` if it could (or the dir
+    /// does not exist yet).
+    pub write_error: Option<String>,
 }
 
 /// Reads the status of the data dir at `dir` (which need not exist yet: then it is empty).
 pub fn data_dir_status(dir: &Path) -> std::io::Result<DataDirStatus> {
-    let mut status = DataDirStatus { bytes: 0, last_compaction: None, in_use: false };
+    let mut status = DataDirStatus { bytes: 0, last_compaction: None, in_use: false, write_error: None };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(status),
@@ -577,5 +850,10 @@ pub fn data_dir_status(dir: &Path) -> std::io::Result<DataDirStatus> {
     if let Ok(lock_file) = OpenOptions::new().write(true).open(dir.join("LOCK")) {
         status.in_use = matches!(lock_file.try_lock(), Err(std::fs::TryLockError::WouldBlock));
     }
+    // A `.tmp` name: start-up removes such files, so one left by a crash here does no harm.
+    let test = dir.join(format!("doctor-{}.tmp", std::process::id()));
+    let written = File::create(&test).and_then(|mut f| f.write_all(&[0; 4096]).and_then(|()| f.sync_data()));
+    let _ = std::fs::remove_file(&test);
+    status.write_error = written.err().map(|e| e.to_string());
     Ok(status)
 }

@@ -6,8 +6,9 @@
 //!
 //! # Layout
 //! - `config`: [`MemoryConfig`], [`SyncPolicy`].
-//! - `journal`: the durable mode: the write-ahead journal, its writer (group commit), recovery,
-//!   snapshots and compaction, the dir lock, and [`data_dir_status`].
+//! - `journal`: the durable mode: the write-ahead journal, group commit (a waiting request leads
+//!   the batch; the journal thread under `always`), recovery, the roll-back and probe after a
+//!   failed write, snapshots and compaction, the dir lock, and [`data_dir_status`].
 //! - `wal`: the journal's checksummed record frames and the scan telling a torn tail from
 //!   corruption.
 //! - `session`: `MemorySessions`, the [`switchboard_core::SessionStore`].
@@ -61,7 +62,7 @@ use journal::{Durable, store};
 /// never returned but are only dropped when next read.
 ///
 /// With a data dir, it locks the dir (failing if another process holds it), restores the state
-/// the journal holds and starts the journal's writer thread, which stops once the engine is
+/// the journal holds and starts the journal's thread, which stops once the engine is
 /// dropped. A corrupt journal fails it with the file and offset.
 pub fn engine(config: MemoryConfig) -> Result<Engine> {
     config.validate()?;
@@ -79,7 +80,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
     let rate_limiter = Arc::new(ratelimit::MemoryRateLimiter::new(journal.clone()));
     let broker = Arc::new(broker::MemoryBroker::new());
     let streams = Arc::new(stream::MemoryStreams::new(broker.clone(), journal.clone()));
-    let presence = Arc::new(presence::MemoryPresence::default());
+    let presence = Arc::new(presence::MemoryPresence::new(journal.clone()));
     let typing = Arc::new(typing::MemoryTyping::default());
     let messages = Arc::new(message::MemoryMessages::new(journal.clone()));
     let notifications = Arc::new(notification::MemoryNotifications::new(journal.clone()));
@@ -98,6 +99,7 @@ pub fn engine(config: MemoryConfig) -> Result<Engine> {
             (store::MESSAGES, messages.clone() as Arc<dyn Durable>),
             (store::CONVERSATIONS, conversations.clone() as Arc<dyn Durable>),
             (store::RATE_LIMITS, rate_limiter.clone() as Arc<dyn Durable>),
+            (store::PRESENCE, presence.clone() as Arc<dyn Durable>),
         ])?;
     }
     let sweepable = vec![

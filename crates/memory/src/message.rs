@@ -74,6 +74,13 @@ async fn settle(written: Option<Ticket>) -> Result<()> {
 }
 
 impl Durable for MemoryMessages {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut state = lock(&self.state);
@@ -200,6 +207,7 @@ impl MessageStore for MemoryMessages {
         message: &NewMessage,
         bounds: CacheBounds,
     ) -> Result<PostOutcome> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (outcome, written) = {
             let mut state = lock(&self.state);
@@ -255,6 +263,7 @@ impl MessageStore for MemoryMessages {
     }
 
     async fn fill(&self, conversation: &ConversationId, messages: &[NewMessage], bounds: CacheBounds) -> Result<usize> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (added, written) = {
             let mut state = lock(&self.state);
@@ -279,6 +288,7 @@ impl MessageStore for MemoryMessages {
     }
 
     async fn edit(&self, conversation: &ConversationId, id: &MessageId, content: &Value) -> Result<Option<Message>> {
+        self.journal.writable()?;
         let edited = self.with_live(conversation, |cache, now| {
             let stored = cache.get_mut(id).filter(|s| !s.message.deleted)?;
             stored.message.content = content.clone();
@@ -292,6 +302,7 @@ impl MessageStore for MemoryMessages {
     }
 
     async fn delete(&self, conversation: &ConversationId, id: &MessageId) -> Result<bool> {
+        self.journal.writable()?;
         let deleted = self.with_live(conversation, |cache, _| match cache.get_mut(id) {
             Some(stored) if !stored.message.deleted => {
                 stored.message.deleted = true;
@@ -306,6 +317,7 @@ impl MessageStore for MemoryMessages {
     }
 
     async fn delete_cache(&self, conversation: &ConversationId) -> Result<bool> {
+        self.journal.writable()?;
         let live = self.with_live(conversation, |_, _| ()).is_some();
         let written = {
             let mut state = lock(&self.state);
@@ -324,6 +336,7 @@ impl MessageStore for MemoryMessages {
         ids: &[MessageId],
         status: DeliveryStatus,
     ) -> Result<Vec<MessageId>> {
+        self.journal.writable()?;
         let (moved, written) = self
             .with_live(conversation, |cache, _| {
                 let mut moved = Vec::new();

@@ -49,6 +49,13 @@ impl MemoryNotifications {
 }
 
 impl Durable for MemoryNotifications {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.users), &mut *lock(&fresh.users));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut users = lock(&self.users);
@@ -190,6 +197,7 @@ impl NotificationStore for MemoryNotifications {
         new: &NewNotification,
         retention: NotificationRetention,
     ) -> Result<CreatedNotification> {
+        self.journal.writable()?;
         let (notification, written) = {
             let now = Timestamp::now();
             let mut users = lock(&self.users);
@@ -265,6 +273,7 @@ impl NotificationStore for MemoryNotifications {
     }
 
     async fn mark(&self, user: &UserId, ids: &[NotificationId], mark: Mark) -> Result<Vec<NotificationChange>> {
+        self.journal.writable()?;
         let changed = self.with_user(user, |state, now| {
             let changed: Vec<(u64, NotificationChange)> = ids
                 .iter()
@@ -279,6 +288,7 @@ impl NotificationStore for MemoryNotifications {
     }
 
     async fn read_all(&self, user: &UserId) -> Result<Vec<NotificationChange>> {
+        self.journal.writable()?;
         let changed = self.with_user(user, |state, now| {
             let seqs: Vec<u64> = state.by_seq.keys().rev().copied().collect();
             let changed: Vec<(u64, NotificationChange)> =

@@ -1,5 +1,11 @@
 //! `MemoryPresence`: devices, live entries, statuses and contacts under one mutex, with the
 //! online set and a [`Schedule`] of users whose offline check is due.
+//!
+//! With a data dir the journal keeps what outlives a connection: each user's status setting and
+//! devices' last-seen times (recorded when a device's entry starts or ends and when the sweep
+//! reports the user offline — never per refresh or repeated heartbeat), registered devices (with
+//! their activity time when an entry starts) and contacts. Live entries are not kept: after a restart every device is offline, with the
+//! last-seen time of its last recorded transition.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -13,6 +19,7 @@ use switchboard_core::{
     PresenceStore, RefreshOutcome, Result, StatusChange, StatusSetting, Timestamp, Transition, UserId, UserPresence,
 };
 
+use crate::journal::{Durable, Journal, Sink, store};
 use crate::lock;
 use crate::schedule::Schedule;
 use crate::sweeper::Sweepable;
@@ -22,11 +29,138 @@ use crate::sweeper::Sweepable;
 /// `due` holds every reported-online user at a time no later than their next possible offline
 /// transition (the end of their last entry, or the end of the grace period); a sweep visits
 /// only users that are due and reschedules those still online.
-#[derive(Default)]
 pub(crate) struct MemoryPresence {
     state: Mutex<State>,
     /// Node reports by node id, with their expiry (not journalled: nodes report again).
     nodes: Mutex<HashMap<String, (NodeReport, Timestamp)>>,
+    journal: Journal,
+}
+
+/// A journal record: what outlives a connection of one user, a device, or a contact list.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Change {
+    User {
+        user: UserId,
+        setting: StatusSetting,
+        seen: Vec<(DeviceId, Timestamp)>,
+        off: Timestamp,
+        keep_until: Timestamp,
+    },
+    Device(Box<Device>),
+    RemoveDevice(UserId, DeviceId),
+    Contacts {
+        user: UserId,
+        ids: Vec<UserId>,
+        expires: Option<Timestamp>,
+    },
+}
+
+impl Change {
+    fn user(user: &UserId, u: &UserState) -> Change {
+        Change::User {
+            user: user.clone(),
+            setting: u.setting.clone(),
+            seen: u.seen.iter().map(|(d, at)| (d.clone(), *at)).collect(),
+            off: u.off,
+            keep_until: u.keep_until,
+        }
+    }
+
+    fn contacts(user: &UserId, c: &Contacts) -> Change {
+        Change::Contacts { user: user.clone(), ids: c.ids.iter().cloned().collect(), expires: c.expires }
+    }
+}
+
+impl MemoryPresence {
+    pub(crate) fn new(journal: Journal) -> Self {
+        MemoryPresence { state: Mutex::default(), nodes: Mutex::default(), journal }
+    }
+
+    /// Records `user`'s state without waiting: a presence transition is not refused or slowed
+    /// by the journal (its record goes out with the next batch; none while it cannot be written).
+    fn log_user(&self, state: &State, user: &UserId) {
+        if let Some(u) = state.users.get(user)
+            && self.journal.writable().is_ok()
+        {
+            drop(self.journal.append(store::PRESENCE, &Change::user(user, u)));
+        }
+    }
+}
+
+impl MemoryPresence {
+    /// Records a registered device whose activity time a new live entry just moved (so its
+    /// retention counts from there after a restart too); not waited for, like [`Self::log_user`].
+    fn log_device(&self, state: &State, user: &UserId, device: &DeviceId) {
+        if let Some(d) = state.devices.get(user).and_then(|m| m.get(device))
+            && self.journal.writable().is_ok()
+        {
+            drop(self.journal.append(store::PRESENCE, &Change::Device(Box::new(d.clone()))));
+        }
+    }
+}
+
+impl Durable for MemoryPresence {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        let mut restored = std::mem::take(&mut *lock(&fresh.state));
+        let mut state = lock(&self.state);
+        // Live entries are not journalled: they stay as they are.
+        for (user, u) in state.users.drain() {
+            if u.reported || !u.entries.is_empty() {
+                let r = restored.users.entry(user).or_default();
+                r.reported = u.reported;
+                r.entries = u.entries;
+            }
+        }
+        restored.online = std::mem::take(&mut state.online);
+        restored.due = std::mem::take(&mut state.due);
+        *state = restored;
+        Ok(())
+    }
+
+    fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let mut state = lock(&self.state);
+        match serde_json::from_slice(record)? {
+            Change::User { user, setting, seen, off, keep_until } => {
+                let u = state.users.entry(user).or_default();
+                u.setting = setting;
+                u.seen = seen.into_iter().collect();
+                u.off = off;
+                u.keep_until = keep_until;
+            }
+            Change::Device(device) => {
+                state.devices.entry(device.user_id.clone()).or_default().insert(device.device_id.clone(), *device);
+            }
+            Change::RemoveDevice(user, device) => {
+                if let Some(devices) = state.devices.get_mut(&user) {
+                    devices.remove(&device);
+                    if devices.is_empty() {
+                        state.devices.remove(&user);
+                    }
+                }
+            }
+            Change::Contacts { user, ids, expires } => {
+                state.contacts.insert(user, Contacts { ids: ids.into_iter().collect(), expires });
+            }
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, sink: &mut Sink) -> serde_json::Result<()> {
+        let state = lock(&self.state);
+        sink.begin();
+        for (user, u) in &state.users {
+            sink.record(&Change::user(user, u))?;
+        }
+        for device in state.devices.values().flat_map(HashMap::values) {
+            sink.record(&Change::Device(Box::new(device.clone())))?;
+        }
+        for (user, c) in &state.contacts {
+            sink.record(&Change::contacts(user, c))?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -37,6 +171,8 @@ struct State {
     /// Users reported online.
     online: BTreeSet<UserId>,
     due: Schedule<UserId>,
+    /// Set by `leave` when it ended an entry (its caller journals the user).
+    ended: bool,
 }
 
 #[derive(Default)]
@@ -113,11 +249,12 @@ impl UserState {
 
 impl State {
     /// Adds or replaces a live entry and reports the transition.
-    fn enter(&mut self, user: &UserId, key: EntryKey, live: Live, now: Timestamp) -> Transition {
+    /// Also says whether the entry is new (not a refresh of one already live).
+    fn enter(&mut self, user: &UserId, key: EntryKey, live: Live, now: Timestamp) -> (Transition, bool) {
         let device = live.device.clone();
         let u = self.users.entry(user.clone()).or_default();
         u.purge(now);
-        u.entries.insert(key, live);
+        let new = u.entries.insert(key, live).is_none();
         u.seen.insert(device.clone(), now);
         u.keep_until = now.plus(PRESENCE_RETENTION);
         let went_online = !u.reported;
@@ -130,9 +267,9 @@ impl State {
         self.due.lower(user, last_end);
         if went_online {
             self.online.insert(user.clone());
-            Transition::WentOnline
+            (Transition::WentOnline, new)
         } else {
-            Transition::Unchanged
+            (Transition::Unchanged, new)
         }
     }
 
@@ -141,6 +278,7 @@ impl State {
         let now = Timestamp::now();
         let Some(u) = self.users.get_mut(user) else { return Transition::Unchanged };
         let Some(removed) = u.entries.remove(key) else { return Transition::Unchanged };
+        self.ended = true;
         if removed.expires > now {
             u.seen.insert(removed.device, now);
         }
@@ -161,6 +299,19 @@ impl State {
     }
 }
 
+impl MemoryPresence {
+    /// Ends one live entry now, journalling the user's last-seen times when it was live.
+    fn leave(&self, user: &UserId, key: &EntryKey, grace: Duration) -> Transition {
+        let mut state = lock(&self.state);
+        state.ended = false;
+        let transition = state.leave(user, key, grace);
+        if state.ended {
+            self.log_user(&state, user);
+        }
+        transition
+    }
+}
+
 #[async_trait]
 impl PresenceStore for MemoryPresence {
     async fn upsert_device(
@@ -169,25 +320,31 @@ impl PresenceStore for MemoryPresence {
         device: &DeviceId,
         registration: DeviceRegistration,
     ) -> Result<Device> {
+        self.journal.writable()?;
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let devices = state.devices.entry(user.clone()).or_default();
-        let registered_at = devices
-            .get(device)
-            .filter(|d| d.last_active_at.plus(PRESENCE_RETENTION) > now)
-            .map_or(now, |d| d.registered_at);
-        let stored = Device {
-            user_id: user.clone(),
-            device_id: device.clone(),
-            platform: registration.platform,
-            push_token: registration.push_token,
-            app_version: registration.app_version,
-            meta: registration.meta,
-            registered_at,
-            last_active_at: now,
+        let (out, written) = {
+            let mut state = lock(&self.state);
+            let devices = state.devices.entry(user.clone()).or_default();
+            let registered_at = devices
+                .get(device)
+                .filter(|d| d.last_active_at.plus(PRESENCE_RETENTION) > now)
+                .map_or(now, |d| d.registered_at);
+            let stored = Device {
+                user_id: user.clone(),
+                device_id: device.clone(),
+                platform: registration.platform,
+                push_token: registration.push_token,
+                app_version: registration.app_version,
+                meta: registration.meta,
+                registered_at,
+                last_active_at: now,
+            };
+            devices.insert(device.clone(), stored.clone());
+            let written = self.journal.append(store::PRESENCE, &Change::Device(Box::new(stored.clone())));
+            (stored, written)
         };
-        devices.insert(device.clone(), stored.clone());
-        Ok(stored)
+        written.wait().await?;
+        Ok(out)
     }
 
     async fn devices(&self, user: &UserId) -> Result<Vec<Device>> {
@@ -221,20 +378,32 @@ impl PresenceStore for MemoryPresence {
     }
 
     async fn remove_device(&self, user: &UserId, device: &DeviceId) -> Result<bool> {
+        self.journal.writable()?;
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let Some(devices) = state.devices.get_mut(user) else { return Ok(false) };
-        let removed = devices.remove(device).is_some_and(|d| d.last_active_at.plus(PRESENCE_RETENTION) > now);
-        if devices.is_empty() {
-            state.devices.remove(user);
-        }
-        Ok(removed)
+        let (out, written) = {
+            let mut state = lock(&self.state);
+            let Some(devices) = state.devices.get_mut(user) else { return Ok(false) };
+            let Some(removed) = devices.remove(device) else { return Ok(false) };
+            if devices.is_empty() {
+                state.devices.remove(user);
+            }
+            let written = self.journal.append(store::PRESENCE, &Change::RemoveDevice(user.clone(), device.clone()));
+            (removed.last_active_at.plus(PRESENCE_RETENTION) > now, written)
+        };
+        written.wait().await?;
+        Ok(out)
     }
 
     async fn connect(&self, conn: &ConnectionInfo, ttl: Duration) -> Result<Transition> {
         let now = Timestamp::now();
         let live = Live { device: conn.device_id.clone(), expires: now.plus(ttl), info: Some(conn.clone()) };
-        Ok(lock(&self.state).enter(&conn.user_id, EntryKey::Conn(conn.conn_id.clone()), live, now))
+        let mut state = lock(&self.state);
+        let (transition, new) = state.enter(&conn.user_id, EntryKey::Conn(conn.conn_id.clone()), live, now);
+        if new {
+            self.log_user(&state, &conn.user_id);
+            self.log_device(&state, &conn.user_id, &conn.device_id);
+        }
+        Ok(transition)
     }
 
     async fn refresh(&self, conns: &[ConnRef], ttl: Duration) -> Result<RefreshOutcome> {
@@ -263,17 +432,23 @@ impl PresenceStore for MemoryPresence {
     }
 
     async fn disconnect(&self, conn: &ConnRef, grace: Duration) -> Result<Transition> {
-        Ok(lock(&self.state).leave(&conn.user_id, &EntryKey::Conn(conn.conn_id.clone()), grace))
+        Ok(self.leave(&conn.user_id, &EntryKey::Conn(conn.conn_id.clone()), grace))
     }
 
     async fn end_heartbeat(&self, user: &UserId, device: &DeviceId, grace: Duration) -> Result<Transition> {
-        Ok(lock(&self.state).leave(user, &EntryKey::Heartbeat(device.clone()), grace))
+        Ok(self.leave(user, &EntryKey::Heartbeat(device.clone()), grace))
     }
 
     async fn heartbeat(&self, user: &UserId, device: &DeviceId, ttl: Duration) -> Result<Transition> {
         let now = Timestamp::now();
         let live = Live { device: device.clone(), expires: now.plus(ttl), info: None };
-        Ok(lock(&self.state).enter(user, EntryKey::Heartbeat(device.clone()), live, now))
+        let mut state = lock(&self.state);
+        let (transition, new) = state.enter(user, EntryKey::Heartbeat(device.clone()), live, now);
+        if new {
+            self.log_user(&state, user);
+            self.log_device(&state, user, device);
+        }
+        Ok(transition)
     }
 
     async fn connections(&self, user: &UserId) -> Result<Vec<ConnectionInfo>> {
@@ -289,12 +464,19 @@ impl PresenceStore for MemoryPresence {
     }
 
     async fn set_status(&self, user: &UserId, setting: &StatusSetting, grace: Duration) -> Result<StatusChange> {
+        self.journal.writable()?;
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let u = state.users.entry(user.clone()).or_default();
-        let previous = std::mem::replace(&mut u.setting, setting.clone());
-        u.keep_until = u.keep_until.max(now.plus(PRESENCE_RETENTION));
-        Ok(StatusChange { previous, presence: u.presence(user, now, grace) })
+        let (out, written) = {
+            let mut state = lock(&self.state);
+            let u = state.users.entry(user.clone()).or_default();
+            let previous = std::mem::replace(&mut u.setting, setting.clone());
+            u.keep_until = u.keep_until.max(now.plus(PRESENCE_RETENTION));
+            let change = StatusChange { previous, presence: u.presence(user, now, grace) };
+            let written = self.journal.append(store::PRESENCE, &Change::user(user, u));
+            (change, written)
+        };
+        written.wait().await?;
+        Ok(out)
     }
 
     async fn get(&self, user: &UserId, grace: Duration) -> Result<UserPresence> {
@@ -339,6 +521,7 @@ impl PresenceStore for MemoryPresence {
             } else if now >= u.off.plus(grace) {
                 u.reported = false;
                 state.online.remove(&user);
+                self.log_user(&state, &user);
                 offline.push(user);
             } else {
                 let at = u.off.plus(grace);
@@ -349,33 +532,52 @@ impl PresenceStore for MemoryPresence {
     }
 
     async fn set_contacts(&self, user: &UserId, contacts: &[UserId], ttl: Option<Duration>) -> Result<Vec<UserId>> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let entry = Contacts { ids: contacts.iter().cloned().collect(), expires: ttl.map(|ttl| now.plus(ttl)) };
-        let previous = lock(&self.state).contacts.insert(user.clone(), entry);
+        let (previous, written) = {
+            let mut state = lock(&self.state);
+            let written = self.journal.append(store::PRESENCE, &Change::contacts(user, &entry));
+            (state.contacts.insert(user.clone(), entry), written)
+        };
+        written.wait().await?;
         Ok(previous.filter(|c| c.live(now)).map(|c| c.ids.into_iter().collect()).unwrap_or_default())
     }
 
     async fn add_contacts(&self, user: &UserId, contacts: &[UserId], max: usize) -> Result<usize> {
+        self.journal.writable()?;
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let entry = state.contacts.entry(user.clone()).or_insert(Contacts { ids: BTreeSet::new(), expires: None });
-        if !entry.live(now) {
-            *entry = Contacts { ids: BTreeSet::new(), expires: None };
-        }
-        let new: BTreeSet<&UserId> = contacts.iter().filter(|c| !entry.ids.contains(*c)).collect();
-        if entry.ids.len() + new.len() > max {
-            return Err(Error::invalid("contacts", format!("at most {max} per user")));
-        }
-        let added = new.len();
-        entry.ids.extend(contacts.iter().cloned());
-        Ok(added)
+        let (out, written) = {
+            let mut state = lock(&self.state);
+            let entry = state.contacts.entry(user.clone()).or_insert(Contacts { ids: BTreeSet::new(), expires: None });
+            if !entry.live(now) {
+                *entry = Contacts { ids: BTreeSet::new(), expires: None };
+            }
+            let new: BTreeSet<&UserId> = contacts.iter().filter(|c| !entry.ids.contains(*c)).collect();
+            if entry.ids.len() + new.len() > max {
+                return Err(Error::invalid("contacts", format!("at most {max} per user")));
+            }
+            let added = new.len();
+            entry.ids.extend(contacts.iter().cloned());
+            let written = self.journal.append(store::PRESENCE, &Change::contacts(user, entry));
+            (added, written)
+        };
+        written.wait().await?;
+        Ok(out)
     }
 
     async fn remove_contacts(&self, user: &UserId, contacts: &[UserId]) -> Result<usize> {
+        self.journal.writable()?;
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
-        let Some(entry) = state.contacts.get_mut(user).filter(|c| c.live(now)) else { return Ok(0) };
-        Ok(contacts.iter().collect::<BTreeSet<_>>().into_iter().filter(|c| entry.ids.remove(*c)).count())
+        let (out, written) = {
+            let mut state = lock(&self.state);
+            let Some(entry) = state.contacts.get_mut(user).filter(|c| c.live(now)) else { return Ok(0) };
+            let removed = contacts.iter().collect::<BTreeSet<_>>().into_iter().filter(|c| entry.ids.remove(*c)).count();
+            let written = self.journal.append(store::PRESENCE, &Change::contacts(user, entry));
+            (removed, written)
+        };
+        written.wait().await?;
+        Ok(out)
     }
 
     async fn contacts(&self, user: &UserId) -> Result<Vec<UserId>> {

@@ -35,6 +35,13 @@ impl MemoryRateLimiter {
 }
 
 impl Durable for MemoryRateLimiter {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut map = lock(&self.state);
@@ -72,6 +79,7 @@ fn stored(map: &HashMap<RateLimitKey, Entry>, key: &RateLimitKey, now_ms: i64) -
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
     async fn check(&self, requests: &[RateLimitRequest]) -> Result<Vec<Decision>> {
+        self.journal.writable()?;
         let now_ms = Timestamp::now().as_millis();
         let (decisions, written) = {
             let mut map = lock(&self.state);
@@ -109,6 +117,7 @@ impl RateLimiter for MemoryRateLimiter {
     }
 
     async fn reset(&self, key: &RateLimitKey) -> Result<bool> {
+        self.journal.writable()?;
         let now_ms = Timestamp::now().as_millis();
         let (live, written) = {
             let mut map = lock(&self.state);

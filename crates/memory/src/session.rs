@@ -21,11 +21,13 @@ pub(crate) struct MemorySessions {
     journal: Journal,
 }
 
-/// A journal record: the changes of one operation, each a whole session or a deletion.
+/// A journal record: the changes of one operation, each a whole session, a touch (its new last
+/// activity and expiry: the most frequent change stays a few dozen bytes) or a deletion.
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Change<'a> {
     Put(Box<Cow<'a, Session>>),
     Delete(Cow<'a, SessionId>),
+    Touch(Cow<'a, SessionId>, Timestamp, Timestamp),
 }
 
 impl MemorySessions {
@@ -35,6 +37,13 @@ impl MemorySessions {
 }
 
 impl Durable for MemorySessions {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
         let mut state = lock(&self.state);
@@ -42,6 +51,12 @@ impl Durable for MemorySessions {
             match change {
                 Change::Put(session) => state.put((*session).into_owned()),
                 Change::Delete(id) => drop(state.remove(&id)),
+                Change::Touch(id, last_active_at, expires_at) => {
+                    if let Some(session) = state.by_id.get_mut(id.as_ref()) {
+                        session.last_active_at = last_active_at;
+                        session.expires_at = expires_at;
+                    }
+                }
             }
         }
         Ok(())
@@ -107,6 +122,7 @@ impl State {
 #[async_trait]
 impl SessionStore for MemorySessions {
     async fn create(&self, new: NewSession, max_per_user: u32) -> Result<CreatedSession> {
+        self.journal.writable()?;
         let id = match &new.id {
             Some(id) => id.clone(),
             None => SessionId::generate(&new.user_id)?,
@@ -166,6 +182,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn touch(&self, id: &SessionId) -> Result<Option<Session>> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (session, written) = {
             let mut state = lock(&self.state);
@@ -176,7 +193,7 @@ impl SessionStore for MemorySessions {
             });
             let written = session
                 .as_ref()
-                .map(|s| self.journal.append(store::SESSIONS, &[Change::Put(Box::new(Cow::Borrowed(s)))]));
+                .map(|s| self.journal.append(store::SESSIONS, &[Change::Touch(Cow::Borrowed(id), now, s.expires_at)]));
             (session, written)
         };
         if let Some(written) = written {
@@ -186,6 +203,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn update_data(&self, id: &SessionId, patch: &SessionData, max_data_bytes: usize) -> Result<Option<Session>> {
+        self.journal.writable()?;
         let (session, written) = {
             let mut state = lock(&self.state);
             let Some(session) = state.live(id, Timestamp::now()) else { return Ok(None) };
@@ -210,6 +228,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<bool> {
+        self.journal.writable()?;
         let written = {
             let mut state = lock(&self.state);
             let live = state.live(id, Timestamp::now()).is_some();
@@ -229,6 +248,7 @@ impl SessionStore for MemorySessions {
     }
 
     async fn delete_user_sessions(&self, user: &UserId, except: Option<&SessionId>) -> Result<Vec<SessionId>> {
+        self.journal.writable()?;
         let (deleted, written) = {
             let mut state = lock(&self.state);
             let ids = state.user_sessions(user, Timestamp::now());

@@ -87,6 +87,13 @@ impl<'a> Change<'a> {
 }
 
 impl Durable for MemoryStreams {
+    fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
+        let fresh = Self::new(self.broker.clone(), Journal::default());
+        records.iter().try_for_each(|record| fresh.replay(record))?;
+        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
+        Ok(())
+    }
+
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
         let mut state = lock(&self.state);
         match serde_json::from_slice(record)? {
@@ -220,6 +227,7 @@ impl StreamStore for MemoryStreams {
         publication: NewPublication,
         retention: Retention,
     ) -> Result<StreamPosition> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (position, written) = {
             let mut state = lock(&self.state);
@@ -301,6 +309,7 @@ impl StreamStore for MemoryStreams {
     }
 
     async fn remove(&self, channel: &ChannelName) -> Result<bool> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (live, written) = {
             let mut state = lock(&self.state);
@@ -315,6 +324,7 @@ impl StreamStore for MemoryStreams {
 #[async_trait]
 impl CursorStore for MemoryStreams {
     async fn ack(&self, user: &UserId, device: &DeviceId, position: &StreamPosition) -> Result<Option<StreamPosition>> {
+        self.journal.writable()?;
         let now = Timestamp::now();
         let (cursor, ticket, written) = {
             let mut state = lock(&self.state);

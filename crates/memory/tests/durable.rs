@@ -592,3 +592,97 @@ async fn messages_conversations_and_rate_limits_survive_a_restart() {
     assert!(third.allowed && third.remaining == 0, "two of three were used before the restart: {third:?}");
     assert!(!engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap()[0].allowed);
 }
+
+#[tokio::test]
+async fn presence_keeps_last_seen_status_devices_and_contacts_and_every_device_comes_back_offline() {
+    use switchboard_core::{ConnectionInfo, DeviceRegistration, PresenceStatus, StatusSetting};
+    let dir = TempDir::new();
+    let (alice, bob) = (user("alice"), user("bob"));
+    let (phone, laptop) = (DeviceId::new("phone").unwrap(), DeviceId::new("laptop").unwrap());
+    let grace = Duration::ZERO;
+    let setting = StatusSetting { status: PresenceStatus::Busy, text: Some("in a meeting".into()), invisible: false };
+    let conn = ConnectionInfo {
+        conn_id: "c1".into(),
+        user_id: alice.clone(),
+        device_id: laptop.clone(),
+        node_id: "n1".into(),
+        connected_at: Timestamp::now(),
+        ip: None,
+        user_agent: None,
+    };
+    let (before, registered) = {
+        let engine = open(&dir.0);
+        let p = &engine.presence;
+        p.set_status(&alice, &setting, grace).await.unwrap();
+        let registration = DeviceRegistration { push_token: Some("push-1".into()), ..DeviceRegistration::default() };
+        let registered = p.upsert_device(&alice, &phone, registration).await.unwrap();
+        assert_eq!(registered.push_token.as_deref(), Some("push-1"));
+        p.set_contacts(&alice, std::slice::from_ref(&bob), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The phone is still live when the engine stops; the laptop disconnected before.
+        p.heartbeat(&alice, &phone, Duration::from_secs(60)).await.unwrap();
+        p.connect(&conn, Duration::from_secs(60)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        p.disconnect(&conn.conn_ref(), grace).await.unwrap();
+        let before = p.get(&alice, grace).await.unwrap();
+        assert!(before.online, "the phone is live");
+        let registered = p.devices(&alice).await.unwrap();
+        assert!(registered[0].last_active_at > registered[0].registered_at, "the heartbeat moved it");
+        // Presence records are not waited for: let the writer take them before the engine stops.
+        engine.sessions.create(new_session(&bob, Duration::from_secs(60)), 0).await.unwrap();
+        (before, registered)
+    };
+    let engine = open(&dir.0);
+    let p = &engine.presence;
+    let after = p.get(&alice, grace).await.unwrap();
+    assert!(!after.online, "nobody is connected after a restart");
+    assert_eq!(after.status_text.as_deref(), Some("in a meeting"));
+    let mut seen_before: Vec<_> = before.devices.iter().map(|d| (d.device_id.clone(), d.last_seen)).collect();
+    let mut seen_after: Vec<_> = after.devices.iter().map(|d| (d.device_id.clone(), d.last_seen)).collect();
+    seen_before.sort();
+    seen_after.sort();
+    assert_eq!(seen_after, seen_before, "each device keeps its last-seen time");
+    assert!(after.devices.iter().all(|d| !d.online));
+    assert_eq!(p.devices(&alice).await.unwrap(), registered, "with the activity time of its last entry");
+    assert_eq!(p.contacts(&alice).await.unwrap(), vec![bob.clone()]);
+    assert_eq!(p.online_count().await.unwrap(), 0);
+    // Going online again after the restart works as usual.
+    p.heartbeat(&alice, &phone, Duration::from_secs(60)).await.unwrap();
+    assert!(p.get(&alice, grace).await.unwrap().online);
+}
+
+#[tokio::test]
+async fn the_sweep_records_the_last_refresh_of_a_device_that_went_offline() {
+    use switchboard_core::ConnectionInfo;
+    let dir = TempDir::new();
+    let alice = user("alice");
+    let conn = ConnectionInfo {
+        conn_id: "c1".into(),
+        user_id: alice.clone(),
+        device_id: DeviceId::new("tablet").unwrap(),
+        node_id: "n1".into(),
+        connected_at: Timestamp::now(),
+        ip: None,
+        user_agent: None,
+    };
+    let refreshed_at = {
+        let engine = open(&dir.0);
+        let p = &engine.presence;
+        p.connect(&conn, Duration::from_millis(300)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // A refresh is not journalled by itself.
+        assert_eq!(p.refresh(&[conn.conn_ref()], Duration::from_millis(100)).await.unwrap().refreshed, 1);
+        let refreshed_at = p.get(&alice, Duration::ZERO).await.unwrap().devices[0].last_seen;
+        // Past the connection's first expiry, when the sweep is due to look at the user.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(p.sweep(Duration::ZERO, 100).await.unwrap(), vec![alice.clone()], "the entry ran out");
+        // The sweep's record is not waited for: a waited write after it flushes it.
+        engine.sessions.create(new_session(&alice, Duration::from_secs(60)), 0).await.unwrap();
+        refreshed_at
+    };
+    let engine = open(&dir.0);
+    let after = engine.presence.get(&alice, Duration::ZERO).await.unwrap();
+    assert_eq!(after.devices.len(), 1);
+    assert!(!after.devices[0].online);
+    assert_eq!(after.devices[0].last_seen, refreshed_at, "the refresh's time, recorded by the sweep");
+}

@@ -27,9 +27,17 @@ impl Node {
     /// Starts `switchboard serve` on a free loopback port with `env` set (and nothing inherited
     /// that could change its configuration).
     pub fn start(env: &[(&str, &str)]) -> Node {
+        Node::start_after("", env)
+    }
+
+    /// [`Node::start`], with the shell commands `prelude` run first (limits, traps: the server
+    /// inherits them).
+    pub fn start_after(prelude: &str, env: &[(&str, &str)]) -> Node {
+        let script =
+            r#""$0" serve & pid=$!; echo "switchboard pid $pid"; read _closed; kill $pid 2>/dev/null; wait $pid"#;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
-            .arg(r#""$0" serve & pid=$!; echo "switchboard pid $pid"; read _closed; kill $pid 2>/dev/null; wait $pid"#)
+            .arg(format!("{prelude}{script}"))
             .arg(env!("CARGO_BIN_EXE_switchboard"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
