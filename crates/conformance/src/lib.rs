@@ -37,8 +37,8 @@ pub mod streams;
 pub mod typing;
 
 pub use harness::{
-    RedisCluster, RedisSentinel, RedisServer, TempDir, TestEngine, durable_engine, eventually, memory_engine,
-    redis_cluster_engine, redis_engine, redis_sentinel_engine,
+    RedisCluster, RedisSentinel, RedisServer, TempDir, TestEngine, durable_engine, eventually, free_port,
+    memory_engine, redis_cluster_engine, redis_engine, redis_sentinel_engine,
 };
 
 // The README's code blocks, compiled and run as doctests so its library example stays true.

@@ -51,6 +51,15 @@ impl Circuit {
         })
     }
 
+    /// An open circuit with no probe, for a connection not made yet: calls are refused until
+    /// whoever makes it calls [`Circuit::close`].
+    pub(crate) fn new_open(probe_timeout: Duration) -> Arc<Circuit> {
+        let circuit = Circuit::new(probe_timeout);
+        circuit.open.store(true, Ordering::Release);
+        metrics::gauge!(OPEN_GAUGE).set(1.0);
+        circuit
+    }
+
     /// Whether calls are being refused.
     pub(crate) fn is_open(&self) -> bool {
         // Acquire pairs with the Release of `close`: a call that sees the circuit closed sees the
@@ -99,7 +108,8 @@ impl Circuit {
         tokio::spawn(probe(Arc::downgrade(self), backend.clone(), self.probe_timeout));
     }
 
-    fn close(&self) {
+    /// Closes the circuit: calls go to Redis again, and whoever waits for it is woken.
+    pub(crate) fn close(&self) {
         if self.is_shut() {
             return;
         }
