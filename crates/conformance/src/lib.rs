@@ -197,6 +197,7 @@ macro_rules! suite {
                 an_expired_lease_lets_a_new_caller_in,
                 a_set_with_the_token_releases_the_lease,
                 a_leased_value_computed_across_an_invalidation_is_a_miss,
+                tags_invalidate_in_every_namespace,
                 stale_values_are_served_while_one_caller_revalidates,
                 lease_bounds_and_stats_of_all_namespaces,
                 keys_are_listed_by_prefix_and_paged,

@@ -1,7 +1,7 @@
 //! [`Circuit`]: whether the shared connection is believed to be up. It opens when a call sees the
 //! connection lost; while open, calls are refused at once and a probe pings until Redis answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub(crate) struct Circuit {
     probe_timeout: Duration,
     /// Set when the engine is closed: open for good, no probe.
     shut: AtomicBool,
+    /// How many times it opened on a connection loss.
+    openings: AtomicU64,
 }
 
 impl Circuit {
@@ -48,6 +50,7 @@ impl Circuit {
             closed: Notify::new(),
             probe_timeout,
             shut: AtomicBool::new(false),
+            openings: AtomicU64::new(0),
         })
     }
 
@@ -58,6 +61,12 @@ impl Circuit {
         circuit.open.store(true, Ordering::Release);
         metrics::gauge!(OPEN_GAUGE).set(1.0);
         circuit
+    }
+
+    /// How many times the circuit opened on a connection loss: state cached from Redis before
+    /// a change of this may be gone (Redis may have restarted empty).
+    pub(crate) fn openings(&self) -> u64 {
+        self.openings.load(Ordering::Acquire)
     }
 
     /// Whether calls are being refused.
@@ -102,6 +111,7 @@ impl Circuit {
         if self.open.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.openings.fetch_add(1, Ordering::AcqRel);
         tracing::warn!(error = %why, "redis: connection lost; calls fail at once until it is back");
         metrics::gauge!(OPEN_GAUGE).set(1.0);
         self.opened.notify_waiters();
