@@ -78,6 +78,10 @@ pub(crate) struct CommonArgs {
     /// Name of the master the Sentinels monitor [env: REDIS_SENTINEL_MASTER].
     #[arg(long)]
     redis_sentinel_master: Option<String>,
+    /// Exit at start-up when Redis cannot be reached, instead of answering 503 until it can
+    /// [env: SWITCHBOARD_REDIS__FAIL_FAST].
+    #[arg(long)]
+    redis_fail_fast: bool,
     /// Redis key prefix [env: SWITCHBOARD_REDIS__KEY_PREFIX].
     #[arg(long)]
     key_prefix: Option<String>,
@@ -110,12 +114,14 @@ impl CommonArgs {
             cluster_nodes: self.redis_cluster_nodes.clone(),
             sentinels: self.redis_sentinels.clone(),
             sentinel_master: self.redis_sentinel_master.clone(),
+            fail_fast: self.redis_fail_fast.then_some(true),
         };
         let redis = (redis.url.is_some()
             || redis.key_prefix.is_some()
             || redis.cluster_nodes.is_some()
             || redis.sentinels.is_some()
-            || redis.sentinel_master.is_some())
+            || redis.sentinel_master.is_some()
+            || redis.fail_fast.is_some())
         .then_some(redis);
         let flags = FlagOverrides {
             listen: self.listen.clone(),

@@ -86,7 +86,11 @@ pub(crate) async fn build_switchboard(settings: &Settings) -> anyhow::Result<Swi
         EngineKind::Redis => {
             let redis = settings.redis.engine_config();
             redis.validate()?;
-            switchboard_redis::connect(redis).await?
+            match settings.redis.fail_fast {
+                true => switchboard_redis::connect(redis).await?,
+                // Starts anyway: 503 and not ready until Redis first answers.
+                false => switchboard_redis::connect_in_background(redis).await?,
+            }
         }
     };
     let mut builder = Switchboard::builder(engine, config);

@@ -154,6 +154,10 @@ pub(crate) struct RedisSettings {
     /// Replicas that must confirm job enqueues and completions, notification and session
     /// creates before they are acknowledged (`WAIT`); 0 waits for none.
     pub(crate) wait_replicas: u32,
+    /// Exit at start-up when Redis cannot be reached within the connect timeout. Off (the
+    /// default): start anyway, answer 503 `engine_unavailable` (and not ready) until Redis first
+    /// answers, then serve [env: SWITCHBOARD_REDIS__FAIL_FAST; flag --redis-fail-fast].
+    pub(crate) fail_fast: bool,
 }
 
 /// An address list given as a list or as one comma-separated string (as environment variables
@@ -193,6 +197,7 @@ impl Default for RedisSettings {
             sentinel_master: None,
             sentinel_password: None,
             wait_replicas: d.wait_replicas,
+            fail_fast: false,
         }
     }
 }
@@ -309,6 +314,8 @@ pub(crate) struct FlagRedis {
     pub(crate) sentinels: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sentinel_master: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fail_fast: Option<bool>,
 }
 
 /// Where the settings came from, for the dev-mode decision and `doctor`.

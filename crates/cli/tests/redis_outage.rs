@@ -114,3 +114,62 @@ async fn an_outage_is_answered_at_once_until_redis_is_back() {
     .await;
     eprintln!("ready again {:?} after the first call served", back.elapsed());
 }
+
+/// Only the subscriber connection is down (Redis up, commands served): fan-out between nodes is
+/// broken, so `/health` names pub/sub unhealthy and `/health/ready` answers 503 while API calls
+/// still succeed; ready again once the subscriber reconnects. The subscriber is cut with
+/// `CLIENT KILL TYPE pubsub` and kept out with `maxclients` (the command connection and this
+/// test's admin connection stay).
+#[tokio::test]
+async fn readiness_fails_while_only_the_subscriber_is_down() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let node = Node::start(&redis_env(&url, "sbsub:"));
+    let http = client();
+    let create = || http.post(node.api("/sessions")).json(&json!({"user_id": "erin"})).send();
+    let get = |path: &'static str| http.get(format!("{}{path}", node.base)).send();
+    eventually(Duration::from_secs(10), "ready at first", || async {
+        get("/health/ready").await.map(|r| r.status() == 200).unwrap_or(false)
+    })
+    .await;
+
+    let admin = tokio::net::TcpStream::connect(("127.0.0.1", redis.port())).await.expect("admin connection");
+    let mut admin = BufReader::new(admin);
+    // Inline commands; a bulk reply is read whole.
+    let mut send = async |line: &str| {
+        admin.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.expect("send");
+        let mut reply = String::new();
+        admin.read_line(&mut reply).await.expect("reply");
+        if let Some(len) = reply.strip_prefix('$').and_then(|n| n.trim().parse::<usize>().ok()) {
+            let mut body = vec![0; len + 2];
+            tokio::io::AsyncReadExt::read_exact(&mut admin, &mut body).await.expect("bulk reply");
+            reply = String::from_utf8_lossy(&body).into_owned();
+        }
+        reply
+    };
+    // Every connection but the subscriber may stay; no new one is let in.
+    let clients = send("CLIENT LIST").await;
+    let subscribers = clients.lines().filter(|l| l.contains(" flags=P")).count();
+    assert_eq!(subscribers, 1, "one subscriber connection: {clients}");
+    let others = clients.lines().filter(|l| !l.trim().is_empty()).count() - subscribers;
+    assert_eq!(send(&format!("CONFIG SET maxclients {others}")).await.trim(), "+OK");
+    let killed = send("CLIENT KILL TYPE pubsub").await;
+    assert_eq!(killed.trim(), ":1", "one subscriber connection killed");
+
+    eventually(Duration::from_secs(10), "/health names pub/sub down while the engine is up", || async {
+        let Ok(r) = get("/health").await else { return false };
+        let body: Value = r.json().await.unwrap_or_default();
+        body["components"]["pubsub"]["status"] == "unhealthy" && body["components"]["engine"]["status"] == "healthy"
+    })
+    .await;
+    assert_eq!(get("/health/ready").await.unwrap().status(), 503);
+    assert_eq!(get("/health/pubsub").await.unwrap().status(), 503);
+    assert_eq!(create().await.unwrap().status(), 201, "commands still work");
+
+    assert_eq!(send("CONFIG SET maxclients 10000").await.trim(), "+OK");
+    eventually(Duration::from_secs(10), "ready again once the subscriber is back", || async {
+        get("/health/ready").await.map(|r| r.status() == 200).unwrap_or(false)
+    })
+    .await;
+}

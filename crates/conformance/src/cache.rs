@@ -1,5 +1,5 @@
 //! Conformance cases for [`switchboard_core::CacheStore`] and the cache service: get/set/
-//! delete/exists, TTL expiry, tag invalidation (also racing sets), mget/mset, prefix
+//! delete/exists, TTL expiry, tag invalidation (also racing sets, and in every namespace), mget/mset, prefix
 //! invalidation, stats, bounds, single-flight `get_or_set`, leases and stale-while-revalidate.
 
 use std::sync::Arc;
@@ -353,6 +353,54 @@ pub async fn a_leased_value_computed_across_an_invalidation_is_a_miss(t: &TestEn
     assert_eq!(c.get(NS, "profile").await.unwrap(), Some(json!("fresh")));
     c.invalidate_tags(NS, &tags(&["user-5"])).await.unwrap();
     assert_eq!(c.get(NS, "profile").await.unwrap(), None, "the lease's tags are the value's tags");
+}
+
+/// An invalidation without a namespace applies in every namespace: each value carrying the tag
+/// is a miss, whatever its namespace, values without it stay, a lease granted before it (even in
+/// a namespace first used by that lease) stores a miss, and a value visible before the
+/// invalidation started never survives it.
+pub async fn tags_invalidate_in_every_namespace(t: &TestEngine) {
+    let c = t.sb.cache().clone();
+    let user = tags(&["user:123"]);
+    for ns in ["profile", "photos", "matches"] {
+        c.set(ns, "u123", &json!(ns), None, &user).await.unwrap();
+        c.set(ns, "u9", &json!(ns), None, &tags(&["user:9"])).await.unwrap();
+    }
+    let with_tag = CacheLeaseOptions { tags: user.clone(), ..no_wait() };
+    let lease = granted(c.lease("first-used-by-a-lease", "u123", &with_tag).await.unwrap());
+    let known = c.invalidate_tags_everywhere(&user).await.unwrap();
+    assert!(known >= 3, "at least the three namespaces used: {known}");
+    for ns in ["profile", "photos", "matches"] {
+        assert_eq!(c.get(ns, "u123").await.unwrap(), None, "{ns}: tagged value invalidated");
+        assert_eq!(c.get(ns, "u9").await.unwrap(), Some(json!(ns)), "{ns}: other tags stay");
+    }
+    assert!(c.set_with("first-used-by-a-lease", "u123", &json!("old"), &leased(&lease.token)).await.unwrap());
+    assert_eq!(c.get("first-used-by-a-lease", "u123").await.unwrap(), None, "granted before the invalidation");
+    c.set("profile", "u123", &json!("again"), None, &user).await.unwrap();
+    assert_eq!(c.get("profile", "u123").await.unwrap(), Some(json!("again")), "a set after it lives");
+    assert!(matches!(c.invalidate_tags_everywhere(&[]).await, Err(Error::InvalidArgument(_))));
+    assert!(matches!(c.invalidate_tags_everywhere(&tags(&["bad tag!"])).await, Err(Error::InvalidArgument(_))));
+
+    for i in 0..50u32 {
+        let ns = ["profile", "photos", "matches"][i as usize % 3];
+        let key = format!("seen-{i}");
+        let setter = {
+            let (c, tag, key) = (c.clone(), user.clone(), key.clone());
+            tokio::spawn(async move { c.set(ns, &key, &json!(i), None, &tag).await.unwrap() })
+        };
+        let invalidator = {
+            let (c, tag, key) = (c.clone(), user.clone(), key.clone());
+            tokio::spawn(async move {
+                while !c.exists(ns, &key).await.unwrap() {
+                    tokio::task::yield_now().await;
+                }
+                c.invalidate_tags_everywhere(&tag).await.unwrap();
+            })
+        };
+        setter.await.unwrap();
+        invalidator.await.unwrap();
+        assert_eq!(c.get(ns, &key).await.unwrap(), None, "iteration {i}: a value set before it survived");
+    }
 }
 
 /// After its TTL and within its grace a value is a miss for reads, but lease calls return it as

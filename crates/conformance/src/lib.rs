@@ -37,8 +37,8 @@ pub mod streams;
 pub mod typing;
 
 pub use harness::{
-    RedisCluster, RedisSentinel, RedisServer, TempDir, TestEngine, durable_engine, eventually, memory_engine,
-    redis_cluster_engine, redis_engine, redis_sentinel_engine,
+    RedisCluster, RedisSentinel, RedisServer, TempDir, TestEngine, durable_engine, eventually, free_port,
+    memory_engine, redis_cluster_engine, redis_engine, redis_sentinel_engine,
 };
 
 // The README's code blocks, compiled and run as doctests so its library example stays true.
@@ -204,6 +204,7 @@ macro_rules! suite {
                 an_expired_lease_lets_a_new_caller_in,
                 a_set_with_the_token_releases_the_lease,
                 a_leased_value_computed_across_an_invalidation_is_a_miss,
+                tags_invalidate_in_every_namespace,
                 stale_values_are_served_while_one_caller_revalidates,
                 lease_bounds_and_stats_of_all_namespaces,
                 keys_are_listed_by_prefix_and_paged,

@@ -133,6 +133,12 @@ pub trait CacheStore: Send + Sync + 'static {
     /// before it with one of these tags is a miss from the moment this returns.
     async fn invalidate_tags(&self, namespace: &str, tags: &[String]) -> Result<()>;
 
+    /// [`CacheStore::invalidate_tags`] in every namespace: every
+    /// value set before it, in any namespace, with one of these tags is a miss from the moment
+    /// this returns. Atomic per namespace (engines may take one step per namespace); how many
+    /// namespaces were known at the time.
+    async fn invalidate_tags_everywhere(&self, tags: &[String]) -> Result<u64>;
+
     /// Removes every value whose key starts with `prefix`; how many were removed.
     async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64>;
 

@@ -29,6 +29,9 @@ pub(crate) struct MemoryCache {
 #[derive(Default)]
 struct State {
     namespaces: HashMap<String, Namespace>,
+    /// Versions of tags invalidated in every namespace at once: a tag's version in a namespace
+    /// is its own count plus this one, so namespaces created later count them too.
+    everywhere: HashMap<String, u64>,
     /// Use tick -> (namespace, key): least recently used first.
     lru: BTreeMap<u64, (String, String)>,
     tick: u64,
@@ -90,7 +93,8 @@ impl State {
     fn lookup(&mut self, namespace: &str, key: &str, now: Timestamp) -> Option<(Vec<u8>, bool)> {
         let ns = self.namespaces.get_mut(namespace)?;
         let entry = ns.entries.get_mut(key)?;
-        let invalidated = entry.tags.iter().any(|(tag, v)| ns.tag_versions.get(tag).copied().unwrap_or(0) > *v);
+        let everywhere = &self.everywhere;
+        let invalidated = entry.tags.iter().any(|(tag, v)| version(&ns.tag_versions, everywhere, tag) > *v);
         if invalidated || entry.expires_at <= now {
             self.remove(namespace, key);
             return None;
@@ -152,8 +156,9 @@ impl CacheStore for MemoryCache {
 
     async fn tag_versions(&self, namespace: &str, tags: &[String]) -> Result<Vec<u64>> {
         let state = lock(&self.state);
-        let versions = state.namespaces.get(namespace).map(|ns| &ns.tag_versions);
-        Ok(tags.iter().map(|t| versions.and_then(|v| v.get(t)).copied().unwrap_or(0)).collect())
+        let empty = HashMap::new();
+        let versions = state.namespaces.get(namespace).map_or(&empty, |ns| &ns.tag_versions);
+        Ok(tags.iter().map(|t| version(versions, &state.everywhere, t)).collect())
     }
 
     async fn exists(&self, namespace: &str, key: &str) -> Result<bool> {
@@ -162,7 +167,8 @@ impl CacheStore for MemoryCache {
 
     async fn mset(&self, namespace: &str, entries: &[CacheWrite]) -> Result<()> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
         for write in entries {
             let ns = state.namespaces.entry(namespace.to_owned()).or_default();
             let tags: Vec<_> = write
@@ -171,7 +177,7 @@ impl CacheStore for MemoryCache {
                 .enumerate()
                 .map(|(i, t)| {
                     let given = write.tag_versions.as_ref().and_then(|v| v.get(i).copied());
-                    (t.clone(), given.unwrap_or_else(|| ns.tag_versions.get(t).copied().unwrap_or(0)))
+                    (t.clone(), given.unwrap_or_else(|| version(&ns.tag_versions, &state.everywhere, t)))
                 })
                 .collect();
             state.store(namespace, write, tags, now);
@@ -199,6 +205,17 @@ impl CacheStore for MemoryCache {
         }
         ns.stats.invalidations += 1;
         Ok(())
+    }
+
+    async fn invalidate_tags_everywhere(&self, tags: &[String]) -> Result<u64> {
+        let mut state = lock(&self.state);
+        for tag in tags {
+            *state.everywhere.entry(tag.clone()).or_default() += 1;
+        }
+        for ns in state.namespaces.values_mut() {
+            ns.stats.invalidations += 1;
+        }
+        Ok(state.namespaces.len() as u64)
     }
 
     async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64> {
@@ -268,7 +285,8 @@ impl CacheStore for MemoryCache {
 
     async fn acquire_lease(&self, namespace: &str, request: &CacheLeaseRequest) -> Result<CacheLeaseOutcome> {
         let now = Timestamp::now();
-        let mut state = lock(&self.state);
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
         let found = state.lookup(namespace, &request.key, now);
         let ns = state.namespaces.entry(namespace.to_owned()).or_default();
         let stale = match found {
@@ -285,7 +303,7 @@ impl CacheStore for MemoryCache {
         {
             return Ok(CacheLeaseOutcome::Held { expires_at: lease.expires_at, stale });
         }
-        let tags = request.tags.iter().map(|t| (t.clone(), ns.tag_versions.get(t).copied().unwrap_or(0))).collect();
+        let tags = request.tags.iter().map(|t| (t.clone(), version(&ns.tag_versions, &state.everywhere, t))).collect();
         let expires_at = now.plus(request.ttl);
         ns.leases.insert(request.key.clone(), Lease { token: request.token.clone(), expires_at, tags });
         Ok(CacheLeaseOutcome::Granted { expires_at, stale })
@@ -313,6 +331,11 @@ impl CacheStore for MemoryCache {
         names.truncate(limit);
         Ok(names)
     }
+}
+
+/// A tag's version in a namespace: its own invalidations plus those made everywhere.
+fn version(own: &HashMap<String, u64>, everywhere: &HashMap<String, u64>, tag: &str) -> u64 {
+    own.get(tag).copied().unwrap_or(0) + everywhere.get(tag).copied().unwrap_or(0)
 }
 
 impl Sweepable for MemoryCache {

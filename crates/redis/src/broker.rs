@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,7 +79,7 @@ impl RedisBroker {
         let task = Task {
             link: link.clone(),
             circuit: conn.circuit().clone(),
-            backend: conn.backend().clone(),
+            backend: conn.backend_slot().clone(),
             attempts: 0,
             keys,
             connect_timeout: conn.connect_timeout(),
@@ -154,8 +154,8 @@ struct Task {
     /// The command connection's circuit: its closing ends a backoff early.
     circuit: Arc<Circuit>,
     /// Where each connection attempt gets its client: the server, the Sentinels' master now,
-    /// or the next seed node of a cluster.
-    backend: Backend,
+    /// or the next seed node of a cluster (none before the engine first connects).
+    backend: Arc<OnceLock<Backend>>,
     /// Connection attempts so far (a cluster's seed nodes are tried in turn).
     attempts: usize,
     keys: Keys,
@@ -230,7 +230,10 @@ impl Task {
     /// `None` when the broker is gone.
     async fn connect(&mut self) -> Option<Result<(PubSubSink, PubSubStream)>> {
         let names: Vec<String> = self.channels.keys().cloned().collect();
-        let client = self.backend.pubsub_client(self.attempts);
+        let Some(backend) = self.backend.get() else {
+            return Some(Err(Error::Unavailable("redis: pubsub.connect: not connected yet".into())));
+        };
+        let client = backend.pubsub_client(self.attempts);
         self.attempts = self.attempts.wrapping_add(1);
         let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         let to_subscribe = names.clone();

@@ -46,9 +46,11 @@ const MAX_REMEMBERED_NAMESPACES: usize = 10_000;
 pub(crate) struct RedisCache {
     conn: Conn,
     keys: Keys,
-    /// Namespaces already added to the namespace set by this process. A std mutex: held for
-    /// one lookup, never across an await.
-    registered: Mutex<HashSet<String>>,
+    /// Namespaces already added to the namespace set by this process, and the circuit's
+    /// opening count when they were: a connection loss (maybe a Redis restart that lost the set)
+    /// makes it register each one again. A std mutex: held for one lookup, never across an
+    /// await.
+    registered: Mutex<(u64, HashSet<String>)>,
 }
 
 impl RedisCache {
@@ -59,9 +61,13 @@ impl RedisCache {
     /// Adds `namespace` to the set behind [`CacheStore::namespaces`] once per process. The set
     /// is its own key (its own slot), so it cannot be written by the namespace's scripts.
     async fn register(&self, namespace: &str) -> Result<()> {
+        let generation = self.conn.circuit().openings();
         {
-            let registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
-            if registered.contains(namespace) {
+            let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
+            if registered.0 != generation {
+                *registered = (generation, HashSet::new());
+            }
+            if registered.1.contains(namespace) {
                 return Ok(());
             }
         }
@@ -69,10 +75,10 @@ impl RedisCache {
         cmd.arg(self.keys.cache_namespaces()).arg(namespace);
         let _added: i64 = self.conn.cmd("cache.register", &cmd).await?;
         let mut registered = self.registered.lock().unwrap_or_else(PoisonError::into_inner);
-        if registered.len() >= MAX_REMEMBERED_NAMESPACES {
-            registered.clear();
+        if registered.0 != generation || registered.1.len() >= MAX_REMEMBERED_NAMESPACES {
+            registered.1.clear();
         }
-        registered.insert(namespace.to_owned());
+        registered.1.insert(namespace.to_owned());
         Ok(())
     }
 
@@ -126,6 +132,9 @@ impl CacheStore for RedisCache {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
+        // Registered before the versions are read: a value written later with these versions
+        // is in a namespace that `invalidate_tags_everywhere` lists.
+        self.register(namespace).await?;
         let mut invocation = TAG_VERSIONS.key(self.keys.cache_tags(namespace));
         for tag in tags {
             invocation.arg(tag.as_str());
@@ -185,6 +194,33 @@ impl CacheStore for RedisCache {
         }
         let _done: i64 = self.conn.script("cache.invalidate_tags", &invocation).await?;
         Ok(())
+    }
+
+    /// One `cache_invalidate_tags.lua` per namespace of the namespace set, pipelined (on a
+    /// Cluster each sent to its slot's master). Every operation that reads tag versions or
+    /// writes a value registers its namespace first, so a value set before this began is in a
+    /// listed namespace and is invalidated; a namespace first used after the listing only holds
+    /// values whose versions were read after it.
+    async fn invalidate_tags_everywhere(&self, tags: &[String]) -> Result<u64> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(self.keys.cache_namespaces());
+        let namespaces: Vec<String> = self.conn.cmd("cache.namespaces", &cmd).await?;
+        for chunk in namespaces.chunks(256) {
+            let invocations: Vec<ScriptInvocation<'_>> = chunk
+                .iter()
+                .map(|namespace| {
+                    let mut invocation = INVALIDATE_TAGS.key(self.keys.cache_tags(namespace));
+                    invocation.key(self.keys.cache_stats(namespace));
+                    for tag in tags {
+                        invocation.arg(tag.as_str());
+                    }
+                    invocation
+                })
+                .collect();
+            let _done: Vec<i64> =
+                self.conn.script_batch("cache.invalidate_tags_everywhere", &INVALIDATE_TAGS, &invocations).await?;
+        }
+        Ok(namespaces.len() as u64)
     }
 
     async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64> {

@@ -1,7 +1,7 @@
 //! [`Circuit`]: whether the shared connection is believed to be up. It opens when a call sees the
 //! connection lost; while open, calls are refused at once and a probe pings until Redis answers.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub(crate) struct Circuit {
     probe_timeout: Duration,
     /// Set when the engine is closed: open for good, no probe.
     shut: AtomicBool,
+    /// How many times it opened on a connection loss.
+    openings: AtomicU64,
 }
 
 impl Circuit {
@@ -48,7 +50,23 @@ impl Circuit {
             closed: Notify::new(),
             probe_timeout,
             shut: AtomicBool::new(false),
+            openings: AtomicU64::new(0),
         })
+    }
+
+    /// An open circuit with no probe, for a connection not made yet: calls are refused until
+    /// whoever makes it calls [`Circuit::close`].
+    pub(crate) fn new_open(probe_timeout: Duration) -> Arc<Circuit> {
+        let circuit = Circuit::new(probe_timeout);
+        circuit.open.store(true, Ordering::Release);
+        metrics::gauge!(OPEN_GAUGE).set(1.0);
+        circuit
+    }
+
+    /// How many times the circuit opened on a connection loss: state cached from Redis before
+    /// a change of this may be gone (Redis may have restarted empty).
+    pub(crate) fn openings(&self) -> u64 {
+        self.openings.load(Ordering::Acquire)
     }
 
     /// Whether calls are being refused.
@@ -93,13 +111,15 @@ impl Circuit {
         if self.open.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.openings.fetch_add(1, Ordering::AcqRel);
         tracing::warn!(error = %why, "redis: connection lost; calls fail at once until it is back");
         metrics::gauge!(OPEN_GAUGE).set(1.0);
         self.opened.notify_waiters();
         tokio::spawn(probe(Arc::downgrade(self), backend.clone(), self.probe_timeout));
     }
 
-    fn close(&self) {
+    /// Closes the circuit: calls go to Redis again, and whoever waits for it is woken.
+    pub(crate) fn close(&self) {
         if self.is_shut() {
             return;
         }

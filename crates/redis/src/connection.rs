@@ -6,7 +6,7 @@
 //! from its file.
 
 use std::future::Future;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -40,7 +40,14 @@ pub(crate) fn lua(body: &str) -> Script {
 /// that every caller pipelines on, and every clone shares one [`Circuit`].
 #[derive(Clone)]
 pub(crate) struct Conn {
-    backend: Backend,
+    /// The connection once made: set at once by [`Conn::connect`], by the background connector
+    /// of [`Conn::connect_in_background`] when Redis first answers. Calls before that fail at
+    /// once (the circuit is open meanwhile).
+    backend: Arc<OnceLock<Backend>>,
+    /// Whether the topology is a Redis Cluster (known from the settings, before connecting).
+    cluster: bool,
+    /// Whether the topology is Sentinel.
+    sentinel: bool,
     circuit: Arc<Circuit>,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -326,154 +333,84 @@ pub(crate) fn sentinel_infos(config: &RedisConfig) -> RedisResult<Vec<Connection
 impl Conn {
     /// On Sentinel, the loop that follows `+switch-master` ([`watch_switch_master`]), for the
     /// node to run; `None` on the other topologies.
+    /// Before the first connection, the loop first waits for it.
     pub(crate) fn sentinel_watch(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
-        match &self.backend {
-            Backend::Sentinel(link) => Some(watch_switch_master(Arc::downgrade(link))),
-            _ => None,
+        if !self.sentinel {
+            return None;
         }
+        let slot = Arc::downgrade(&self.backend);
+        let circuit = Arc::downgrade(&self.circuit);
+        Some(async move {
+            loop {
+                let Some(backend) = slot.upgrade() else { return };
+                if let Some(Backend::Sentinel(link)) = backend.get() {
+                    let link = Arc::downgrade(link);
+                    drop(backend);
+                    return watch_switch_master(link).await;
+                }
+                drop(backend);
+                let Some(circuit) = circuit.upgrade() else { return };
+                let connected = circuit.closed();
+                // Checked again after registering, so a connection made meanwhile is not missed.
+                if slot.upgrade().is_some_and(|b| b.get().is_some()) {
+                    continue;
+                }
+                connected.await;
+            }
+        })
     }
 
     /// Connects, failing with [`Error::Unavailable`] if Redis cannot be reached (and answer a
     /// PING) within `connect_timeout`, all steps included.
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Conn> {
-        let deadline = tokio::time::Instant::now() + config.connect_timeout;
-        let location = config.redacted_location();
-        let unreachable = |why: String| Error::Unavailable(format!("redis: cannot connect to {location}: {why}"));
-        let info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| Error::InvalidArgument(format!("redis: url {location} is not usable: {e}")))?;
-        let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. })
-            || config.cluster_nodes.iter().chain(&config.sentinels).any(|n| n.starts_with("rediss://"));
-        if tls {
-            // redis-rs builds its TLS config on the process-wide rustls provider. Installing ring
-            // explicitly keeps that unambiguous if another crate enables a second provider; an
-            // error only means one is installed already.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(Conn::new(config, Some(open_backend(config).await?)))
+    }
+
+    /// Connects in the background: returns at once with calls failing with
+    /// [`Error::Unavailable`] (the circuit open) until Redis first answers, then serves. Tries
+    /// once before returning (so a reachable Redis serves from the first call); after that a
+    /// task retries with backoff (50 ms doubling to 1 s), logging each failure, until it
+    /// connects or the engine is dropped. Settings that cannot work (a bad URL) fail at once.
+    pub(crate) async fn connect_in_background(config: &RedisConfig) -> Result<Conn> {
+        match open_backend(config).await {
+            Ok(backend) => Ok(Conn::new(config, Some(backend))),
+            Err(e @ Error::InvalidArgument(_)) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "redis: not reachable yet; answering 503 until it is, retrying in the background");
+                let conn = Conn::new(config, None);
+                tokio::spawn(connect_until_reached(
+                    Arc::downgrade(&conn.backend),
+                    Arc::downgrade(&conn.circuit),
+                    config.clone(),
+                ));
+                Ok(conn)
+            }
         }
-        let info = info.set_tcp_settings(tcp_settings(config.command_timeout));
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            // Reconnection: 50 ms, 100 ms, ... at most 1 s apart, so service resumes within about
-            // a second of Redis coming back. While the circuit is open only its probe uses the
-            // manager; after a round's last try the probe's next ping starts a new round.
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(8);
-        let no_answer = || unreachable(format!("no answer within {} ms", config.connect_timeout.as_millis()));
-        let backend = match config.topology() {
-            Topology::Standalone => None,
-            Topology::Cluster => {
-                let nodes = config
-                    .cluster_nodes
-                    .iter()
-                    .map(|n| node_info(n, &info).map(|i| i.set_tcp_settings(tcp_settings(config.command_timeout))))
-                    .collect::<RedisResult<Vec<_>>>()
-                    .map_err(|e| Error::InvalidArgument(format!("redis: cluster_nodes: {e}")))?;
-                let seeds = nodes.iter().cloned().map(Client::open).collect::<RedisResult<Vec<_>>>();
-                let seeds = seeds.map_err(|e| unreachable(e.to_string()))?;
-                let client = ClusterClientBuilder::new(nodes)
-                    .connection_timeout(config.connect_timeout)
-                    .response_timeout(config.command_timeout)
-                    .tcp_settings(tcp_settings(config.command_timeout))
-                    .retries(3)
-                    .min_retry_wait(50)
-                    .max_retry_wait(1000)
-                    .build()
-                    .map_err(|e| unreachable(e.to_string()))?;
-                let connection = tokio::time::timeout_at(deadline, client.get_async_connection())
-                    .await
-                    .map_err(|_| no_answer())?
-                    .map_err(|e| unreachable(e.to_string()))?;
-                Some(Backend::Cluster { connection, seeds: Arc::new(seeds) })
-            }
-            Topology::Sentinel => {
-                let sentinels =
-                    sentinel_infos(config).map_err(|e| Error::InvalidArgument(format!("redis: sentinels: {e}")))?;
-                let find = async {
-                    let addr =
-                        ask_sentinels(&sentinels, &config.sentinel_master, &info, config.connect_timeout).await?;
-                    let (client, manager) =
-                        connect_master(&info, &addr, &manager_config, config.connect_timeout).await?;
-                    Ok::<_, RedisError>((client, manager, addr))
-                };
-                let current = tokio::time::timeout_at(deadline, find)
-                    .await
-                    .map_err(|_| no_answer())?
-                    .map_err(|e| unreachable(format!("master {:?} via sentinels: {e}", config.sentinel_master)))?;
-                let link = Arc::new(SentinelLink {
-                    sentinels,
-                    master_name: config.sentinel_master.clone(),
-                    template: info.clone(),
-                    manager_config: manager_config.clone(),
-                    connect_timeout: config.connect_timeout,
-                    current: RwLock::new(current),
-                });
-                Some(Backend::Sentinel(link))
-            }
+    }
+
+    /// The connection over `backend`; with none yet, the circuit starts open (with no probe:
+    /// whoever installs the backend closes it).
+    fn new(config: &RedisConfig, backend: Option<Backend>) -> Conn {
+        let topology = config.topology();
+        // A probe ping may wait for a reconnection attempt and then for its answer.
+        let probe_timeout = config.connect_timeout + config.command_timeout;
+        let circuit = match backend {
+            Some(_) => Circuit::new(probe_timeout),
+            None => Circuit::new_open(probe_timeout),
         };
+        let slot = Arc::new(OnceLock::new());
         if let Some(backend) = backend {
-            let mut handle = backend.handle();
-            // A cluster answers with one reply per master.
-            let info_cmd = redis::cmd("INFO").arg("server").to_owned();
-            match tokio::time::timeout_at(deadline, info_cmd.query_async::<Value>(&mut handle)).await {
-                Err(_) => return Err(no_answer()),
-                Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                    tracing::warn!("redis: INFO is not permitted; cannot check the server version");
-                }
-                Ok(Err(e)) => return Err(unreachable(e.to_string())),
-                Ok(Ok(Value::Map(replies))) => {
-                    for (_, reply) in replies {
-                        check_version(&String::from_redis_value(reply).unwrap_or_default())?;
-                    }
-                }
-                Ok(Ok(reply)) => check_version(&String::from_redis_value(reply).unwrap_or_default())?,
-            }
-            return Ok(Conn {
-                backend,
-                circuit: Circuit::new(config.connect_timeout + config.command_timeout),
-                connect_timeout: config.connect_timeout,
-                command_timeout: config.command_timeout,
-                wait_replicas: config.wait_replicas,
-            });
+            let _ = slot.set(backend);
         }
-        let client = Client::open(info).map_err(|e| unreachable(e.to_string()))?;
-
-        // One direct attempt first: its error (refused, auth, TLS) is clearer than a timeout
-        // after the manager's retries.
-        let probe_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.connect_timeout));
-        let probe = async {
-            let mut probe = client.get_multiplexed_async_connection_with_config(&probe_config).await?;
-            redis::cmd("PING").query_async::<()>(&mut probe).await?;
-            redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await
-        };
-        match tokio::time::timeout_at(deadline, probe).await {
-            Err(_) => return Err(no_answer()),
-            Ok(Err(e)) if e.is_timeout() => return Err(no_answer()),
-            Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
-                tracing::warn!("redis: INFO is not permitted; cannot check the server version");
-            }
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Ok(Ok(info)) => check_version(&info)?,
-        }
-
-        let manager =
-            tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client.clone(), manager_config))
-                .await
-                .map_err(|_| no_answer())?
-                .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
-        Ok(Conn {
-            backend: Backend::Standalone { manager, client: Arc::new(client) },
-            // A probe ping may wait for a reconnection attempt and then for its answer.
-            circuit: Circuit::new(config.connect_timeout + config.command_timeout),
+        Conn {
+            backend: slot,
+            cluster: matches!(topology, Topology::Cluster),
+            sentinel: matches!(topology, Topology::Sentinel),
+            circuit,
             connect_timeout: config.connect_timeout,
             command_timeout: config.command_timeout,
             wait_replicas: config.wait_replicas,
-        })
+        }
     }
 
     /// Whether the connection is believed up: false from the first connection loss a call sees
@@ -489,12 +426,20 @@ impl Conn {
 
     /// Whether this is a Redis Cluster, where one script or pipeline addresses one slot.
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self.backend, Backend::Cluster { .. })
+        self.cluster
     }
 
-    /// The connection behind, for dedicated (pub/sub) connections.
-    pub(crate) fn backend(&self) -> &Backend {
+    /// The connection behind once made, for dedicated (pub/sub) connections.
+    pub(crate) fn backend_slot(&self) -> &Arc<OnceLock<Backend>> {
         &self.backend
+    }
+
+    /// The connection of one call; [`Error::Unavailable`] before the first connection.
+    fn handle(&self, op: &'static str) -> Result<Handle> {
+        match self.backend.get() {
+            Some(backend) => Ok(backend.handle()),
+            None => Err(Error::Unavailable(format!("redis: {op}: not connected yet"))),
+        }
     }
 
     /// Longest wait for a connection.
@@ -513,7 +458,7 @@ impl Conn {
         op: &'static str,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T> {
-        let mut conn = self.backend.handle();
+        let mut conn = self.handle(op)?;
         self.timed(op, invocation.invoke_async(&mut conn)).await
     }
 
@@ -533,7 +478,7 @@ impl Conn {
         if invocations.is_empty() {
             return Ok(Vec::new());
         }
-        if let Backend::Cluster { connection, .. } = &self.backend {
+        if let Some(Backend::Cluster { connection, .. }) = self.backend.get() {
             let calls = invocations.iter().map(|invocation| {
                 let mut conn = connection.clone();
                 async move { invocation.invoke_async::<T>(&mut conn).await }
@@ -545,7 +490,7 @@ impl Conn {
         for invocation in invocations {
             pipe.invoke_script(invocation);
         }
-        let mut conn = self.backend.handle();
+        let mut conn = self.handle(op)?;
         let call = async {
             match pipe.query_async::<Vec<T>>(&mut conn).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -570,9 +515,9 @@ impl Conn {
         let timeout_ms = (self.command_timeout.as_millis() as u64 * 3 / 4).max(1);
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.wait_replicas).arg(timeout_ms);
-        let confirmed: u32 = match &self.backend {
+        let confirmed: u32 = match self.backend.get() {
             // WAIT counts the writes of the connection it is sent on: the one to the key's master.
-            Backend::Cluster { connection, .. } => {
+            Some(Backend::Cluster { connection, .. }) => {
                 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
                 let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
                 let mut connection = connection.clone();
@@ -597,14 +542,14 @@ impl Conn {
 
     /// Runs one command.
     pub(crate) async fn cmd<T: FromRedisValue>(&self, op: &'static str, cmd: &Cmd) -> Result<T> {
-        let mut conn = self.backend.handle();
+        let mut conn = self.handle(op)?;
         self.timed(op, cmd.query_async(&mut conn)).await
     }
 
     /// Runs a pipeline (one round trip; not atomic unless built with `.atomic()`). On a cluster
     /// every command of it must address one slot.
     pub(crate) async fn pipe<T: FromRedisValue>(&self, op: &'static str, pipe: &Pipeline) -> Result<T> {
-        let mut conn = self.backend.handle();
+        let mut conn = self.handle(op)?;
         self.timed(op, pipe.query_async(&mut conn)).await
     }
 
@@ -635,10 +580,7 @@ impl Conn {
             Ok(Err(e)) if e.is_timeout() => Err(self.lost(no_answer())),
             Ok(Err(e)) if is_connection_loss(&e) => Err(self.lost(format!("redis: {op}: {e}"))),
             // A Sentinel master demoted to replica: find the new master.
-            Ok(Err(e))
-                if matches!(self.backend, Backend::Sentinel(_))
-                    && e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) =>
-            {
+            Ok(Err(e)) if self.sentinel && e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) => {
                 Err(self.lost(format!("redis: {op}: {e}")))
             }
             Ok(Err(e)) => Err(map_error(op, &e)),
@@ -648,8 +590,165 @@ impl Conn {
 
     /// Opens the circuit for `why` and returns it as the call's error.
     fn lost(&self, why: String) -> Error {
-        self.circuit.trip(&self.backend, &why);
+        if let Some(backend) = self.backend.get() {
+            self.circuit.trip(backend, &why);
+        }
         Error::Unavailable(why)
+    }
+}
+
+/// The data connection of `config`'s topology, failing with [`Error::Unavailable`] if Redis
+/// cannot be reached (and answer a PING) within `connect_timeout`, all steps included.
+async fn open_backend(config: &RedisConfig) -> Result<Backend> {
+    let deadline = tokio::time::Instant::now() + config.connect_timeout;
+    let location = config.redacted_location();
+    let unreachable = |why: String| Error::Unavailable(format!("redis: cannot connect to {location}: {why}"));
+    let info = config
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| Error::InvalidArgument(format!("redis: url {location} is not usable: {e}")))?;
+    let tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. })
+        || config.cluster_nodes.iter().chain(&config.sentinels).any(|n| n.starts_with("rediss://"));
+    if tls {
+        // redis-rs builds its TLS config on the process-wide rustls provider. Installing ring
+        // explicitly keeps that unambiguous if another crate enables a second provider; an
+        // error only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let info = info.set_tcp_settings(tcp_settings(config.command_timeout));
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        // Reconnection: 50 ms, 100 ms, ... at most 1 s apart, so service resumes within about
+        // a second of Redis coming back. While the circuit is open only its probe uses the
+        // manager; after a round's last try the probe's next ping starts a new round.
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(1))
+        .set_number_of_retries(8);
+    let no_answer = || unreachable(format!("no answer within {} ms", config.connect_timeout.as_millis()));
+    let backend = match config.topology() {
+        Topology::Standalone => None,
+        Topology::Cluster => {
+            let nodes = config
+                .cluster_nodes
+                .iter()
+                .map(|n| node_info(n, &info).map(|i| i.set_tcp_settings(tcp_settings(config.command_timeout))))
+                .collect::<RedisResult<Vec<_>>>()
+                .map_err(|e| Error::InvalidArgument(format!("redis: cluster_nodes: {e}")))?;
+            let seeds = nodes.iter().cloned().map(Client::open).collect::<RedisResult<Vec<_>>>();
+            let seeds = seeds.map_err(|e| unreachable(e.to_string()))?;
+            let client = ClusterClientBuilder::new(nodes)
+                .connection_timeout(config.connect_timeout)
+                .response_timeout(config.command_timeout)
+                .tcp_settings(tcp_settings(config.command_timeout))
+                .retries(3)
+                .min_retry_wait(50)
+                .max_retry_wait(1000)
+                .build()
+                .map_err(|e| unreachable(e.to_string()))?;
+            let connection = tokio::time::timeout_at(deadline, client.get_async_connection())
+                .await
+                .map_err(|_| no_answer())?
+                .map_err(|e| unreachable(e.to_string()))?;
+            Some(Backend::Cluster { connection, seeds: Arc::new(seeds) })
+        }
+        Topology::Sentinel => {
+            let sentinels =
+                sentinel_infos(config).map_err(|e| Error::InvalidArgument(format!("redis: sentinels: {e}")))?;
+            let find = async {
+                let addr = ask_sentinels(&sentinels, &config.sentinel_master, &info, config.connect_timeout).await?;
+                let (client, manager) = connect_master(&info, &addr, &manager_config, config.connect_timeout).await?;
+                Ok::<_, RedisError>((client, manager, addr))
+            };
+            let current = tokio::time::timeout_at(deadline, find)
+                .await
+                .map_err(|_| no_answer())?
+                .map_err(|e| unreachable(format!("master {:?} via sentinels: {e}", config.sentinel_master)))?;
+            let link = Arc::new(SentinelLink {
+                sentinels,
+                master_name: config.sentinel_master.clone(),
+                template: info.clone(),
+                manager_config: manager_config.clone(),
+                connect_timeout: config.connect_timeout,
+                current: RwLock::new(current),
+            });
+            Some(Backend::Sentinel(link))
+        }
+    };
+    if let Some(backend) = backend {
+        let mut handle = backend.handle();
+        // A cluster answers with one reply per master.
+        let info_cmd = redis::cmd("INFO").arg("server").to_owned();
+        match tokio::time::timeout_at(deadline, info_cmd.query_async::<Value>(&mut handle)).await {
+            Err(_) => return Err(no_answer()),
+            Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                tracing::warn!("redis: INFO is not permitted; cannot check the server version");
+            }
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Ok(Value::Map(replies))) => {
+                for (_, reply) in replies {
+                    check_version(&String::from_redis_value(reply).unwrap_or_default())?;
+                }
+            }
+            Ok(Ok(reply)) => check_version(&String::from_redis_value(reply).unwrap_or_default())?,
+        }
+        return Ok(backend);
+    }
+    let client = Client::open(info).map_err(|e| unreachable(e.to_string()))?;
+
+    // One direct attempt first: its error (refused, auth, TLS) is clearer than a timeout
+    // after the manager's retries.
+    let probe_config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.connect_timeout));
+    let probe = async {
+        let mut probe = client.get_multiplexed_async_connection_with_config(&probe_config).await?;
+        redis::cmd("PING").query_async::<()>(&mut probe).await?;
+        redis::cmd("INFO").arg("server").query_async::<String>(&mut probe).await
+    };
+    match tokio::time::timeout_at(deadline, probe).await {
+        Err(_) => return Err(no_answer()),
+        Ok(Err(e)) if e.is_timeout() => return Err(no_answer()),
+        Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm) => {
+            tracing::warn!("redis: INFO is not permitted; cannot check the server version");
+        }
+        Ok(Err(e)) => return Err(unreachable(e.to_string())),
+        Ok(Ok(info)) => check_version(&info)?,
+    }
+
+    let manager = tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client.clone(), manager_config))
+        .await
+        .map_err(|_| no_answer())?
+        .map_err(|e| if e.is_timeout() { no_answer() } else { unreachable(e.to_string()) })?;
+    Ok(Backend::Standalone { manager, client: Arc::new(client) })
+}
+
+/// [`Conn::connect_in_background`]'s retries: opens the backend with backoff until it works,
+/// then installs it and closes the circuit. Ends early when the engine is dropped.
+async fn connect_until_reached(
+    backend: std::sync::Weak<OnceLock<Backend>>,
+    circuit: std::sync::Weak<Circuit>,
+    config: RedisConfig,
+) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(delay).await;
+        match circuit.upgrade() {
+            Some(c) if !c.is_shut() => {}
+            _ => return,
+        }
+        match open_backend(&config).await {
+            Ok(opened) => {
+                let (Some(slot), Some(circuit)) = (backend.upgrade(), circuit.upgrade()) else { return };
+                let _ = slot.set(opened);
+                tracing::info!(location = %config.redacted_location(), "redis: connected; serving calls");
+                circuit.close();
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "redis: not reachable yet; retrying"),
+        }
+        delay = (delay * 2).min(Duration::from_secs(1));
     }
 }
 

@@ -21,7 +21,8 @@
 //! - `connection`: the shared connection on each topology (standalone manager, cluster
 //!   connection, Sentinel-found master and how it follows a failover), the timeout and circuit
 //!   check around every call, the mapping of Redis errors to core's kinds, and how scripts are
-//!   built from `lua/*.lua`.
+//!   built from `lua/*.lua`; and the connect in the background for a Redis not up yet
+//!   ([`connect_in_background`]).
 //! - `circuit`: the circuit that refuses calls at once while the connection is lost, and the
 //!   probe that closes it when Redis answers again (gauge `switchboard_redis_circuit_open`).
 //! - `keys`: the only place key names are built (prefix, hash tags, the key layout table).
@@ -89,10 +90,27 @@ pub use doctor::{Check, CheckLevel, diagnose};
 pub async fn connect(config: RedisConfig) -> Result<Engine> {
     config.validate()?;
     let conn = connection::Conn::connect(&config).await?;
+    Ok(engine(conn, &config))
+}
+
+/// Builds the engine without waiting for Redis: when Redis answers at once this is
+/// [`connect`]; otherwise every call fails at once with
+/// [`switchboard_core::Error::Unavailable`] (health: engine and pub/sub unhealthy) while a
+/// background task keeps trying (50 ms doubling to 1 s apart), and the engine serves from the
+/// moment Redis first answers. For servers that may start before their Redis (containers
+/// started together). Fails only if `config` is invalid. Needs a Tokio runtime.
+pub async fn connect_in_background(config: RedisConfig) -> Result<Engine> {
+    config.validate()?;
+    let conn = connection::Conn::connect_in_background(&config).await?;
+    Ok(engine(conn, &config))
+}
+
+/// The engine over `conn`.
+fn engine(conn: connection::Conn, config: &RedisConfig) -> Engine {
     let keys = keys::Keys::new(&config.key_prefix);
     let streams = Arc::new(stream::RedisStreams::new(conn.clone(), keys.clone()));
     let (broker, broker_task) = broker::RedisBroker::new(&conn, keys.clone());
-    Ok(Engine {
+    Engine {
         sessions: Arc::new(session::RedisSessions::new(conn.clone(), keys.clone())),
         denylist: Arc::new(denylist::RedisDenylist::new(conn.clone(), keys.clone())),
         rate_limiter: Arc::new(ratelimit::RedisRateLimiter::new(conn.clone(), keys.clone())),
@@ -107,9 +125,9 @@ pub async fn connect(config: RedisConfig) -> Result<Engine> {
         streams: streams.clone(),
         cursors: streams,
         broker: Arc::new(broker),
-        health: Arc::new(health::RedisHealth::new(conn.clone(), &config)),
+        health: Arc::new(health::RedisHealth::new(conn.clone(), config)),
         lifecycle: Arc::new(health::RedisLifecycle::new(conn, broker_task)),
-    })
+    }
 }
 
 /// `Switchboard::redis(config, redis_config).await`: the facade on a Redis engine.

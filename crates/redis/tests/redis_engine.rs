@@ -857,3 +857,57 @@ async fn job_keys_share_the_jobs_slot_and_finished_jobs_leave_no_index_behind() 
     jobs.retry_dead(&a).await.unwrap();
     assert_eq!(jobs.get(&a).await.unwrap().unwrap().state, JobState::Waiting);
 }
+
+/// `connect_in_background` with no Redis yet, on every topology: the engine is built at once,
+/// refuses calls with `Unavailable` and reports itself (and pub/sub) down; on a standalone
+/// server it serves, pub/sub included, once Redis comes up on the address. A setting that can
+/// never work still fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_connected_in_the_background_serves_once_redis_is_up() {
+    use switchboard_core::{Switchboard, SwitchboardConfig};
+    let port = free_port();
+    let standalone = RedisConfig {
+        url: format!("redis://127.0.0.1:{port}"),
+        key_prefix: "bg:".into(),
+        connect_timeout: Duration::from_millis(500),
+        command_timeout: Duration::from_millis(300),
+        ..RedisConfig::default()
+    };
+    let cluster = RedisConfig {
+        cluster_nodes: vec![format!("127.0.0.1:{}", free_port()), format!("127.0.0.1:{}", free_port())],
+        ..standalone.clone()
+    };
+    let sentinel = RedisConfig {
+        sentinels: vec![format!("127.0.0.1:{}", free_port())],
+        sentinel_master: "mymaster".into(),
+        ..standalone.clone()
+    };
+    for (topology, config) in [("cluster", cluster), ("sentinel", sentinel)] {
+        let engine = switchboard_redis::connect_in_background(config.clone()).await.expect(topology);
+        let err = some_call(&engine).await.expect_err("nothing to connect to");
+        assert!(matches!(&err, Error::Unavailable(_)), "{topology}: {err:?}");
+        assert!(!engine.health.connected(), "{topology}");
+        assert!(!engine.broker.connected(), "{topology}");
+        assert!(switchboard_redis::connect(config).await.is_err(), "{topology}: connect fails fast");
+    }
+    let bad = RedisConfig { url: "redis://127.0.0.1:notaport".into(), ..standalone.clone() };
+    assert!(matches!(switchboard_redis::connect_in_background(bad).await, Err(Error::InvalidArgument(_))));
+
+    let engine = switchboard_redis::connect_in_background(standalone).await.expect("built without redis");
+    let sb = Switchboard::new(engine, SwitchboardConfig::default()).expect("facade");
+    sb.start().expect("the node starts without redis");
+    let engine = sb.engine();
+    assert!(matches!(some_call(engine).await, Err(Error::Unavailable(_))));
+    assert!(!engine.health.connected());
+    assert!(!engine.broker.connected());
+
+    let _server = Server::start_on(port, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while some_call(engine).await.is_err() || !engine.broker.connected() {
+        assert!(Instant::now() < deadline, "the engine did not connect after redis came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(engine.health.connected());
+    assert!(engine.health.ping().await.is_ok());
+    sb.shutdown(Duration::from_secs(5)).await;
+}

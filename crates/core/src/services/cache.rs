@@ -248,6 +248,20 @@ impl Cache {
         Ok(())
     }
 
+    /// Invalidates every value carrying one of `tags` in every namespace (e.g. everything about
+    /// one user, whichever namespace caches it); how many namespaces were known. See
+    /// [`CacheStore::invalidate_tags_everywhere`].
+    pub async fn invalidate_tags_everywhere(&self, tags: &[String]) -> Result<u64> {
+        if tags.is_empty() {
+            return Err(Error::invalid("tags", "give at least one tag"));
+        }
+        check_tags(tags)?;
+        let namespaces =
+            observe("cache", "invalidate_tags_everywhere", self.store.invalidate_tags_everywhere(tags)).await?;
+        self.count("switchboard_cache_invalidations_total", OTHER_NAMESPACE, 1);
+        Ok(namespaces)
+    }
+
     /// Removes every value whose key starts with `prefix` (non-empty) and drops their leases;
     /// how many values.
     pub async fn invalidate_prefix(&self, namespace: &str, prefix: &str) -> Result<u64> {

@@ -159,13 +159,14 @@ pub(crate) struct LeaseAnswer {
     retry_after_ms: Option<u64>,
 }
 
-/// What to invalidate: `{namespace, tags}` or `{namespace, prefix}`.
+/// What to invalidate: `{namespace, tags}`, `{tags}` (every namespace) or `{namespace, prefix}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvalidateBody {
-    /// The namespace.
+    /// The namespace. Leave it out with `tags` to invalidate those tags in every namespace;
+    /// required with `prefix`.
     #[schema(pattern = "^[A-Za-z0-9._:@-]{1,64}$")]
-    namespace: String,
+    namespace: Option<String>,
     /// Every value carrying one of these tags (1..=32) becomes a miss, atomically.
     #[schema(max_items = 32)]
     tags: Option<Vec<String>>,
@@ -180,6 +181,9 @@ pub(crate) struct InvalidateAnswer {
     /// Values removed (prefix invalidation only: tag invalidation does not visit values).
     #[serde(skip_serializing_if = "Option::is_none")]
     removed: Option<u64>,
+    /// Namespaces the tags were invalidated in (tags without a namespace only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespaces: Option<u64>,
 }
 
 /// Which namespace's stats.
@@ -394,8 +398,9 @@ pub(crate) async fn lease(
 }
 
 /// Invalidate a namespace's values by tags (atomic and race-free: a value written before the
-/// invalidation is never read after it, whatever the interleaving) or by key prefix (also drops
-/// the leases of those keys).
+/// invalidation is never read after it, whatever the interleaving), every namespace's values by
+/// tags (no `namespace`: the same guarantee in each namespace, e.g. everything cached about one
+/// user), or a namespace's values by key prefix (also drops the leases of those keys).
 #[utoipa::path(
     post,
     path = "/cache/invalidate",
@@ -408,15 +413,20 @@ pub(crate) async fn invalidate(
     Json(body): Json<InvalidateBody>,
 ) -> Result<Json<InvalidateAnswer>, ApiError> {
     let cache = state.sb().cache();
-    match (body.tags, body.prefix) {
-        (Some(tags), None) => {
-            cache.invalidate_tags(&body.namespace, &tags).await?;
-            Ok(Json(InvalidateAnswer { removed: None }))
+    match (body.namespace, body.tags, body.prefix) {
+        (Some(namespace), Some(tags), None) => {
+            cache.invalidate_tags(&namespace, &tags).await?;
+            Ok(Json(InvalidateAnswer { removed: None, namespaces: None }))
         }
-        (None, Some(prefix)) => {
-            let removed = cache.invalidate_prefix(&body.namespace, &prefix).await?;
-            Ok(Json(InvalidateAnswer { removed: Some(removed) }))
+        (None, Some(tags), None) => {
+            let namespaces = cache.invalidate_tags_everywhere(&tags).await?;
+            Ok(Json(InvalidateAnswer { removed: None, namespaces: Some(namespaces) }))
         }
+        (Some(namespace), None, Some(prefix)) => {
+            let removed = cache.invalidate_prefix(&namespace, &prefix).await?;
+            Ok(Json(InvalidateAnswer { removed: Some(removed), namespaces: None }))
+        }
+        (None, None, Some(_)) => Err(ApiError::invalid("`prefix` needs a `namespace`")),
         _ => Err(ApiError::invalid("give exactly one of `tags` and `prefix`")),
     }
 }

@@ -109,6 +109,22 @@ async fn invalidation_by_tags_and_prefix(app: TestApp) {
     let r = app.post("/api/v1/cache/invalidate", json!({"namespace": "api_response", "tags": ["u"]})).await;
     assert_eq!(r.assert_status(200), &json!({}));
     app.get(&format!("{NS}/user:10:a")).await.assert_error(404, "not_found");
+
+    // No namespace: the tags in every namespace.
+    for ns in ["profile", "photos"] {
+        let r = app.put(&format!("/api/v1/cache/{ns}/u123"), json!({"value": ns, "tags": ["user:123"]})).await;
+        r.assert_status(204);
+        let r = app.put(&format!("/api/v1/cache/{ns}/u9"), json!({"value": ns, "tags": ["user:9"]})).await;
+        r.assert_status(204);
+    }
+    let r = app.post("/api/v1/cache/invalidate", json!({"tags": ["user:123"]})).await;
+    assert!(r.assert_status(200)["namespaces"].as_u64().unwrap() >= 2, "{:?}", r.json);
+    for ns in ["profile", "photos"] {
+        app.get(&format!("/api/v1/cache/{ns}/u123")).await.assert_error(404, "not_found");
+        app.get(&format!("/api/v1/cache/{ns}/u9")).await.assert_status(200);
+    }
+    let r = app.post("/api/v1/cache/invalidate", json!({"prefix": "user:"})).await;
+    r.assert_error(400, "invalid_argument");
 }
 
 async fn keys_are_listed_by_prefix(app: TestApp) {
@@ -234,7 +250,8 @@ async fn bad_input_is_refused(app: TestApp) {
             400,
             "namespace",
         ),
-        (Method::POST, "/api/v1/cache/invalidate".into(), Some(json!({"tags": ["a"]})), 400, "namespace"),
+        (Method::POST, "/api/v1/cache/invalidate".into(), Some(json!({"prefix": "p"})), 400, "namespace"),
+        (Method::POST, "/api/v1/cache/invalidate".into(), Some(json!({"tags": ["bad tag"]})), 400, "tags"),
         (Method::GET, "/api/v1/cache/stats?namespace=bad%20ns".into(), None, 400, "namespace"),
         (Method::GET, "/api/v1/cache/stats?ns=x".into(), None, 400, "unknown field"),
     ];
