@@ -1,7 +1,7 @@
 //! Two `switchboard serve` processes on a 3-master Redis Cluster the test starts
 //! (`REDIS_CLUSTER_NODES`): sessions, rate limits, notifications, messages and unread counters,
-//! jobs and the cache are shared through HTTP, and a publication through node B reaches a
-//! WebSocket client on node A.
+//! jobs and the cache (a tag invalidated without a namespace is a miss in every namespace) are
+//! shared through HTTP, and a publication through node B reaches a WebSocket client on node A.
 
 mod common;
 
@@ -134,6 +134,17 @@ async fn two_nodes_share_every_capability_on_a_cluster() {
     let invalidate = json!({"namespace": "user_profile", "tags": ["user:ann"]});
     assert_eq!(call(&http, M::POST, b.api("/cache/invalidate"), Some(invalidate)).await.0, 200);
     assert_eq!(call(&http, M::GET, a.api("/cache/user_profile/ann"), None).await.0, 404);
+    // A tag invalidated without a namespace is a miss in every namespace, on every shard.
+    for namespace in ["user_profile", "photo_metadata", "match_recommendations"] {
+        let value = json!({"value": {"of": "bob"}, "tags": ["user:bob"]});
+        assert_eq!(call(&http, M::PUT, a.api(&format!("/cache/{namespace}/bob")), Some(value)).await.0, 204);
+    }
+    let everywhere = json!({"tags": ["user:bob"]});
+    assert_eq!(call(&http, M::POST, b.api("/cache/invalidate"), Some(everywhere)).await.0, 200);
+    for namespace in ["user_profile", "photo_metadata", "match_recommendations"] {
+        let (status, _) = call(&http, M::GET, a.api(&format!("/cache/{namespace}/bob")), None).await;
+        assert_eq!(status, 404, "{namespace}");
+    }
 
     // A publication through B reaches a WebSocket client on A.
     let (mut ws, _) = tokio_tungstenite::connect_async(a.ws_url()).await.expect("connect to node A");
