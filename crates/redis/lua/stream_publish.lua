@@ -8,6 +8,8 @@
 --          after its last publication
 -- ARGV[4]: the payload (JSON: data, exclude_device, only_devices)
 -- ARGV[5]: the pub/sub channel of live publications
+-- ARGV[6]: 'PUBLISH', or 'SPUBLISH' on a Cluster (the channel shares the keys' hash tag, so it
+--          is published on this shard only, to the brokers subscribed there)
 -- Returns {epoch, offset}.
 local now = now_ms()
 local max_len = tonumber(ARGV[2])
@@ -33,7 +35,5 @@ if max_len > 0 then
 else
   redis.call('DEL', KEYS[2])
 end
--- Cluster: this becomes SPUBLISH (the channel shares the keys' hash tag, so the script stays on
--- one shard) and the broker uses SSUBSCRIBE.
-redis.call('PUBLISH', ARGV[5], epoch .. ' ' .. int(offset) .. ' ' .. int(now) .. ' ' .. ARGV[4])
+redis.call(ARGV[6] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[5], epoch .. ' ' .. int(offset) .. ' ' .. int(now) .. ' ' .. ARGV[4])
 return {epoch, int(offset)}

@@ -1,6 +1,6 @@
 //! `RedisBroker`: one dedicated pub/sub connection per node multiplexing every channel with
-//! local subscribers; it reconnects with backoff, resubscribes everything, reports the gap, and
-//! tells health whether it is connected.
+//! local subscribers (on a Cluster, sharded: one connection per shard); it reconnects with
+//! backoff, resubscribes everything, reports the gap, and tells health whether it is connected.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -10,6 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind};
 use switchboard_core::broker::BROKER_QUEUE_CAPACITY;
 use switchboard_core::{
     Broker, BrokerEvent, BrokerMessage, BrokerReceiver, BrokerSender, ChannelName, Error, Result, broker_queue,
@@ -31,11 +33,13 @@ const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// The Redis engine's broker. See [`Broker`] for the contract.
 ///
 /// One task owns the pub/sub connection and the set of subscribed channels; `subscribe` and
-/// `unsubscribe` are requests to it. Every topology uses plain `SUBSCRIBE`: under Sentinel on
-/// the current master, on a Cluster on one node (a seed, the next after each reconnection),
-/// since a plain `PUBLISH` on any shard reaches every node over the cluster bus. Sharded
-/// pub/sub (`SSUBSCRIBE` to each channel's shard, `SPUBLISH` in the publish script, one
-/// connection per shard) would keep that traffic on each channel's shard instead.
+/// `unsubscribe` are requests to it. Standalone and Sentinel (on the current master) use plain
+/// `SUBSCRIBE`. A Cluster uses sharded pub/sub: the publish script `SPUBLISH`es on the
+/// channel's own shard (the pub/sub channel shares the stream's hash tag), and the broker's
+/// cluster connection (RESP3) `SSUBSCRIBE`s each channel on its shard, one connection per
+/// shard, so a publication crosses no other shard. redis-rs resubscribes after a node's
+/// connection drops or a slot moves; either one is reported as a gap (a `Disconnection` push, or
+/// a `SUNSUBSCRIBE` the broker did not ask for), so subscribers recover from the stream.
 pub(crate) struct RedisBroker {
     control: mpsc::Sender<Control>,
     link: Arc<Link>,
@@ -80,7 +84,6 @@ impl RedisBroker {
             link: link.clone(),
             circuit: conn.circuit().clone(),
             backend: conn.backend_slot().clone(),
-            attempts: 0,
             keys,
             connect_timeout: conn.connect_timeout(),
             command_timeout: conn.command_timeout(),
@@ -153,11 +156,9 @@ struct Task {
     link: Arc<Link>,
     /// The command connection's circuit: its closing ends a backoff early.
     circuit: Arc<Circuit>,
-    /// Where each connection attempt gets its client: the server, the Sentinels' master now,
-    /// or the next seed node of a cluster (none before the engine first connects).
+    /// Where each connection attempt connects: the server, the Sentinels' master now, or the
+    /// cluster's seeds for a connection of its own (none before the engine first connects).
     backend: Arc<OnceLock<Backend>>,
-    /// Connection attempts so far (a cluster's seed nodes are tried in turn).
-    attempts: usize,
     keys: Keys,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -177,6 +178,85 @@ enum Exit {
     Lost(String),
 }
 
+/// The live subscription connection of one topology.
+enum Sub {
+    /// A plain pub/sub connection (standalone, Sentinel).
+    Plain { sink: PubSubSink, stream: PubSubStream },
+    /// The broker's cluster connection, its pushes arriving on `pushes` (Cluster).
+    Sharded { connection: ClusterConnection, pushes: mpsc::UnboundedReceiver<PushInfo> },
+}
+
+impl Sub {
+    async fn subscribe(&mut self, name: &str) -> redis::RedisResult<()> {
+        match self {
+            Sub::Plain { sink, .. } => sink.subscribe(name).await,
+            Sub::Sharded { connection, .. } => connection.ssubscribe(name).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, name: &str) -> redis::RedisResult<()> {
+        match self {
+            Sub::Plain { sink, .. } => sink.unsubscribe(name).await,
+            Sub::Sharded { connection, .. } => connection.sunsubscribe(name).await,
+        }
+    }
+
+    async fn ping(&mut self) -> redis::RedisResult<()> {
+        match self {
+            Sub::Plain { sink, .. } => sink.ping::<redis::Value>().await.map(drop),
+            Sub::Sharded { connection, .. } => {
+                redis::cmd("PING").query_async::<redis::Value>(connection).await.map(drop)
+            }
+        }
+    }
+}
+
+/// What arrived on the subscription connection.
+enum Arrival {
+    /// A publication: pub/sub channel name and payload.
+    Message(Vec<u8>, Vec<u8>),
+    /// Publications may have been missed: on every channel (`None`), or on one.
+    Gap(Option<Vec<u8>>),
+    /// Nothing to act on (subscription confirmations).
+    Nothing,
+    /// The connection ended.
+    Closed,
+}
+
+impl Sub {
+    async fn next(&mut self) -> Arrival {
+        match self {
+            Sub::Plain { stream, .. } => match stream.next().await {
+                Some(message) => Arrival::Message(
+                    message.get_channel_name().as_bytes().to_vec(),
+                    message.get_payload_bytes().to_vec(),
+                ),
+                None => Arrival::Closed,
+            },
+            Sub::Sharded { pushes, .. } => match pushes.recv().await {
+                None => Arrival::Closed,
+                Some(push) => match (push.kind, push.data.as_slice()) {
+                    (PushKind::SMessage, [channel, payload]) => match (bytes_of(channel), bytes_of(payload)) {
+                        (Some(channel), Some(payload)) => Arrival::Message(channel, payload),
+                        _ => Arrival::Gap(None),
+                    },
+                    (PushKind::Disconnection, _) => Arrival::Gap(None),
+                    (PushKind::SUnsubscribe, [channel, ..]) => Arrival::Gap(bytes_of(channel)),
+                    _ => Arrival::Nothing,
+                },
+            },
+        }
+    }
+}
+
+fn bytes_of(value: &redis::Value) -> Option<Vec<u8>> {
+    match value {
+        redis::Value::BulkString(bytes) => Some(bytes.clone()),
+        redis::Value::SimpleString(text) => Some(text.clone().into_bytes()),
+        _ => None,
+    }
+}
+
 impl Task {
     async fn run(mut self) {
         let mut delay = MIN_DELAY;
@@ -184,7 +264,7 @@ impl Task {
         loop {
             match self.connect().await {
                 None => return,
-                Some(Ok((sink, stream))) => {
+                Some(Ok(sub)) => {
                     delay = MIN_DELAY;
                     self.link.set(Link::UP);
                     if interrupted {
@@ -192,7 +272,7 @@ impl Task {
                         // Publications made while the connection was down were not delivered.
                         self.events.send(BrokerEvent::Gap { channel: None });
                     }
-                    let exit = self.serve(sink, stream).await;
+                    let exit = self.serve(sub).await;
                     self.link.set(Link::DOWN);
                     match exit {
                         Exit::Stopped | Exit::Continue => return,
@@ -228,29 +308,44 @@ impl Task {
     /// One connection attempt that also subscribes every known channel. Subscribe requests that
     /// arrive meanwhile wait for its outcome (so the first requests after start-up succeed);
     /// `None` when the broker is gone.
-    async fn connect(&mut self) -> Option<Result<(PubSubSink, PubSubStream)>> {
+    async fn connect(&mut self) -> Option<Result<Sub>> {
         let names: Vec<String> = self.channels.keys().cloned().collect();
-        let Some(backend) = self.backend.get() else {
+        let Some(backend) = self.backend.get().cloned() else {
             return Some(Err(Error::Unavailable("redis: pubsub.connect: not connected yet".into())));
         };
-        let client = backend.pubsub_client(self.attempts);
-        self.attempts = self.attempts.wrapping_add(1);
         let (connect_timeout, command_timeout) = (self.connect_timeout, self.command_timeout);
         let to_subscribe = names.clone();
         let attempt = async move {
             let unavailable = |e: redis::RedisError| map_error("pubsub.connect", &e);
-            let pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
-                .await
-                .map_err(|_| Error::Unavailable("redis: pubsub.connect: no answer".into()))?
-                .map_err(unavailable)?;
-            let (mut sink, stream) = pubsub.split();
-            if !to_subscribe.is_empty() {
-                tokio::time::timeout(command_timeout, sink.subscribe(&to_subscribe))
+            let no_answer = || Error::Unavailable("redis: pubsub.connect: no answer".into());
+            let (pushes_tx, pushes) = mpsc::unbounded_channel();
+            let mut sub = match backend.pubsub_client() {
+                Some(client) => {
+                    let pubsub = tokio::time::timeout(connect_timeout, client.get_async_pubsub())
+                        .await
+                        .map_err(|_| no_answer())?
+                        .map_err(unavailable)?;
+                    let (sink, stream) = pubsub.split();
+                    Sub::Plain { sink, stream }
+                }
+                None => {
+                    let connecting = backend.sharded_pubsub(pushes_tx);
+                    let connection = tokio::time::timeout(connect_timeout, connecting)
+                        .await
+                        .map_err(|_| no_answer())?
+                        .ok_or_else(|| Error::Internal("redis: pubsub: no sharded connection".into()))?
+                        .map_err(unavailable)?;
+                    Sub::Sharded { connection, pushes }
+                }
+            };
+            // One by one: on a Cluster each channel goes to its own shard.
+            for name in &to_subscribe {
+                tokio::time::timeout(command_timeout, sub.subscribe(name))
                     .await
                     .map_err(|_| Error::Unavailable("redis: pubsub.subscribe: no answer".into()))?
                     .map_err(unavailable)?;
             }
-            Ok::<_, Error>((sink, stream))
+            Ok::<_, Error>(sub)
         };
         tokio::pin!(attempt);
         let mut waiting = Vec::new();
@@ -264,7 +359,7 @@ impl Task {
                 },
             }
         };
-        let (mut sink, stream) = match outcome {
+        let mut sub = match outcome {
             Ok(connected) => connected,
             Err(e) => {
                 waiting.into_iter().for_each(|c| self.answer_offline(c));
@@ -272,39 +367,46 @@ impl Task {
             }
         };
         // Channels unsubscribed during the attempt may have been subscribed by it.
-        let stale: Vec<&String> = names.iter().filter(|n| !self.channels.contains_key(*n)).collect();
-        if !stale.is_empty() && !matches!(self.timed(sink.unsubscribe(&stale)).await, Ok(())) {
-            return Some(Err(Error::Unavailable("redis: pubsub.unsubscribe failed".into())));
+        for stale in names.iter().filter(|n| !self.channels.contains_key(*n)) {
+            if self.timed(sub.unsubscribe(stale)).await.is_err() {
+                return Some(Err(Error::Unavailable("redis: pubsub.unsubscribe failed".into())));
+            }
         }
         for control in waiting {
-            if let Exit::Lost(why) = self.answer(&mut sink, control).await {
+            if let Exit::Lost(why) = self.answer(&mut sub, control).await {
                 return Some(Err(Error::Unavailable(why)));
             }
         }
-        Some(Ok((sink, stream)))
+        Some(Ok(sub))
     }
 
     /// Delivers messages and answers requests until the connection fails or the broker is gone.
-    async fn serve(&mut self, mut sink: PubSubSink, mut stream: PubSubStream) -> Exit {
+    async fn serve(&mut self, mut sub: Sub) -> Exit {
         let mut ping = tokio::time::interval(PING_INTERVAL);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.tick().await;
         loop {
             tokio::select! {
-                message = stream.next() => match message {
-                    Some(message) => self.deliver(&message),
-                    None => return Exit::Lost("connection closed".into()),
+                arrival = sub.next() => match arrival {
+                    Arrival::Message(name, payload) => self.deliver(&name, &payload),
+                    // A shard's connection dropped (a failover, say): connect again, so every
+                    // channel is subscribed on the shard that serves its slot once there is one
+                    // (reconnecting reports the gap).
+                    Arrival::Gap(None) => return Exit::Lost("a shard's connection dropped".into()),
+                    Arrival::Gap(Some(name)) => self.moved(&mut sub, name).await,
+                    Arrival::Nothing => {}
+                    Arrival::Closed => return Exit::Lost("connection closed".into()),
                 },
                 control = self.control.recv() => match control {
                     None => return Exit::Stopped,
                     Some(control) => {
-                        if let exit @ Exit::Lost(_) = self.answer(&mut sink, control).await {
+                        if let exit @ Exit::Lost(_) = self.answer(&mut sub, control).await {
                             return exit;
                         }
                     }
                 },
                 _ = ping.tick() => {
-                    if let Err(e) = self.timed(sink.ping::<redis::Value>()).await {
+                    if let Err(e) = self.timed(sub.ping()).await {
                         return Exit::Lost(format!("ping: {e}"));
                     }
                 }
@@ -312,9 +414,20 @@ impl Task {
         }
     }
 
+    /// A shard unsubscribed a channel (its slot moved): subscribe it again, on the shard that
+    /// serves it now, and report the gap so its subscribers recover from the stream.
+    async fn moved(&mut self, sub: &mut Sub, name: Vec<u8>) {
+        let Some(name) = String::from_utf8(name).ok().filter(|n| self.channels.contains_key(n)) else { return };
+        if let Err(e) = self.timed(sub.subscribe(&name)).await {
+            tracing::warn!(error = %e, "redis: pubsub: resubscribing a moved channel failed");
+        }
+        let channel = self.channels.get(&name).cloned();
+        self.events.send(BrokerEvent::Gap { channel });
+    }
+
     /// Carries out a request on the live connection. A failed command means the connection is
     /// unusable: the request is answered and the connection given up.
-    async fn answer(&mut self, sink: &mut PubSubSink, control: Control) -> Exit {
+    async fn answer(&mut self, sub: &mut Sub, control: Control) -> Exit {
         match control {
             Control::Subscribe(channel, reply) => {
                 let name = self.keys.stream_pubsub(&channel);
@@ -322,7 +435,7 @@ impl Task {
                     let _ = reply.send(Ok(()));
                     return Exit::Continue;
                 }
-                match self.timed(sink.subscribe(&name)).await {
+                match self.timed(sub.subscribe(&name)).await {
                     Ok(()) => {
                         self.channels.insert(name, channel);
                         let _ = reply.send(Ok(()));
@@ -341,7 +454,7 @@ impl Task {
                 let known = self.channels.remove(&name).is_some();
                 let _ = reply.send(Ok(()));
                 match known {
-                    true => match self.timed(sink.unsubscribe(&name)).await {
+                    true => match self.timed(sub.unsubscribe(&name)).await {
                         Ok(()) => Exit::Continue,
                         Err(e) => Exit::Lost(e.to_string()),
                     },
@@ -376,9 +489,9 @@ impl Task {
     }
 
     /// Parses `<epoch> <offset> <time ms> <payload>` and queues it.
-    fn deliver(&self, message: &redis::Msg) {
-        let Some(channel) = self.channels.get(message.get_channel_name()) else { return };
-        let parsed = std::str::from_utf8(message.get_payload_bytes()).ok().and_then(|text| {
+    fn deliver(&self, name: &[u8], payload: &[u8]) {
+        let Some(channel) = std::str::from_utf8(name).ok().and_then(|n| self.channels.get(n)) else { return };
+        let parsed = std::str::from_utf8(payload).ok().and_then(|text| {
             let mut parts = text.splitn(4, ' ');
             let (epoch, offset, time, payload) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
             let publication = parse_publication(offset, time, payload)?;

@@ -67,9 +67,11 @@ pub(crate) enum Backend {
     /// A Redis Cluster: every command goes to the master of its first key's slot.
     Cluster {
         connection: ClusterConnection,
-        /// One client per seed node, for the broker's pub/sub connection (plain `PUBLISH` reaches
-        /// every node of a cluster, so any one node serves).
-        seeds: Arc<Vec<Client>>,
+        /// The seed nodes, for the broker's own cluster connection (RESP3, sharded pub/sub:
+        /// `SSUBSCRIBE` on each channel's shard).
+        seeds: Arc<Vec<redis::ConnectionInfo>>,
+        /// The settings of the data connection, which the broker's connection shares.
+        timeouts: (Duration, Duration),
     },
     /// The master the Sentinels name now.
     Sentinel(Arc<SentinelLink>),
@@ -120,13 +122,39 @@ impl Backend {
         }
     }
 
-    /// A client for a dedicated (pub/sub) connection; `attempt` rotates over a cluster's seeds.
-    pub(crate) fn pubsub_client(&self, attempt: usize) -> Client {
+    /// A client for a dedicated (pub/sub) connection to the one server, or to the Sentinels'
+    /// master now; `None` on a Cluster, where the broker uses [`Backend::sharded_pubsub`].
+    pub(crate) fn pubsub_client(&self) -> Option<Client> {
         match self {
-            Backend::Standalone { client, .. } => Client::clone(client),
-            Backend::Cluster { seeds, .. } => seeds[attempt % seeds.len()].clone(),
-            Backend::Sentinel(link) => link.current().0,
+            Backend::Standalone { client, .. } => Some(Client::clone(client)),
+            Backend::Cluster { .. } => None,
+            Backend::Sentinel(link) => Some(link.current().0),
         }
+    }
+
+    /// On a Cluster, a connection of the broker's own (RESP3) whose pub/sub pushes go to
+    /// `pushes`: `SSUBSCRIBE` goes to each channel's shard, and redis-rs resubscribes after a
+    /// reconnection or a slot move (announced by a `Disconnection` push or an unasked
+    /// `SUNSUBSCRIBE`). `None` for the other topologies.
+    pub(crate) async fn sharded_pubsub(
+        &self,
+        pushes: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+    ) -> Option<RedisResult<ClusterConnection>> {
+        let Backend::Cluster { seeds, timeouts: (connect_timeout, command_timeout), .. } = self else { return None };
+        let client = ClusterClientBuilder::new(seeds.iter().cloned())
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes)
+            .connection_timeout(*connect_timeout)
+            .response_timeout(*command_timeout)
+            .tcp_settings(tcp_settings(*command_timeout))
+            .retries(3)
+            .min_retry_wait(50)
+            .max_retry_wait(1000)
+            .build();
+        Some(match client {
+            Ok(client) => client.get_async_connection().await,
+            Err(e) => Err(e),
+        })
     }
 
     /// One probe of a lost connection: for Sentinel, first asks the Sentinels where the master
@@ -636,8 +664,7 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
                 .map(|n| node_info(n, &info).map(|i| i.set_tcp_settings(tcp_settings(config.command_timeout))))
                 .collect::<RedisResult<Vec<_>>>()
                 .map_err(|e| Error::InvalidArgument(format!("redis: cluster_nodes: {e}")))?;
-            let seeds = nodes.iter().cloned().map(Client::open).collect::<RedisResult<Vec<_>>>();
-            let seeds = seeds.map_err(|e| unreachable(e.to_string()))?;
+            let seeds = nodes.clone();
             let client = ClusterClientBuilder::new(nodes)
                 .connection_timeout(config.connect_timeout)
                 .response_timeout(config.command_timeout)
@@ -651,7 +678,8 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
                 .await
                 .map_err(|_| no_answer())?
                 .map_err(|e| unreachable(e.to_string()))?;
-            Some(Backend::Cluster { connection, seeds: Arc::new(seeds) })
+            let timeouts = (config.connect_timeout, config.command_timeout);
+            Some(Backend::Cluster { connection, seeds: Arc::new(seeds), timeouts })
         }
         Topology::Sentinel => {
             let sentinels =

@@ -39,6 +39,11 @@ pub(crate) struct RedisStreams {
 }
 
 impl RedisStreams {
+    /// `SPUBLISH` on a Cluster (the broker subscribes on each channel's shard), else `PUBLISH`.
+    fn publish_command(&self) -> &'static str {
+        if self.conn.is_cluster() { "SPUBLISH" } else { "PUBLISH" }
+    }
+
     pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
         RedisStreams { conn, keys }
     }
@@ -128,7 +133,8 @@ impl StreamStore for RedisStreams {
             .arg(retention.max_len)
             .arg(millis(retention.max_age).max(1))
             .arg(payload)
-            .arg(self.keys.stream_pubsub(channel));
+            .arg(self.keys.stream_pubsub(channel))
+            .arg(self.publish_command());
         let reply: Vec<String> = self.conn.script("streams.publish", &invocation).await?;
         parse_position("streams.publish", reply)
     }
@@ -142,7 +148,7 @@ impl StreamStore for RedisStreams {
             switchboard_core::stream::EPHEMERAL_EPOCH,
             switchboard_core::Timestamp::now().as_millis()
         );
-        let mut cmd = redis::cmd("PUBLISH");
+        let mut cmd = redis::cmd(self.publish_command());
         cmd.arg(self.keys.stream_pubsub(channel)).arg(message);
         let _receivers: i64 = self.conn.cmd("streams.publish_ephemeral", &cmd).await?;
         Ok(())
