@@ -1,10 +1,13 @@
 //! Two `switchboard serve` processes on a 3-master Redis Cluster the test starts
 //! (`REDIS_CLUSTER_NODES`): sessions, rate limits, notifications, messages and unread counters,
 //! jobs and the cache (a tag invalidated without a namespace is a miss in every namespace) are
-//! shared through HTTP, and a publication through node B reaches a WebSocket client on node A.
+//! shared through HTTP, and publications through node B reach clients on node A over sharded
+//! pub/sub — a raw WebSocket client, and the real centrifuge-js SDK (its whole scenario: personal
+//! channel, chat, refusal, typing, disconnect and recovery, with node B's API).
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{API_KEY, Node, client};
@@ -155,4 +158,43 @@ async fn two_nodes_share_every_capability_on_a_cluster() {
     assert_eq!(call(&http, M::POST, b.api("/publish"), Some(publish)).await.0, 200);
     let push = read_until(&mut ws, |v| v.get("push").is_some()).await;
     assert_eq!(push["push"]["pub"]["data"]["data"]["via"], "b");
+}
+
+#[tokio::test]
+async fn centrifuge_js_on_node_a_follows_the_api_of_node_b() {
+    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        js.join("node_modules/centrifuge").exists(),
+        "npm packages missing: run `npm ci --prefix crates/cli/tests/js` (scripts/test does)"
+    );
+    let cluster = RedisCluster::start(3, 0);
+    let seeds = cluster.seeds().join(",");
+    let env = [
+        ("REDIS_CLUSTER_NODES", seeds.as_str()),
+        ("SWITCHBOARD_REDIS__KEY_PREFIX", "sbjs:"),
+        ("SWITCHBOARD_API_KEYS", concat!("test:", "test-key-0123456789abcdef")),
+        ("SWITCHBOARD_TOKEN_SECRET", SECRET),
+    ];
+    let (a, b) = (Node::start(&env), Node::start(&env));
+    let http = client();
+    let members = json!({"type": "group", "members": ["alice", "bob"]});
+    assert_eq!(call(&http, reqwest::Method::PUT, b.api("/conversations/c1"), Some(members)).await.0, 200);
+    let out = tokio::process::Command::new("node")
+        .arg(js.join("scenario.mjs"))
+        .env("WS_URL", a.ws_url())
+        .env("TOKEN", token("alice", "web-1"))
+        .env("API", b.api(""))
+        .env("API_KEY", API_KEY)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the centrifuge-js scenario failed:\n{stdout}");
+    for step in
+        ["connected", "personal publication", "chat subscribed", "foreign chat refused", "typing", "recovered", "done"]
+    {
+        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "missing step {step}:\n{stdout}");
+    }
 }
