@@ -198,23 +198,39 @@ pub(crate) async fn broadcast(
         None => req.channels,
     };
     let publication = publication(req.data, req.exclude_device, req.only_devices)?;
-    let mut results = Vec::with_capacity(channels.len());
-    for channel in channels {
-        match state.sb().streams().publish(&channel, publication.clone()).await {
-            Ok(p) => results.push(BroadcastResult::Published { channel, epoch: p.epoch, offset: p.offset }),
-            Err(e) => {
-                let error = ApiError::from(e);
-                // The same data and devices go to every channel: a bad request fails on the first
-                // one, before anything is published.
-                if results.is_empty() && error.status().is_client_error() {
-                    return Err(error);
-                }
-                let error = ErrorDetail { code: error.code(), message: error.message().to_owned() };
-                results.push(BroadcastResult::Failed { channel, error });
-            }
-        }
+    let streams = state.sb().streams();
+    let mut channels = channels.into_iter();
+    let Some(first) = channels.next() else { return Ok(Json(BroadcastAnswer { results: Vec::new() })) };
+    // The same data and devices go to every channel: a bad request fails on the first one,
+    // before anything is published. The others then go out concurrently, a window at a time
+    // (on a Cluster each to its own shard, pipelined on that shard's connection).
+    let mut results = Vec::with_capacity(channels.len() + 1);
+    match streams.publish(&first, publication.clone()).await.map_err(ApiError::from) {
+        Err(error) if error.status().is_client_error() => return Err(error),
+        outcome => results.push(broadcast_result(first, outcome)),
+    }
+    let rest: Vec<ChannelName> = channels.collect();
+    for window in rest.chunks(BROADCAST_WINDOW) {
+        let publishes = window.iter().map(|channel| streams.publish(channel, publication.clone()));
+        let outcomes = futures_util::future::join_all(publishes).await;
+        let outcomes = outcomes.into_iter().map(|outcome| outcome.map_err(ApiError::from));
+        results
+            .extend(window.iter().cloned().zip(outcomes).map(|(channel, outcome)| broadcast_result(channel, outcome)));
     }
     Ok(Json(BroadcastAnswer { results }))
+}
+
+/// Publications of a broadcast in flight at once.
+const BROADCAST_WINDOW: usize = 64;
+
+fn broadcast_result(channel: ChannelName, outcome: Result<StreamPosition, ApiError>) -> BroadcastResult {
+    match outcome {
+        Ok(p) => BroadcastResult::Published { channel, epoch: p.epoch, offset: p.offset },
+        Err(error) => {
+            let error = ErrorDetail { code: error.code(), message: error.message().to_owned() };
+            BroadcastResult::Failed { channel, error }
+        }
+    }
 }
 
 /// A channel's retained publications, oldest first: the newest `limit`, or with `since_offset`
