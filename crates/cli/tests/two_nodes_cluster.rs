@@ -7,44 +7,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::Duration;
-
-use common::{API_KEY, Node, client};
-use futures_util::{SinkExt, StreamExt};
+use common::{API_KEY, Node, TOKEN_SECRET, client, client_token, read_until, run_centrifuge_js_scenario};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use switchboard_conformance::RedisCluster;
 use tokio_tungstenite::tungstenite::Message;
-
-const SECRET: &str = "test-secret-for-tokens-only";
-
-fn token(user: &str, device: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let claims = json!({"sub": user, "device": device, "iat": now - 5, "exp": now + 3600});
-    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
-}
-
-/// Reads frames until a JSON line satisfies `want`, answering pings.
-async fn read_until<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + futures_util::Sink<Message>
-        + Unpin,
-{
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame in time");
-        let Some(Ok(Message::Text(text))) = frame else { panic!("socket ended: {frame:?}") };
-        for line in text.as_str().split('\n') {
-            let v: Value = serde_json::from_str(line).expect("JSON");
-            if v == json!({}) {
-                let _ = ws.send(Message::text("{}")).await;
-            } else if want(&v) {
-                return v;
-            }
-        }
-    }
-}
 
 /// Sends `body` with `method` and answers the status and JSON body (`null` when empty).
 async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
@@ -66,7 +33,7 @@ async fn two_nodes_share_every_capability_on_a_cluster() {
         ("REDIS_CLUSTER_NODES", seeds.as_str()),
         ("SWITCHBOARD_REDIS__KEY_PREFIX", "sbc:"),
         ("SWITCHBOARD_API_KEYS", concat!("test:", "test-key-0123456789abcdef")),
-        ("SWITCHBOARD_TOKEN_SECRET", SECRET),
+        ("SWITCHBOARD_TOKEN_SECRET", TOKEN_SECRET),
     ];
     assert!(API_KEY.starts_with("test-key"));
     let (a, b) = (Node::start(&env), Node::start(&env));
@@ -151,7 +118,11 @@ async fn two_nodes_share_every_capability_on_a_cluster() {
 
     // A publication through B reaches a WebSocket client on A.
     let (mut ws, _) = tokio_tungstenite::connect_async(a.ws_url()).await.expect("connect to node A");
-    ws.send(Message::text(json!({"id": 1, "connect": {"token": token("ann", "phone")}}).to_string())).await.unwrap();
+    ws.send(Message::text(
+        json!({"id": 1, "connect": {"token": client_token("ann", "phone", TOKEN_SECRET)}}).to_string(),
+    ))
+    .await
+    .unwrap();
     let reply = read_until(&mut ws, |v| v["id"] == json!(1)).await;
     assert!(reply["connect"]["subs"]["user:ann"].is_object(), "{reply}");
     let publish = json!({"channel": "user:ann", "data": {"type": "note", "data": {"via": "b"}}});
@@ -162,39 +133,17 @@ async fn two_nodes_share_every_capability_on_a_cluster() {
 
 #[tokio::test]
 async fn centrifuge_js_on_node_a_follows_the_api_of_node_b() {
-    let js = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
-    assert!(
-        js.join("node_modules/centrifuge").exists(),
-        "npm packages missing: run `npm ci --prefix crates/cli/tests/js` (scripts/test does)"
-    );
     let cluster = RedisCluster::start(3, 0);
     let seeds = cluster.seeds().join(",");
     let env = [
         ("REDIS_CLUSTER_NODES", seeds.as_str()),
         ("SWITCHBOARD_REDIS__KEY_PREFIX", "sbjs:"),
         ("SWITCHBOARD_API_KEYS", concat!("test:", "test-key-0123456789abcdef")),
-        ("SWITCHBOARD_TOKEN_SECRET", SECRET),
+        ("SWITCHBOARD_TOKEN_SECRET", TOKEN_SECRET),
     ];
     let (a, b) = (Node::start(&env), Node::start(&env));
     let http = client();
     let members = json!({"type": "group", "members": ["alice", "bob"]});
     assert_eq!(call(&http, reqwest::Method::PUT, b.api("/conversations/c1"), Some(members)).await.0, 200);
-    let out = tokio::process::Command::new("node")
-        .arg(js.join("scenario.mjs"))
-        .env("WS_URL", a.ws_url())
-        .env("TOKEN", token("alice", "web-1"))
-        .env("API", b.api(""))
-        .env("API_KEY", API_KEY)
-        .output()
-        .await
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "the centrifuge-js scenario failed:\n{stdout}");
-    for step in
-        ["connected", "personal publication", "chat subscribed", "foreign chat refused", "typing", "recovered", "done"]
-    {
-        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "missing step {step}:\n{stdout}");
-    }
+    run_centrifuge_js_scenario(&a.ws_url(), &client_token("alice", "web-1", TOKEN_SECRET), &b.api("")).await;
 }

@@ -5,45 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Node, client, redis_env};
-use futures_util::{SinkExt, StreamExt};
+use common::{Node, TOKEN_SECRET, client, client_token, read_until, redis_env};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use switchboard_conformance::{RedisServer, eventually};
 use tokio_tungstenite::tungstenite::Message;
-
-const SECRET: &str = "test-secret-for-tokens-only";
-
-fn token(user: &str, device: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let claims = json!({"sub": user, "device": device, "iat": now - 5, "exp": now + 3600});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
-/// Reads frames until a JSON line satisfies `want`, answering pings.
-async fn read_until<S>(ws: &mut S, want: impl Fn(&Value) -> bool) -> Value
-where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + futures_util::Sink<Message>
-        + Unpin,
-{
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame in time");
-        let Some(Ok(Message::Text(text))) = frame else { panic!("socket ended: {frame:?}") };
-        for line in text.as_str().split('\n') {
-            let v: Value = serde_json::from_str(line).expect("JSON");
-            if v == json!({}) {
-                let _ = ws.send(Message::text("{}")).await;
-            } else if want(&v) {
-                return v;
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn nodes_share_publications_and_presence_and_a_killed_node_leaves_presence() {
@@ -60,7 +26,11 @@ async fn nodes_share_publications_and_presence_and_a_killed_node_leaves_presence
     let http = client();
 
     let (mut ws, _) = tokio_tungstenite::connect_async(a.ws_url()).await.expect("connect to node A");
-    ws.send(Message::text(json!({"id": 1, "connect": {"token": token("alice", "phone")}}).to_string())).await.unwrap();
+    ws.send(Message::text(
+        json!({"id": 1, "connect": {"token": client_token("alice", "phone", TOKEN_SECRET)}}).to_string(),
+    ))
+    .await
+    .unwrap();
     let reply = read_until(&mut ws, |v| v["id"] == json!(1)).await;
     assert!(reply["connect"]["subs"]["user:alice"].is_object(), "{reply}");
 

@@ -115,6 +115,71 @@ pub fn redis_env<'a>(url: &'a str, prefix: &'a str) -> Vec<(&'a str, &'a str)> {
         ("REDIS_URL", url),
         ("SWITCHBOARD_REDIS__KEY_PREFIX", prefix),
         ("SWITCHBOARD_API_KEYS", concat!("test:", "test-key-0123456789abcdef")),
-        ("SWITCHBOARD_TOKEN_SECRET", "test-secret-for-tokens-only"),
+        ("SWITCHBOARD_TOKEN_SECRET", TOKEN_SECRET),
     ]
+}
+
+/// The token secret of [`redis_env`] nodes.
+pub const TOKEN_SECRET: &str = "test-secret-for-tokens-only";
+
+/// A client token for `user` on `device`, valid for an hour, signed with `secret`.
+pub fn client_token(user: &str, device: &str, secret: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = serde_json::json!({"sub": user, "device": device, "iat": now - 5, "exp": now + 3600});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).expect("sign")
+}
+
+/// Reads WebSocket frames (Centrifugo JSON protocol, one command per line) until a line
+/// satisfies `want`, answering pings; panics after 15 s without a frame.
+pub async fn read_until<S>(ws: &mut S, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value
+where
+    S: futures_util::Stream<
+            Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>,
+        > + futures_util::Sink<tokio_tungstenite::tungstenite::Message>
+        + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("a frame in time");
+        let Some(Ok(Message::Text(text))) = frame else { panic!("socket ended: {frame:?}") };
+        for line in text.as_str().split('\n') {
+            let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
+            if v == serde_json::json!({}) {
+                let _ = ws.send(Message::text("{}")).await;
+            } else if want(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+/// Runs the centrifuge-js scenario (tests/js/scenario.mjs: personal channel, chat, refusal,
+/// typing, disconnect and recovery) as user `alice` connected to `ws_url` with `token`, the
+/// scenario's API calls going to `api` (`.../api/v1`), and checks that every step passed.
+pub async fn run_centrifuge_js_scenario(ws_url: &str, token: &str, api: &str) {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(
+        js.join("node_modules/centrifuge").exists(),
+        "npm packages missing: run `npm ci --prefix crates/cli/tests/js` (scripts/test does)"
+    );
+    let out = tokio::process::Command::new("node")
+        .arg(js.join("scenario.mjs"))
+        .env("WS_URL", ws_url)
+        .env("TOKEN", token)
+        .env("API", api)
+        .env("API_KEY", API_KEY)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the centrifuge-js scenario failed:\n{stdout}");
+    for step in
+        ["connected", "personal publication", "chat subscribed", "foreign chat refused", "typing", "recovered", "done"]
+    {
+        assert!(stdout.contains(&format!("\"step\":\"{step}\"")), "missing step {step}:\n{stdout}");
+    }
 }
