@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use switchboard_core::conversation::{Conversation, ConversationKind, ConversationSpec, ConversationStore};
 use switchboard_core::{ConversationId, Error, Result, Timestamp, UserId};
 
-use crate::journal::{Durable, Journal, Sink, store};
+use crate::journal::{self, Durable, Journal, Sink, store};
 use crate::lock;
 
 #[derive(Default)]
@@ -32,10 +32,7 @@ impl MemoryConversations {
 
 impl Durable for MemoryConversations {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use switchboard_core::{Result, Timestamp, TokenDenylist, TokenId, UserId};
 
-use crate::journal::{Durable, Journal, Sink, store};
+use crate::journal::{self, Durable, Journal, Sink, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -32,10 +32,7 @@ impl MemoryDenylist {
 
 impl Durable for MemoryDenylist {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

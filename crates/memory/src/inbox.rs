@@ -12,7 +12,7 @@ use switchboard_core::message::{
 };
 use switchboard_core::{ConversationId, MessageId, Result, UserId};
 
-use crate::journal::{Durable, Journal, Sink, Ticket, store};
+use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 
 /// Most message ids an entry remembers as counted (beyond it, posts still count but a retried
@@ -70,10 +70,7 @@ impl MemoryInbox {
 
 impl Durable for MemoryInbox {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

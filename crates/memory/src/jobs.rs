@@ -14,7 +14,7 @@ use switchboard_core::{
     ScheduleState, Timestamp,
 };
 
-use crate::journal::{Durable, Journal, Sink, store};
+use crate::journal::{self, Durable, Journal, Sink, store};
 use crate::lock;
 
 /// The job store in memory.
@@ -117,10 +117,7 @@ impl State {
 
 impl Durable for MemoryJobs {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(self.max_jobs, Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(self.max_jobs, Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

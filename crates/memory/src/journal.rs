@@ -61,6 +61,19 @@ pub(crate) trait Durable: Send + Sync {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()>;
 }
 
+/// The usual [`Durable::restore`]: `records` replayed into `fresh` (a store of the same kind with
+/// no journal), whose state then takes the place of `store`'s under its lock.
+pub(crate) fn restore_from<S: Durable, T>(
+    store: &S,
+    fresh: S,
+    records: &[&[u8]],
+    state: impl Fn(&S) -> &Mutex<T>,
+) -> serde_json::Result<()> {
+    records.iter().try_for_each(|record| fresh.replay(record))?;
+    std::mem::swap(&mut *crate::lock(state(store)), &mut *crate::lock(state(&fresh)));
+    Ok(())
+}
+
 /// The journal handle every store holds; `Default` is off (the plain memory engine).
 #[derive(Clone, Default)]
 pub(crate) struct Journal(Option<Arc<Owner>>);

@@ -12,7 +12,7 @@ use switchboard_core::message::{
 };
 use switchboard_core::{ConversationId, MessageId, Result, Timestamp, UserId};
 
-use crate::journal::{Durable, Journal, Sink, Ticket, store};
+use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -75,10 +75,7 @@ async fn settle(written: Option<Ticket>) -> Result<()> {
 
 impl Durable for MemoryMessages {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

@@ -12,7 +12,7 @@ use switchboard_core::notification::{
 };
 use switchboard_core::{Error, NotificationId, Result, Timestamp, UserId};
 
-use crate::journal::{Durable, Journal, Sink, Ticket, store};
+use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 
 #[derive(Default)]
@@ -50,10 +50,7 @@ impl MemoryNotifications {
 
 impl Durable for MemoryNotifications {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.users), &mut *lock(&fresh.users));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.users)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

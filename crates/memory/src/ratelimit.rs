@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use switchboard_core::ratelimit::algorithms::{LimiterState, evaluate};
 use switchboard_core::{Decision, Policy, RateLimitKey, RateLimitRequest, RateLimiter, Result, Timestamp};
 
-use crate::journal::{Durable, Journal, Sink, store};
+use crate::journal::{self, Durable, Journal, Sink, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -36,10 +36,7 @@ impl MemoryRateLimiter {
 
 impl Durable for MemoryRateLimiter {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

@@ -11,7 +11,7 @@ use switchboard_core::{
     CreatedSession, Error, NewSession, Result, Session, SessionData, SessionId, SessionStore, Timestamp, UserId,
 };
 
-use crate::journal::{Durable, Journal, Sink, store};
+use crate::journal::{self, Durable, Journal, Sink, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -38,10 +38,7 @@ impl MemorySessions {
 
 impl Durable for MemorySessions {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {

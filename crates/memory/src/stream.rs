@@ -14,7 +14,7 @@ use switchboard_core::{
 };
 
 use crate::broker::MemoryBroker;
-use crate::journal::{Durable, Journal, Sink, Ticket, store};
+use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
 use crate::lock;
 use crate::sweeper::Sweepable;
 
@@ -88,10 +88,7 @@ impl<'a> Change<'a> {
 
 impl Durable for MemoryStreams {
     fn restore(&self, records: &[&[u8]]) -> serde_json::Result<()> {
-        let fresh = Self::new(self.broker.clone(), Journal::default());
-        records.iter().try_for_each(|record| fresh.replay(record))?;
-        std::mem::swap(&mut *lock(&self.state), &mut *lock(&fresh.state));
-        Ok(())
+        journal::restore_from(self, Self::new(self.broker.clone(), Journal::default()), records, |s| &s.state)
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
