@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use switchboard_core::{
-    CreateSession, Policy, PolicyRef, RateLimitCheck, RateLimitKey, SessionId, Switchboard, UserId,
+    ChannelName, CreateSession, NewPublication, Policy, PolicyRef, RateLimitCheck, RateLimitKey, SessionId,
+    Switchboard, UserId,
 };
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -105,10 +106,40 @@ pub(crate) async fn run(args: CapabilitiesArgs) -> anyhow::Result<()> {
     .await?
     .print();
     crate::cache::library(&sb, c, duration).await?.iter().for_each(Figures::print);
+    fan_out(&sb, c, duration).await?;
 
     if !args.no_http {
         http_workloads(sb.clone(), sessions, c, duration).await?;
     }
+    Ok(())
+}
+
+/// Publications on 100 channels, each with a live subscriber on this node, so every one also
+/// goes out through the engine's pub/sub (on a Cluster `SPUBLISH` on the channel's shard, to the
+/// broker subscribed there). The publish rate is the figure; the subscribers only drain.
+async fn fan_out(sb: &Switchboard, c: usize, duration: Duration) -> anyhow::Result<()> {
+    if !sb.is_running() {
+        sb.start()?;
+    }
+    let channels: Vec<ChannelName> =
+        (0..100).map(|i| ChannelName::new(format!("chat:bench-{i}"))).collect::<Result<_, _>>()?;
+    for channel in &channels {
+        let mut subscription = sb.hub().subscribe(channel).await?;
+        tokio::spawn(async move { while subscription.recv().await.is_some() {} });
+    }
+    let (streams, channels) = (sb.streams().clone(), Arc::new(channels));
+    measure("library streams.publish (subscribed)", c, duration, move |task, i| {
+        let (streams, channels) = (streams.clone(), channels.clone());
+        async move {
+            let channel = &channels[(task * 31 + i) % channels.len()];
+            streams
+                .publish(channel, NewPublication::new(serde_json::json!({"type": "bench", "data": {"i": i}})))
+                .await?;
+            Ok(())
+        }
+    })
+    .await?
+    .print();
     Ok(())
 }
 
