@@ -29,6 +29,8 @@ const COMMON_LUA: &str = include_str!("../lua/common.lua");
 
 /// Oldest Redis with everything the scripts use (`SET ... PXAT`, `ZADD ... GT`).
 const MIN_VERSION: (u32, u32) = (6, 2);
+/// Oldest Redis a Cluster needs: live delivery is sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`).
+pub(crate) const MIN_CLUSTER_VERSION: (u32, u32) = (7, 0);
 
 /// A script from its file, with the common helpers in front. Called by SHA (`EVALSHA`); on
 /// `NOSCRIPT` (e.g. after Redis restarted) redis-rs loads it and retries once.
@@ -705,6 +707,7 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
         }
     };
     if let Some(backend) = backend {
+        let min = if matches!(backend, Backend::Cluster { .. }) { MIN_CLUSTER_VERSION } else { MIN_VERSION };
         let mut handle = backend.handle();
         // A cluster answers with one reply per master.
         let info_cmd = redis::cmd("INFO").arg("server").to_owned();
@@ -716,10 +719,10 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Ok(Ok(Value::Map(replies))) => {
                 for (_, reply) in replies {
-                    check_version(&String::from_redis_value(reply).unwrap_or_default())?;
+                    check_version(&String::from_redis_value(reply).unwrap_or_default(), min)?;
                 }
             }
-            Ok(Ok(reply)) => check_version(&String::from_redis_value(reply).unwrap_or_default())?,
+            Ok(Ok(reply)) => check_version(&String::from_redis_value(reply).unwrap_or_default(), min)?,
         }
         return Ok(backend);
     }
@@ -742,7 +745,7 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
             tracing::warn!("redis: INFO is not permitted; cannot check the server version");
         }
         Ok(Err(e)) => return Err(unreachable(e.to_string())),
-        Ok(Ok(info)) => check_version(&info)?,
+        Ok(Ok(info)) => check_version(&info, MIN_VERSION)?,
     }
 
     let manager = tokio::time::timeout_at(deadline, ConnectionManager::new_with_config(client.clone(), manager_config))
@@ -827,19 +830,21 @@ pub(crate) fn map_error(op: &str, e: &RedisError) -> Error {
     }
 }
 
-/// Checks `redis_version` in an `INFO server` reply against [`MIN_VERSION`].
-fn check_version(info: &str) -> Result<()> {
+/// Checks `redis_version` in an `INFO server` reply against `min` ([`MIN_VERSION`], or
+/// [`MIN_CLUSTER_VERSION`] for the masters of a Cluster).
+fn check_version(info: &str, min: (u32, u32)) -> Result<()> {
     let Some(version) = info.lines().find_map(|l| l.strip_prefix("redis_version:")) else {
         return Ok(());
     };
     let mut parts = version.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
     let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if found < MIN_VERSION {
+    if found < min {
         return Err(Error::Unavailable(format!(
-            "redis: server version {} is too old; Switchboard needs Redis {}.{} or later",
+            "redis: server version {} is too old; Switchboard needs Redis {}.{} or later{}",
             version.trim(),
-            MIN_VERSION.0,
-            MIN_VERSION.1
+            min.0,
+            min.1,
+            if min == MIN_CLUSTER_VERSION { " on a Cluster (sharded pub/sub)" } else { "" }
         )));
     }
     Ok(())
@@ -851,10 +856,14 @@ mod tests {
 
     #[test]
     fn old_servers_are_refused() {
-        assert!(check_version("# Server\r\nredis_version:7.0.15\r\n").is_ok());
-        assert!(check_version("redis_version:6.2.0\r\n").is_ok());
-        assert!(check_version("redis_version:6.0.9\r\n").unwrap_err().to_string().contains("6.0.9"));
-        assert!(check_version("no version here").is_ok());
+        assert!(check_version("# Server\r\nredis_version:7.0.15\r\n", MIN_VERSION).is_ok());
+        assert!(check_version("redis_version:6.2.0\r\n", MIN_VERSION).is_ok());
+        assert!(check_version("redis_version:6.0.9\r\n", MIN_VERSION).unwrap_err().to_string().contains("6.0.9"));
+        assert!(check_version("no version here", MIN_VERSION).is_ok());
+        // A Cluster needs sharded pub/sub.
+        assert!(check_version("redis_version:7.0.0\r\n", MIN_CLUSTER_VERSION).is_ok());
+        let refused = check_version("redis_version:6.2.14\r\n", MIN_CLUSTER_VERSION).unwrap_err().to_string();
+        assert!(refused.contains("7.0") && refused.contains("Cluster"), "{refused}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `diagnose`: the Redis checks behind `switchboard doctor` — the topology (a Cluster's nodes
 //! and slot coverage, the Sentinels' master and replicas), and for each master reachability,
-//! version >= 6.2, persistence and an eviction policy that cannot evict jobs.
+//! version >= 6.2 (7.0 on a Cluster), persistence and an eviction policy that cannot evict jobs.
 
 use std::time::Duration;
 
@@ -238,10 +238,16 @@ async fn diagnose_server(config: &RedisConfig, info: ConnectionInfo, label: &str
     };
     let version = info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("unknown").trim().to_owned();
     let parts: Vec<u32> = version.split('.').filter_map(|p| p.parse().ok()).collect();
-    if parts.len() >= 2 && (parts[0], parts[1]) >= (6, 2) {
-        out.push(check(CheckLevel::Ok, format!("{label}: version {version} (>= 6.2)")));
+    // A Cluster's live delivery is sharded pub/sub (Redis 7).
+    let (major, minor) = match config.topology() {
+        Topology::Cluster => crate::connection::MIN_CLUSTER_VERSION,
+        _ => (6, 2),
+    };
+    if parts.len() >= 2 && (parts[0], parts[1]) >= (major, minor) {
+        out.push(check(CheckLevel::Ok, format!("{label}: version {version} (>= {major}.{minor})")));
     } else {
-        out.push(check(CheckLevel::Error, format!("{label}: version {version}; Switchboard needs 6.2 or newer")));
+        let needs = format!("Switchboard needs {major}.{minor} or newer");
+        out.push(check(CheckLevel::Error, format!("{label}: version {version}; {needs}")));
     }
 
     let config_get = |name: &'static str| {
