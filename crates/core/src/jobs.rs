@@ -496,7 +496,11 @@ pub struct ScheduleState {
 ///   state is answered [`EnqueueOutcome::ExistingId`] and changes nothing. A `unique_key` is held
 ///   by a job of its queue from enqueue until it completes, dies or is removed; a second
 ///   enqueue with a held key is answered [`EnqueueOutcome::DuplicateUniqueKey`] with the
-///   holder's id. Every job of one `enqueue` call is applied atomically and in order.
+///   holder's id. The jobs of one `enqueue` call are applied in order, and those of one queue
+///   atomically: the embedded engine applies the whole call atomically; on Redis, where each
+///   queue is its own hash slot, a call spanning queues applies each queue's part atomically,
+///   queue by queue in order of first appearance (a job whose id a crash left claimed for
+///   another queue joins in a later step of its own).
 /// - Fetch takes due jobs from the queues in the order given (a queue is drained before the
 ///   next is looked at), skipping paused queues entirely (not settled, not in `next_event_at`);
 ///   within a queue higher priority first, FIFO within a level by the order jobs entered
@@ -532,7 +536,7 @@ pub struct ScheduleState {
 /// - Times come from the engine's clock.
 #[async_trait]
 pub trait JobStore: Send + Sync + 'static {
-    /// Stores `jobs` (at most 1000) atomically, in order.
+    /// Stores `jobs` (at most 1000) in order, each queue's part atomically (see the contract).
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>>;
 
     /// Leases up to `tokens.len()` jobs from `queues`, one token each; `lease` overrides the

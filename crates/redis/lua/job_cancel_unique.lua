@@ -1,10 +1,10 @@
 -- job_cancel_unique.lua: removes the pending jobs of a queue holding any of some unique keys;
 -- active holders are left alone.
--- KEYS[1]: the queue-name set. ARGV[1]: the jobs prefix; ARGV[2]: queue; ARGV[3..]: keys.
--- Returns the removed jobs' ids.
+-- KEYS[1]: the queue's meta hash (the slot). ARGV[1]: the queue prefix; ARGV[2]: queue; ARGV[3..]: keys.
+-- Returns FREED: the removed jobs' ids, each with its claim number.
 local queue = ARGV[2]
 local uk = qkey(queue, 'u')
-local out = {}
+local now = now_ms()
 for i = 3, #ARGV do
   local id = redis.call('HGET', uk, ARGV[i])
   if id then
@@ -12,13 +12,12 @@ for i = 3, #ARGV do
     local state = redis.call('HGET', jk, 's')
     if state == 'waiting' or state == 'delayed' then
       redis.call('ZREM', qkey(queue, state == 'waiting' and 'w' or 'd'), id)
-      redis.call('DEL', jk)
+      drop_jobs({ id }, now)
       redis.call('HDEL', uk, ARGV[i])
-      out[#out + 1] = id
     elseif state ~= 'active' then
       -- A stale entry (its holder finished or is gone): drop it.
       redis.call('HDEL', uk, ARGV[i])
     end
   end
 end
-return out
+return FREED

@@ -1,16 +1,18 @@
 -- job_common.lua: helpers prepended to the job scripts (after common.lua); not an operation by
--- itself. KEYS: none. ARGV[1] of every job script: the jobs prefix `<p>{jobs}:`; the scripts'
--- own arguments start at ARGV[2]. Every job key is built here, after that prefix, exactly as
--- keys.rs documents: `j:<id>` a job's hash, `q:<queue>:<part>` a queue's keys, `queues`, `sd`,
--- `sn`, `sl`. All share the `{jobs}` slot.
+-- itself. KEYS: none. ARGV[1] of every queue script: the queue prefix `<p>{jobs:<queue>}:`; the
+-- scripts' own arguments start at ARGV[2]. Every key of one queue is built here, after that
+-- prefix, exactly as keys.rs documents: `j:<id>` a job's hash, `w` `d` `a` `c` `x` `u` `m` the
+-- queue's sets, `g` its ended claims. All share the queue's slot `{jobs:<queue>}`, so a queue
+-- script touches one slot. (The schedule scripts get the global prefix `<p>{jobs}:` instead.)
 --
 -- A job's hash: q queue, t type, p payload, pr priority, s state (wire name), a attempts,
 -- ma max attempts, b backoff (`Backoff::encode`), l lease ms, u unique key, c created ms,
 -- r run-at ms, st started ms, f finished ms, le lease end ms, k lease token, pg progress,
 -- rs result, e errors (JSON array of the newest 10 `{a: attempt, m: message, t: "<ms>"}`),
--- sq the enqueue/requeue sequence number (orders delayed jobs due at the same ms).
+-- sq the enqueue/requeue sequence number (orders delayed jobs due at the same ms), n the number
+-- of the id claim it was created under (see keys.rs, "Job ids").
 -- Queue parts: w waiting, d delayed, a active, c completed, x dead (ZSETs), u unique keys,
--- m meta (hash).
+-- m meta (hash), g ended claims (ZSET `<claim number>:<id>` -> ms it ended).
 
 local JP = ARGV[1]
 local MAX_PRIORITY = 1000
@@ -23,13 +25,34 @@ local FIN_SCALE = 1024
 local MAX_ERRORS = 10
 -- Most jobs one call settles (due delayed + expired leases) or trims, so a script stays short.
 local BUDGET = 1000
+-- How long an ended claim is remembered (ms): an enqueue that read a claim and reaches the
+-- queue later than this after the claim ended could still create under it.
+local GONE_MS = 3600000
 
 local function job_key(id)
   return JP .. 'j:' .. id
 end
 
-local function qkey(queue, part)
-  return JP .. 'q:' .. queue .. ':' .. part
+-- A key of this script's queue (the `queue` argument names it for the reader; the prefix
+-- already holds it).
+local function qkey(_queue, part)
+  return JP .. part
+end
+
+-- Ids (with their claim numbers) this script deleted, flat: the caller frees their claims.
+local FREED = {}
+
+-- Ends claim `n` of job `id` in this queue: an enqueue that still holds it is told to claim
+-- again instead of creating under it. Old ended claims are forgotten.
+local function end_claim(id, n, now)
+  local gk = JP .. 'g'
+  redis.call('ZADD', gk, int(now), n .. ':' .. id)
+  redis.call('ZREMRANGEBYSCORE', gk, '-inf', '(' .. int(now - GONE_MS))
+end
+
+-- Whether claim `n` of `id` ended here.
+local function claim_ended(id, n)
+  return redis.call('ZSCORE', JP .. 'g', n .. ':' .. id) ~= false
 end
 
 -- The record fields, in the order the Rust side parses them (after the id).
@@ -140,10 +163,18 @@ local function backoff_delay(encoded, attempt, random)
   return error('bad stored backoff ' .. encoded)
 end
 
-local function drop_jobs(ids)
+-- Deletes job hashes, ending their claims (listed in FREED for the caller).
+local function drop_jobs(ids, now)
   local keys = {}
   for i, id in ipairs(ids) do
-    keys[i] = job_key(id)
+    local jk = job_key(id)
+    keys[i] = jk
+    local n = redis.call('HGET', jk, 'n')
+    if n then
+      end_claim(id, n, now)
+      FREED[#FREED + 1] = id
+      FREED[#FREED + 1] = n
+    end
   end
   redis.call('DEL', unpack(keys))
 end
@@ -154,13 +185,13 @@ local function trim(queue, part, max, max_age, now)
   local set = qkey(queue, part)
   local old = redis.call('ZRANGEBYSCORE', set, '-inf', '(' .. int((now - max_age) * FIN_SCALE), 'LIMIT', 0, BUDGET)
   if #old > 0 then
-    drop_jobs(old)
+    drop_jobs(old, now)
     redis.call('ZREM', set, unpack(old))
   end
   local over = redis.call('ZCARD', set) - max
   if over > 0 then
     local ids = redis.call('ZRANGE', set, 0, math.min(over, BUDGET) - 1)
-    drop_jobs(ids)
+    drop_jobs(ids, now)
     redis.call('ZREMRANGEBYRANK', set, 0, #ids - 1)
   end
 end
@@ -279,17 +310,23 @@ local function settle(queue, now, budget, dead_max, dead_age)
   return moved + #expired
 end
 
--- Stores one job as JobStore::enqueue describes, from 12 arguments starting at ARGV[a]: id,
--- queue, type, payload, priority, due kind ('n' now, 'a' after ms, 't' at ms), due ms,
--- max attempts, backoff, lease ms, has unique key ('1'/'0'), unique key.
--- Returns the outcome ('c' created, 'i' existing id, 'u' duplicate unique key), the id of the
--- job it names and that job's state.
+-- Stores one job as JobStore::enqueue describes, from 13 arguments starting at ARGV[a]: the
+-- number of the id claim it holds, id, queue, type, payload, priority, due kind ('n' now,
+-- 'a' after ms, 't' at ms), due ms, max attempts, backoff, lease ms, has unique key ('1'/'0'),
+-- unique key.
+-- Returns the outcome ('c' created, 'i' existing id, 'u' duplicate unique key, 'r' the claim
+-- ended: claim again), the id of the job it names and that job's state ('' for 'r').
 local function enqueue_job(a, now)
+  local n = ARGV[a]
+  a = a + 1
   local id, queue = ARGV[a], ARGV[a + 1]
   local jk = job_key(id)
   local existing = redis.call('HGET', jk, 's')
   if existing then
     return 'i', id, existing
+  end
+  if claim_ended(id, n) then
+    return 'r', id, ''
   end
   local unique = nil
   if ARGV[a + 10] == '1' then
@@ -299,6 +336,8 @@ local function enqueue_job(a, now)
     if holder then
       local state = redis.call('HGET', job_key(holder), 's')
       if state == 'waiting' or state == 'delayed' or state == 'active' then
+        -- Nothing is stored under the claim: end it, the caller frees it.
+        end_claim(id, n, now)
         return 'u', holder, state
       end
     end
@@ -321,13 +360,12 @@ local function enqueue_job(a, now)
   end
   local fields = {
     'q', queue, 't', ARGV[a + 2], 'p', ARGV[a + 3], 'pr', int(priority), 's', state, 'a', '0',
-    'ma', ARGV[a + 7], 'b', ARGV[a + 8], 'l', ARGV[a + 9], 'c', int(now), 'r', int(run_at), 'sq', int(seq),
+    'ma', ARGV[a + 7], 'b', ARGV[a + 8], 'l', ARGV[a + 9], 'c', int(now), 'r', int(run_at), 'sq', int(seq), 'n', n,
   }
   if unique then
     fields[#fields + 1] = 'u'
     fields[#fields + 1] = unique
   end
   redis.call('HSET', jk, unpack(fields))
-  redis.call('SADD', JP .. 'queues', queue)
   return 'c', id, state
 end

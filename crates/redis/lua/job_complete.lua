@@ -1,12 +1,12 @@
 -- job_complete.lua: completes an active job held under a token, then applies retention.
--- KEYS[1]: the job's hash. ARGV[1]: the jobs prefix; ARGV[2]: job id; ARGV[3]: token;
+-- KEYS[1]: the job's hash. ARGV[1]: the queue prefix; ARGV[2]: job id; ARGV[3]: token;
 -- ARGV[4]: '1' when a result follows; ARGV[5]: result; ARGV[6]: completed max;
 -- ARGV[7]: completed max age ms.
--- Returns 0 done, 1 no such job, 2 not active under this token.
+-- Returns {0, FREED} done, {1} no such job, {2} not active under this token.
 local id = ARGV[2]
 local code, f = leased(KEYS[1], ARGV[3], 'q', 'u')
 if code ~= 0 then
-  return code
+  return { code }
 end
 local now = now_ms()
 local queue = f[3]
@@ -20,4 +20,4 @@ end
 release_unique(queue, f[4], id)
 count_event(queue, 'c', now)
 finish(queue, id, 'c', now, tonumber(ARGV[6]), tonumber(ARGV[7]))
-return 0
+return { 0, FREED }

@@ -1,8 +1,8 @@
--- job_complete_many.lua: completes a batch of active jobs, each held under its token, then
--- counts and applies retention once per queue. KEYS[1]: the queue-name set (unused: the slot).
--- ARGV[1]: the jobs prefix; ARGV[2]: completed max; ARGV[3]: completed max age ms; then per job
+-- job_complete_many.lua: completes a batch of active jobs of one queue, each held under its
+-- token, then counts and applies retention once. KEYS[1]: the queue's meta hash (the slot).
+-- ARGV[1]: the queue prefix; ARGV[2]: completed max; ARGV[3]: completed max age ms; then per job
 -- four arguments: id, token, '1' when a result follows, result.
--- Returns one status per job: 0 done, 1 no such job, 2 not active under this token.
+-- Returns {one status per job (0 done, 1 no such job, 2 not active under this token), FREED}.
 local now = now_ms()
 local max, max_age = tonumber(ARGV[2]), tonumber(ARGV[3])
 local out = {}
@@ -36,4 +36,4 @@ for _, queue in ipairs(order) do
   count_event(queue, 'c', now, #done[queue])
   finish_many(queue, done[queue], 'c', now, max, max_age)
 end
-return out
+return { out, FREED }

@@ -1,9 +1,9 @@
 -- job_counts.lua: a queue's counts, after settling it as fetch does (not when paused).
--- KEYS[1]: the queue-name set. ARGV[1]: the jobs prefix; ARGV[2]: queue; ARGV[3]: dead max;
+-- KEYS[1]: the queue's meta hash (the slot). ARGV[1]: the queue prefix; ARGV[2]: queue; ARGV[3]: dead max;
 -- ARGV[4]: dead max age ms.
 -- Returns {now, waiting, delayed, active, completed, dead, paused (1|0), completed total,
 -- failed total, completed this minute, completed last minute, failed this minute, failed
--- last minute}.
+-- last minute, FREED}.
 local queue = ARGV[2]
 local now = now_ms()
 if redis.call('HGET', qkey(queue, 'm'), 'paused') ~= '1' then
@@ -23,4 +23,5 @@ out[#out + 1] = c_this
 out[#out + 1] = c_last
 out[#out + 1] = f_this
 out[#out + 1] = f_last
+out[#out + 1] = FREED
 return out

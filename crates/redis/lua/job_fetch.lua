@@ -1,40 +1,30 @@
--- job_fetch.lua: settles the listed queues, then leases up to one job per token from them in
--- order, best first. Paused queues are skipped entirely (not settled, no next event).
--- With types, only jobs of those types are leased: the first SCAN waiting jobs of each queue are
--- looked at, in order, and the others stay where they are.
--- KEYS[1]: the queue-name set. ARGV[1]: the jobs prefix; ARGV[2]: lease ms ('' = each job's
--- own); ARGV[3]: dead max; ARGV[4]: dead max age ms; ARGV[5]: queue count n;
--- ARGV[6..5+n]: queues; ARGV[6+n]: type count m (0 = every type); the m types; then the lease
--- tokens.
--- Returns {now, next event ms or nil, record...} with each record as in job_common.lua, already
--- active (the i-th record holds the i-th token).
+-- job_fetch.lua: settles one queue, then leases up to one job per token from it, best first.
+-- A paused queue is skipped entirely (not settled, no next event). A fetch over several queues
+-- runs this once per queue, in the order given.
+-- With types, only jobs of those types are leased: the first SCAN waiting jobs are looked at,
+-- in order, and the others stay where they are.
+-- KEYS[1]: the queue's meta hash (the slot). ARGV[1]: the queue prefix; ARGV[2]: lease ms
+-- ('' = each job's own); ARGV[3]: dead max; ARGV[4]: dead max age ms; ARGV[5]: type count m
+-- (0 = every type); ARGV[6..5+m]: the types; then the lease tokens (maybe none).
+-- Returns {now, next event ms or false, FREED, record...} with each record as in
+-- job_common.lua, already active (the i-th record holds the i-th token).
 local now = now_ms()
+local out = { now, false, FREED }
+if redis.call('HGET', qkey(nil, 'm'), 'paused') == '1' then
+  return out
+end
 local lease = tonumber(ARGV[2])
 local dead_max, dead_age = tonumber(ARGV[3]), tonumber(ARGV[4])
-local nq = tonumber(ARGV[5])
-local queues = {}
-for i = 6, 5 + nq do
-  if redis.call('HGET', qkey(ARGV[i], 'm'), 'paused') ~= '1' then
-    queues[#queues + 1] = ARGV[i]
-  end
-end
-local nt = tonumber(ARGV[6 + nq])
+local nt = tonumber(ARGV[5])
 local types = {}
-for i = 7 + nq, 6 + nq + nt do
+for i = 6, 5 + nt do
   types[ARGV[i]] = true
 end
 local SCAN = 1000
-local budget = BUDGET
-for _, queue in ipairs(queues) do
-  budget = budget - settle(queue, now, budget, dead_max, dead_age)
-end
-local t = 7 + nq + nt
-local out = { now, false }
-for _, queue in ipairs(queues) do
-  if t > #ARGV then
-    break
-  end
-  local wk = qkey(queue, 'w')
+settle(nil, now, BUDGET, dead_max, dead_age)
+local t = 6 + nt
+if t <= #ARGV then
+  local wk = qkey(nil, 'w')
   local ids = {}
   if nt == 0 then
     local popped = redis.call('ZPOPMIN', wk, #ARGV - t + 1)
@@ -54,7 +44,7 @@ for _, queue in ipairs(queues) do
       redis.call('ZREM', wk, unpack(ids))
     end
   end
-  local ak = qkey(queue, 'a')
+  local ak = qkey(nil, 'a')
   for _, id in ipairs(ids) do
     local rec = record(id)
     if rec then
@@ -69,14 +59,12 @@ for _, queue in ipairs(queues) do
   end
 end
 local next_event = nil
-for _, queue in ipairs(queues) do
-  for _, part in ipairs({ 'd', 'a' }) do
-    local first = redis.call('ZRANGE', qkey(queue, part), 0, 0, 'WITHSCORES')
-    if first[2] then
-      local at = tonumber(first[2])
-      if not next_event or at < next_event then
-        next_event = at
-      end
+for _, part in ipairs({ 'd', 'a' }) do
+  local first = redis.call('ZRANGE', qkey(nil, part), 0, 0, 'WITHSCORES')
+  if first[2] then
+    local at = tonumber(first[2])
+    if not next_event or at < next_event then
+      next_event = at
     end
   end
 end

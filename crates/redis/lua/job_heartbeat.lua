@@ -1,5 +1,5 @@
 -- job_heartbeat.lua: extends the lease of an active job held under a token.
--- KEYS[1]: the job's hash. ARGV[1]: the jobs prefix; ARGV[2]: job id; ARGV[3]: token;
+-- KEYS[1]: the job's hash. ARGV[1]: the queue prefix; ARGV[2]: job id; ARGV[3]: token;
 -- ARGV[4]: lease ms ('' = the job's own).
 -- Returns {0, new lease end ms}, or {1} no such job, {2} not active under this token.
 local code, f = leased(KEYS[1], ARGV[3], 'q', 'l')

@@ -1,5 +1,5 @@
 -- job_list.lua: a page of a queue's jobs in one state.
--- KEYS[1]: the queue-name set. ARGV[1]: the jobs prefix; ARGV[2]: queue; ARGV[3]: part
+-- KEYS[1]: the queue's meta hash (the slot). ARGV[1]: the queue prefix; ARGV[2]: queue; ARGV[3]: part
 -- (w, d, a, c, x); ARGV[4]: '1' = newest first; ARGV[5]: offset; ARGV[6]: limit (>= 1).
 -- Returns the records (see job_common.lua).
 local set = qkey(ARGV[2], ARGV[3])

@@ -1,6 +1,6 @@
 -- job_release.lua: puts an active job held under a token back to waiting, not counting the
 -- attempt.
--- KEYS[1]: the job's hash. ARGV[1]: the jobs prefix; ARGV[2]: job id; ARGV[3]: token.
+-- KEYS[1]: the job's hash. ARGV[1]: the queue prefix; ARGV[2]: job id; ARGV[3]: token.
 -- Returns 0 done, 1 no such job, 2 not active under this token.
 local id = ARGV[2]
 local code, f = leased(KEYS[1], ARGV[3], 'q', 'a', 'pr')

@@ -1,6 +1,6 @@
 -- job_retry_dead.lua: moves a dead job back to waiting with its attempts reset (errors kept);
 -- it holds its unique key again.
--- KEYS[1]: the job's hash. ARGV[1]: the jobs prefix; ARGV[2]: job id.
+-- KEYS[1]: the job's hash. ARGV[1]: the queue prefix; ARGV[2]: job id.
 -- Returns 0 done, 1 no such job, 2 not dead, 3 another pending or active job holds its key.
 local id = ARGV[2]
 local f = redis.call('HMGET', KEYS[1], 's', 'q', 'pr', 'u')

@@ -1,27 +1,32 @@
-//! `RedisJobs`: the [`JobStore`] in Redis. Every job, queue and schedule key shares the one hash
-//! slot `{jobs}`, and every operation is one script.
-//!
-//! Why one slot: job ids are global (`/jobs/{id}` names no queue), and one fetch takes from
-//! several queues in order, so both must reach any queue's keys from one script. This is
-//! BullMQ's choice too (a hash-tagged prefix); on Redis Cluster the jobs capability therefore
-//! lives on one shard.
+//! `RedisJobs`: the [`JobStore`] in Redis. Each queue is one hash slot `{jobs:<queue>}` holding
+//! its sets and its jobs' hashes, so on Redis Cluster queues spread over the shards and every
+//! operation on one queue or one job is one script in one slot. Job ids are global, so an id
+//! index in the `{jobs}` slot names each id's queue through a claim (how claims keep an id in
+//! one queue at most, even across crashes and concurrent enqueues: `keys.rs`, "Job ids"); the
+//! queue names and schedules live in `{jobs}` too.
 //!
 //! Layout (the key table in `keys.rs`, the hash fields in `job_common.lua`): a hash per job;
 //! per queue a waiting ZSET scored `(MAX_PRIORITY - priority) * 2^41 + seq` (strict between
 //! priority levels, FIFO within one by a per-queue sequence, taken with `ZPOPMIN`), a delayed
 //! ZSET by due ms, an active ZSET by lease end ms, completed and dead ZSETs by finish time
-//! (trimmed by count and age, with the trimmed jobs' hashes), a unique-key hash and a meta hash
-//! (paused, sequence, totals and rolling per-minute counters); a set of queue names; and for
-//! schedules a definition hash (core's [`Schedule`] as JSON), a ZSET of next ticks and a hash
-//! of last fired ticks.
+//! (trimmed by count and age, with the trimmed jobs' hashes), a unique-key hash, a meta hash
+//! (paused, sequence, totals and rolling per-minute counters) and the ended claims; globally
+//! the id index, a set of queue names, and for schedules a definition hash (core's
+//! [`Schedule`] as JSON), a ZSET of next ticks and a hash of last fired ticks.
 //!
-//! Costs: every script is O(log n) per job it touches; enqueue of a batch and fetch of many
-//! jobs are one round trip each, and records are read with one `HMGET` of fixed fields. Fetch
-//! first settles the listed queues that are not paused (due delayed jobs to waiting, expired
-//! leases reclaimed), at most 1000 jobs per call, so a backlog is worked off
-//! over several calls while `next_event_at` (then in the past) keeps long-polls awake.
-//! Retention trims at most 1000 jobs per set per call the same way. Lease tokens are compared
-//! with plain equality in Lua (there is no constant-time compare; tokens are 128 random bits).
+//! What is atomic: everything on one queue (an enqueue of jobs of one queue, a fetch's part in
+//! one queue, a completion batch's part in one queue). An enqueue spanning queues applies each
+//! queue's part atomically, queue by queue in order of first appearance; a fetch over several
+//! queues runs one script per queue in the order given; an operation by id first reads the
+//! id's queue from the index (one more round trip), then runs in that queue's slot.
+//!
+//! Costs: every script is O(log n) per job it touches; records are read with one `HMGET` of
+//! fixed fields. Fetch first settles each listed queue that is not paused (due delayed jobs to
+//! waiting, expired leases reclaimed), at most 1000 jobs per queue per call, so a backlog is
+//! worked off over several calls while `next_event_at` (then in the past) keeps long-polls
+//! awake. Retention trims at most 1000 jobs per set per call the same way. Lease tokens are
+//! compared with plain equality in Lua (there is no constant-time compare; tokens are 128
+//! random bits).
 //!
 //! `fail` computes the retry delay in Lua, operation for operation as [`Backoff::delay_ms`],
 //! from the stored [`Backoff::encode`] form.
@@ -68,6 +73,19 @@ static SCHEDULE_GET: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!(".
 static SCHEDULE_DELETE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_schedule_delete.lua")));
 static SCHEDULE_DUE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_schedule_due.lua")));
 static SCHEDULE_FIRE: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_schedule_fire.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/job_claim.lua")));
+static FREE: LazyLock<Script> = LazyLock::new(|| lua(include_str!("../lua/job_free.lua")));
+static CHECK: LazyLock<Script> = LazyLock::new(|| job_lua(include_str!("../lua/job_check.lua")));
+/// The server clock (for a fetch naming no queue).
+static NOW: LazyLock<Script> = LazyLock::new(|| lua("return now_ms()"));
+
+/// Rounds of claiming an id before an enqueue gives up: each round but the first follows an
+/// ended claim (a crash left it, or an enqueue of the same id for another queue raced this one).
+const CLAIM_ROUNDS: usize = 8;
+
+/// Pauses before an enqueue ends another queue's claim that has no job yet (it may be being
+/// created right now): about 150 ms in all, paid only after a crash or such a race.
+const CHECK_PAUSES_MS: [u64; 4] = [10, 20, 40, 80];
 
 /// Longest age handed to a script (about 317 years): keeps `(now - age) * 1024` exact in Lua.
 const MAX_AGE_MS: u64 = 10_000_000_000_000;
@@ -78,43 +96,138 @@ pub(crate) struct RedisJobs {
     keys: Keys,
 }
 
+/// An id's claim in the index: the claim number and the queue (`<number>:<queue>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Claim {
+    number: String,
+    queue: String,
+}
+
+impl Claim {
+    fn parse(text: &str, op: &str) -> Result<Claim> {
+        let (number, queue) = text.split_once(':').ok_or_else(|| bad(op, "an id claim"))?;
+        Ok(Claim { number: number.to_owned(), queue: queue.to_owned() })
+    }
+
+    fn text(&self) -> String {
+        format!("{}:{}", self.number, self.queue)
+    }
+}
+
+/// Ended claims a queue script reports (flat `id, number, ...`) as `(id, claim)` pairs to free.
+fn freed(v: Value, queue: &str, op: &str) -> Result<Vec<(String, String)>> {
+    let items = array(v, op)?;
+    if !items.len().is_multiple_of(2) {
+        return Err(bad(op, "freed claims come in pairs"));
+    }
+    let mut items = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(id), Some(number)) = (items.next(), items.next()) {
+        out.push((text(id, op)?, format!("{}:{queue}", text(number, op)?)));
+    }
+    Ok(out)
+}
+
 impl RedisJobs {
     pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
         RedisJobs { conn, keys }
     }
 
-    /// An invocation with `key` as KEYS[1] and the jobs prefix as ARGV[1] (job_common.lua).
-    fn invocation<'a>(&self, script: &'a Script, key: String) -> ScriptInvocation<'a> {
-        let mut invocation = script.key(key);
-        invocation.arg(self.keys.jobs_prefix());
+    /// An invocation on a queue: its meta hash as KEYS[1] (the slot), the queue prefix as
+    /// ARGV[1] (job_common.lua).
+    fn queue_invocation<'a>(&self, script: &'a Script, queue: &str) -> ScriptInvocation<'a> {
+        let mut invocation = script.key(self.keys.job_queue_meta(queue));
+        invocation.arg(self.keys.job_queue_prefix(queue));
         invocation
     }
 
-    /// An invocation on one job: its hash as KEYS[1], then the prefix and the id.
-    fn job_invocation<'a>(&self, script: &'a Script, id: &JobId) -> ScriptInvocation<'a> {
-        let mut invocation = self.invocation(script, self.keys.job(id));
-        invocation.arg(id.as_str());
+    /// An invocation on one job of `queue`: its hash as KEYS[1], then the queue prefix and the id.
+    fn job_invocation<'a>(&self, script: &'a Script, queue: &str, id: &JobId) -> ScriptInvocation<'a> {
+        let mut invocation = script.key(self.keys.job(queue, id));
+        invocation.arg(self.keys.job_queue_prefix(queue)).arg(id.as_str());
         invocation
     }
 
     /// An invocation on the schedules: definitions, next ticks and last fired as KEYS[1..3].
     fn schedule_invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
-        let mut invocation = self.invocation(script, self.keys.schedules());
+        let mut invocation = script.key(self.keys.schedules());
         invocation.key(self.keys.schedule_next()).key(self.keys.schedule_last());
+        invocation.arg(self.keys.jobs_prefix());
         invocation
     }
 
+    /// The queue `id` is claimed for, if any (a claim that ended but is still listed names a
+    /// queue without the job, which every caller treats as no job).
+    async fn queue_of(&self, op: &'static str, id: &JobId) -> Result<Option<String>> {
+        let claim: Option<String> =
+            self.conn.cmd(op, redis::cmd("HGET").arg(self.keys.job_index()).arg(id.as_str())).await?;
+        claim.map(|c| Claim::parse(&c, op).map(|c| c.queue)).transpose()
+    }
+
+    /// Drops ended claims `(id, claim)` from the index (each only while it is still the id's).
+    async fn free(&self, op: &'static str, claims: &[(String, String)]) -> Result<()> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = FREE.key(self.keys.job_index());
+        for (id, claim) in claims {
+            invocation.arg(id.as_str()).arg(claim.as_str());
+        }
+        self.conn.script::<i64>(op, &invocation).await.map(drop)
+    }
+
     /// Runs a lease operation whose script answers a status code first (0 ok, 1 missing,
-    /// 2 not held); the rest of the answer.
-    async fn leased(&self, op: &'static str, invocation: &ScriptInvocation<'_>, id: &JobId) -> Result<Vec<Value>> {
-        let value: Value = self.conn.script(op, invocation).await?;
+    /// 2 not held); the rest of the answer. An id without a claim is missing.
+    async fn leased(
+        &self,
+        op: &'static str,
+        script: &Script,
+        id: &JobId,
+        args: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<(String, Vec<Value>)> {
+        let Some(queue) = self.queue_of(op, id).await? else {
+            return Err(Error::NotFound(format!("job {id} not found")));
+        };
+        let mut invocation = self.job_invocation(script, &queue, id);
+        args(&mut invocation);
+        let value: Value = self.conn.script(op, &invocation).await?;
         let mut items = match value {
             Value::Array(items) => items.into_iter(),
             single => vec![single].into_iter(),
         };
         let code = num(items.next().unwrap_or(Value::Nil), op)?;
         status(code, id, op)?;
-        Ok(items.collect())
+        Ok((queue, items.collect()))
+    }
+
+    /// The state of the job `claim` (for another queue than the caller's) names, or `None` once
+    /// the claim has ended. A claim without a job is either being created right now or was left
+    /// by a crash: it is looked at again after short pauses, and ended when still empty.
+    async fn check_claim(&self, id: &JobId, claim: &Claim) -> Result<Option<JobState>> {
+        const OP: &str = "jobs.enqueue";
+        for pause_ms in CHECK_PAUSES_MS.iter().copied().map(Some).chain([None]) {
+            let mut invocation = self.job_invocation(&CHECK, &claim.queue, id);
+            invocation.arg(claim.number.as_str()).arg(if pause_ms.is_none() { "1" } else { "0" });
+            let reply: Vec<String> = self.conn.script(OP, &invocation).await?;
+            match reply.as_slice() {
+                [i, state] if i == "i" => return JobState::parse(state).map(Some).map_err(|_| bad(OP, "job state")),
+                [r] if r == "r" => return Ok(None),
+                [p] if p == "p" => {}
+                _ => return Err(bad(OP, "check outcome")),
+            }
+            if let Some(ms) = pause_ms {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+        Err(bad(OP, "a claim neither ended nor created"))
+    }
+
+    /// Frees the claims a finishing script reports (the first of `rest`), then waits for
+    /// replicas of the queue's slot as configured.
+    async fn settle_freed(&self, op: &'static str, queue: &str, freed_claims: Value) -> Result<()> {
+        let claims = freed(freed_claims, queue, op)?;
+        self.conn.replicated(op, &self.keys.job_queue_meta(queue)).await?;
+        self.free(op, &claims).await
     }
 }
 
@@ -128,14 +241,16 @@ fn status(code: i64, id: &JobId, op: &str) -> Result<()> {
     }
 }
 
-/// Adds one job's 12 arguments as `enqueue_job` in job_common.lua reads them.
-fn job_args(invocation: &mut ScriptInvocation<'_>, job: &NewJob) {
+/// Adds one job's 13 arguments (its claim number first) as `enqueue_job` in job_common.lua
+/// reads them.
+fn job_args(invocation: &mut ScriptInvocation<'_>, number: &str, job: &NewJob) {
     let (due_kind, due_ms) = match job.due {
         Due::Now => ("n", 0),
         Due::After(d) => ("a", millis(d)),
         Due::At(t) => ("t", t.as_millis()),
     };
     invocation
+        .arg(number)
         .arg(job.id.as_str())
         .arg(job.queue.as_str())
         .arg(job.job_type.as_str())
@@ -307,30 +422,105 @@ fn parse_schedules(items: Vec<Value>, op: &str) -> Result<Vec<ScheduleState>> {
 impl JobStore for RedisJobs {
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
         const OP: &str = "jobs.enqueue";
-        if jobs.is_empty() {
-            return Ok(Vec::new());
+        let mut answers: Vec<Option<Enqueued>> = vec![None; jobs.len()];
+        let mut pending: Vec<usize> = (0..jobs.len()).collect();
+        let mut touched: Vec<String> = Vec::new();
+        for _ in 0..CLAIM_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            // Claim the ids (an id already claimed keeps its claim).
+            let mut invocation = CLAIM.key(self.keys.job_index());
+            invocation.key(self.keys.job_queues()).key(self.keys.job_claims());
+            for &i in &pending {
+                invocation.arg(jobs[i].id.as_str()).arg(jobs[i].queue.as_str());
+            }
+            let claims: Vec<String> = self.conn.script(OP, &invocation).await?;
+            if claims.len() != pending.len() {
+                return Err(bad(OP, "one claim per job"));
+            }
+            // Jobs whose id is claimed for their own queue, grouped by queue in order of first
+            // appearance; the others name a job (or a stale claim) in another queue.
+            let mut groups: Vec<(String, Vec<(usize, String)>)> = Vec::new();
+            let mut others: Vec<(usize, Claim)> = Vec::new();
+            for (&i, claim) in pending.iter().zip(&claims) {
+                let claim = Claim::parse(claim, OP)?;
+                if claim.queue == jobs[i].queue.as_str() {
+                    match groups.iter_mut().find(|(q, _)| *q == claim.queue) {
+                        Some((_, members)) => members.push((i, claim.number)),
+                        None => groups.push((claim.queue, vec![(i, claim.number)])),
+                    }
+                } else {
+                    others.push((i, claim));
+                }
+            }
+            let mut retry = Vec::new();
+            let mut to_free = Vec::new();
+            for (queue, members) in groups {
+                let mut invocation = self.queue_invocation(&ENQUEUE, &queue);
+                for (i, number) in &members {
+                    job_args(&mut invocation, number, &jobs[*i]);
+                }
+                let reply: Value = self.conn.script(OP, &invocation).await?;
+                let mut parts = array(reply, OP)?.into_iter();
+                let rows = array(parts.next().unwrap_or(Value::Nil), OP)?;
+                to_free.extend(freed(parts.next().unwrap_or(Value::Nil), &queue, OP)?);
+                if rows.len() != members.len() * 3 {
+                    return Err(bad(OP, "one outcome per job"));
+                }
+                let mut rows = rows.into_iter();
+                for (i, number) in members {
+                    let (outcome, id, state) = match (rows.next(), rows.next(), rows.next()) {
+                        (Some(o), Some(id), Some(s)) => (text(o, OP)?, text(id, OP)?, text(s, OP)?),
+                        _ => return Err(bad(OP, "one outcome per job")),
+                    };
+                    let outcome = match outcome.as_str() {
+                        "c" => EnqueueOutcome::Created,
+                        "i" => EnqueueOutcome::ExistingId,
+                        "u" => EnqueueOutcome::DuplicateUniqueKey,
+                        "r" => {
+                            to_free.push((id, format!("{number}:{queue}")));
+                            retry.push(i);
+                            continue;
+                        }
+                        _ => return Err(bad(OP, "enqueue outcome")),
+                    };
+                    let state = JobState::parse(&state).map_err(|_| bad(OP, "job state"))?;
+                    answers[i] = Some(Enqueued { id: JobId::new(id)?, outcome, state });
+                }
+                if !touched.contains(&queue) {
+                    touched.push(queue);
+                }
+            }
+            for (i, claim) in others {
+                let id = &jobs[i].id;
+                match self.check_claim(id, &claim).await? {
+                    Some(state) => {
+                        answers[i] = Some(Enqueued { id: id.clone(), outcome: EnqueueOutcome::ExistingId, state });
+                    }
+                    None => {
+                        to_free.push((id.as_str().to_owned(), claim.text()));
+                        retry.push(i);
+                    }
+                }
+            }
+            self.free(OP, &to_free).await?;
+            retry.sort_unstable();
+            pending = retry;
         }
-        let mut invocation = self.invocation(&ENQUEUE, self.keys.job_queues());
-        for job in jobs {
-            job_args(&mut invocation, job);
+        if let Some(&i) = pending.first() {
+            return Err(Error::Unavailable(format!(
+                "job id {} is being enqueued to another queue at the same time; try again",
+                jobs[i].id
+            )));
         }
-        let flat: Vec<String> = self.conn.script(OP, &invocation).await?;
-        self.conn.replicated(OP, &self.keys.job_queues()).await?;
-        if flat.len() != jobs.len() * 3 {
-            return Err(bad(OP, "one outcome per job"));
+        for queue in &touched {
+            self.conn.replicated(OP, &self.keys.job_queue_meta(queue)).await?;
         }
-        flat.chunks_exact(3)
-            .map(|row| {
-                let outcome = match row[0].as_str() {
-                    "c" => EnqueueOutcome::Created,
-                    "i" => EnqueueOutcome::ExistingId,
-                    "u" => EnqueueOutcome::DuplicateUniqueKey,
-                    _ => return Err(bad(OP, "enqueue outcome")),
-                };
-                let state = JobState::parse(&row[2]).map_err(|_| bad(OP, "job state"))?;
-                Ok(Enqueued { id: JobId::new(row[1].as_str())?, outcome, state })
-            })
-            .collect()
+        if !jobs.is_empty() {
+            self.conn.replicated(OP, &self.keys.job_index()).await?;
+        }
+        answers.into_iter().map(|a| a.ok_or_else(|| bad(OP, "a job without an outcome"))).collect()
     }
 
     async fn fetch_of_types(
@@ -342,34 +532,45 @@ impl JobStore for RedisJobs {
         retention: &JobRetention,
     ) -> Result<Fetched> {
         const OP: &str = "jobs.fetch";
-        let mut invocation = self.invocation(&FETCH, self.keys.job_queues());
-        invocation
-            .arg(lease.map(|l| millis(l).to_string()).unwrap_or_default())
-            .arg(retention.dead_max)
-            .arg(age_ms(retention.dead_max_age))
-            .arg(queues.len());
+        let mut jobs: Vec<LeasedJob> = Vec::new();
+        let mut now: Option<i64> = None;
+        let mut next_event_at: Option<i64> = None;
         for queue in queues {
-            invocation.arg(queue.as_str());
+            let queue = queue.as_str();
+            let left = &tokens[jobs.len()..];
+            let mut invocation = self.queue_invocation(&FETCH, queue);
+            invocation
+                .arg(lease.map(|l| millis(l).to_string()).unwrap_or_default())
+                .arg(retention.dead_max)
+                .arg(age_ms(retention.dead_max_age))
+                .arg(types.len());
+            for t in types {
+                invocation.arg(t.as_str());
+            }
+            for token in left {
+                invocation.arg(token.as_str());
+            }
+            let reply: Value = self.conn.script(OP, &invocation).await?;
+            let mut items = array(reply, OP)?.into_iter();
+            let at = num(items.next().unwrap_or(Value::Nil), OP)?;
+            now = Some(now.map_or(at, |n| n.max(at)));
+            if let Some(next) = opt_num(items.next().unwrap_or(Value::Nil), OP)? {
+                next_event_at = Some(next_event_at.map_or(next, |n| n.min(next)));
+            }
+            let claims = freed(items.next().unwrap_or(Value::Nil), queue, OP)?;
+            if items.len() > left.len() {
+                return Err(bad(OP, "more jobs than tokens"));
+            }
+            for (record, token) in items.zip(left) {
+                jobs.push(LeasedJob { job: parse_job(record, OP)?, lease_token: token.clone() });
+            }
+            self.free(OP, &claims).await?;
         }
-        invocation.arg(types.len());
-        for job_type in types {
-            invocation.arg(job_type.as_str());
-        }
-        for token in tokens {
-            invocation.arg(token.as_str());
-        }
-        let reply: Value = self.conn.script(OP, &invocation).await?;
-        let mut items = array(reply, OP)?.into_iter();
-        let now = num(items.next().unwrap_or(Value::Nil), OP)?;
-        let next_event_at = opt_num(items.next().unwrap_or(Value::Nil), OP)?.map(Timestamp::from_millis);
-        if items.len() > tokens.len() {
-            return Err(bad(OP, "more jobs than tokens"));
-        }
-        let jobs = items
-            .zip(tokens)
-            .map(|(record, token)| Ok(LeasedJob { job: parse_job(record, OP)?, lease_token: token.clone() }))
-            .collect::<Result<_>>()?;
-        Ok(Fetched { jobs, now: Timestamp::from_millis(now), next_event_at })
+        let now = match now {
+            Some(now) => now,
+            None => self.conn.script(OP, &NOW.key(self.keys.job_queues())).await?,
+        };
+        Ok(Fetched { jobs, now: Timestamp::from_millis(now), next_event_at: next_event_at.map(Timestamp::from_millis) })
     }
 
     async fn complete(
@@ -379,15 +580,18 @@ impl JobStore for RedisJobs {
         result: Option<&[u8]>,
         retention: &JobRetention,
     ) -> Result<()> {
-        let mut invocation = self.job_invocation(&COMPLETE, id);
-        invocation
-            .arg(token.as_str())
-            .arg(if result.is_some() { "1" } else { "0" })
-            .arg(result.unwrap_or_default())
-            .arg(retention.completed_max)
-            .arg(age_ms(retention.completed_max_age));
-        self.leased("jobs.complete", &invocation, id).await?;
-        self.conn.replicated("jobs.complete", &self.keys.job(id)).await
+        const OP: &str = "jobs.complete";
+        let (queue, rest) = self
+            .leased(OP, &COMPLETE, id, |invocation| {
+                invocation
+                    .arg(token.as_str())
+                    .arg(if result.is_some() { "1" } else { "0" })
+                    .arg(result.unwrap_or_default())
+                    .arg(retention.completed_max)
+                    .arg(age_ms(retention.completed_max_age));
+            })
+            .await?;
+        self.settle_freed(OP, &queue, rest.into_iter().next().unwrap_or(Value::Nil)).await
     }
 
     async fn complete_many(&self, completions: &[Completion], retention: &JobRetention) -> Result<Vec<Result<()>>> {
@@ -395,25 +599,57 @@ impl JobStore for RedisJobs {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.invocation(&COMPLETE_MANY, self.keys.job_queues());
-        invocation.arg(retention.completed_max).arg(age_ms(retention.completed_max_age));
+        let mut index = redis::cmd("HMGET");
+        index.arg(self.keys.job_index());
         for c in completions {
-            invocation
-                .arg(c.id.as_str())
-                .arg(c.token.as_str())
-                .arg(if c.result.is_some() { "1" } else { "0" })
-                .arg(c.result.as_deref().unwrap_or_default());
+            index.arg(c.id.as_str());
         }
-        let codes: Vec<i64> = self.conn.script(OP, &invocation).await?;
-        self.conn.replicated(OP, &self.keys.job_queues()).await?;
-        if codes.len() != completions.len() {
-            return Err(Error::Internal(format!(
-                "redis: {OP}: {} answers for {} jobs",
-                codes.len(),
-                completions.len()
-            )));
+        let claims: Vec<Option<String>> = self.conn.cmd(OP, &index).await?;
+        if claims.len() != completions.len() {
+            return Err(bad(OP, "one claim per job"));
         }
-        Ok(codes.into_iter().zip(completions).map(|(code, c)| status(code, &c.id, OP)).collect())
+        let mut answers: Vec<Option<Result<()>>> = Vec::with_capacity(completions.len());
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, (c, claim)) in completions.iter().zip(claims).enumerate() {
+            match claim {
+                None => answers.push(Some(status(1, &c.id, OP))),
+                Some(claim) => {
+                    answers.push(None);
+                    let queue = Claim::parse(&claim, OP)?.queue;
+                    match groups.iter_mut().find(|(q, _)| *q == queue) {
+                        Some((_, members)) => members.push(i),
+                        None => groups.push((queue, vec![i])),
+                    }
+                }
+            }
+        }
+        for (queue, members) in groups {
+            let mut invocation = self.queue_invocation(&COMPLETE_MANY, &queue);
+            invocation.arg(retention.completed_max).arg(age_ms(retention.completed_max_age));
+            for &i in &members {
+                let c = &completions[i];
+                invocation
+                    .arg(c.id.as_str())
+                    .arg(c.token.as_str())
+                    .arg(if c.result.is_some() { "1" } else { "0" })
+                    .arg(c.result.as_deref().unwrap_or_default());
+            }
+            let reply: Value = self.conn.script(OP, &invocation).await?;
+            let mut parts = array(reply, OP)?.into_iter();
+            let codes = array(parts.next().unwrap_or(Value::Nil), OP)?;
+            if codes.len() != members.len() {
+                return Err(Error::Internal(format!(
+                    "redis: {OP}: {} answers for {} jobs",
+                    codes.len(),
+                    members.len()
+                )));
+            }
+            for (code, &i) in codes.into_iter().zip(&members) {
+                answers[i] = Some(status(num(code, OP)?, &completions[i].id, OP));
+            }
+            self.settle_freed(OP, &queue, parts.next().unwrap_or(Value::Nil)).await?;
+        }
+        answers.into_iter().map(|a| a.ok_or_else(|| bad(OP, "a job without an answer"))).collect()
     }
 
     async fn fail(
@@ -431,46 +667,60 @@ impl JobStore for RedisJobs {
             Retry::After(d) => ("a", millis(d)),
             Retry::Never => ("n", 0),
         };
-        let mut invocation = self.job_invocation(&FAIL, id);
-        invocation
-            .arg(token.as_str())
-            .arg(cut_error(error).as_ref())
-            .arg(mode)
-            .arg(after)
-            // Display is the shortest form that parses back to the same f64 (Lua's tonumber).
-            .arg(random.clamp(0.0, 1.0).to_string())
-            .arg(retention.dead_max)
-            .arg(age_ms(retention.dead_max_age));
-        let mut rest = self.leased(OP, &invocation, id).await?.into_iter();
+        let (queue, rest) = self
+            .leased(OP, &FAIL, id, |invocation| {
+                invocation
+                    .arg(token.as_str())
+                    .arg(cut_error(error).as_ref())
+                    .arg(mode)
+                    .arg(after)
+                    // Display is the shortest form that parses back to the same f64 (Lua's tonumber).
+                    .arg(random.clamp(0.0, 1.0).to_string())
+                    .arg(retention.dead_max)
+                    .arg(age_ms(retention.dead_max_age));
+            })
+            .await?;
+        let mut rest = rest.into_iter();
+        let claims = rest.next().unwrap_or(Value::Nil);
         let state = JobState::parse(&text(rest.next().unwrap_or(Value::Nil), OP)?).map_err(|_| bad(OP, "state"))?;
         let retry_at = opt_num(rest.next().unwrap_or(Value::Nil), OP)?.map(Timestamp::from_millis);
+        self.settle_freed(OP, &queue, claims).await?;
         Ok(FailOutcome { state, retry_at })
     }
 
     async fn heartbeat(&self, id: &JobId, token: &LeaseToken, lease: Option<Duration>) -> Result<Timestamp> {
         const OP: &str = "jobs.heartbeat";
-        let mut invocation = self.job_invocation(&HEARTBEAT, id);
-        invocation.arg(token.as_str()).arg(lease.map(|l| millis(l).to_string()).unwrap_or_default());
-        let rest = self.leased(OP, &invocation, id).await?;
+        let (_, rest) = self
+            .leased(OP, &HEARTBEAT, id, |invocation| {
+                invocation.arg(token.as_str()).arg(lease.map(|l| millis(l).to_string()).unwrap_or_default());
+            })
+            .await?;
         let end = num(rest.into_iter().next().unwrap_or(Value::Nil), OP)?;
         Ok(Timestamp::from_millis(end))
     }
 
     async fn progress(&self, id: &JobId, token: &LeaseToken, progress: &[u8]) -> Result<()> {
-        let mut invocation = self.job_invocation(&PROGRESS, id);
-        invocation.arg(token.as_str()).arg(progress);
-        self.leased("jobs.progress", &invocation, id).await.map(drop)
+        self.leased("jobs.progress", &PROGRESS, id, |invocation| {
+            invocation.arg(token.as_str()).arg(progress);
+        })
+        .await
+        .map(drop)
     }
 
     async fn release(&self, id: &JobId, token: &LeaseToken) -> Result<()> {
-        let mut invocation = self.job_invocation(&RELEASE, id);
-        invocation.arg(token.as_str());
-        self.leased("jobs.release", &invocation, id).await.map(drop)
+        self.leased("jobs.release", &RELEASE, id, |invocation| {
+            invocation.arg(token.as_str());
+        })
+        .await
+        .map(drop)
     }
 
     async fn get(&self, id: &JobId) -> Result<Option<Job>> {
         const OP: &str = "jobs.get";
-        let invocation = self.job_invocation(&GET, id);
+        let Some(queue) = self.queue_of(OP, id).await? else {
+            return Ok(None);
+        };
+        let invocation = self.job_invocation(&GET, &queue, id);
         match self.conn.script::<Value>(OP, &invocation).await? {
             Value::Nil => Ok(None),
             record => parse_job(record, OP).map(Some),
@@ -479,13 +729,18 @@ impl JobStore for RedisJobs {
 
     async fn remove(&self, id: &JobId) -> Result<Option<JobState>> {
         const OP: &str = "jobs.remove";
-        let invocation = self.job_invocation(&REMOVE, id);
+        let Some(queue) = self.queue_of(OP, id).await? else {
+            return Ok(None);
+        };
+        let invocation = self.job_invocation(&REMOVE, &queue, id);
         let reply: Value = self.conn.script(OP, &invocation).await?;
         let mut items = array(reply, OP)?.into_iter();
         match num(items.next().unwrap_or(Value::Nil), OP)? {
             0 => {
                 let state = text(items.next().unwrap_or(Value::Nil), OP)?;
-                JobState::parse(&state).map(Some).map_err(|_| bad(OP, "state"))
+                let state = JobState::parse(&state).map_err(|_| bad(OP, "state"))?;
+                self.settle_freed(OP, &queue, items.next().unwrap_or(Value::Nil)).await?;
+                Ok(Some(state))
             }
             1 => Ok(None),
             2 => Err(Error::Conflict(format!("job {id} is active; fail or complete it first"))),
@@ -494,32 +749,38 @@ impl JobStore for RedisJobs {
     }
 
     async fn cancel_unique(&self, queue: &QueueName, unique_keys: &[String]) -> Result<Vec<JobId>> {
+        const OP: &str = "jobs.cancel_unique";
         if unique_keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.invocation(&CANCEL_UNIQUE, self.keys.job_queues());
+        let mut invocation = self.queue_invocation(&CANCEL_UNIQUE, queue.as_str());
         invocation.arg(queue.as_str());
         for key in unique_keys {
             invocation.arg(key.as_str());
         }
-        let ids: Vec<String> = self.conn.script("jobs.cancel_unique", &invocation).await?;
-        ids.into_iter().map(JobId::new).collect()
+        let reply: Value = self.conn.script(OP, &invocation).await?;
+        self.cancelled(OP, queue, reply).await
     }
 
     async fn cancel_unique_prefix(&self, queue: &QueueName, prefix: &str) -> Result<Vec<JobId>> {
-        let mut invocation = self.invocation(&CANCEL_UNIQUE_PREFIX, self.keys.job_queues());
+        const OP: &str = "jobs.cancel_unique_prefix";
+        let mut invocation = self.queue_invocation(&CANCEL_UNIQUE_PREFIX, queue.as_str());
         invocation.arg(queue.as_str()).arg(prefix);
-        let ids: Vec<String> = self.conn.script("jobs.cancel_unique_prefix", &invocation).await?;
-        ids.into_iter().map(JobId::new).collect()
+        let reply: Value = self.conn.script(OP, &invocation).await?;
+        self.cancelled(OP, queue, reply).await
     }
 
     async fn retry_dead(&self, id: &JobId) -> Result<()> {
-        let invocation = self.job_invocation(&RETRY_DEAD, id);
-        let code: i64 = self.conn.script("jobs.retry_dead", &invocation).await?;
+        const OP: &str = "jobs.retry_dead";
+        let Some(queue) = self.queue_of(OP, id).await? else {
+            return Err(Error::NotFound(format!("job {id} not found")));
+        };
+        let invocation = self.job_invocation(&RETRY_DEAD, &queue, id);
+        let code: i64 = self.conn.script(OP, &invocation).await?;
         match code {
             2 => Err(Error::Conflict(format!("job {id} is not dead"))),
             3 => Err(Error::Conflict(format!("another job of its queue holds the unique key of job {id}"))),
-            code => status(code, id, "jobs.retry_dead"),
+            code => status(code, id, OP),
         }
     }
 
@@ -535,7 +796,7 @@ impl JobStore for RedisJobs {
             JobState::Completed => ("c", true),
             JobState::Dead => ("x", true),
         };
-        let mut invocation = self.invocation(&LIST, self.keys.job_queues());
+        let mut invocation = self.queue_invocation(&LIST, queue.as_str());
         invocation
             .arg(queue.as_str())
             .arg(part)
@@ -548,10 +809,16 @@ impl JobStore for RedisJobs {
 
     async fn counts(&self, queue: &QueueName, retention: &JobRetention) -> Result<QueueCounts> {
         const OP: &str = "jobs.counts";
-        let mut invocation = self.invocation(&COUNTS, self.keys.job_queues());
+        let mut invocation = self.queue_invocation(&COUNTS, queue.as_str());
         invocation.arg(queue.as_str()).arg(retention.dead_max).arg(age_ms(retention.dead_max_age));
-        let n: Vec<i64> = self.conn.script(OP, &invocation).await?;
-        let n: [i64; 13] = n.try_into().map_err(|_| bad(OP, "13 counts"))?;
+        let reply: Value = self.conn.script(OP, &invocation).await?;
+        let mut items = array(reply, OP)?;
+        if items.len() != 14 {
+            return Err(bad(OP, "13 counts and the freed claims"));
+        }
+        let claims = freed(items.pop().unwrap_or(Value::Nil), queue.as_str(), OP)?;
+        let n = items.into_iter().map(|v| num(v, OP)).collect::<Result<Vec<i64>>>()?;
+        self.free(OP, &claims).await?;
         let u = |v: i64| u64::try_from(v).map_err(|_| bad(OP, "negative count"));
         Ok(QueueCounts {
             now_ms: n[0],
@@ -579,16 +846,16 @@ impl JobStore for RedisJobs {
     }
 
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<()> {
-        let meta = self.keys.job_queue_meta(queue);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        const OP: &str = "jobs.set_paused";
+        // Two slots: the queue's meta hash, then the queue-name set (each write on its own).
+        let meta = self.keys.job_queue_meta(queue.as_str());
+        let mut cmd = if paused { redis::cmd("HSET") } else { redis::cmd("HDEL") };
+        cmd.arg(meta).arg("paused");
         if paused {
-            pipe.hset(meta, "paused", "1");
-        } else {
-            pipe.hdel(meta, "paused");
+            cmd.arg("1");
         }
-        pipe.sadd(self.keys.job_queues(), queue.as_str());
-        self.conn.pipe::<()>("jobs.set_paused", &pipe).await
+        self.conn.cmd::<i64>(OP, &cmd).await?;
+        self.conn.cmd::<i64>(OP, redis::cmd("SADD").arg(self.keys.job_queues()).arg(queue.as_str())).await.map(drop)
     }
 
     async fn put_schedule(&self, schedule: &Schedule, next_fire_at: Option<Timestamp>) -> Result<bool> {
@@ -649,14 +916,30 @@ impl JobStore for RedisJobs {
         next: Option<Timestamp>,
         job: &NewJob,
     ) -> Result<bool> {
+        // The tick is claimed in `{jobs}` (once across nodes), then its job enqueued in its
+        // queue's slot; the job's id derives from the schedule and the tick, so a retry is
+        // idempotent. A crash between the two loses that one tick's job.
         let mut invocation = self.schedule_invocation(&SCHEDULE_FIRE);
         invocation
             .arg(name.as_str())
             .arg(tick.as_millis())
             .arg(next.map(|t| t.as_millis().to_string()).unwrap_or_default());
-        job_args(&mut invocation, job);
         let fired: i64 = self.conn.script("jobs.fire_schedule", &invocation).await?;
-        Ok(fired == 1)
+        if fired != 1 {
+            return Ok(false);
+        }
+        self.enqueue(std::slice::from_ref(job)).await?;
+        Ok(true)
+    }
+}
+
+impl RedisJobs {
+    /// The ids a cancel script removed (its reply: flat `id, claim number`), their claims freed.
+    async fn cancelled(&self, op: &'static str, queue: &QueueName, reply: Value) -> Result<Vec<JobId>> {
+        let claims = freed(reply, queue.as_str(), op)?;
+        self.conn.replicated(op, &self.keys.job_queue_meta(queue.as_str())).await?;
+        self.free(op, &claims).await?;
+        claims.into_iter().map(|(id, _)| JobId::new(id)).collect()
     }
 }
 

@@ -46,13 +46,16 @@
 //! | `<p>c:{<namespace>}:lx` | ZSET (all scores 0, by key): leased keys, for prefix invalidation | namespace |
 //! | `<p>c:{<namespace>}:le` | ZSET: leased key -> lease expiry ms, to prune `lx` | namespace |
 //! | `<p>c:namespaces` | SET: every cache namespace used (for stats of all namespaces) | itself |
-//! | `<p>{jobs}:j:<job id>` | hash: one job (fields in `job_common.lua`) | `jobs` |
-//! | `<p>{jobs}:q:<queue>:w` | ZSET: waiting job ids -> `(1000 - priority) * 2^41 + seq` | `jobs` |
-//! | `<p>{jobs}:q:<queue>:d` | ZSET: delayed job ids -> due ms | `jobs` |
-//! | `<p>{jobs}:q:<queue>:a` | ZSET: active job ids -> lease end ms | `jobs` |
-//! | `<p>{jobs}:q:<queue>:c` / `:x` | ZSET: completed / dead job ids -> finish ms * 1024 (+ tie-break) | `jobs` |
-//! | `<p>{jobs}:q:<queue>:u` | hash: unique key -> holding job id | `jobs` |
-//! | `<p>{jobs}:q:<queue>:m` | hash: `paused`, `seq`, totals `ct`/`ft`, minute counters `cm`/`cc`/`cp`, `fm`/`fc`/`fp` | `jobs` |
+//! | `<p>{jobs:<queue>}:j:<job id>` | hash: one job (fields in `job_common.lua`) | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:w` | ZSET: waiting job ids -> `(1000 - priority) * 2^41 + seq` | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:d` | ZSET: delayed job ids -> due ms | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:a` | ZSET: active job ids -> lease end ms | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:c` / `:x` | ZSET: completed / dead job ids -> finish ms * 1024 (+ tie-break) | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:u` | hash: unique key -> holding job id | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:m` | hash: `paused`, `seq`, totals `ct`/`ft`, minute counters `cm`/`cc`/`cp`, `fm`/`fc`/`fp` | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:g` | ZSET: ended id claims `<claim number>:<job id>` -> ms it ended (kept an hour) | `jobs:<queue>` |
+//! | `<p>{jobs}:ix` | hash: job id -> its claim `<claim number>:<queue>` | `jobs` |
+//! | `<p>{jobs}:ixn` | string: the last claim number | `jobs` |
 //! | `<p>{jobs}:queues` | SET: queue names | `jobs` |
 //! | `<p>{jobs}:sd` | hash: schedule name -> definition JSON | `jobs` |
 //! | `<p>{jobs}:sn` | ZSET: schedule name -> next tick ms | `jobs` |
@@ -68,16 +71,30 @@
 //! values, so on Redis Cluster one namespace lives on one shard (spread load with several
 //! namespaces). Cache keys may contain braces; only the first `{...}`, the namespace, counts.
 //!
-//! Every job key shares the one tag `{jobs}` (as BullMQ does with a hash-tagged prefix): job ids
-//! are global, so a job is found by id alone, and one fetch script can take from several queues.
-//! On Redis Cluster the whole jobs capability therefore lives on one shard.
+//! Each queue is one slot, `{jobs:<queue>}` (as BullMQ does with a hash-tagged queue prefix), so
+//! on Redis Cluster queues spread over the shards; every operation on one queue or on one job
+//! is one script in that slot. The queue scripts get [`Keys::job_queue_prefix`] and build
+//! `j:<id>` and the one-letter parts after it (`job_common.lua`), so keys of different queues
+//! or ids never collide. Queue names, schedules and the id index stay in `{jobs}`.
 //!
-//! [`slot`] computes a key's Cluster slot, for operations that must know whether keys share one. The job scripts get
-//! [`Keys::jobs_prefix`] and build `j:<id>` and `q:<queue>:<part>` after it (`job_common.lua`);
-//! the part is one letter, so keys of different queues or ids never collide.
+//! Job ids: ids are global (`/jobs/{id}` names no queue) and may be chosen by the caller, so
+//! the index `{jobs}:ix` maps each id to its queue through a claim `<number>:<queue>` (numbers
+//! from `{jobs}:ixn`, never reused). An enqueue first claims its id (a claimed id keeps its
+//! claim), then creates the job in the claimed queue under the claim's number (`n` in the job's
+//! hash). A claim ends, in the queue's slot and atomically with what ends it, when its job is
+//! deleted (removed, cancelled, trimmed by retention), when an enqueue stored nothing under it
+//! (duplicate unique key), or when an enqueue for another queue finds no job under it (a claim
+//! whose enqueue crashed, or one being created right now): the number is written to the
+//! queue's `g` set. A queue never creates a job under an ended claim; the enqueue holding it
+//! claims again. Ended claims are then dropped from the index (only while they are still the
+//! id's claim); a crash before that leaves an index entry whose claim has ended, which the next
+//! enqueue or lookup of the id treats as absent. So a job exists only in the queue its id's
+//! current claim names, and at most once.
+//!
+//! [`slot`] computes a key's Cluster slot, for operations that must know whether keys share one.
 
 use switchboard_core::ids::user_shard;
-use switchboard_core::{ChannelName, ConversationId, JobId, QueueName, RateLimitKey, SessionId, TokenId, UserId};
+use switchboard_core::{ChannelName, ConversationId, JobId, RateLimitKey, SessionId, TokenId, UserId};
 
 /// The Redis Cluster slot of `key`: CRC16 of its hash tag (the first `{...}` with something in
 /// it) or of the whole key, modulo 16384.
@@ -323,24 +340,39 @@ impl Keys {
         format!("{}c:{{{namespace}}}:ex", self.prefix)
     }
 
-    /// `<p>{jobs}:`: the job scripts build every job, queue and schedule key after it.
+    /// `<p>{jobs}:`: the global job keys (id index, queue names, schedules).
     pub(crate) fn jobs_prefix(&self) -> String {
         format!("{}{{jobs}}:", self.prefix)
     }
 
+    /// `<p>{jobs:<queue>}:`: the queue scripts build every key of the queue after it.
+    pub(crate) fn job_queue_prefix(&self, queue: &str) -> String {
+        format!("{}{{jobs:{queue}}}:", self.prefix)
+    }
+
     /// One job's hash (built the same way by `job_key` in `job_common.lua`).
-    pub(crate) fn job(&self, id: &JobId) -> String {
-        format!("{}j:{id}", self.jobs_prefix())
+    pub(crate) fn job(&self, queue: &str, id: &JobId) -> String {
+        format!("{}j:{id}", self.job_queue_prefix(queue))
     }
 
     /// A queue's meta hash (`paused`, `seq`, counters), as `qkey(queue, 'm')` in Lua.
-    pub(crate) fn job_queue_meta(&self, queue: &QueueName) -> String {
-        format!("{}q:{queue}:m", self.jobs_prefix())
+    pub(crate) fn job_queue_meta(&self, queue: &str) -> String {
+        format!("{}m", self.job_queue_prefix(queue))
     }
 
     /// The set of queue names.
     pub(crate) fn job_queues(&self) -> String {
         format!("{}queues", self.jobs_prefix())
+    }
+
+    /// The id index: job id -> claim `<number>:<queue>`.
+    pub(crate) fn job_index(&self) -> String {
+        format!("{}ix", self.jobs_prefix())
+    }
+
+    /// The last claim number.
+    pub(crate) fn job_claims(&self) -> String {
+        format!("{}ixn", self.jobs_prefix())
     }
 
     /// Schedule definitions (name -> JSON).
@@ -460,13 +492,22 @@ mod tests {
     }
 
     #[test]
-    fn every_job_key_shares_the_jobs_slot() {
+    fn each_queue_is_its_own_slot_and_global_job_keys_share_jobs() {
         let keys = Keys::new("sb:");
-        let job = keys.job(&JobId::new("j-1").unwrap());
-        assert_eq!(job, "sb:{jobs}:j:j-1");
-        assert_eq!(format!("{}j:j-1", keys.jobs_prefix()), job);
-        assert_eq!(keys.job_queue_meta(&QueueName::new("mail").unwrap()), "sb:{jobs}:q:mail:m");
-        for key in [keys.job_queues(), keys.schedules(), keys.schedule_next(), keys.schedule_last()] {
+        let job = keys.job("mail", &JobId::new("j-1").unwrap());
+        assert_eq!(job, "sb:{jobs:mail}:j:j-1");
+        assert_eq!(format!("{}j:j-1", keys.job_queue_prefix("mail")), job);
+        assert_eq!(keys.job_queue_meta("mail"), "sb:{jobs:mail}:m");
+        assert_eq!(tag(&job), tag(&keys.job_queue_meta("mail")));
+        assert_ne!(slot(&keys.job_queue_meta("mail")), slot(&keys.job_queue_meta("sms")));
+        for key in [
+            keys.job_queues(),
+            keys.job_index(),
+            keys.job_claims(),
+            keys.schedules(),
+            keys.schedule_next(),
+            keys.schedule_last(),
+        ] {
             assert_eq!(tag(&key), "jobs");
         }
     }

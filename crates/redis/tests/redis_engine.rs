@@ -1,7 +1,8 @@
 //! Redis-engine specifics the shared conformance suite cannot see: outages, the circuit and
 //! recovery, start-up failures, secrets in URLs, the key layout and expiries, the active-session
 //! count's lag, the Lua rate-limit script decision for decision against core's reference
-//! algorithms, and the Lua job backoff delay for delay against core's `Backoff::delay_ms`.
+//! algorithms, the Lua job backoff delay for delay against core's `Backoff::delay_ms`, and the
+//! job id index surviving stale entries.
 //! Every test starts its own `redis-server` on a free port.
 
 use std::collections::HashMap;
@@ -826,7 +827,7 @@ fn new_job(id: &str, queue: &str, unique: Option<&str>) -> NewJob {
 }
 
 #[tokio::test]
-async fn job_keys_share_the_jobs_slot_and_finished_jobs_leave_no_index_behind() {
+async fn job_keys_live_in_their_queues_slot_and_finished_jobs_leave_no_index_behind() {
     let server = Server::start(&[]);
     let engine = switchboard_redis::connect(config(&server, "jb:")).await.expect("connect");
     let jobs = &engine.jobs;
@@ -846,16 +847,105 @@ async fn job_keys_share_the_jobs_slot_and_finished_jobs_leave_no_index_behind() 
     let mut keys: Vec<String> = raw.keys("jb:*").await.unwrap();
     keys.sort();
     for key in &keys {
-        assert!(key.starts_with("jb:{jobs}:"), "{key} is outside the jobs slot");
+        assert!(
+            key.starts_with("jb:{jobs}:") || key.starts_with("jb:{jobs:q1}:") || key.starts_with("jb:{jobs:q2}:"),
+            "{key} is outside the job slots"
+        );
     }
-    // b completed with completed_max 0: its hash is gone; a is dead and freed its unique key.
-    assert!(!keys.contains(&"jb:{jobs}:j:b".to_owned()), "{keys:?}");
-    assert!(keys.contains(&"jb:{jobs}:j:a".to_owned()) && keys.contains(&"jb:{jobs}:q:q1:x".to_owned()), "{keys:?}");
-    assert!(!keys.contains(&"jb:{jobs}:q:q1:u".to_owned()), "{keys:?}");
+    // b completed with completed_max 0: its hash and its index entry are gone; a is dead and
+    // freed its unique key.
+    assert!(!keys.contains(&"jb:{jobs:q2}:j:b".to_owned()), "{keys:?}");
+    assert!(keys.contains(&"jb:{jobs:q1}:j:a".to_owned()) && keys.contains(&"jb:{jobs:q1}:x".to_owned()), "{keys:?}");
+    assert!(!keys.contains(&"jb:{jobs:q1}:u".to_owned()), "{keys:?}");
+    let index: HashMap<String, String> = raw.hgetall("jb:{jobs}:ix").await.unwrap();
+    assert_eq!(index.keys().collect::<Vec<_>>(), ["a"], "{index:?}");
+    assert!(index["a"].ends_with(":q1"), "{index:?}");
     let counts = jobs.counts(&q("q1"), &retention).await.unwrap();
     assert_eq!((counts.dead, counts.failed_total, counts.failed_this_minute), (1, 1, 1));
     jobs.retry_dead(&a).await.unwrap();
     assert_eq!(jobs.get(&a).await.unwrap().unwrap().state, JobState::Waiting);
+}
+
+/// Index entries a crash left behind never make an id misbehave: an entry whose job was deleted
+/// (the crash came between the delete and the index update) or whose enqueue never created the
+/// job (the crash came between the claim and the queue script) reads as no job, and the id can
+/// be enqueued again, to that queue or another, exactly once; the enqueue that held the ended
+/// claim can no longer create under it.
+#[tokio::test]
+async fn stale_id_claims_are_no_job_and_the_id_can_be_enqueued_again() {
+    use switchboard_core::EnqueueOutcome::{Created, ExistingId};
+    let server = Server::start(&[]);
+    let engine = switchboard_redis::connect(config(&server, "js:")).await.expect("connect");
+    let jobs = &engine.jobs;
+    let mut raw = raw(&server).await;
+    let id = |s: &str| JobId::new(s).unwrap();
+    let outcomes = |out: Vec<switchboard_core::Enqueued>| out.into_iter().map(|e| e.outcome).collect::<Vec<_>>();
+
+    // 1. Deleted, then its index entry put back as a crash would have left it.
+    jobs.enqueue(&[new_job("gone", "qa", None)]).await.unwrap();
+    let claim: String = raw.hget("js:{jobs}:ix", "gone").await.unwrap();
+    assert_eq!(jobs.remove(&id("gone")).await.unwrap(), Some(JobState::Waiting));
+    let left: Option<String> = raw.hget("js:{jobs}:ix", "gone").await.unwrap();
+    assert_eq!(left, None, "remove frees the claim");
+    let _: () = raw.hset("js:{jobs}:ix", "gone", &claim).await.unwrap();
+    assert!(jobs.get(&id("gone")).await.unwrap().is_none());
+    assert_eq!(jobs.remove(&id("gone")).await.unwrap(), None);
+    assert!(matches!(jobs.retry_dead(&id("gone")).await, Err(Error::NotFound(_))));
+    // Again to the same queue, and to another queue: each is a new job, once.
+    let out = jobs.enqueue(&[new_job("gone", "qa", None), new_job("gone", "qb", None)]).await.unwrap();
+    assert_eq!(outcomes(out), [Created, ExistingId]);
+    let now: String = raw.hget("js:{jobs}:ix", "gone").await.unwrap();
+    assert_ne!(now, claim, "a fresh claim");
+    assert_eq!(jobs.get(&id("gone")).await.unwrap().unwrap().queue.as_str(), "qa");
+    // Deleted once more with the stale entry put back: another queue gets it.
+    assert_eq!(jobs.remove(&id("gone")).await.unwrap(), Some(JobState::Waiting));
+    let _: () = raw.hset("js:{jobs}:ix", "gone", &now).await.unwrap();
+    assert_eq!(outcomes(jobs.enqueue(&[new_job("gone", "qb", None)]).await.unwrap()), [Created]);
+    assert_eq!(outcomes(jobs.enqueue(&[new_job("gone", "qa", None)]).await.unwrap()), [ExistingId]);
+    assert_eq!(jobs.get(&id("gone")).await.unwrap().unwrap().queue.as_str(), "qb");
+    let waiting_a = jobs.list(&QueueName::new("qa").unwrap(), JobState::Waiting, 0, 10).await.unwrap();
+    assert!(waiting_a.is_empty(), "no second copy in qa: {waiting_a:?}");
+
+    // 2. A claim whose enqueue never reached its queue (claim number 999, never created).
+    let _: () = raw.hset("js:{jobs}:ix", "lost", "999:qa").await.unwrap();
+    assert!(jobs.get(&id("lost")).await.unwrap().is_none());
+    assert_eq!(outcomes(jobs.enqueue(&[new_job("lost", "qb", None)]).await.unwrap()), [Created]);
+    assert_eq!(jobs.get(&id("lost")).await.unwrap().unwrap().queue.as_str(), "qb");
+    // The claim ended in qa: an enqueue still holding it would be told to claim again.
+    let ended: Option<f64> = raw.zscore("js:{jobs:qa}:g", "999:lost").await.unwrap();
+    assert!(ended.is_some(), "the abandoned claim is ended in its queue");
+    // And to its own queue, a claim never created is simply used.
+    let _: () = raw.hset("js:{jobs}:ix", "late", "998:qa").await.unwrap();
+    assert_eq!(outcomes(jobs.enqueue(&[new_job("late", "qa", None)]).await.unwrap()), [Created]);
+    assert_eq!(outcomes(jobs.enqueue(&[new_job("late", "qb", None)]).await.unwrap()), [ExistingId]);
+
+    // 3. A duplicate unique key stores nothing and leaves no claim behind.
+    jobs.enqueue(&[new_job("holder", "qa", Some("k"))]).await.unwrap();
+    let out = jobs.enqueue(&[new_job("dup", "qa", Some("k"))]).await.unwrap();
+    assert_eq!(out[0].id.as_str(), "holder");
+    let dup: Option<String> = raw.hget("js:{jobs}:ix", "dup").await.unwrap();
+    assert_eq!(dup, None);
+    assert_eq!(outcomes(jobs.enqueue(&[new_job("dup", "qb", None)]).await.unwrap()), [Created]);
+
+    // 4. Enqueues of one id to two queues at once: one job, in the queue whose enqueue created it.
+    for n in 0..30 {
+        let name = format!("race-{n}");
+        let (to_c, to_d) = ([new_job(&name, "qc", None)], [new_job(&name, "qd", None)]);
+        let (x, y) = tokio::join!(jobs.enqueue(&to_c), jobs.enqueue(&to_d));
+        let (x, y) = (x.unwrap().remove(0), y.unwrap().remove(0));
+        let created: Vec<&str> =
+            [(&x, "qc"), (&y, "qd")].into_iter().filter(|(e, _)| e.outcome == Created).map(|(_, q)| q).collect();
+        assert_eq!(created.len(), 1, "{x:?} {y:?}");
+        assert!(x.outcome == ExistingId || y.outcome == ExistingId, "{x:?} {y:?}");
+        assert_eq!(jobs.get(&id(&name)).await.unwrap().unwrap().queue.as_str(), created[0]);
+    }
+    for queue in ["qc", "qd"] {
+        let counts = jobs.counts(&QueueName::new(queue).unwrap(), &JobRetention::default()).await.unwrap();
+        assert!(counts.waiting <= 30, "{queue}: {counts:?}");
+    }
+    let c = jobs.counts(&QueueName::new("qc").unwrap(), &JobRetention::default()).await.unwrap().waiting;
+    let d = jobs.counts(&QueueName::new("qd").unwrap(), &JobRetention::default()).await.unwrap().waiting;
+    assert_eq!(c + d, 30, "each raced id is one job");
 }
 
 /// `connect_in_background` with no Redis yet, on every topology: the engine is built at once,

@@ -319,7 +319,8 @@ impl Jobs {
         done.pop().ok_or_else(|| Error::Internal("enqueue answered nothing".into()))
     }
 
-    /// Enqueues up to 1000 jobs atomically, in order.
+    /// Enqueues up to 1000 jobs in order: atomically when they share one queue; across queues
+    /// each queue's part is atomic (see [`JobStore`](crate::JobStore)).
     pub async fn enqueue_bulk(&self, jobs: Vec<EnqueueJob>) -> Result<Vec<Enqueued>> {
         if jobs.is_empty() {
             return Err(Error::invalid("jobs", "must not be empty"));
