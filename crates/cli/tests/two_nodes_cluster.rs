@@ -1,9 +1,10 @@
 //! Two `switchboard serve` processes on a 3-master Redis Cluster the test starts
 //! (`REDIS_CLUSTER_NODES`): sessions, rate limits, notifications, messages and unread counters,
-//! jobs and the cache (a tag invalidated without a namespace is a miss in every namespace) are
-//! shared through HTTP, and publications through node B reach clients on node A over sharded
-//! pub/sub — a raw WebSocket client, and the real centrifuge-js SDK (its whole scenario: personal
-//! channel, chat, refusal, typing, disconnect and recovery, with node B's API).
+//! jobs (8 queues spread over the 3 masters) and the cache (a tag invalidated without a namespace
+//! is a miss in every namespace) are shared through HTTP, and publications through node B reach
+//! clients on node A over sharded pub/sub — a raw WebSocket client, and the real centrifuge-js SDK
+//! (its whole scenario: personal channel, chat, refusal, typing, disconnect and recovery, with
+//! node B's API).
 
 mod common;
 
@@ -96,6 +97,12 @@ async fn two_nodes_share_every_capability_on_a_cluster() {
     }
     let (_, job) = call(&http, M::GET, a.api("/jobs/job-3"), None).await;
     assert_eq!(job["state"], "completed", "{job}");
+    // Each queue is its own slot: the 8 queues' keys are spread over all 3 masters.
+    let holding = cluster.nodes[..3]
+        .iter()
+        .filter(|node| !node.cli(&["--scan", "--pattern", "sbc:{jobs:*"]).trim().is_empty())
+        .count();
+    assert_eq!(holding, 3, "the 8 queues spread over the 3 masters");
 
     // Cache: set on A with a tag, read on B, the tag invalidated on B is a miss on A.
     let value = json!({"value": {"name": "Ann"}, "tags": ["user:ann"]});
