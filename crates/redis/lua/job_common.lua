@@ -25,9 +25,11 @@ local FIN_SCALE = 1024
 local MAX_ERRORS = 10
 -- Most jobs one call settles (due delayed + expired leases) or trims, so a script stays short.
 local BUDGET = 1000
--- How long an ended claim is remembered (ms): an enqueue that read a claim and reaches the
--- queue later than this after the claim ended could still create under it.
-local GONE_MS = 3600000
+-- How long an ended claim is remembered (ms): far longer than one enqueue call takes (its
+-- steps are bounded by the command timeout), since an enqueue that read a claim and reached the
+-- queue later than this after the claim ended could still create under it. Costs one entry per
+-- deleted job for that long.
+local GONE_MS = 600000
 
 local function job_key(id)
   return JP .. 'j:' .. id

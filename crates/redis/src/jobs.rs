@@ -222,11 +222,9 @@ impl RedisJobs {
         Err(bad(OP, "a claim neither ended nor created"))
     }
 
-    /// Frees the claims a finishing script reports (the first of `rest`), then waits for
-    /// replicas of the queue's slot as configured.
-    async fn settle_freed(&self, op: &'static str, queue: &str, freed_claims: Value) -> Result<()> {
-        let claims = freed(freed_claims, queue, op)?;
-        self.conn.replicated(op, &self.keys.job_queue_meta(queue)).await?;
+    /// Frees the ended claims a script reports (flat `id, claim number`) in `queue`.
+    async fn free_reported(&self, op: &'static str, queue: &str, reported: Value) -> Result<()> {
+        let claims = freed(reported, queue, op)?;
         self.free(op, &claims).await
     }
 }
@@ -591,7 +589,8 @@ impl JobStore for RedisJobs {
                     .arg(age_ms(retention.completed_max_age));
             })
             .await?;
-        self.settle_freed(OP, &queue, rest.into_iter().next().unwrap_or(Value::Nil)).await
+        self.conn.replicated(OP, &self.keys.job_queue_meta(&queue)).await?;
+        self.free_reported(OP, &queue, rest.into_iter().next().unwrap_or(Value::Nil)).await
     }
 
     async fn complete_many(&self, completions: &[Completion], retention: &JobRetention) -> Result<Vec<Result<()>>> {
@@ -647,7 +646,8 @@ impl JobStore for RedisJobs {
             for (code, &i) in codes.into_iter().zip(&members) {
                 answers[i] = Some(status(num(code, OP)?, &completions[i].id, OP));
             }
-            self.settle_freed(OP, &queue, parts.next().unwrap_or(Value::Nil)).await?;
+            self.conn.replicated(OP, &self.keys.job_queue_meta(&queue)).await?;
+            self.free_reported(OP, &queue, parts.next().unwrap_or(Value::Nil)).await?;
         }
         answers.into_iter().map(|a| a.ok_or_else(|| bad(OP, "a job without an answer"))).collect()
     }
@@ -684,7 +684,7 @@ impl JobStore for RedisJobs {
         let claims = rest.next().unwrap_or(Value::Nil);
         let state = JobState::parse(&text(rest.next().unwrap_or(Value::Nil), OP)?).map_err(|_| bad(OP, "state"))?;
         let retry_at = opt_num(rest.next().unwrap_or(Value::Nil), OP)?.map(Timestamp::from_millis);
-        self.settle_freed(OP, &queue, claims).await?;
+        self.free_reported(OP, &queue, claims).await?;
         Ok(FailOutcome { state, retry_at })
     }
 
@@ -739,7 +739,7 @@ impl JobStore for RedisJobs {
             0 => {
                 let state = text(items.next().unwrap_or(Value::Nil), OP)?;
                 let state = JobState::parse(&state).map_err(|_| bad(OP, "state"))?;
-                self.settle_freed(OP, &queue, items.next().unwrap_or(Value::Nil)).await?;
+                self.free_reported(OP, &queue, items.next().unwrap_or(Value::Nil)).await?;
                 Ok(Some(state))
             }
             1 => Ok(None),
@@ -937,7 +937,6 @@ impl RedisJobs {
     /// The ids a cancel script removed (its reply: flat `id, claim number`), their claims freed.
     async fn cancelled(&self, op: &'static str, queue: &QueueName, reply: Value) -> Result<Vec<JobId>> {
         let claims = freed(reply, queue.as_str(), op)?;
-        self.conn.replicated(op, &self.keys.job_queue_meta(queue.as_str())).await?;
         self.free(op, &claims).await?;
         claims.into_iter().map(|(id, _)| JobId::new(id)).collect()
     }

@@ -53,7 +53,7 @@
 //! | `<p>{jobs:<queue>}:c` / `:x` | ZSET: completed / dead job ids -> finish ms * 1024 (+ tie-break) | `jobs:<queue>` |
 //! | `<p>{jobs:<queue>}:u` | hash: unique key -> holding job id | `jobs:<queue>` |
 //! | `<p>{jobs:<queue>}:m` | hash: `paused`, `seq`, totals `ct`/`ft`, minute counters `cm`/`cc`/`cp`, `fm`/`fc`/`fp` | `jobs:<queue>` |
-//! | `<p>{jobs:<queue>}:g` | ZSET: ended id claims `<claim number>:<job id>` -> ms it ended (kept an hour) | `jobs:<queue>` |
+//! | `<p>{jobs:<queue>}:g` | ZSET: ended id claims `<claim number>:<job id>` -> ms it ended (kept 10 minutes) | `jobs:<queue>` |
 //! | `<p>{jobs}:ix` | hash: job id -> its claim `<claim number>:<queue>` | `jobs` |
 //! | `<p>{jobs}:ixn` | string: the last claim number | `jobs` |
 //! | `<p>{jobs}:queues` | SET: queue names | `jobs` |
@@ -83,10 +83,11 @@
 //! claim), then creates the job in the claimed queue under the claim's number (`n` in the job's
 //! hash). A claim ends, in the queue's slot and atomically with what ends it, when its job is
 //! deleted (removed, cancelled, trimmed by retention), when an enqueue stored nothing under it
-//! (duplicate unique key), or when an enqueue for another queue finds no job under it (a claim
-//! whose enqueue crashed, or one being created right now): the number is written to the
-//! queue's `g` set. A queue never creates a job under an ended claim; the enqueue holding it
-//! claims again. Ended claims are then dropped from the index (only while they are still the
+//! (duplicate unique key), or when an enqueue for another queue still finds no job under it
+//! after short pauses (about 150 ms: a claim whose enqueue crashed; one being created right now
+//! shows its job meanwhile): the number is written to the queue's `g` set, remembered 10
+//! minutes (far longer than an enqueue takes). A queue never creates a job under an ended
+//! claim; the enqueue holding it claims again. Ended claims are then dropped from the index (only while they are still the
 //! id's claim); a crash before that leaves an index entry whose claim has ended, which the next
 //! enqueue or lookup of the id treats as absent. So a job exists only in the queue its id's
 //! current claim names, and at most once.
