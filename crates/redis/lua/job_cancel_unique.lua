@@ -1,10 +1,11 @@
 -- job_cancel_unique.lua: removes the pending jobs of a queue holding any of some unique keys;
 -- active holders are left alone.
 -- KEYS[1]: the queue's meta hash (the slot). ARGV[1]: the queue prefix; ARGV[2]: queue; ARGV[3..]: keys.
--- Returns FREED: the removed jobs' ids, each with its claim number.
+-- Returns {the removed jobs' ids, FREED}.
 local queue = ARGV[2]
 local uk = qkey(queue, 'u')
 local now = now_ms()
+local removed = {}
 for i = 3, #ARGV do
   local id = redis.call('HGET', uk, ARGV[i])
   if id then
@@ -13,6 +14,7 @@ for i = 3, #ARGV do
     if state == 'waiting' or state == 'delayed' then
       redis.call('ZREM', qkey(queue, state == 'waiting' and 'w' or 'd'), id)
       drop_jobs({ id }, now)
+      removed[#removed + 1] = id
       redis.call('HDEL', uk, ARGV[i])
     elseif state ~= 'active' then
       -- A stale entry (its holder finished or is gone): drop it.
@@ -20,4 +22,4 @@ for i = 3, #ARGV do
     end
   end
 end
-return FREED
+return { removed, FREED }

@@ -1,11 +1,12 @@
 -- job_cancel_unique_prefix.lua: removes the pending jobs of a queue whose unique key starts with
 -- a prefix; active holders are left alone.
 -- KEYS[1]: the queue's meta hash (the slot). ARGV[1]: the queue prefix; ARGV[2]: queue; ARGV[3]: key prefix.
--- Returns FREED: the removed jobs' ids, each with its claim number.
+-- Returns {the removed jobs' ids, FREED}.
 local queue = ARGV[2]
 local prefix = ARGV[3]
 local uk = qkey(queue, 'u')
 local now = now_ms()
+local removed = {}
 -- Plain comparison, not a glob: a prefix may hold characters HSCAN MATCH would read as patterns.
 for _, key in ipairs(redis.call('HKEYS', uk)) do
   if string.sub(key, 1, #prefix) == prefix then
@@ -15,6 +16,7 @@ for _, key in ipairs(redis.call('HKEYS', uk)) do
     if state == 'waiting' or state == 'delayed' then
       redis.call('ZREM', qkey(queue, state == 'waiting' and 'w' or 'd'), id)
       drop_jobs({ id }, now)
+      removed[#removed + 1] = id
       redis.call('HDEL', uk, key)
     elseif state ~= 'active' then
       -- A stale entry (its holder finished or is gone): drop it.
@@ -22,4 +24,4 @@ for _, key in ipairs(redis.call('HKEYS', uk)) do
     end
   end
 end
-return FREED
+return { removed, FREED }

@@ -13,8 +13,20 @@
 -- of the id claim it was created under (see keys.rs, "Job ids").
 -- Queue parts: w waiting, d delayed, a active, c completed, x dead (ZSETs), u unique keys,
 -- m meta (hash), g ended claims (ZSET `<claim number>:<id>` -> ms it ended).
+--
+-- On one server (standalone, Sentinel) ARGV[1] is the queue prefix, a newline, then the global
+-- prefix `<p>{jobs}:`: every key is on that server, so the scripts keep the id index themselves
+-- (an enqueue claims its ids, a deletion drops its claims) in the same atomic step, and no
+-- claim is ever left without its job. On a Cluster the index is in another slot: the caller
+-- claims before and frees after (FREED), and `g` remembers ended claims meanwhile.
 
-local JP = ARGV[1]
+local JP, GP = ARGV[1], nil
+do
+  local nl = string.find(ARGV[1], '\n', 1, true)
+  if nl then
+    JP, GP = string.sub(ARGV[1], 1, nl - 1), string.sub(ARGV[1], nl + 1)
+  end
+end
 local MAX_PRIORITY = 1000
 -- Waiting score = (MAX_PRIORITY - priority) * 2^41 + seq: below 2^52, so exact in a double;
 -- strict between levels, FIFO within one.
@@ -41,12 +53,25 @@ local function qkey(_queue, part)
   return JP .. part
 end
 
--- Ids (with their claim numbers) this script deleted, flat: the caller frees their claims.
+-- Ids (with their claim numbers) this script deleted, flat: the caller frees their claims
+-- (on a Cluster; on one server they are freed here and it stays empty).
 local FREED = {}
 
--- Ends claim `n` of job `id` in this queue: an enqueue that still holds it is told to claim
--- again instead of creating under it. Old ended claims are forgotten.
+-- Ends claim `n` of job `id` in this queue. On one server it leaves the index at once (only
+-- while it is still the id's claim: numbers are never reused, so the number names it). On a
+-- Cluster an enqueue that still holds it is told to claim again instead of creating under it,
+-- the caller frees it, and old ended claims are forgotten.
 local function end_claim(id, n, now)
+  if GP then
+    local ix = GP .. 'ix'
+    local claim = redis.call('HGET', ix, id)
+    if claim and string.sub(claim, 1, #n + 1) == n .. ':' then
+      redis.call('HDEL', ix, id)
+    end
+    return
+  end
+  FREED[#FREED + 1] = id
+  FREED[#FREED + 1] = n
   local gk = JP .. 'g'
   redis.call('ZADD', gk, int(now), n .. ':' .. id)
   redis.call('ZREMRANGEBYSCORE', gk, '-inf', '(' .. int(now - GONE_MS))
@@ -165,7 +190,7 @@ local function backoff_delay(encoded, attempt, random)
   return error('bad stored backoff ' .. encoded)
 end
 
--- Deletes job hashes, ending their claims (listed in FREED for the caller).
+-- Deletes job hashes, ending their claims.
 local function drop_jobs(ids, now)
   local keys = {}
   for i, id in ipairs(ids) do
@@ -174,8 +199,6 @@ local function drop_jobs(ids, now)
     local n = redis.call('HGET', jk, 'n')
     if n then
       end_claim(id, n, now)
-      FREED[#FREED + 1] = id
-      FREED[#FREED + 1] = n
     end
   end
   redis.call('DEL', unpack(keys))
@@ -312,8 +335,31 @@ local function settle(queue, now, budget, dead_max, dead_age)
   return moved + #expired
 end
 
+-- One server: the number of the claim `id` holds for `queue`, made now if it holds none (or
+-- one naming another queue that no longer has its job); or nil and the job's state when the
+-- id names a job of another queue.
+local function claim_here(id, queue)
+  local ix = GP .. 'ix'
+  local claim = redis.call('HGET', ix, id)
+  if claim then
+    local n, owner = string.match(claim, '^(%d+):(.*)$')
+    if owner == queue then
+      return n
+    elseif owner then
+      local f = redis.call('HMGET', string.sub(GP, 1, -8) .. '{jobs:' .. owner .. '}:j:' .. id, 's', 'n')
+      if f[1] and f[2] == n then
+        return nil, f[1]
+      end
+    end
+  end
+  local n = tostring(redis.call('INCR', GP .. 'ixn'))
+  redis.call('HSET', ix, id, n .. ':' .. queue)
+  redis.call('SADD', GP .. 'queues', queue)
+  return n
+end
+
 -- Stores one job as JobStore::enqueue describes, from 13 arguments starting at ARGV[a]: the
--- number of the id claim it holds, id, queue, type, payload, priority, due kind ('n' now,
+-- number of the id claim it holds (on one server: ignored, the id is claimed here), id, queue, type, payload, priority, due kind ('n' now,
 -- 'a' after ms, 't' at ms), due ms, max attempts, backoff, lease ms, has unique key ('1'/'0'),
 -- unique key.
 -- Returns the outcome ('c' created, 'i' existing id, 'u' duplicate unique key, 'r' the claim
@@ -322,12 +368,19 @@ local function enqueue_job(a, now)
   local n = ARGV[a]
   a = a + 1
   local id, queue = ARGV[a], ARGV[a + 1]
+  if GP then
+    local other
+    n, other = claim_here(id, queue)
+    if not n then
+      return 'i', id, other
+    end
+  end
   local jk = job_key(id)
   local existing = redis.call('HGET', jk, 's')
   if existing then
     return 'i', id, existing
   end
-  if claim_ended(id, n) then
+  if not GP and claim_ended(id, n) then
     return 'r', id, ''
   end
   local unique = nil

@@ -31,7 +31,8 @@
 //! `fail` computes the retry delay in Lua, operation for operation as [`Backoff::delay_ms`],
 //! from the stored [`Backoff::encode`] form.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -90,10 +91,19 @@ const CHECK_PAUSES_MS: [u64; 4] = [10, 20, 40, 80];
 /// Longest age handed to a script (about 317 years): keeps `(now - age) * 1024` exact in Lua.
 const MAX_AGE_MS: u64 = 10_000_000_000_000;
 
+/// Most job ids a node remembers the queue of (about 10 MB); the memory is cleared when full.
+const REMEMBERED_IDS: usize = 65_536;
+
 /// The job store in Redis. See [`JobStore`] for the contract.
 pub(crate) struct RedisJobs {
     conn: Conn,
     keys: Keys,
+    /// Job id -> queue, as this node last enqueued or leased it: a lease operation (complete,
+    /// fail, heartbeat, progress, release) tries that queue first instead of reading the index.
+    /// Only a guess, checked by the script: a job with the id in that queue is the id's job (a
+    /// job exists only in the queue its id's claim names), and a guess that finds no job falls
+    /// back to the index.
+    remembered: Mutex<HashMap<String, String>>,
 }
 
 /// An id's claim in the index: the claim number and the queue (`<number>:<queue>`).
@@ -130,21 +140,45 @@ fn freed(v: Value, queue: &str, op: &str) -> Result<Vec<(String, String)>> {
 
 impl RedisJobs {
     pub(crate) fn new(conn: Conn, keys: Keys) -> Self {
-        RedisJobs { conn, keys }
+        RedisJobs { conn, keys, remembered: Mutex::new(HashMap::new()) }
+    }
+
+    /// ARGV[1] of a queue script: the queue prefix, and on one server (standalone, Sentinel:
+    /// every key on it) a newline and the global prefix, so the script keeps the id index in
+    /// the same step (job_common.lua).
+    fn queue_arg(&self, queue: &str) -> String {
+        let prefix = self.keys.job_queue_prefix(queue);
+        if self.conn.is_cluster() { prefix } else { format!("{prefix}\n{}", self.keys.jobs_prefix()) }
+    }
+
+    /// Remembers that job `id` is in `queue`.
+    fn remember(&self, id: &str, queue: &str) {
+        let mut remembered = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+        if remembered.len() >= REMEMBERED_IDS && !remembered.contains_key(id) {
+            remembered.clear();
+        }
+        if remembered.get(id).is_none_or(|q| q != queue) {
+            remembered.insert(id.to_owned(), queue.to_owned());
+        }
+    }
+
+    /// The queue job `id` was last seen in by this node, if any (a guess).
+    fn guess(&self, id: &str) -> Option<String> {
+        self.remembered.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned()
     }
 
     /// An invocation on a queue: its meta hash as KEYS[1] (the slot), the queue prefix as
     /// ARGV[1] (job_common.lua).
     fn queue_invocation<'a>(&self, script: &'a Script, queue: &str) -> ScriptInvocation<'a> {
         let mut invocation = script.key(self.keys.job_queue_meta(queue));
-        invocation.arg(self.keys.job_queue_prefix(queue));
+        invocation.arg(self.queue_arg(queue));
         invocation
     }
 
     /// An invocation on one job of `queue`: its hash as KEYS[1], then the queue prefix and the id.
     fn job_invocation<'a>(&self, script: &'a Script, queue: &str, id: &JobId) -> ScriptInvocation<'a> {
         let mut invocation = script.key(self.keys.job(queue, id));
-        invocation.arg(self.keys.job_queue_prefix(queue)).arg(id.as_str());
+        invocation.arg(self.queue_arg(queue)).arg(id.as_str());
         invocation
     }
 
@@ -177,18 +211,44 @@ impl RedisJobs {
     }
 
     /// Runs a lease operation whose script answers a status code first (0 ok, 1 missing,
-    /// 2 not held); the rest of the answer. An id without a claim is missing.
+    /// 2 not held) in the queue this node remembers for `id`, else (or when that queue has no
+    /// such job) in the queue the index names; the queue and the rest of the answer. An id
+    /// without a claim is missing.
     async fn leased(
         &self,
         op: &'static str,
         script: &Script,
         id: &JobId,
-        args: impl FnOnce(&mut ScriptInvocation<'_>),
+        args: impl Fn(&mut ScriptInvocation<'_>),
     ) -> Result<(String, Vec<Value>)> {
-        let Some(queue) = self.queue_of(op, id).await? else {
-            return Err(Error::NotFound(format!("job {id} not found")));
+        let guess = self.guess(id.as_str());
+        if let Some(queue) = &guess {
+            let (code, rest) = self.leased_in(op, script, queue, id, &args).await?;
+            if code != 1 {
+                status(code, id, op)?;
+                return Ok((queue.clone(), rest));
+            }
+        }
+        let queue = match self.queue_of(op, id).await? {
+            Some(queue) if guess.as_ref() != Some(&queue) => queue,
+            _ => return Err(Error::NotFound(format!("job {id} not found"))),
         };
-        let mut invocation = self.job_invocation(script, &queue, id);
+        let (code, rest) = self.leased_in(op, script, &queue, id, &args).await?;
+        status(code, id, op)?;
+        self.remember(id.as_str(), &queue);
+        Ok((queue, rest))
+    }
+
+    /// One lease script on `id` in `queue`: its status code and the rest of its answer.
+    async fn leased_in(
+        &self,
+        op: &'static str,
+        script: &Script,
+        queue: &str,
+        id: &JobId,
+        args: &impl Fn(&mut ScriptInvocation<'_>),
+    ) -> Result<(i64, Vec<Value>)> {
+        let mut invocation = self.job_invocation(script, queue, id);
         args(&mut invocation);
         let value: Value = self.conn.script(op, &invocation).await?;
         let mut items = match value {
@@ -196,8 +256,7 @@ impl RedisJobs {
             single => vec![single].into_iter(),
         };
         let code = num(items.next().unwrap_or(Value::Nil), op)?;
-        status(code, id, op)?;
-        Ok((queue, items.collect()))
+        Ok((code, items.collect()))
     }
 
     /// The state of the job `claim` (for another queue than the caller's) names, or `None` once
@@ -222,10 +281,52 @@ impl RedisJobs {
         Err(bad(OP, "a claim neither ended nor created"))
     }
 
+    /// Completes `members` (indexes into `completions`) in `queue` with one script: their
+    /// status codes, in order (0 done, 1 no such job there, 2 not active under the token).
+    async fn complete_in(
+        &self,
+        op: &'static str,
+        queue: &str,
+        members: &[usize],
+        completions: &[Completion],
+        retention: &JobRetention,
+    ) -> Result<Vec<i64>> {
+        let mut invocation = self.queue_invocation(&COMPLETE_MANY, queue);
+        invocation.arg(retention.completed_max).arg(age_ms(retention.completed_max_age));
+        for &i in members {
+            let c = &completions[i];
+            invocation
+                .arg(c.id.as_str())
+                .arg(c.token.as_str())
+                .arg(if c.result.is_some() { "1" } else { "0" })
+                .arg(c.result.as_deref().unwrap_or_default());
+        }
+        let reply: Value = self.conn.script(op, &invocation).await?;
+        let mut parts = array(reply, op)?.into_iter();
+        let codes = array(parts.next().unwrap_or(Value::Nil), op)?;
+        if codes.len() != members.len() {
+            return Err(Error::Internal(format!("redis: {op}: {} answers for {} jobs", codes.len(), members.len())));
+        }
+        let codes = codes.into_iter().map(|c| num(c, op)).collect::<Result<Vec<_>>>()?;
+        if codes.contains(&0) {
+            self.conn.replicated(op, &self.keys.job_queue_meta(queue)).await?;
+        }
+        self.free_reported(op, queue, parts.next().unwrap_or(Value::Nil)).await?;
+        Ok(codes)
+    }
+
     /// Frees the ended claims a script reports (flat `id, claim number`) in `queue`.
     async fn free_reported(&self, op: &'static str, queue: &str, reported: Value) -> Result<()> {
         let claims = freed(reported, queue, op)?;
         self.free(op, &claims).await
+    }
+}
+
+/// Adds member `i` to the group of `queue` (groups in order of first appearance).
+fn group(groups: &mut Vec<(String, Vec<usize>)>, queue: &str, i: usize) {
+    match groups.iter_mut().find(|(q, _)| q == queue) {
+        Some((_, members)) => members.push(i),
+        None => groups.push((queue.to_owned(), vec![i])),
     }
 }
 
@@ -427,13 +528,18 @@ impl JobStore for RedisJobs {
             if pending.is_empty() {
                 break;
             }
-            // Claim the ids (an id already claimed keeps its claim).
-            let mut invocation = CLAIM.key(self.keys.job_index());
-            invocation.key(self.keys.job_queues()).key(self.keys.job_claims());
-            for &i in &pending {
-                invocation.arg(jobs[i].id.as_str()).arg(jobs[i].queue.as_str());
-            }
-            let claims: Vec<String> = self.conn.script(OP, &invocation).await?;
+            // Claim the ids (an id already claimed keeps its claim). On one server the enqueue
+            // script claims them itself, in the same step (its claim number is then empty).
+            let claims: Vec<String> = if self.conn.is_cluster() {
+                let mut invocation = CLAIM.key(self.keys.job_index());
+                invocation.key(self.keys.job_queues()).key(self.keys.job_claims());
+                for &i in &pending {
+                    invocation.arg(jobs[i].id.as_str()).arg(jobs[i].queue.as_str());
+                }
+                self.conn.script(OP, &invocation).await?
+            } else {
+                pending.iter().map(|&i| format!(":{}", jobs[i].queue)).collect()
+            };
             if claims.len() != pending.len() {
                 return Err(bad(OP, "one claim per job"));
             }
@@ -484,6 +590,9 @@ impl JobStore for RedisJobs {
                         _ => return Err(bad(OP, "enqueue outcome")),
                     };
                     let state = JobState::parse(&state).map_err(|_| bad(OP, "job state"))?;
+                    if outcome != EnqueueOutcome::DuplicateUniqueKey {
+                        self.remember(&id, &queue);
+                    }
                     answers[i] = Some(Enqueued { id: JobId::new(id)?, outcome, state });
                 }
                 if !touched.contains(&queue) {
@@ -515,7 +624,8 @@ impl JobStore for RedisJobs {
         for queue in &touched {
             self.conn.replicated(OP, &self.keys.job_queue_meta(queue)).await?;
         }
-        if !jobs.is_empty() {
+        if !jobs.is_empty() && self.conn.is_cluster() {
+            // On one server the index was written with the queues, and waited for with them.
             self.conn.replicated(OP, &self.keys.job_index()).await?;
         }
         answers.into_iter().map(|a| a.ok_or_else(|| bad(OP, "a job without an outcome"))).collect()
@@ -560,7 +670,9 @@ impl JobStore for RedisJobs {
                 return Err(bad(OP, "more jobs than tokens"));
             }
             for (record, token) in items.zip(left) {
-                jobs.push(LeasedJob { job: parse_job(record, OP)?, lease_token: token.clone() });
+                let job = parse_job(record, OP)?;
+                self.remember(job.id.as_str(), queue);
+                jobs.push(LeasedJob { job, lease_token: token.clone() });
             }
             self.free(OP, &claims).await?;
         }
@@ -595,59 +707,54 @@ impl JobStore for RedisJobs {
 
     async fn complete_many(&self, completions: &[Completion], retention: &JobRetention) -> Result<Vec<Result<()>>> {
         const OP: &str = "jobs.complete_many";
-        if completions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut index = redis::cmd("HMGET");
-        index.arg(self.keys.job_index());
-        for c in completions {
-            index.arg(c.id.as_str());
-        }
-        let claims: Vec<Option<String>> = self.conn.cmd(OP, &index).await?;
-        if claims.len() != completions.len() {
-            return Err(bad(OP, "one claim per job"));
-        }
-        let mut answers: Vec<Option<Result<()>>> = Vec::with_capacity(completions.len());
+        let mut answers: Vec<Option<Result<()>>> = vec![None; completions.len()];
+        // First each job in the queue this node remembers for it; the others, and the guesses
+        // that found no job, in the queue the index names.
+        let mut guesses: Vec<Option<String>> = completions.iter().map(|c| self.guess(c.id.as_str())).collect();
+        let mut pending: Vec<usize> = Vec::new();
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        for (i, (c, claim)) in completions.iter().zip(claims).enumerate() {
-            match claim {
-                None => answers.push(Some(status(1, &c.id, OP))),
-                Some(claim) => {
-                    answers.push(None);
-                    let queue = Claim::parse(&claim, OP)?.queue;
-                    match groups.iter_mut().find(|(q, _)| *q == queue) {
-                        Some((_, members)) => members.push(i),
-                        None => groups.push((queue, vec![i])),
+        for (i, guess) in guesses.iter().enumerate() {
+            match guess {
+                Some(queue) => group(&mut groups, queue, i),
+                None => pending.push(i),
+            }
+        }
+        for round in 0..2 {
+            if !pending.is_empty() {
+                let mut index = redis::cmd("HMGET");
+                index.arg(self.keys.job_index());
+                for &i in &pending {
+                    index.arg(completions[i].id.as_str());
+                }
+                let claims: Vec<Option<String>> = self.conn.cmd(OP, &index).await?;
+                if claims.len() != pending.len() {
+                    return Err(bad(OP, "one claim per job"));
+                }
+                for (&i, claim) in pending.iter().zip(claims) {
+                    let queue = claim.map(|c| Claim::parse(&c, OP).map(|c| c.queue)).transpose()?;
+                    match queue {
+                        Some(queue) if guesses[i].as_ref() != Some(&queue) => {
+                            group(&mut groups, &queue, i);
+                            guesses[i] = None;
+                        }
+                        _ => answers[i] = Some(status(1, &completions[i].id, OP)),
                     }
                 }
             }
-        }
-        for (queue, members) in groups {
-            let mut invocation = self.queue_invocation(&COMPLETE_MANY, &queue);
-            invocation.arg(retention.completed_max).arg(age_ms(retention.completed_max_age));
-            for &i in &members {
-                let c = &completions[i];
-                invocation
-                    .arg(c.id.as_str())
-                    .arg(c.token.as_str())
-                    .arg(if c.result.is_some() { "1" } else { "0" })
-                    .arg(c.result.as_deref().unwrap_or_default());
+            pending = Vec::new();
+            for (queue, members) in std::mem::take(&mut groups) {
+                let codes = self.complete_in(OP, &queue, &members, completions, retention).await?;
+                for (code, i) in codes.into_iter().zip(members) {
+                    if code == 1 && round == 0 && guesses[i].is_some() {
+                        pending.push(i);
+                        continue;
+                    }
+                    if code != 1 {
+                        self.remember(completions[i].id.as_str(), &queue);
+                    }
+                    answers[i] = Some(status(code, &completions[i].id, OP));
+                }
             }
-            let reply: Value = self.conn.script(OP, &invocation).await?;
-            let mut parts = array(reply, OP)?.into_iter();
-            let codes = array(parts.next().unwrap_or(Value::Nil), OP)?;
-            if codes.len() != members.len() {
-                return Err(Error::Internal(format!(
-                    "redis: {OP}: {} answers for {} jobs",
-                    codes.len(),
-                    members.len()
-                )));
-            }
-            for (code, &i) in codes.into_iter().zip(&members) {
-                answers[i] = Some(status(num(code, OP)?, &completions[i].id, OP));
-            }
-            self.conn.replicated(OP, &self.keys.job_queue_meta(&queue)).await?;
-            self.free_reported(OP, &queue, parts.next().unwrap_or(Value::Nil)).await?;
         }
         answers.into_iter().map(|a| a.ok_or_else(|| bad(OP, "a job without an answer"))).collect()
     }
@@ -934,11 +1041,12 @@ impl JobStore for RedisJobs {
 }
 
 impl RedisJobs {
-    /// The ids a cancel script removed (its reply: flat `id, claim number`), their claims freed.
+    /// The ids a cancel script removed (its reply: the ids, then the claims to free).
     async fn cancelled(&self, op: &'static str, queue: &QueueName, reply: Value) -> Result<Vec<JobId>> {
-        let claims = freed(reply, queue.as_str(), op)?;
-        self.free(op, &claims).await?;
-        claims.into_iter().map(|(id, _)| JobId::new(id)).collect()
+        let mut parts = array(reply, op)?.into_iter();
+        let removed = array(parts.next().unwrap_or(Value::Nil), op)?;
+        self.free_reported(op, queue.as_str(), parts.next().unwrap_or(Value::Nil)).await?;
+        removed.into_iter().map(|id| JobId::new(text(id, op)?)).collect()
     }
 }
 
