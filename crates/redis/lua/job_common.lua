@@ -20,11 +20,13 @@
 -- claim is ever left without its job. On a Cluster the index is in another slot: the caller
 -- claims before and frees after (FREED), and `g` remembers ended claims meanwhile.
 
-local JP, GP = ARGV[1], nil
+local JP, GP, QN = ARGV[1], nil, nil
 do
   local nl = string.find(ARGV[1], '\n', 1, true)
   if nl then
     JP, GP = string.sub(ARGV[1], 1, nl - 1), string.sub(ARGV[1], nl + 1)
+    -- This script's queue, as the index names it.
+    QN = string.match(JP, '{jobs:(.*)}:$')
   end
 end
 local MAX_PRIORITY = 1000
@@ -57,17 +59,27 @@ end
 -- (on a Cluster; on one server they are freed here and it stays empty).
 local FREED = {}
 
--- Ends claim `n` of job `id` in this queue. On one server it leaves the index at once (only
--- while it is still the id's claim: numbers are never reused, so the number names it). On a
--- Cluster an enqueue that still holds it is told to claim again instead of creating under it,
--- the caller frees it, and old ended claims are forgotten.
+-- One server: drops ids `ids` from the index where it still names this queue.
+local function unclaim_here(ids)
+  local claims = redis.call('HMGET', GP .. 'ix', unpack(ids))
+  local mine = {}
+  for i, claim in ipairs(claims) do
+    if claim and string.match(claim, '^%d+:(.*)$') == QN then
+      mine[#mine + 1] = ids[i]
+    end
+  end
+  if #mine > 0 then
+    redis.call('HDEL', GP .. 'ix', unpack(mine))
+  end
+end
+
+-- Ends claim `n` of job `id` in this queue. On one server it leaves the index at once (where
+-- the index still names this queue). On a Cluster an enqueue that still holds it is told to
+-- claim again instead of creating under it, the caller frees it, and old ended claims are
+-- forgotten.
 local function end_claim(id, n, now)
   if GP then
-    local ix = GP .. 'ix'
-    local claim = redis.call('HGET', ix, id)
-    if claim and string.sub(claim, 1, #n + 1) == n .. ':' then
-      redis.call('HDEL', ix, id)
-    end
+    unclaim_here({ id })
     return
   end
   FREED[#FREED + 1] = id
@@ -193,6 +205,14 @@ end
 -- Deletes job hashes, ending their claims.
 local function drop_jobs(ids, now)
   local keys = {}
+  if GP then
+    for i, id in ipairs(ids) do
+      keys[i] = job_key(id)
+    end
+    unclaim_here(ids)
+    redis.call('DEL', unpack(keys))
+    return
+  end
   for i, id in ipairs(ids) do
     local jk = job_key(id)
     keys[i] = jk
@@ -340,9 +360,9 @@ end
 -- id names a job of another queue.
 local function claim_here(id, queue)
   local ix = GP .. 'ix'
-  local claim = redis.call('HGET', ix, id)
-  if claim then
-    local n, owner = string.match(claim, '^(%d+):(.*)$')
+  -- Claims made here are all number 0: nothing runs between a claim and its job on one server.
+  if redis.call('HSETNX', ix, id, '0:' .. queue) == 0 then
+    local n, owner = string.match(redis.call('HGET', ix, id), '^(%d+):(.*)$')
     if owner == queue then
       return n
     elseif owner then
@@ -351,11 +371,10 @@ local function claim_here(id, queue)
         return nil, f[1]
       end
     end
+    redis.call('HSET', ix, id, '0:' .. queue)
   end
-  local n = tostring(redis.call('INCR', GP .. 'ixn'))
-  redis.call('HSET', ix, id, n .. ':' .. queue)
   redis.call('SADD', GP .. 'queues', queue)
-  return n
+  return '0'
 end
 
 -- Stores one job as JobStore::enqueue describes, from 13 arguments starting at ARGV[a]: the
