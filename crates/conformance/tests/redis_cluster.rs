@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use switchboard_conformance::{RedisCluster, RedisServer};
 use switchboard_conformance::harness::redis_engine_on;
+use switchboard_conformance::{RedisCluster, RedisServer};
 use switchboard_core::{
     Backoff, Due, EnqueueOutcome, JobId, JobRetention, JobState, JobType, LeaseToken, NewJob, QueueName,
 };
@@ -72,24 +72,26 @@ async fn queues_spread_over_the_masters() {
     assert_eq!(got, want);
 }
 
-/// `redis-cli` on a deployment (with `-c` on a Cluster, so it follows the key to its master).
-type Cli<'a> = &'a dyn Fn(&[&str]) -> String;
-
 /// Index entries a crash left behind never make an id misbehave: an entry whose job was deleted
 /// (the crash came between the delete and the index update) or whose enqueue never created the
-/// job (on a Cluster the crash came between the claim and the queue script) reads as no job, and
-/// the id can be enqueued again, to that queue or another, exactly once; on a Cluster the
-/// enqueue that held the ended claim can no longer create under it.
-async fn stale_claims_are_no_job(config: RedisConfig, cli: Cli<'_>, on_cluster: bool) {
+/// job (the crash came between the claim and the queue script) reads as no job, and the id can
+/// be enqueued again, to that queue or another, exactly once; the enqueue that held the ended
+/// claim can no longer create under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_id_claims_are_no_job_and_the_id_can_be_enqueued_again() {
     use EnqueueOutcome::{Created, ExistingId};
-    let config = config.with_key_prefix("js:");
-    let engine = switchboard_redis::connect(config.clone()).await.expect("connect");
+    let cluster = RedisCluster::start(3, 0);
+    let node = &cluster.nodes[0];
+    let cli = |args: &[&str]| node.cli(&[&["-c"], args].concat());
+    let config = RedisConfig::default().with_cluster_nodes(cluster.seeds()).with_key_prefix("js:");
+    let engine = switchboard_redis::connect(config).await.expect("connect");
     let jobs = &engine.jobs;
     let id = |s: &str| JobId::new(s).unwrap();
     let outcomes = |out: Vec<switchboard_core::Enqueued>| out.into_iter().map(|e| e.outcome).collect::<Vec<_>>();
     let index = |id: &str| cli(&["HGET", "js:{jobs}:ix", id]).trim().to_owned();
     let set_index = |id: &str, claim: &str| assert_eq!(cli(&["HSET", "js:{jobs}:ix", id, claim]).trim(), "1");
-    let get_queue = |name: String| async move { jobs.get(&id(&name)).await.unwrap().unwrap().queue.as_str().to_owned() };
+    let get_queue =
+        |name: String| async move { jobs.get(&id(&name)).await.unwrap().unwrap().queue.as_str().to_owned() };
 
     // 1. Deleted, then its index entry put back as a crash would have left it.
     jobs.enqueue(&[job("gone", "qa")]).await.unwrap();
@@ -105,10 +107,7 @@ async fn stale_claims_are_no_job(config: RedisConfig, cli: Cli<'_>, on_cluster: 
     let out = jobs.enqueue(&[job("gone", "qa"), job("gone", "qb")]).await.unwrap();
     assert_eq!(outcomes(out), [Created, ExistingId]);
     let now = index("gone");
-    if on_cluster {
-        // The old claim ended with its job (one server reuses it: nothing can hold it meanwhile).
-        assert_ne!(now, claim, "a fresh claim");
-    }
+    assert_ne!(now, claim, "a fresh claim");
     assert_eq!(get_queue("gone".into()).await, "qa");
     // Deleted once more with the stale entry put back: another queue gets it.
     assert_eq!(jobs.remove(&id("gone")).await.unwrap(), Some(JobState::Waiting));
@@ -125,11 +124,9 @@ async fn stale_claims_are_no_job(config: RedisConfig, cli: Cli<'_>, on_cluster: 
     assert_eq!(outcomes(jobs.enqueue(&[job("lost", "qb")]).await.unwrap()), [Created]);
     assert_eq!(get_queue("lost".into()).await, "qb");
     assert!(index("lost").ends_with(":qb"));
-    if on_cluster {
-        // The claim ended in qa: an enqueue still holding it would be told to claim again.
-        let ended = cli(&["ZSCORE", "js:{jobs:qa}:g", "999:lost"]);
-        assert!(!ended.trim().is_empty(), "the abandoned claim is ended in its queue");
-    }
+    // The claim ended in qa: an enqueue still holding it would be told to claim again.
+    let ended = cli(&["ZSCORE", "js:{jobs:qa}:g", "999:lost"]);
+    assert!(!ended.trim().is_empty(), "the abandoned claim is ended in its queue");
     // And to its own queue, a claim never created is simply used.
     set_index("late", "998:qa");
     assert_eq!(outcomes(jobs.enqueue(&[job("late", "qa")]).await.unwrap()), [Created]);
@@ -159,10 +156,15 @@ async fn stale_claims_are_no_job(config: RedisConfig, cli: Cli<'_>, on_cluster: 
         jobs.counts(&QueueName::new(queue).unwrap(), &JobRetention::default()).await.unwrap().waiting
     };
     assert_eq!(waiting("qc").await + waiting("qd").await, 30, "each raced id is one job");
+}
 
-    // 5. A node's memory of an id's queue is only a guess: this node enqueued "moved" to qe;
-    // another node removes it, enqueues it to qf and leases it; this node's lease operations
-    // still find it in qf.
+/// A node's memory of a job's queue is only a guess: this node enqueued "moved" to qe; another
+/// node removes it, enqueues it to qf and leases it; this node's lease operations still find it
+/// in qf (on every topology).
+async fn lease_operations_follow_a_moved_job(config: RedisConfig) {
+    let config = config.with_key_prefix("mv:");
+    let jobs = switchboard_redis::connect(config.clone()).await.expect("connect").jobs;
+    let id = |s: &str| JobId::new(s).unwrap();
     let other = switchboard_redis::connect(config.clone()).await.expect("connect a second node");
     let retention = JobRetention::default();
     jobs.enqueue(&[job("moved", "qe")]).await.unwrap();
@@ -184,17 +186,13 @@ async fn stale_claims_are_no_job(config: RedisConfig, cli: Cli<'_>, on_cluster: 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_id_claims_on_a_cluster() {
+async fn lease_operations_follow_a_moved_job_on_a_cluster() {
     let cluster = RedisCluster::start(3, 0);
-    let node = &cluster.nodes[0];
-    let cli = |args: &[&str]| node.cli(&[&["-c"], args].concat());
-    stale_claims_are_no_job(RedisConfig::default().with_cluster_nodes(cluster.seeds()), &cli, true).await;
+    lease_operations_follow_a_moved_job(RedisConfig::default().with_cluster_nodes(cluster.seeds())).await;
 }
 
-/// On one server the enqueue claims its ids itself, in the same step: the same behaviour.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_id_claims_on_one_server() {
+async fn lease_operations_follow_a_moved_job_on_one_server() {
     let server = RedisServer::start();
-    let cli = |args: &[&str]| server.cli(args);
-    stale_claims_are_no_job(RedisConfig { url: server.url(), ..RedisConfig::default() }, &cli, false).await;
+    lease_operations_follow_a_moved_job(RedisConfig { url: server.url(), ..RedisConfig::default() }).await;
 }

@@ -1,32 +1,28 @@
 -- job_common.lua: helpers prepended to the job scripts (after common.lua); not an operation by
--- itself. KEYS: none. ARGV[1] of every queue script: the queue prefix `<p>{jobs:<queue>}:`; the
--- scripts' own arguments start at ARGV[2]. Every key of one queue is built here, after that
--- prefix, exactly as keys.rs documents: `j:<id>` a job's hash, `w` `d` `a` `c` `x` `u` `m` the
--- queue's sets, `g` its ended claims. All share the queue's slot `{jobs:<queue>}`, so a queue
--- script touches one slot. (The schedule scripts get the global prefix `<p>{jobs}:` instead.)
+-- itself. KEYS: none. ARGV[1] of every queue script: the queue prefix; the scripts' own
+-- arguments start at ARGV[2]. Every key of one queue is built here, after that prefix, exactly
+-- as keys.rs documents: `j:<id>` a job's hash, `w` `d` `a` `c` `x` `u` `m` the queue's sets,
+-- `g` its ended claims. On a Cluster the prefix is `<p>{jobs:<queue>}:`: all share the
+-- queue's slot, so a queue script touches one slot. On one server (standalone, Sentinel)
+-- ARGV[1] is `<p>{jobs}:q:<queue>:`, a newline, and `<p>{jobs}:`, the prefix of job hashes
+-- there: ids are global by their key, so no id claims are kept (ONE).
+-- (The schedule scripts get the global prefix `<p>{jobs}:` instead.)
 --
 -- A job's hash: q queue, t type, p payload, pr priority, s state (wire name), a attempts,
 -- ma max attempts, b backoff (`Backoff::encode`), l lease ms, u unique key, c created ms,
 -- r run-at ms, st started ms, f finished ms, le lease end ms, k lease token, pg progress,
 -- rs result, e errors (JSON array of the newest 10 `{a: attempt, m: message, t: "<ms>"}`),
 -- sq the enqueue/requeue sequence number (orders delayed jobs due at the same ms), n the number
--- of the id claim it was created under (see keys.rs, "Job ids").
+-- of the id claim it was created under on a Cluster (see keys.rs, "Job ids").
 -- Queue parts: w waiting, d delayed, a active, c completed, x dead (ZSETs), u unique keys,
 -- m meta (hash), g ended claims (ZSET `<claim number>:<id>` -> ms it ended).
---
--- On one server (standalone, Sentinel) ARGV[1] is the queue prefix, a newline, then the global
--- prefix `<p>{jobs}:`: every key is on that server, so the scripts keep the id index themselves
--- (an enqueue claims its ids, a deletion drops its claims) in the same atomic step, and no
--- claim is ever left without its job. On a Cluster the index is in another slot: the caller
--- claims before and frees after (FREED), and `g` remembers ended claims meanwhile.
 
-local JP, GP, QN = ARGV[1], nil, nil
+-- JP: the queue's prefix; HP: the prefix of job hashes; ONE: on one server.
+local JP, HP, ONE = ARGV[1], ARGV[1], false
 do
   local nl = string.find(ARGV[1], '\n', 1, true)
   if nl then
-    JP, GP = string.sub(ARGV[1], 1, nl - 1), string.sub(ARGV[1], nl + 1)
-    -- This script's queue, as the index names it.
-    QN = string.match(JP, '{jobs:(.*)}:$')
+    JP, HP, ONE = string.sub(ARGV[1], 1, nl - 1), string.sub(ARGV[1], nl + 1), true
   end
 end
 local MAX_PRIORITY = 1000
@@ -46,7 +42,7 @@ local BUDGET = 1000
 local GONE_MS = 600000
 
 local function job_key(id)
-  return JP .. 'j:' .. id
+  return HP .. 'j:' .. id
 end
 
 -- A key of this script's queue (the `queue` argument names it for the reader; the prefix
@@ -56,30 +52,14 @@ local function qkey(_queue, part)
 end
 
 -- Ids (with their claim numbers) this script deleted, flat: the caller frees their claims
--- (on a Cluster; on one server they are freed here and it stays empty).
+-- (on a Cluster; on one server, with no claims, it stays empty).
 local FREED = {}
 
--- One server: drops ids `ids` from the index where it still names this queue.
-local function unclaim_here(ids)
-  local claims = redis.call('HMGET', GP .. 'ix', unpack(ids))
-  local mine = {}
-  for i, claim in ipairs(claims) do
-    if claim and string.match(claim, '^%d+:(.*)$') == QN then
-      mine[#mine + 1] = ids[i]
-    end
-  end
-  if #mine > 0 then
-    redis.call('HDEL', GP .. 'ix', unpack(mine))
-  end
-end
-
--- Ends claim `n` of job `id` in this queue. On one server it leaves the index at once (where
--- the index still names this queue). On a Cluster an enqueue that still holds it is told to
--- claim again instead of creating under it, the caller frees it, and old ended claims are
--- forgotten.
+-- Ends claim `n` of job `id` in this queue (on a Cluster; one server keeps no claims): an
+-- enqueue that still holds it is told to claim again instead of creating under it, the caller
+-- frees it, and old ended claims are forgotten.
 local function end_claim(id, n, now)
-  if GP then
-    unclaim_here({ id })
+  if ONE then
     return
   end
   FREED[#FREED + 1] = id
@@ -205,18 +185,10 @@ end
 -- Deletes job hashes, ending their claims.
 local function drop_jobs(ids, now)
   local keys = {}
-  if GP then
-    for i, id in ipairs(ids) do
-      keys[i] = job_key(id)
-    end
-    unclaim_here(ids)
-    redis.call('DEL', unpack(keys))
-    return
-  end
   for i, id in ipairs(ids) do
     local jk = job_key(id)
     keys[i] = jk
-    local n = redis.call('HGET', jk, 'n')
+    local n = not ONE and redis.call('HGET', jk, 'n')
     if n then
       end_claim(id, n, now)
     end
@@ -355,30 +327,8 @@ local function settle(queue, now, budget, dead_max, dead_age)
   return moved + #expired
 end
 
--- One server: the number of the claim `id` holds for `queue`, made now if it holds none (or
--- one naming another queue that no longer has its job); or nil and the job's state when the
--- id names a job of another queue.
-local function claim_here(id, queue)
-  local ix = GP .. 'ix'
-  -- Claims made here are all number 0: nothing runs between a claim and its job on one server.
-  if redis.call('HSETNX', ix, id, '0:' .. queue) == 0 then
-    local n, owner = string.match(redis.call('HGET', ix, id), '^(%d+):(.*)$')
-    if owner == queue then
-      return n
-    elseif owner then
-      local f = redis.call('HMGET', string.sub(GP, 1, -8) .. '{jobs:' .. owner .. '}:j:' .. id, 's', 'n')
-      if f[1] and f[2] == n then
-        return nil, f[1]
-      end
-    end
-    redis.call('HSET', ix, id, '0:' .. queue)
-  end
-  redis.call('SADD', GP .. 'queues', queue)
-  return '0'
-end
-
 -- Stores one job as JobStore::enqueue describes, from 13 arguments starting at ARGV[a]: the
--- number of the id claim it holds (on one server: ignored, the id is claimed here), id, queue, type, payload, priority, due kind ('n' now,
+-- number of the id claim it holds (on a Cluster; '' on one server), id, queue, type, payload, priority, due kind ('n' now,
 -- 'a' after ms, 't' at ms), due ms, max attempts, backoff, lease ms, has unique key ('1'/'0'),
 -- unique key.
 -- Returns the outcome ('c' created, 'i' existing id, 'u' duplicate unique key, 'r' the claim
@@ -387,19 +337,16 @@ local function enqueue_job(a, now)
   local n = ARGV[a]
   a = a + 1
   local id, queue = ARGV[a], ARGV[a + 1]
-  if GP then
-    local other
-    n, other = claim_here(id, queue)
-    if not n then
-      return 'i', id, other
-    end
-  end
   local jk = job_key(id)
   local existing = redis.call('HGET', jk, 's')
   if existing then
     return 'i', id, existing
   end
-  if not GP and claim_ended(id, n) then
+  if ONE then
+    -- (On a Cluster the claim lists the queue.)
+    redis.call('SADD', HP .. 'queues', queue)
+  end
+  if not ONE and claim_ended(id, n) then
     return 'r', id, ''
   end
   local unique = nil
@@ -434,8 +381,12 @@ local function enqueue_job(a, now)
   end
   local fields = {
     'q', queue, 't', ARGV[a + 2], 'p', ARGV[a + 3], 'pr', int(priority), 's', state, 'a', '0',
-    'ma', ARGV[a + 7], 'b', ARGV[a + 8], 'l', ARGV[a + 9], 'c', int(now), 'r', int(run_at), 'sq', int(seq), 'n', n,
+    'ma', ARGV[a + 7], 'b', ARGV[a + 8], 'l', ARGV[a + 9], 'c', int(now), 'r', int(run_at), 'sq', int(seq),
   }
+  if not ONE then
+    fields[#fields + 1] = 'n'
+    fields[#fields + 1] = n
+  end
   if unique then
     fields[#fields + 1] = 'u'
     fields[#fields + 1] = unique

@@ -143,12 +143,21 @@ impl RedisJobs {
         RedisJobs { conn, keys, remembered: Mutex::new(HashMap::new()) }
     }
 
-    /// ARGV[1] of a queue script: the queue prefix, and on one server (standalone, Sentinel:
-    /// every key on it) a newline and the global prefix, so the script keeps the id index in
-    /// the same step (job_common.lua).
+    /// Whether job keys are laid out one slot per queue (on a Cluster; keys.rs, "Job keys").
+    fn sharded(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// ARGV[1] of a queue script: the queue prefix, and on one server a newline and the prefix
+    /// of job hashes (job_common.lua).
     fn queue_arg(&self, queue: &str) -> String {
-        let prefix = self.keys.job_queue_prefix(queue);
-        if self.conn.is_cluster() { prefix } else { format!("{prefix}\n{}", self.keys.jobs_prefix()) }
+        let prefix = self.keys.job_queue_prefix(queue, self.sharded());
+        if self.sharded() { prefix } else { format!("{prefix}\n{}", self.keys.jobs_prefix()) }
+    }
+
+    /// A queue's meta hash: the key that routes its scripts and WAITs.
+    fn queue_meta(&self, queue: &str) -> String {
+        self.keys.job_queue_meta(queue, self.sharded())
     }
 
     /// Remembers that job `id` is in `queue`.
@@ -170,14 +179,14 @@ impl RedisJobs {
     /// An invocation on a queue: its meta hash as KEYS[1] (the slot), the queue prefix as
     /// ARGV[1] (job_common.lua).
     fn queue_invocation<'a>(&self, script: &'a Script, queue: &str) -> ScriptInvocation<'a> {
-        let mut invocation = script.key(self.keys.job_queue_meta(queue));
+        let mut invocation = script.key(self.queue_meta(queue));
         invocation.arg(self.queue_arg(queue));
         invocation
     }
 
     /// An invocation on one job of `queue`: its hash as KEYS[1], then the queue prefix and the id.
     fn job_invocation<'a>(&self, script: &'a Script, queue: &str, id: &JobId) -> ScriptInvocation<'a> {
-        let mut invocation = script.key(self.keys.job(queue, id));
+        let mut invocation = script.key(self.keys.job(queue, id, self.sharded()));
         invocation.arg(self.queue_arg(queue)).arg(id.as_str());
         invocation
     }
@@ -190,12 +199,33 @@ impl RedisJobs {
         invocation
     }
 
-    /// The queue `id` is claimed for, if any (a claim that ended but is still listed names a
-    /// queue without the job, which every caller treats as no job).
+    /// The queue of job `id`, if any: on a Cluster the queue its claim names (a claim that
+    /// ended but is still listed names a queue without the job, which every caller treats as
+    /// no job); on one server the queue in its hash.
     async fn queue_of(&self, op: &'static str, id: &JobId) -> Result<Option<String>> {
-        let claim: Option<String> =
-            self.conn.cmd(op, redis::cmd("HGET").arg(self.keys.job_index()).arg(id.as_str())).await?;
-        claim.map(|c| Claim::parse(&c, op).map(|c| c.queue)).transpose()
+        Ok(self.queues_of(op, std::slice::from_ref(id)).await?.pop().flatten())
+    }
+
+    /// [`RedisJobs::queue_of`] of several ids, with one command.
+    async fn queues_of(&self, op: &'static str, ids: &[JobId]) -> Result<Vec<Option<String>>> {
+        if self.sharded() {
+            let mut index = redis::cmd("HMGET");
+            index.arg(self.keys.job_index());
+            for id in ids {
+                index.arg(id.as_str());
+            }
+            let claims: Vec<Option<String>> = self.conn.cmd(op, &index).await?;
+            if claims.len() != ids.len() {
+                return Err(bad(op, "one claim per job"));
+            }
+            return claims.into_iter().map(|c| c.map(|c| Claim::parse(&c, op).map(|c| c.queue)).transpose()).collect();
+        }
+        // One server: the queue field of each job's hash, pipelined.
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.hget(self.keys.job("", id, false), "q");
+        }
+        self.conn.pipe(op, &pipe).await
     }
 
     /// Drops ended claims `(id, claim)` from the index (each only while it is still the id's).
@@ -309,7 +339,7 @@ impl RedisJobs {
         }
         let codes = codes.into_iter().map(|c| num(c, op)).collect::<Result<Vec<_>>>()?;
         if codes.contains(&0) {
-            self.conn.replicated(op, &self.keys.job_queue_meta(queue)).await?;
+            self.conn.replicated(op, &self.queue_meta(queue)).await?;
         }
         self.free_reported(op, queue, parts.next().unwrap_or(Value::Nil)).await?;
         Ok(codes)
@@ -528,9 +558,9 @@ impl JobStore for RedisJobs {
             if pending.is_empty() {
                 break;
             }
-            // Claim the ids (an id already claimed keeps its claim). On one server the enqueue
-            // script claims them itself, in the same step (its claim number is then empty).
-            let claims: Vec<String> = if self.conn.is_cluster() {
+            // Claim the ids (an id already claimed keeps its claim). On one server, where ids are
+            // global by their key, no claims: every job goes to its own queue (number empty).
+            let claims: Vec<String> = if self.sharded() {
                 let mut invocation = CLAIM.key(self.keys.job_index());
                 invocation.key(self.keys.job_queues()).key(self.keys.job_claims());
                 for &i in &pending {
@@ -622,10 +652,10 @@ impl JobStore for RedisJobs {
             )));
         }
         for queue in &touched {
-            self.conn.replicated(OP, &self.keys.job_queue_meta(queue)).await?;
+            self.conn.replicated(OP, &self.queue_meta(queue)).await?;
         }
-        if !jobs.is_empty() && self.conn.is_cluster() {
-            // On one server the index was written with the queues, and waited for with them.
+        if !jobs.is_empty() && self.sharded() {
+            // On one server there is no index.
             self.conn.replicated(OP, &self.keys.job_index()).await?;
         }
         answers.into_iter().map(|a| a.ok_or_else(|| bad(OP, "a job without an outcome"))).collect()
@@ -701,7 +731,7 @@ impl JobStore for RedisJobs {
                     .arg(age_ms(retention.completed_max_age));
             })
             .await?;
-        self.conn.replicated(OP, &self.keys.job_queue_meta(&queue)).await?;
+        self.conn.replicated(OP, &self.queue_meta(&queue)).await?;
         self.free_reported(OP, &queue, rest.into_iter().next().unwrap_or(Value::Nil)).await
     }
 
@@ -721,17 +751,9 @@ impl JobStore for RedisJobs {
         }
         for round in 0..2 {
             if !pending.is_empty() {
-                let mut index = redis::cmd("HMGET");
-                index.arg(self.keys.job_index());
-                for &i in &pending {
-                    index.arg(completions[i].id.as_str());
-                }
-                let claims: Vec<Option<String>> = self.conn.cmd(OP, &index).await?;
-                if claims.len() != pending.len() {
-                    return Err(bad(OP, "one claim per job"));
-                }
-                for (&i, claim) in pending.iter().zip(claims) {
-                    let queue = claim.map(|c| Claim::parse(&c, OP).map(|c| c.queue)).transpose()?;
+                let ids: Vec<JobId> = pending.iter().map(|&i| completions[i].id.clone()).collect();
+                let queues = self.queues_of(OP, &ids).await?;
+                for (&i, queue) in pending.iter().zip(queues) {
                     match queue {
                         Some(queue) if guesses[i].as_ref() != Some(&queue) => {
                             group(&mut groups, &queue, i);
@@ -955,7 +977,7 @@ impl JobStore for RedisJobs {
     async fn set_paused(&self, queue: &QueueName, paused: bool) -> Result<()> {
         const OP: &str = "jobs.set_paused";
         // Two slots: the queue's meta hash, then the queue-name set (each write on its own).
-        let meta = self.keys.job_queue_meta(queue.as_str());
+        let meta = self.queue_meta(queue.as_str());
         let mut cmd = if paused { redis::cmd("HSET") } else { redis::cmd("HDEL") };
         cmd.arg(meta).arg("paused");
         if paused {

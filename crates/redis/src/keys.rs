@@ -71,13 +71,18 @@
 //! values, so on Redis Cluster one namespace lives on one shard (spread load with several
 //! namespaces). Cache keys may contain braces; only the first `{...}`, the namespace, counts.
 //!
-//! Each queue is one slot, `{jobs:<queue>}` (as BullMQ does with a hash-tagged queue prefix), so
-//! on Redis Cluster queues spread over the shards; every operation on one queue or on one job
-//! is one script in that slot. The queue scripts get [`Keys::job_queue_prefix`] and build
-//! `j:<id>` and the one-letter parts after it (`job_common.lua`), so keys of different queues
-//! or ids never collide. Queue names, schedules and the id index stay in `{jobs}`.
+//! Job keys have two layouts. On a Cluster each queue is one slot, `{jobs:<queue>}` (as BullMQ
+//! does with a hash-tagged queue prefix), as the table shows, so queues spread over the shards;
+//! every operation on one queue or on one job is one script in that slot. On one server
+//! (standalone, Sentinel), where slots mean nothing, every job key is in `{jobs}`: a queue's
+//! parts are `<p>{jobs}:q:<queue>:<part>` and a job's hash `<p>{jobs}:j:<job id>`, found by its
+//! id alone, so no id index is kept (ids are global by their key) and an enqueue or an
+//! operation by id is one script. The queue scripts get [`Keys::job_queue_prefix`] (and on one
+//! server the prefix of job hashes) and build `j:<id>` and the one-letter parts after it
+//! (`job_common.lua`), so keys of different queues or ids never collide. Queue names and
+//! schedules stay in `{jobs}` on every topology.
 //!
-//! Job ids: ids are global (`/jobs/{id}` names no queue) and may be chosen by the caller, so
+//! Job ids on a Cluster: ids are global (`/jobs/{id}` names no queue) and may be chosen by the caller, so
 //! the index `{jobs}:ix` maps each id to its queue through a claim `<number>:<queue>` (numbers
 //! from `{jobs}:ixn`, never reused). An enqueue first claims its id (a claimed id keeps its
 //! claim), then creates the job in the claimed queue under the claim's number (`n` in the job's
@@ -346,19 +351,25 @@ impl Keys {
         format!("{}{{jobs}}:", self.prefix)
     }
 
-    /// `<p>{jobs:<queue>}:`: the queue scripts build every key of the queue after it.
-    pub(crate) fn job_queue_prefix(&self, queue: &str) -> String {
-        format!("{}{{jobs:{queue}}}:", self.prefix)
+    /// The queue scripts build every key of the queue's own after it: `<p>{jobs:<queue>}:` on
+    /// a Cluster (`sharded`), `<p>{jobs}:q:<queue>:` on one server.
+    pub(crate) fn job_queue_prefix(&self, queue: &str, sharded: bool) -> String {
+        if sharded { format!("{}{{jobs:{queue}}}:", self.prefix) } else { format!("{}q:{queue}:", self.jobs_prefix()) }
     }
 
-    /// One job's hash (built the same way by `job_key` in `job_common.lua`).
-    pub(crate) fn job(&self, queue: &str, id: &JobId) -> String {
-        format!("{}j:{id}", self.job_queue_prefix(queue))
+    /// One job's hash (built the same way by `job_key` in `job_common.lua`): in its queue's slot
+    /// on a Cluster (`sharded`), `<p>{jobs}:j:<id>` on one server.
+    pub(crate) fn job(&self, queue: &str, id: &JobId, sharded: bool) -> String {
+        if sharded {
+            format!("{}j:{id}", self.job_queue_prefix(queue, true))
+        } else {
+            format!("{}j:{id}", self.jobs_prefix())
+        }
     }
 
     /// A queue's meta hash (`paused`, `seq`, counters), as `qkey(queue, 'm')` in Lua.
-    pub(crate) fn job_queue_meta(&self, queue: &str) -> String {
-        format!("{}m", self.job_queue_prefix(queue))
+    pub(crate) fn job_queue_meta(&self, queue: &str, sharded: bool) -> String {
+        format!("{}m", self.job_queue_prefix(queue, sharded))
     }
 
     /// The set of queue names.
@@ -495,12 +506,16 @@ mod tests {
     #[test]
     fn each_queue_is_its_own_slot_and_global_job_keys_share_jobs() {
         let keys = Keys::new("sb:");
-        let job = keys.job("mail", &JobId::new("j-1").unwrap());
+        let j1 = JobId::new("j-1").unwrap();
+        let job = keys.job("mail", &j1, true);
         assert_eq!(job, "sb:{jobs:mail}:j:j-1");
-        assert_eq!(format!("{}j:j-1", keys.job_queue_prefix("mail")), job);
-        assert_eq!(keys.job_queue_meta("mail"), "sb:{jobs:mail}:m");
-        assert_eq!(tag(&job), tag(&keys.job_queue_meta("mail")));
-        assert_ne!(slot(&keys.job_queue_meta("mail")), slot(&keys.job_queue_meta("sms")));
+        assert_eq!(format!("{}j:j-1", keys.job_queue_prefix("mail", true)), job);
+        assert_eq!(keys.job_queue_meta("mail", true), "sb:{jobs:mail}:m");
+        assert_eq!(tag(&job), tag(&keys.job_queue_meta("mail", true)));
+        assert_ne!(slot(&keys.job_queue_meta("mail", true)), slot(&keys.job_queue_meta("sms", true)));
+        // One server: every job key under `{jobs}`, job hashes by id alone.
+        assert_eq!(keys.job("mail", &j1, false), "sb:{jobs}:j:j-1");
+        assert_eq!(keys.job_queue_meta("mail", false), "sb:{jobs}:q:mail:m");
         for key in [
             keys.job_queues(),
             keys.job_index(),
