@@ -45,9 +45,13 @@ local function job_key(id)
   return HP .. 'j:' .. id
 end
 
--- A key of this script's queue (the `queue` argument names it for the reader; the prefix
--- already holds it).
-local function qkey(_queue, part)
+-- A key of `queue`, or of this script's queue when nil (on a Cluster always this script's
+-- queue: the prefix already holds it; on one server a script may touch several queues, as an
+-- enqueue spanning queues does).
+local function qkey(queue, part)
+  if ONE and queue then
+    return HP .. 'q:' .. queue .. ':' .. part
+  end
   return JP .. part
 end
 

@@ -1,9 +1,11 @@
-//! `RedisJobs`: the [`JobStore`] in Redis. Each queue is one hash slot `{jobs:<queue>}` holding
-//! its sets and its jobs' hashes, so on Redis Cluster queues spread over the shards and every
-//! operation on one queue or one job is one script in one slot. Job ids are global, so an id
-//! index in the `{jobs}` slot names each id's queue through a claim (how claims keep an id in
-//! one queue at most, even across crashes and concurrent enqueues: `keys.rs`, "Job ids"); the
-//! queue names and schedules live in `{jobs}` too.
+//! `RedisJobs`: the [`JobStore`] in Redis. On a Cluster each queue is one hash slot
+//! `{jobs:<queue>}` holding its sets and its jobs' hashes, so queues spread over the shards and
+//! every operation on one queue or one job is one script in one slot. Job ids are global, so an
+//! id index in the `{jobs}` slot names each id's queue through a claim (how claims keep an id
+//! in one queue at most, even across crashes and concurrent enqueues: `keys.rs`, "Job ids").
+//! On one server (standalone, Sentinel) every job key is in `{jobs}` and a job's hash is keyed
+//! by its id alone, so no index is kept and a script may touch several queues. The queue names
+//! and schedules live in `{jobs}` on every topology.
 //!
 //! Layout (the key table in `keys.rs`, the hash fields in `job_common.lua`): a hash per job;
 //! per queue a waiting ZSET scored `(MAX_PRIORITY - priority) * 2^41 + seq` (strict between
@@ -15,10 +17,12 @@
 //! [`Schedule`] as JSON), a ZSET of next ticks and a hash of last fired ticks.
 //!
 //! What is atomic: everything on one queue (an enqueue of jobs of one queue, a fetch's part in
-//! one queue, a completion batch's part in one queue). An enqueue spanning queues applies each
-//! queue's part atomically, queue by queue in order of first appearance; a fetch over several
-//! queues runs one script per queue in the order given; an operation by id first reads the
-//! id's queue from the index (one more round trip), then runs in that queue's slot.
+//! one queue, a completion batch's part in one queue), and on one server an enqueue whatever
+//! its queues. On a Cluster an enqueue spanning queues applies each queue's part atomically,
+//! queue by queue in order of first appearance. A fetch over several queues runs one script
+//! per queue in the order given. An operation by id runs in the queue this node remembers for
+//! the job (it enqueued or leased it), else first reads the job's queue (from the index on a
+//! Cluster, from the job's hash on one server: one more round trip).
 //!
 //! Costs: every script is O(log n) per job it touches; records are read with one `HMGET` of
 //! fixed fields. Fetch first settles each listed queue that is not paused (due delayed jobs to
@@ -580,9 +584,12 @@ impl JobStore for RedisJobs {
             for (&i, claim) in pending.iter().zip(&claims) {
                 let claim = Claim::parse(claim, OP)?;
                 if claim.queue == jobs[i].queue.as_str() {
-                    match groups.iter_mut().find(|(q, _)| *q == claim.queue) {
+                    // On one server the whole batch is one script (every queue's keys are there),
+                    // sent with the first job's queue.
+                    let script_queue = if self.sharded() { claim.queue } else { jobs[pending[0]].queue.to_string() };
+                    match groups.iter_mut().find(|(q, _)| *q == script_queue) {
                         Some((_, members)) => members.push((i, claim.number)),
-                        None => groups.push((claim.queue, vec![(i, claim.number)])),
+                        None => groups.push((script_queue, vec![(i, claim.number)])),
                     }
                 } else {
                     others.push((i, claim));
@@ -620,8 +627,8 @@ impl JobStore for RedisJobs {
                         _ => return Err(bad(OP, "enqueue outcome")),
                     };
                     let state = JobState::parse(&state).map_err(|_| bad(OP, "job state"))?;
-                    if outcome != EnqueueOutcome::DuplicateUniqueKey {
-                        self.remember(&id, &queue);
+                    if outcome == EnqueueOutcome::Created {
+                        self.remember(&id, jobs[i].queue.as_str());
                     }
                     answers[i] = Some(Enqueued { id: JobId::new(id)?, outcome, state });
                 }
