@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use switchboard_core::{
-    ChannelName, CreateSession, NewPublication, Policy, PolicyRef, RateLimitCheck, RateLimitKey, SessionId,
-    Switchboard, UserId,
+    ChannelName, CreateSession, EnqueueJob, JobType, NewPublication, Policy, PolicyRef, QueueName, RateLimitCheck,
+    RateLimitKey, SessionId, Switchboard, UserId,
 };
 use switchboard_server::{ApiKey, AppState, ServerConfig};
 use tokio_util::sync::CancellationToken;
@@ -106,12 +106,33 @@ pub(crate) async fn run(args: CapabilitiesArgs) -> anyhow::Result<()> {
     .await?
     .print();
     crate::cache::library(&sb, c, duration).await?.iter().for_each(Figures::print);
+    jobs_round_trip(&sb, c, duration).await?.print();
     fan_out(&sb, c, duration).await?;
 
     if !args.no_http {
         http_workloads(sb.clone(), sessions, c, duration).await?;
     }
     Ok(())
+}
+
+/// One job enqueued, fetched and completed per operation, each task on one of 8 queues (so on a
+/// Cluster the queues spread over the shards). A task fetches after its own enqueue, so its
+/// queue always holds a job for it.
+async fn jobs_round_trip(sb: &Switchboard, c: usize, duration: Duration) -> anyhow::Result<Figures> {
+    let jobs = sb.jobs().clone();
+    measure("library job enqueue+fetch+complete (8 queues)", c, duration, move |task, _| {
+        let jobs = jobs.clone();
+        async move {
+            let queue = QueueName::new(format!("bench-{}", task % 8))?;
+            jobs.enqueue(EnqueueJob::new(queue.clone(), JobType::new("bench.noop")?, serde_json::json!({"n": 1})))
+                .await?;
+            let leased = jobs.fetch(std::slice::from_ref(&queue), 1, Duration::ZERO, None).await?;
+            let job = leased.first().context("no job fetched")?;
+            jobs.complete(&job.job.id, &job.lease_token, None).await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Publications on 100 channels, each with a live subscriber on this node, so every one also
