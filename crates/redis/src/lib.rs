@@ -42,9 +42,10 @@
 //! - `notification`: `RedisNotifications`, the [`switchboard_core::NotificationStore`].
 //! - `cache`: `RedisCache`, the [`switchboard_core::CacheStore`] (`cache_common.lua` is
 //!   prepended to its scripts).
-//! - `jobs`: `RedisJobs`, the [`switchboard_core::JobStore`]: each queue in its own
-//!   `{jobs:<queue>}` slot, an id index and the schedules in `{jobs}` (`job_common.lua`, with
-//!   the shared enqueue, settle and retention steps, is prepended to its scripts).
+//! - `jobs`: `RedisJobs`, the [`switchboard_core::JobStore`]: on a Cluster each queue in its own
+//!   `{jobs:<queue>}` slot with an id index in `{jobs}`; on one server every job key in `{jobs}`;
+//!   the schedules in `{jobs}` (`job_common.lua`, with the shared enqueue, settle and retention
+//!   steps, is prepended to its scripts).
 //! - `sweep`: claim and reschedule of the due sets behind presence and typing expiry detection.
 //! - `health`: `RedisHealth`, PING latency, whether the connection is up, and engine info;
 //!   `RedisLifecycle`, the broker's loop for the node to run, and closing.
