@@ -165,6 +165,20 @@ impl Backend {
     pub(crate) async fn probe(&self) -> RedisResult<()> {
         if let Backend::Sentinel(link) = self {
             link.follow().await?;
+            // A PING on a master that died waits out the connection manager's reconnection
+            // attempts (seconds). When the link moves meanwhile (the `+switch-master` watch
+            // found the promoted replica), that PING is dropped for one on the new master, so
+            // calls are served again as soon as the Sentinels name it.
+            loop {
+                // Taken before reading the link, so a move in between is not missed.
+                let moved = link.moved.notified();
+                let (_, mut manager) = link.current();
+                let ping = redis::cmd("PING");
+                tokio::select! {
+                    outcome = ping.query_async::<()>(&mut manager) => return outcome,
+                    () = moved => {}
+                }
+            }
         }
         let mut handle = self.handle();
         let ping = redis::cmd("PING");
@@ -198,6 +212,8 @@ pub(crate) struct SentinelLink {
     connect_timeout: Duration,
     /// The master's client and connection now.
     current: RwLock<(Client, ConnectionManager, ConnectionAddr)>,
+    /// Woken whenever `current` moves to another master (see [`Backend::probe`]).
+    moved: tokio::sync::Notify,
 }
 
 impl SentinelLink {
@@ -222,6 +238,7 @@ impl SentinelLink {
             connect_master(&self.template, &addr, &self.manager_config, self.connect_timeout).await?;
         tracing::warn!(master = %self.master_name, address = %addr, "redis: sentinel: following the master to its new address");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = (client, manager, addr);
+        self.moved.notify_waiters();
         Ok(())
     }
 }
@@ -702,6 +719,7 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
                 manager_config: manager_config.clone(),
                 connect_timeout: config.connect_timeout,
                 current: RwLock::new(current),
+                moved: tokio::sync::Notify::new(),
             });
             Some(Backend::Sentinel(link))
         }
