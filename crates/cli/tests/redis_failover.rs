@@ -390,9 +390,10 @@ async fn kill_the_master_under_load(
     .await;
 
     // SIGKILL the master; the load goes on.
-    let before = {
+    let (before, before_per_channel) = {
         let a = acked.lock().unwrap();
-        (a.publications.values().map(Vec::len).sum::<usize>(), a.jobs.len())
+        let per_channel: BTreeMap<String, usize> = a.publications.iter().map(|(c, l)| (c.clone(), l.len())).collect();
+        ((a.publications.values().map(Vec::len).sum::<usize>(), a.jobs.len()), per_channel)
     };
     topology.victim().kill_now();
     let killed = Instant::now();
@@ -457,6 +458,12 @@ async fn kill_the_master_under_load(
         acked.refused_enqueues
     );
     assert!(acked.refused_publications > 0, "publications ran during the outage (some were refused)");
+    // Every channel, those of the killed master included, had publications after the failover.
+    for channel in &channels {
+        let after = acked.publications.get(channel).map_or(0, Vec::len);
+        let before = before_per_channel.get(channel).copied().unwrap_or(0);
+        assert!(after > before, "{channel}: no publication acknowledged after the kill ({before} before)");
+    }
 
     // No offset was handed out twice (a publication acknowledged by the killed master and lost
     // would have its offset reused by the promoted one).
