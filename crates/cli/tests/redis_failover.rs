@@ -397,6 +397,12 @@ async fn kill_the_master_under_load(
     };
     topology.victim().kill_now();
     let killed = Instant::now();
+    // Gone for good (the signal is delivered asynchronously): from now on it refuses connections.
+    let port = topology.victim().port();
+    eventually(Duration::from_secs(5), "the killed master refuses connections", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err()
+    })
+    .await;
     let topology = Arc::new(Mutex::new(topology));
     let promoted = {
         let topology = topology.clone();
@@ -411,6 +417,7 @@ async fn kill_the_master_under_load(
         })
     };
     // Served again: a publication on a channel of the killed master and a read of a job there.
+    let mut refused_probes = 0;
     let served = loop {
         let publish = json!({"channel": probe, "data": {"type": "test.probe", "data": {}}});
         let published = http.post(node.api("/publish")).json(&publish).send().await.is_ok_and(|r| r.status() == 200);
@@ -418,10 +425,12 @@ async fn kill_the_master_under_load(
         if published && read {
             break Instant::now();
         }
+        refused_probes += 1;
         assert!(killed.elapsed() < PROMOTION + SERVES_AFTER_PROMOTION, "the server did not serve again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let promoted = promoted.await.expect("the promotion watch");
+    assert!(refused_probes > 0, "the outage was seen: the first probe after the kill failed");
     let after_promotion = served.saturating_duration_since(promoted);
     println!(
         "{label}: promotion visible {} ms after SIGKILL, the server served again {} ms after SIGKILL ({} ms after the promotion)",
