@@ -382,6 +382,8 @@ pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
     masters: usize,
     config_files: Vec<std::path::PathBuf>,
+    /// Each node's cluster arguments (config file, bus port), for [`RedisCluster::restart`].
+    cluster_args: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -399,8 +401,10 @@ impl RedisCluster {
         let count = masters * (1 + replicas_per_master);
         let mut nodes = Vec::with_capacity(count);
         let mut config_files = Vec::with_capacity(count);
+        let mut cluster_args = Vec::with_capacity(count);
         for _ in 0..count {
             let file = std::cell::RefCell::new(std::path::PathBuf::new());
+            let args = std::cell::RefCell::new(Vec::new());
             let node = RedisServer::start_free(|port| {
                 let path = std::env::temp_dir().join(format!("sb-cluster-{}-{port}.conf", std::process::id()));
                 let _ = std::fs::remove_file(&path);
@@ -415,13 +419,15 @@ impl RedisCluster {
                     "2000".into(),
                 ];
                 *file.borrow_mut() = path;
+                *args.borrow_mut() = extra.clone();
                 (Vec::new(), extra)
             });
             let file = file.into_inner();
             nodes.push(node);
             config_files.push(file);
+            cluster_args.push(args.into_inner());
         }
-        let cluster = RedisCluster { nodes, masters, config_files };
+        let cluster = RedisCluster { nodes, masters, config_files, cluster_args };
         // What `redis-cli --cluster create` does, without its one-second waits: distinct config
         // epochs, an even slot split over the masters, every node introduced to the first, then
         // each replica attached to its master.
@@ -477,6 +483,18 @@ impl RedisCluster {
             assert!(Instant::now() < deadline, "the test cluster did not reach cluster_state:ok within {timeout:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts the node at `index` again (after a kill) on its port with its cluster config file,
+    /// which still names the cluster and its other nodes: it rejoins, and a master whose slots
+    /// were taken over meanwhile comes back as a replica of the node that took them. Returns
+    /// without waiting for it to rejoin.
+    pub fn restart(&mut self, index: usize) {
+        let port = self.nodes[index].port();
+        let args: Vec<&str> = self.cluster_args[index].iter().map(String::as_str).collect();
+        // The old handle's shell goes first (it only waits for the killed server).
+        self.nodes[index].shutdown();
+        self.nodes[index] = RedisServer::start_with(port, &args);
     }
 
     /// The index in [`RedisCluster::nodes`] of the master serving `slot` now.

@@ -210,7 +210,7 @@ async fn sentinel_wait_replicas_keeps_every_acknowledged_enqueue() {
     let killed = Instant::now();
     let refused = loop {
         match t.engine.jobs.enqueue(&[job("after-kill")]).await {
-            Err(Error::Unavailable(why)) if why.contains("replicas confirmed") => break why,
+            Err(Error::Unavailable(why)) if why.contains("replicas are online") => break why,
             Err(Error::Unavailable(_)) => {}
             other => panic!("expected a refusal for want of a replica, got {other:?}"),
         }

@@ -45,9 +45,9 @@ pub struct RedisConfig {
     /// Replicas that must have a write before the writes that must survive a failover (job
     /// enqueue and completion, notification create, session create) are acknowledged: `WAIT n`
     /// after them, failing the call with [`Error::Unavailable`] when fewer replicas confirm within
-    /// three quarters of `command_timeout` (the write itself stays). 0, the default, waits for
-    /// none: replication is asynchronous, and a write acknowledged just before its master dies
-    /// can be lost.
+    /// three quarters of `command_timeout`, and at once when the master has fewer replicas
+    /// online (`ROLE`); the write itself stays. 0, the default, waits for none: replication is
+    /// asynchronous, and a write acknowledged just before its master dies can be lost.
     pub wait_replicas: u32,
 }
 

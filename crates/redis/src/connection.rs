@@ -165,6 +165,20 @@ impl Backend {
     pub(crate) async fn probe(&self) -> RedisResult<()> {
         if let Backend::Sentinel(link) = self {
             link.follow().await?;
+            // A PING on a master that died waits out the connection manager's reconnection
+            // attempts (seconds). When the link moves meanwhile (the `+switch-master` watch
+            // found the promoted replica), that PING is dropped for one on the new master, so
+            // calls are served again as soon as the Sentinels name it.
+            loop {
+                // Taken before reading the link, so a move in between is not missed.
+                let moved = link.moved.notified();
+                let (_, mut manager) = link.current();
+                let ping = redis::cmd("PING");
+                tokio::select! {
+                    outcome = ping.query_async::<()>(&mut manager) => return outcome,
+                    () = moved => {}
+                }
+            }
         }
         let mut handle = self.handle();
         let ping = redis::cmd("PING");
@@ -198,6 +212,8 @@ pub(crate) struct SentinelLink {
     connect_timeout: Duration,
     /// The master's client and connection now.
     current: RwLock<(Client, ConnectionManager, ConnectionAddr)>,
+    /// Woken whenever `current` moves to another master (see [`Backend::probe`]).
+    moved: tokio::sync::Notify,
 }
 
 impl SentinelLink {
@@ -222,6 +238,7 @@ impl SentinelLink {
             connect_master(&self.template, &addr, &self.manager_config, self.connect_timeout).await?;
         tracing::warn!(master = %self.master_name, address = %addr, "redis: sentinel: following the master to its new address");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = (client, manager, addr);
+        self.moved.notify_waiters();
         Ok(())
     }
 }
@@ -542,25 +559,33 @@ impl Conn {
         if self.wait_replicas == 0 {
             return Ok(());
         }
+        // `WAIT` blocks the connection it is sent on, which is the node's shared connection to
+        // that master: every call queued behind it waits too. With fewer replicas online than
+        // required (right after a failover promoted the only replica, or while one resyncs) it
+        // could only time out, stalling the node for its whole bound on each waited write; so
+        // `ROLE` (which lists the online replicas) is asked first, and the write fails at once.
+        // A server that refuses `ROLE` (an ACL without it) is left to `WAIT`.
+        let online = match self.on_master_of::<Vec<Value>>(op, key, redis::cmd("ROLE")).await {
+            Ok(role) => match role.as_slice() {
+                [Value::BulkString(kind), _, Value::Array(replicas), ..] if kind.as_slice() == b"master" => {
+                    replicas.len()
+                }
+                // Not a master (any more): nothing written there can be confirmed.
+                _ => 0,
+            },
+            Err(e @ Error::Unavailable(_)) => return Err(e),
+            Err(_) => usize::MAX,
+        };
+        if online < self.wait_replicas as usize {
+            return Err(Error::Unavailable(format!(
+                "redis: {op}: written, but not confirmed: only {online} of {} replicas are online",
+                self.wait_replicas
+            )));
+        }
         let timeout_ms = (self.command_timeout.as_millis() as u64 * 3 / 4).max(1);
         let mut wait = redis::cmd("WAIT");
         wait.arg(self.wait_replicas).arg(timeout_ms);
-        let confirmed: u32 = match self.backend.get() {
-            // WAIT counts the writes of the connection it is sent on: the one to the key's master.
-            Some(Backend::Cluster { connection, .. }) => {
-                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-                let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
-                let mut connection = connection.clone();
-                let call = async move {
-                    let reply = connection
-                        .route_command(wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)))
-                        .await?;
-                    u32::from_redis_value(reply).map_err(RedisError::from)
-                };
-                self.timed(op, call).await?
-            }
-            _ => self.cmd(op, &wait).await?,
-        };
+        let confirmed: u32 = self.on_master_of(op, key, wait).await?;
         if confirmed < self.wait_replicas {
             return Err(Error::Unavailable(format!(
                 "redis: {op}: written, but only {confirmed} of {} replicas confirmed it within {timeout_ms} ms",
@@ -568,6 +593,27 @@ impl Conn {
             )));
         }
         Ok(())
+    }
+
+    /// Runs `cmd` on the shared connection to the master of `key`'s slot (on a Cluster, routed
+    /// there; elsewhere there is one master).
+    async fn on_master_of<T: FromRedisValue>(&self, op: &'static str, key: &str, cmd: Cmd) -> Result<T> {
+        match self.backend.get() {
+            // WAIT counts the writes of the connection it is sent on: the one to the key's master.
+            Some(Backend::Cluster { connection, .. }) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::new(crate::keys::slot(key), SlotAddr::Master);
+                let mut connection = connection.clone();
+                let call = async move {
+                    let reply = connection
+                        .route_command(cmd, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)))
+                        .await?;
+                    T::from_redis_value(reply).map_err(RedisError::from)
+                };
+                self.timed(op, call).await
+            }
+            _ => self.cmd(op, &cmd).await,
+        }
     }
 
     /// Runs one command.
@@ -702,6 +748,7 @@ async fn open_backend(config: &RedisConfig) -> Result<Backend> {
                 manager_config: manager_config.clone(),
                 connect_timeout: config.connect_timeout,
                 current: RwLock::new(current),
+                moved: tokio::sync::Notify::new(),
             });
             Some(Backend::Sentinel(link))
         }

@@ -13,7 +13,7 @@
 //! checks again before anything published after the change; a `Gap` (announcements may have been
 //! lost) checks again too.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use switchboard_core::control::{self as core_control, Control};
 use switchboard_core::hub::{HubEvent, HubSubscription};
@@ -98,12 +98,19 @@ impl Access {
 pub(crate) struct Subscription {
     /// Tells this subscription from a later one to the same channel.
     pub(crate) id: u64,
+    /// Whether the connection still holds this subscription (the forwarder's `held`).
+    held: Arc<Mutex<bool>>,
     /// Cancels the forwarder when dropped.
     _forwarding: DropGuard,
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
+        // Taken under the lock the forwarder pushes under: a push of the forwarder either went
+        // into the outbox already, ahead of whatever the connection sends next (the
+        // `unsubscribe` reply), or is not made. Cancelling the task alone would let a push under
+        // way on another thread land after that reply.
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = false;
         metrics::gauge!("switchboard_gateway_subscriptions").decrement(1.0);
     }
 }
@@ -161,9 +168,11 @@ pub(crate) async fn subscribe(
     };
     let id = shared.next_subscription_id();
     let personal = channel.namespace() == "user";
+    let held = Arc::new(Mutex::new(true));
     let forwarder = Forwarder {
         shared: shared.clone(),
         id,
+        held: held.clone(),
         personal,
         channel: channel.clone(),
         who: who.clone(),
@@ -184,7 +193,7 @@ pub(crate) async fn subscribe(
         }
     }));
     metrics::gauge!("switchboard_gateway_subscriptions").increment(1.0);
-    Ok((Subscription { id, _forwarding: forwarding }, result))
+    Ok((Subscription { id, held, _forwarding: forwarding }, result))
 }
 
 /// Everything after `since` up to the top, at most `max`: `(publications, top, recovered)`.
@@ -231,6 +240,9 @@ struct Forwarder {
     shared: Arc<Shared>,
     /// This subscription's number (see [`Subscription::id`]).
     id: u64,
+    /// `true` until the connection drops the [`Subscription`]; every push to the client is made
+    /// holding this lock, and only while it is `true`.
+    held: Arc<Mutex<bool>>,
     channel: ChannelName,
     /// The user's own channel, which also carries disconnect orders.
     personal: bool,
@@ -284,7 +296,7 @@ impl Forwarder {
                     self.end(code);
                     return;
                 }
-                Err(Gap::Slow) => return,
+                Err(Gap::Slow | Gap::Left) => return,
             }
         }
     }
@@ -325,8 +337,11 @@ impl Forwarder {
         }
         let push = Reply::push(self.channel.as_str(), PushBody::Unsubscribe(code.into()));
         if let Ok(payload) = self.who.protocol.encode(&push) {
-            // A full outbox means the connection is being closed as slow anyway.
-            let _ = self.outbox.push(payload);
+            let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            if *held {
+                // A full outbox means the connection is being closed as slow anyway.
+                let _ = self.outbox.push(payload);
+            }
         }
         let _ = self.orders.send(Order::SubscriptionEnded { channel: self.channel.clone(), id: self.id });
     }
@@ -403,6 +418,10 @@ impl Forwarder {
                 Payload::Binary(Vec::from(&*bytes))
             }
         };
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*held {
+            return Err(Gap::Left);
+        }
         let metrics = &self.shared.metrics;
         metrics.publications_out.increment(1);
         // Publish to queued-for-this-client, on the engine's clock (the same machine's for memory).
@@ -440,6 +459,8 @@ enum Gap {
     Ended(UnsubscribeCode),
     /// The client reads too slowly: the connection is already being closed.
     Slow,
+    /// The connection no longer holds the subscription (the client unsubscribed).
+    Left,
 }
 
 #[cfg(test)]

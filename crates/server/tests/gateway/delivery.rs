@@ -8,7 +8,7 @@ use switchboard_core::conversation::{ConversationKind, ConversationSpec};
 use switchboard_core::{ChannelName, ConversationId, NewPublication, Retention, UserId};
 use switchboard_server::gateway::{DisconnectTarget, disconnect_everywhere};
 
-use crate::common::{Server, token};
+use crate::common::{Got, Server, token};
 
 fn event(n: u64) -> NewPublication {
     NewPublication::new(json!({"type": "test.event", "data": {"n": n}}))
@@ -292,4 +292,46 @@ pub(crate) async fn the_personal_channel_carries_messages_and_contacts_presence(
     assert_eq!(push["pub"]["data"]["type"], "presence.changed", "{push}");
     assert_eq!(push["pub"]["data"]["data"]["user_id"], "amy");
     assert_eq!(push["pub"]["data"]["data"]["online"], true);
+}
+
+/// Subscribed and unsubscribed over and over while the channel is published to: nothing of the
+/// channel arrives between an `unsubscribe` reply and the next `subscribe` reply (the forwarder of
+/// the subscription just left may be pushing at that very moment, and must not get through).
+pub(crate) async fn nothing_arrives_between_unsubscribe_and_the_next_subscribe(t: TestEngine) {
+    let server = Server::start(t).await;
+    let conversation = ConversationId::new("busy").unwrap();
+    let members = vec![UserId::new("fay").unwrap()];
+    let spec = ConversationSpec { kind: ConversationKind::Group, name: None, avatar_url: None, members };
+    server.sb.conversations().put(&conversation, spec).await.unwrap();
+    let chat = ChannelName::chat("busy").unwrap();
+    let sb = server.sb.clone();
+    let publisher = tokio::spawn(async move {
+        for n in 0.. {
+            let _ = sb.streams().publish(&chat, event(n)).await;
+            tokio::task::yield_now().await;
+        }
+    });
+    let mut c = server.client().await;
+    c.connect(&token("fay", "phone"), json!({})).await;
+    // Whatever of the channel arrives while waiting for a subscribe reply came after the previous
+    // unsubscribe reply (or before the first subscription).
+    let mut stray = Vec::new();
+    for _ in 0..300 {
+        let id = c.send(json!({"subscribe": {"channel": "chat:busy"}})).await;
+        loop {
+            match c.next().await {
+                Got::Json(v) if v["id"] == json!(id) => {
+                    assert!(v.get("error").is_none(), "{v}");
+                    break;
+                }
+                Got::Json(v) if v["push"]["channel"] == "chat:busy" => stray.push(v),
+                Got::Json(_) => {}
+                Got::Closed(code) => panic!("closed: {code:?}"),
+            }
+        }
+        let id = c.send(json!({"unsubscribe": {"channel": "chat:busy"}})).await;
+        while !matches!(c.next().await, Got::Json(v) if v["id"] == json!(id)) {}
+    }
+    publisher.abort();
+    assert!(stray.is_empty(), "{} pushes after an unsubscribe reply, e.g. {}", stray.len(), stray[0]);
 }

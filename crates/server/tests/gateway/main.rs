@@ -42,6 +42,7 @@ on_both_engines!(delivery as delivery_tests:
     notification_reads_sync_to_the_other_devices,
     websocket_delivery_advances_the_device_cursor,
     the_personal_channel_carries_messages_and_contacts_presence,
+    nothing_arrives_between_unsubscribe_and_the_next_subscribe,
 );
 
 on_both_engines!(chat as chat_tests:
