@@ -30,7 +30,7 @@ use switchboard_core::{Error, Result};
 use tokio::sync::Notify;
 
 use crate::config::SyncPolicy;
-use crate::{lock, wal};
+use crate::{codec, lock, wal};
 
 /// The store tag of each durable store, the second field of every record (never reuse a value).
 pub(crate) mod store {
@@ -170,8 +170,22 @@ impl Journal {
         )))
     }
 
-    /// Appends `record` of `store`; call it under the lock that guards the change it records.
+    /// Appends `record` of `store` as JSON; call it under the lock that guards the change it
+    /// records.
     pub(crate) fn append<R: Serialize + ?Sized>(&self, store: u8, record: &R) -> Ticket {
+        self.append_with(store, |body| serde_json::to_writer(body, record))
+    }
+
+    /// Appends a binary record of `store` (see [`crate::codec`]) of `kind`, which `encode` writes;
+    /// call it under the lock that guards the change it records.
+    pub(crate) fn append_binary(&self, store: u8, kind: u8, encode: impl FnOnce(&mut codec::Writer<'_>)) -> Ticket {
+        self.append_with(store, |body| {
+            encode(&mut codec::Writer::new(body, kind));
+            Ok(())
+        })
+    }
+
+    fn append_with(&self, store: u8, encode: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) -> Ticket {
         let Some(owner) = &self.0 else { return Ticket(Waiting::Done) };
         thread_local! {
             // Encoding into a reused buffer spares an allocation and a free per record.
@@ -180,7 +194,7 @@ impl Journal {
         let shared = &owner.shared;
         let seq = SCRATCH.with_borrow_mut(|body| {
             body.clear();
-            serde_json::to_writer(&mut *body, record)?;
+            encode(body)?;
             let mut pending = lock(&shared.pending);
             pending.last_seq += 1;
             let seq = pending.last_seq;
