@@ -38,6 +38,9 @@ pub(crate) struct DurabilityArgs {
     /// Targets to measure, in this order (`redis` only with `--redis-url`).
     #[arg(long, value_delimiter = ',', default_value = "memory,everysec,always,redis")]
     targets: Vec<Target>,
+    /// The durable targets' `compact_log_bytes`, in MiB (default: the engine's default).
+    #[arg(long)]
+    compact_log_mib: Option<u64>,
     /// Workloads to run on each target.
     #[arg(long, value_delimiter = ',', default_value = "create,touch,rate-limit,jobs,posts")]
     workloads: Vec<Workload>,
@@ -103,7 +106,10 @@ pub(crate) async fn run(args: DurabilityArgs) -> anyhow::Result<()> {
                 Switchboard::new(switchboard_memory::engine(MemoryConfig::default())?, SwitchboardConfig::default())?
             }
             (_, Some(sync)) => {
-                let config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
+                let mut config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
+                if let Some(mib) = args.compact_log_mib {
+                    config.compact_log_bytes = mib << 20;
+                }
                 Switchboard::new(switchboard_memory::engine(config)?, SwitchboardConfig::default())?
             }
         };

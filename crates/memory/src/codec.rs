@@ -1,5 +1,5 @@
 //! The compact binary encoding of the durable mode's hottest journal records (a session touch, a
-//! rate-limit state, a job's lease and completion, an inbox post): fixed-width little-endian
+//! rate-limit state, a job's changes, an inbox post, a stream publication): fixed-width little-endian
 //! numbers and length-prefixed strings, written straight from the store's state under its lock
 //! instead of through JSON. Every other record stays JSON; a store's `replay` tells them apart by
 //! the first byte ([`BINARY`]), so journals written before these records existed still read.
@@ -57,6 +57,18 @@ impl<'a> Writer<'a> {
             None => self.u8(0),
             Some(bytes) => self.u8(1).bytes(bytes),
         }
+    }
+
+    /// A JSON value as its text, like [`Writer::bytes`].
+    pub(crate) fn json(&mut self, v: &serde_json::Value) -> &mut Self {
+        let at = self.0.len();
+        self.0.extend_from_slice(&[0; 4]);
+        // Writing a `Value` into a `Vec` cannot fail: its map keys are strings, a `Vec` takes
+        // every byte.
+        let _ = serde_json::to_writer(&mut *self.0, v);
+        let len = (self.0.len() - at - 4) as u32;
+        self.0[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self
     }
 
     /// An optional integer: a presence byte, then the integer.
@@ -136,6 +148,10 @@ impl<'a> Reader<'a> {
         }
     }
 
+    pub(crate) fn json(&mut self) -> serde_json::Result<serde_json::Value> {
+        serde_json::from_slice(self.bytes()?)
+    }
+
     pub(crate) fn opt_str(&mut self) -> serde_json::Result<Option<&'a str>> {
         self.opt_bytes()?.map(|b| std::str::from_utf8(b).map_err(|_| error("a string is not UTF-8"))).transpose()
     }
@@ -167,6 +183,7 @@ mod tests {
     fn values_read_back_and_a_cut_record_fails() {
         let mut out = Vec::new();
         Writer::new(&mut out, 7)
+            .json(&serde_json::json!({"a": [1, "b"]}))
             .str("key:1")
             .i64(-5)
             .u64(9)
@@ -176,6 +193,7 @@ mod tests {
             .opt_i64(Some(4));
         let (kind, mut r) = Reader::of(&out).expect("binary");
         assert_eq!(kind, 7);
+        assert_eq!(r.json().expect("json"), serde_json::json!({"a": [1, "b"]}));
         assert_eq!(r.str().expect("str"), "key:1");
         assert_eq!((r.i64().expect("i64"), r.u64().expect("u64"), r.f64().expect("f64")), (-5, 9, 1.5));
         assert_eq!(r.opt_bytes().expect("some"), Some(&b"r"[..]));
@@ -185,6 +203,7 @@ mod tests {
         for cut in 2..out.len() {
             let (_, mut r) = Reader::of(&out[..cut]).expect("binary");
             let read = (|| -> serde_json::Result<()> {
+                r.json()?;
                 r.str()?;
                 r.i64()?;
                 r.u64()?;

@@ -73,6 +73,13 @@ fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
     }
 }
 
+/// Writes a [`JOB`] change: the job, its lease token and its index tie-breaker.
+fn write_record(w: &mut codec::Writer<'_>, r: &Record) {
+    w.u8(JOB);
+    write_job(w, &r.job);
+    w.opt_bytes(r.token.as_ref().map(|t| t.as_str().as_bytes())).u64(r.seq);
+}
+
 /// Reads a job written by [`write_job`].
 fn read_job(r: &mut codec::Reader<'_>) -> serde_json::Result<Job> {
     let int = |v: u64| u32::try_from(v).map_err(|_| codec::error("integer out of range"));
@@ -161,11 +168,7 @@ impl State {
                 continue;
             }
             match self.jobs.get(id) {
-                Some(r) => {
-                    w.u8(JOB);
-                    write_job(w, &r.job);
-                    w.opt_bytes(r.token.as_ref().map(|t| t.as_str().as_bytes())).u64(r.seq);
-                }
+                Some(r) => write_record(w, r),
                 None => {
                     w.u8(JOB_REMOVED).str(id.as_str());
                 }
@@ -298,9 +301,7 @@ impl Durable for MemoryJobs {
             sink.record(&[State::queue_change(name, q)])?;
         }
         for r in s.jobs.values() {
-            let job =
-                Change::Job { job: Cow::Borrowed(&r.job), token: r.token.as_ref().map(Cow::Borrowed), seq: r.seq };
-            sink.record(&[job])?;
+            sink.record_binary(CHANGES, |w| write_record(w, r));
         }
         for state in s.schedules.values() {
             sink.record(&[Change::Schedule(Cow::Borrowed(state))])?;

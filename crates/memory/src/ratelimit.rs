@@ -111,7 +111,7 @@ impl Durable for MemoryRateLimiter {
         let map = lock(&self.state);
         sink.begin();
         for (key, e) in map.iter() {
-            sink.record(&[Change::Set(Cow::Borrowed(key), Cow::Borrowed(&e.state), e.expires_at_ms)])?;
+            sink.record_binary(SETS, |w| write_set(w, key, &e.state, e.expires_at_ms));
         }
         Ok(())
     }
