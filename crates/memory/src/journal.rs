@@ -149,6 +149,9 @@ impl Ticket {
                 }
                 Err(std::sync::TryLockError::WouldBlock) => false,
             };
+            if led {
+                after_batch(&shared);
+            }
             if !led && shared.written.load(Ordering::Acquire) < seq {
                 if yields < MAX_YIELDS_WHILE_WRITING {
                     // Another request is writing a batch (a few microseconds): run the tasks ready
@@ -262,6 +265,7 @@ impl Drop for Owner {
         }
         *log = None;
         drop(log);
+        self.shared.batch_done.notify_waiters();
         // A compaction still running must not delete files once the lock is released.
         let mut compaction = lock(&self.shared.compaction);
         while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
@@ -644,11 +648,23 @@ fn lead(shared: &Arc<Shared>, log: &mut Option<Log>) {
         }
     }
     shared.written.store(through, Ordering::Release);
-    shared.batch_done.notify_waiters();
     batch.clear();
     if batch.capacity() <= MAX_KEPT_BUFFER {
         lock(&shared.pending).spare = batch;
     }
+}
+
+/// What follows a batch, once the log's lock is released: its waiters are woken (a woken worker
+/// may take this thread's core, so never while the lock is held: every waiter would stall), then
+/// a log grown past `compact_log_bytes` starts a new generation and a compaction.
+fn after_batch(shared: &Arc<Shared>) {
+    shared.batch_done.notify_waiters();
+    let mut log = match shared.log.try_lock() {
+        Ok(log) => log,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        // The batch under way does it.
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
     if let Some(log) = log.as_mut()
         && log.bytes >= shared.compact_log_bytes
         && !shared.unwritable.load(Ordering::Acquire)
@@ -703,8 +719,9 @@ fn background(shared: Arc<Shared>) {
                     .unwrap_or_else(|e| e.into_inner().0);
             }
         }
+        lead(&shared, &mut lock(&shared.log));
+        after_batch(&shared);
         let mut log = lock(&shared.log);
-        lead(&shared, &mut log);
         let Some(open) = log.as_mut() else { return };
         let now = Instant::now();
         if shared.unwritable.load(Ordering::Acquire) {
