@@ -1,8 +1,9 @@
 //! The compact binary encoding of the durable mode's hottest journal records (a session touch, a
-//! rate-limit state, a job's changes, an inbox post, a stream publication): fixed-width little-endian
-//! numbers and length-prefixed strings, written straight from the store's state under its lock
-//! instead of through JSON. Every other record stays JSON; a store's `replay` tells them apart by
-//! the first byte ([`BINARY`]), so journals written before these records existed still read.
+//! rate-limit state, a job's changes, an inbox post, a posted message, a stream publication):
+//! fixed-width little-endian numbers and length-prefixed strings, written straight from the
+//! store's state under its lock instead of through JSON. Every other record stays JSON; a store's
+//! `replay` tells them apart by the first byte ([`BINARY`]), so journals written before these
+//! records existed still read.
 
 /// The first byte of a binary record: a UTF-8 continuation byte, so never the first byte of a
 /// JSON record (nor of the `null` of a snapshot's cut).

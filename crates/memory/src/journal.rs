@@ -7,8 +7,9 @@
 //! waiting on it; the others wait for the batch that covers them. The journal's own thread only
 //! writes records nobody waits for, fsyncs under `everysec` and probes the log after a failure.
 //!
-//! Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>` (frames
-//! of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
+//! Records are JSON, or binary ([`crate::codec`]) on the hot paths; each store's `replay` reads
+//! both. Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>`
+//! (frames of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
 //! was cut at (taken under the store's lock) and records that rebuild its state; at start the
 //! newest snapshot is loaded, then every log of its generation or later is replayed, skipping each
 //! store's records at or below its cut. Compaction starts a new log generation, writes a snapshot
@@ -883,7 +884,8 @@ fn start_compaction(shared: &Arc<Shared>, generation: u64) {
     }
 }
 
-/// Writes `snapshot-<generation>` from every store and deletes the files it covers.
+/// Writes `snapshot-<generation>` from every store (after fsyncing the previous log, see
+/// `Log::retired`) and deletes the files it covers.
 fn compact(shared: &Shared, generation: u64) -> Result<()> {
     let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
     let mut out = Vec::new();
