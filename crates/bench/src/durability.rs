@@ -35,6 +35,43 @@ pub(crate) struct DurabilityArgs {
     /// Seconds per workload.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Targets to measure, in this order (`redis` only with `--redis-url`).
+    #[arg(long, value_delimiter = ',', default_value = "memory,everysec,always,redis")]
+    targets: Vec<Target>,
+    /// The durable targets' `compact_log_bytes`, in MiB (default: the engine's default).
+    #[arg(long)]
+    compact_log_mib: Option<u64>,
+    /// Workloads to run on each target.
+    #[arg(long, value_delimiter = ',', default_value = "create,touch,rate-limit,jobs,posts")]
+    workloads: Vec<Workload>,
+}
+
+/// A target of `--targets`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Target {
+    /// The memory engine without a data dir.
+    Memory,
+    /// The durable memory engine, `sync everysec`.
+    Everysec,
+    /// The durable memory engine, `sync always`.
+    Always,
+    /// The Redis of `--redis-url`.
+    Redis,
+}
+
+/// A workload of `--workloads`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    /// `session.create`.
+    Create,
+    /// `session.touch` over 1 000 seeded sessions.
+    Touch,
+    /// `rate_limit.check` (GCRA, 10 000 keys).
+    RateLimit,
+    /// One job enqueued, fetched and completed.
+    Jobs,
+    /// `messages.post` to 100 two-member conversations.
+    Posts,
 }
 
 /// Width of the workload column.
@@ -52,14 +89,12 @@ pub(crate) async fn run(args: DurabilityArgs) -> anyhow::Result<()> {
     );
     println!("| {:<W$} | {:>10} | {:>8} | {:>8} |", "workload (target)", "ops/s", "p50 µs", "p99 µs");
     println!("|{:-<w2$}|{:->12}|{:->10}|{:->10}|", "", "", "", "", w2 = W + 2);
-    let mut targets: Vec<(&str, Option<SyncPolicy>)> = vec![
-        ("memory", None),
-        ("durable everysec", Some(SyncPolicy::EverySec)),
-        ("durable always", Some(SyncPolicy::Always)),
-    ];
-    if args.redis_url.is_some() {
-        targets.push(("redis", None));
-    }
+    let targets = args.targets.iter().filter_map(|t| match t {
+        Target::Memory => Some(("memory", None)),
+        Target::Everysec => Some(("durable everysec", Some(SyncPolicy::EverySec))),
+        Target::Always => Some(("durable always", Some(SyncPolicy::Always))),
+        Target::Redis => args.redis_url.is_some().then_some(("redis", None)),
+    });
     for (name, sync) in targets {
         let dir = root.join(format!("switchboard-bench-durable-{}-{}", std::process::id(), name.replace(' ', "-")));
         let _ = std::fs::remove_dir_all(&dir);
@@ -71,11 +106,14 @@ pub(crate) async fn run(args: DurabilityArgs) -> anyhow::Result<()> {
                 Switchboard::new(switchboard_memory::engine(MemoryConfig::default())?, SwitchboardConfig::default())?
             }
             (_, Some(sync)) => {
-                let config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
+                let mut config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
+                if let Some(mib) = args.compact_log_mib {
+                    config.compact_log_bytes = mib << 20;
+                }
                 Switchboard::new(switchboard_memory::engine(config)?, SwitchboardConfig::default())?
             }
         };
-        for figures in workloads(&sb, name, c, duration).await? {
+        for figures in workloads(&sb, name, &args.workloads, c, duration).await? {
             figures.print_padded(W);
         }
         drop(sb);
@@ -84,84 +122,105 @@ pub(crate) async fn run(args: DurabilityArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn workloads(sb: &Switchboard, target: &str, c: usize, duration: Duration) -> anyhow::Result<Vec<Figures>> {
+async fn workloads(
+    sb: &Switchboard,
+    target: &str,
+    which: &[Workload],
+    c: usize,
+    duration: Duration,
+) -> anyhow::Result<Vec<Figures>> {
     let mut out = Vec::new();
-    let sessions = sb.sessions().clone();
-    out.push(
-        measure(&format!("session.create ({target})"), c, duration, move |task, i| {
-            let s = sessions.clone();
-            async move {
-                let user = UserId::new(format!("du-{}", (task * 7919 + i) % 10_000))?;
-                s.create(CreateSession::for_user(user)).await?;
-                Ok(())
-            }
-        })
-        .await?,
-    );
-    let mut ids: Vec<SessionId> = Vec::with_capacity(1000);
-    for i in 0..1000 {
-        ids.push(sb.sessions().create(CreateSession::for_user(UserId::new(format!("dt-{i}"))?)).await?.session.id);
+    if which.contains(&Workload::Create) {
+        let sessions = sb.sessions().clone();
+        out.push(
+            measure(&format!("session.create ({target})"), c, duration, move |task, i| {
+                let s = sessions.clone();
+                async move {
+                    let user = UserId::new(format!("du-{}", (task * 7919 + i) % 10_000))?;
+                    s.create(CreateSession::for_user(user)).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
     }
-    let (sessions, ids) = (sb.sessions().clone(), Arc::new(ids));
-    out.push(
-        measure(&format!("session.touch ({target})"), c, duration, move |task, i| {
-            let (s, ids) = (sessions.clone(), ids.clone());
-            async move {
-                s.touch(&ids[(task + i) % ids.len()]).await?;
-                Ok(())
-            }
-        })
-        .await?,
-    );
-    let (limits, policy) = (sb.rate_limits().clone(), Policy::gcra(1_000_000, 1));
-    out.push(
-        measure(&format!("rate_limit.check ({target})"), c, duration, move |task, i| {
-            let rl = limits.clone();
-            async move {
-                let key = RateLimitKey::new(format!("bench:{}", (task * 7919 + i) % 10_000))?;
-                rl.check(&[RateLimitCheck { key, policy: PolicyRef::Inline(policy), cost: None }]).await?;
-                Ok(())
-            }
-        })
-        .await?,
-    );
-    let jobs = sb.jobs().clone();
-    out.push(
-        measure(&format!("job enqueue+fetch+complete ({target})"), c, duration, move |task, _| {
-            let jobs = jobs.clone();
-            async move {
-                let queue = QueueName::new(format!("dq-{task}"))?;
-                jobs.enqueue(EnqueueJob::new(queue.clone(), JobType::new("bench.noop")?, json!({"n": 1}))).await?;
-                let leased = jobs.fetch(std::slice::from_ref(&queue), 1, Duration::ZERO, None).await?;
-                let job = leased.first().ok_or_else(|| anyhow::anyhow!("no job fetched"))?;
-                jobs.complete(&job.job.id, &job.lease_token, None).await?;
-                Ok(())
-            }
-        })
-        .await?,
-    );
-    let mut conversations = Vec::with_capacity(100);
-    for k in 0..100 {
-        let id = ConversationId::new(format!("dc-{k}"))?;
-        let members = vec![UserId::new(format!("dm-{k}-a"))?, UserId::new(format!("dm-{k}-b"))?];
-        let spec =
-            ConversationSpec { kind: ConversationKind::Direct, name: None, avatar_url: None, members: members.clone() };
-        sb.conversations().put(&id, spec).await?;
-        conversations.push((id, members[0].clone()));
+    if which.contains(&Workload::Touch) {
+        let mut ids: Vec<SessionId> = Vec::with_capacity(1000);
+        for i in 0..1000 {
+            ids.push(sb.sessions().create(CreateSession::for_user(UserId::new(format!("dt-{i}"))?)).await?.session.id);
+        }
+        let (sessions, ids) = (sb.sessions().clone(), Arc::new(ids));
+        out.push(
+            measure(&format!("session.touch ({target})"), c, duration, move |task, i| {
+                let (s, ids) = (sessions.clone(), ids.clone());
+                async move {
+                    s.touch(&ids[(task + i) % ids.len()]).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
     }
-    let (messages, conversations) = (sb.messages().clone(), Arc::new(conversations));
-    out.push(
-        measure(&format!("messages.post, 2 members ({target})"), c, duration, move |task, i| {
-            let (m, cs) = (messages.clone(), conversations.clone());
-            async move {
-                let (conversation, sender) = &cs[(task + i) % cs.len()];
-                let id = MessageId::new(format!("dp-{task}-{i}"))?;
-                let message = NewMessage::new(id, sender.clone(), json!("a benchmark message of ordinary length"));
-                m.post(conversation, message).await?;
-                Ok(())
-            }
-        })
-        .await?,
-    );
+    if which.contains(&Workload::RateLimit) {
+        let (limits, policy) = (sb.rate_limits().clone(), Policy::gcra(1_000_000, 1));
+        out.push(
+            measure(&format!("rate_limit.check ({target})"), c, duration, move |task, i| {
+                let rl = limits.clone();
+                async move {
+                    let key = RateLimitKey::new(format!("bench:{}", (task * 7919 + i) % 10_000))?;
+                    rl.check(&[RateLimitCheck { key, policy: PolicyRef::Inline(policy), cost: None }]).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
+    }
+    if which.contains(&Workload::Jobs) {
+        let jobs = sb.jobs().clone();
+        out.push(
+            measure(&format!("job enqueue+fetch+complete ({target})"), c, duration, move |task, _| {
+                let jobs = jobs.clone();
+                async move {
+                    let queue = QueueName::new(format!("dq-{task}"))?;
+                    let job = EnqueueJob::new(queue.clone(), JobType::new("bench.noop")?, json!({"n": 1}));
+                    jobs.enqueue(job).await?;
+                    let leased = jobs.fetch(std::slice::from_ref(&queue), 1, Duration::ZERO, None).await?;
+                    let job = leased.first().ok_or_else(|| anyhow::anyhow!("no job fetched"))?;
+                    jobs.complete(&job.job.id, &job.lease_token, None).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
+    }
+    if which.contains(&Workload::Posts) {
+        let mut conversations = Vec::with_capacity(100);
+        for k in 0..100 {
+            let id = ConversationId::new(format!("dc-{k}"))?;
+            let members = vec![UserId::new(format!("dm-{k}-a"))?, UserId::new(format!("dm-{k}-b"))?];
+            let spec = ConversationSpec {
+                kind: ConversationKind::Direct,
+                name: None,
+                avatar_url: None,
+                members: members.clone(),
+            };
+            sb.conversations().put(&id, spec).await?;
+            conversations.push((id, members[0].clone()));
+        }
+        let (messages, conversations) = (sb.messages().clone(), Arc::new(conversations));
+        out.push(
+            measure(&format!("messages.post, 2 members ({target})"), c, duration, move |task, i| {
+                let (m, cs) = (messages.clone(), conversations.clone());
+                async move {
+                    let (conversation, sender) = &cs[(task + i) % cs.len()];
+                    let id = MessageId::new(format!("dp-{task}-{i}"))?;
+                    let message = NewMessage::new(id, sender.clone(), json!("a benchmark message of ordinary length"));
+                    m.post(conversation, message).await?;
+                    Ok(())
+                }
+            })
+            .await?,
+        );
+    }
     Ok(out)
 }

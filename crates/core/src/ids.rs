@@ -45,8 +45,8 @@ pub fn validate_id(field: &str, value: &str, max: usize, extra: &[u8]) -> Result
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $extra:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "alice"))]
         pub struct $name(String);
 
@@ -81,6 +81,13 @@ macro_rules! id_type {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
+            }
+        }
+
+        // The string itself: `serde(into = "String")` would copy it on every serialization.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
             }
         }
 
@@ -175,8 +182,8 @@ fn random_b64(n: usize) -> Result<String> {
 
 /// The secret proving that a worker holds a job's lease: 128 random bits, URL-safe base64.
 /// Equality is constant time; `Debug` never shows it.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "Zm9vYmFyYmF6cXV4cXV1eA"))]
 pub struct LeaseToken(String);
 
@@ -220,6 +227,12 @@ impl From<LeaseToken> for String {
     }
 }
 
+impl Serialize for LeaseToken {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl fmt::Debug for LeaseToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LeaseToken(…)")
@@ -244,8 +257,8 @@ pub const MAX_CUSTOM_SESSION_ID_CHARS: usize = 128;
 /// (an app whose token names the session before it is stored): 32..=128 characters of
 /// `[A-Za-z0-9_-]` (see [`SessionId::custom`]); such ids carry no shard. Equality is constant
 /// time.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Deserialize)]
+#[serde(try_from = "String")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String, example = "q83vAAECAwQFBgcICQoLDA0ODw"))]
 pub struct SessionId(String);
 
@@ -355,6 +368,12 @@ impl TryFrom<String> for SessionId {
 impl From<SessionId> for String {
     fn from(id: SessionId) -> String {
         id.0
+    }
+}
+
+impl Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 

@@ -10,10 +10,10 @@ use switchboard_core::message::{
     ImportOutcome, InboxChange, InboxFilter, InboxPage, InboxPost, InboxSettings, InboxStore, ReadOutcome, UnreadSet,
     UnreadTotals, UserConversation, page_of, parse_cursor,
 };
-use switchboard_core::{ConversationId, MessageId, Result, UserId};
+use switchboard_core::{ConversationId, MessageId, Result, Timestamp, UserId};
 
 use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
-use crate::lock;
+use crate::{codec, lock};
 
 /// Most message ids an entry remembers as counted (beyond it, posts still count but a retried
 /// one would count twice).
@@ -74,7 +74,15 @@ impl Durable for MemoryInbox {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
-        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let changes: Vec<Change<'_>> = match codec::Reader::of(record) {
+            Some((POST, r)) => {
+                let (post, members) = read_post(r)?;
+                apply_post(&mut lock(&self.state), &members, &post);
+                return Ok(());
+            }
+            Some(_) => return Err(codec::error("unknown inbox record")),
+            None => serde_json::from_slice(record)?,
+        };
         let mut state = lock(&self.state);
         for change in changes {
             match change {
@@ -125,6 +133,56 @@ struct Entry {
     counted: HashSet<MessageId>,
 }
 
+/// The kind byte of a binary post record: the conversation, message id, sender, preview and time
+/// of an [`InboxPost`], then its members up to the record's end (see [`apply_post`]).
+const POST: u8 = 1;
+
+/// Counts `post` in each member's entry (creating it), as `record_post` and its replay do.
+fn apply_post(state: &mut HashMap<UserId, Inbox>, members: &[UserId], post: &InboxPost) -> Vec<InboxChange> {
+    let mut changes = Vec::with_capacity(members.len());
+    for user in members {
+        let inbox = state.entry(user.clone()).or_default();
+        let entry = inbox.entries.entry(post.conversation_id.clone()).or_insert_with(|| Entry {
+            view: UserConversation::new(post.conversation_id.clone(), post.at),
+            counted: HashSet::new(),
+        });
+        if entry.view.last_message_id.is_none() || post.at >= entry.view.last_message_at {
+            entry.view.last_message_id = Some(post.message_id.clone());
+            entry.view.last_message_preview = post.preview.clone();
+            entry.view.last_message_at = post.at;
+        }
+        let counted = user != &post.sender && !entry.counted.contains(&post.message_id);
+        if counted {
+            if entry.counted.len() < MAX_COUNTED_IDS {
+                entry.counted.insert(post.message_id.clone());
+            }
+            entry.view.unread += 1;
+        }
+        let (unread, muted) = (entry.view.unread, entry.view.muted);
+        if counted {
+            inbox.add_unread(muted, 1);
+        }
+        changes.push(InboxChange { user_id: user.clone(), unread, totals: inbox.totals, counted });
+    }
+    changes
+}
+
+/// Reads a [`POST`] record back: the post and its members.
+fn read_post(mut r: codec::Reader<'_>) -> serde_json::Result<(InboxPost, Vec<UserId>)> {
+    let post = InboxPost {
+        conversation_id: r.parse("conversation id")?,
+        message_id: r.parse("message id")?,
+        sender: r.parse("user id")?,
+        preview: r.str()?.to_owned(),
+        at: Timestamp::from_millis(r.i64()?),
+    };
+    let mut members = Vec::new();
+    while !r.is_empty() {
+        members.push(r.parse("user id")?);
+    }
+    Ok((post, members))
+}
+
 impl Inbox {
     fn add_unread(&mut self, muted: bool, delta: i64) {
         let total = if muted { &mut self.totals.muted_unread } else { &mut self.totals.unread };
@@ -138,39 +196,17 @@ impl InboxStore for MemoryInbox {
         self.journal.writable()?;
         let (changes, written) = {
             let mut state = lock(&self.state);
-            let mut changes = Vec::with_capacity(members.len());
-            for user in members {
-                let inbox = state.entry(user.clone()).or_default();
-                let entry = inbox.entries.entry(post.conversation_id.clone()).or_insert_with(|| Entry {
-                    view: UserConversation::new(post.conversation_id.clone(), post.at),
-                    counted: HashSet::new(),
-                });
-                if entry.view.last_message_id.is_none() || post.at >= entry.view.last_message_at {
-                    entry.view.last_message_id = Some(post.message_id.clone());
-                    entry.view.last_message_preview = post.preview.clone();
-                    entry.view.last_message_at = post.at;
+            let changes = apply_post(&mut state, members, post);
+            // The post itself, not the entries it changed: replay runs the same update, so the
+            // record stays the size of the post however many ids the entries remember.
+            let written = self.journal.append_binary(store::INBOX, POST, |w| {
+                let p = post;
+                w.str(p.conversation_id.as_str()).str(p.message_id.as_str()).str(p.sender.as_str());
+                w.str(&p.preview).i64(p.at.as_millis());
+                for user in members {
+                    w.str(user.as_str());
                 }
-                let counted = user != &post.sender && !entry.counted.contains(&post.message_id);
-                if counted {
-                    if entry.counted.len() < MAX_COUNTED_IDS {
-                        entry.counted.insert(post.message_id.clone());
-                    }
-                    entry.view.unread += 1;
-                }
-                let (unread, muted) = (entry.view.unread, entry.view.muted);
-                if counted {
-                    inbox.add_unread(muted, 1);
-                }
-                changes.push(InboxChange { user_id: user.clone(), unread, totals: inbox.totals, counted });
-            }
-            let records: Vec<Change<'_>> = members
-                .iter()
-                .filter_map(|user| {
-                    let inbox = state.get(user)?;
-                    Some(Change::put(user, inbox.entries.get(&post.conversation_id)?, inbox.totals))
-                })
-                .collect();
-            let written = self.journal.append(store::INBOX, &records);
+            });
             (changes, written)
         };
         written.wait().await?;

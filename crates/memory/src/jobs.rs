@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use switchboard_core::jobs::{MAX_KEPT_ERRORS, MAX_TYPE_SCAN, cut_error};
+use switchboard_core::jobs::{Backoff, MAX_KEPT_ERRORS, MAX_TYPE_SCAN, cut_error};
 use switchboard_core::{
     Due, EnqueueOutcome, Enqueued, Error, FailOutcome, Fetched, Job, JobError, JobId, JobRetention, JobState, JobStore,
     JobType, LeaseToken, LeasedJob, NewJob, QueueCounts, QueueName, Result, Retry, Schedule, ScheduleName,
@@ -15,7 +15,12 @@ use switchboard_core::{
 };
 
 use crate::journal::{self, Durable, Journal, Sink, store};
-use crate::lock;
+use crate::{codec, lock};
+
+/// A lease token read back from a binary record.
+fn read_token(token: &str) -> serde_json::Result<LeaseToken> {
+    LeaseToken::new(token).map_err(|_| codec::error("invalid lease token"))
+}
 
 /// The job store in memory.
 pub(crate) struct MemoryJobs {
@@ -36,6 +41,94 @@ enum Change<'a> {
     Queue { name: Cow<'a, QueueName>, paused: bool, completed_total: u64, failed_total: u64 },
     Schedule(Cow<'a, ScheduleState>),
     ScheduleRemoved(Cow<'a, ScheduleName>),
+}
+
+/// The kind byte of a binary record: one operation's job and queue changes, each a tag
+/// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`]) and its fields, up to the record's end. An operation
+/// that changes a schedule is written as JSON ([`Change`]).
+const CHANGES: u8 = 1;
+const JOB: u8 = 1;
+const JOB_REMOVED: u8 = 2;
+const QUEUE: u8 = 3;
+
+/// Writes a whole job (every field, in declaration order) into a binary record.
+fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
+    let state = JobState::ALL.iter().position(|s| *s == j.state).unwrap_or_default() as u8;
+    w.str(j.id.as_str()).str(j.queue.as_str()).str(j.job_type.as_str()).bytes(&j.payload);
+    w.i64(i64::from(j.priority)).u8(state).u64(u64::from(j.attempts)).u64(u64::from(j.max_attempts));
+    match j.backoff {
+        Backoff::Exponential { base_ms, max_ms, jitter } => w.u8(0).u64(base_ms).u64(max_ms).u8(u8::from(jitter)),
+        Backoff::Fixed { delay_ms } => w.u8(1).u64(delay_ms),
+        Backoff::Polynomial { base_ms, exponent, max_ms } => w.u8(2).u64(base_ms).u64(u64::from(exponent)).u64(max_ms),
+    };
+    w.u64(j.lease.as_secs()).u64(u64::from(j.lease.subsec_nanos()));
+    w.opt_bytes(j.unique_key.as_deref().map(str::as_bytes));
+    w.i64(j.created_at.as_millis()).i64(j.run_at.as_millis());
+    for at in [j.started_at, j.finished_at, j.lease_expires_at] {
+        w.opt_i64(at.map(Timestamp::as_millis));
+    }
+    w.opt_bytes(j.progress.as_deref()).opt_bytes(j.result.as_deref()).u64(j.errors.len() as u64);
+    for e in &j.errors {
+        w.u64(u64::from(e.attempt)).str(&e.message).i64(e.at.as_millis());
+    }
+}
+
+/// Writes a [`JOB`] change: the job, its lease token and its index tie-breaker.
+fn write_record(w: &mut codec::Writer<'_>, r: &Record) {
+    w.u8(JOB);
+    write_job(w, &r.job);
+    w.opt_bytes(r.token.as_ref().map(|t| t.as_str().as_bytes())).u64(r.seq);
+}
+
+/// Reads a job written by [`write_job`].
+fn read_job(r: &mut codec::Reader<'_>) -> serde_json::Result<Job> {
+    let int = |v: u64| u32::try_from(v).map_err(|_| codec::error("integer out of range"));
+    let (id, queue, job_type) = (r.parse("job id")?, r.parse("queue")?, r.parse("job type")?);
+    let payload = r.bytes()?.to_vec();
+    let priority = i32::try_from(r.i64()?).map_err(|_| codec::error("priority out of range"))?;
+    let state = *JobState::ALL.get(r.u8()? as usize).ok_or_else(|| codec::error("unknown job state"))?;
+    let (attempts, max_attempts) = (int(r.u64()?)?, int(r.u64()?)?);
+    let backoff = match r.u8()? {
+        0 => Backoff::Exponential { base_ms: r.u64()?, max_ms: r.u64()?, jitter: r.u8()? != 0 },
+        1 => Backoff::Fixed { delay_ms: r.u64()? },
+        2 => Backoff::Polynomial { base_ms: r.u64()?, exponent: int(r.u64()?)?, max_ms: r.u64()? },
+        _ => return Err(codec::error("unknown backoff")),
+    };
+    let lease = Duration::new(r.u64()?, int(r.u64()?)?);
+    let unique_key = r.opt_str()?.map(str::to_owned);
+    let (created_at, run_at) = (Timestamp::from_millis(r.i64()?), Timestamp::from_millis(r.i64()?));
+    let mut at = || r.opt_i64().map(|v| v.map(Timestamp::from_millis));
+    let (started_at, finished_at, lease_expires_at) = (at()?, at()?, at()?);
+    let progress = r.opt_bytes()?.map(<[u8]>::to_vec);
+    let result = r.opt_bytes()?.map(<[u8]>::to_vec);
+    let count = r.u64()?;
+    let mut errors = Vec::new();
+    for _ in 0..count {
+        let attempt = int(r.u64()?)?;
+        let message = r.str()?.to_owned();
+        errors.push(JobError { attempt, message, at: Timestamp::from_millis(r.i64()?) });
+    }
+    Ok(Job {
+        id,
+        queue,
+        job_type,
+        payload,
+        priority,
+        state,
+        attempts,
+        max_attempts,
+        backoff,
+        lease,
+        unique_key,
+        created_at,
+        run_at,
+        started_at,
+        finished_at,
+        lease_expires_at,
+        progress,
+        result,
+        errors,
+    })
 }
 
 /// What an operation touched, turned into its journal record once it is done.
@@ -62,6 +155,29 @@ impl State {
             paused: q.paused,
             completed_total: q.completed_total,
             failed_total: q.failed_total,
+        }
+    }
+
+    /// Writes the binary record of everything in `dirty` (which holds no schedule), read from
+    /// the state as it stands: no job is cloned.
+    fn write_changes(&self, dirty: &Dirty, w: &mut codec::Writer<'_>) {
+        // Operations mark a handful of jobs; a bulk enqueue marks each once.
+        let seen = |i: usize, id: &JobId| dirty.jobs.len() <= 64 && dirty.jobs[..i].contains(id);
+        for (i, id) in dirty.jobs.iter().enumerate() {
+            if seen(i, id) {
+                continue;
+            }
+            match self.jobs.get(id) {
+                Some(r) => write_record(w, r),
+                None => {
+                    w.u8(JOB_REMOVED).str(id.as_str());
+                }
+            }
+        }
+        for name in &dirty.queues {
+            if let Some(q) = self.queues.get(name) {
+                w.u8(QUEUE).str(name.as_str()).u8(u8::from(q.paused)).u64(q.completed_total).u64(q.failed_total);
+            }
         }
     }
 
@@ -121,7 +237,34 @@ impl Durable for MemoryJobs {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
-        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let changes: Vec<Change<'_>> = match codec::Reader::of(record) {
+            Some((CHANGES, mut r)) => {
+                let mut changes = Vec::new();
+                while !r.is_empty() {
+                    changes.push(match r.u8()? {
+                        JOB => {
+                            let job = Cow::Owned(read_job(&mut r)?);
+                            let token = match r.opt_str()? {
+                                Some(t) => Some(Cow::Owned(read_token(t)?)),
+                                None => None,
+                            };
+                            Change::Job { job, token, seq: r.u64()? }
+                        }
+                        JOB_REMOVED => Change::JobRemoved(Cow::Owned(r.parse("job id")?)),
+                        QUEUE => Change::Queue {
+                            name: Cow::Owned(r.parse("queue")?),
+                            paused: r.u8()? != 0,
+                            completed_total: r.u64()?,
+                            failed_total: r.u64()?,
+                        },
+                        _ => return Err(codec::error("unknown job change")),
+                    });
+                }
+                changes
+            }
+            Some(_) => return Err(codec::error("unknown job record")),
+            None => serde_json::from_slice(record)?,
+        };
         let mut s = lock(&self.state);
         for change in changes {
             match change {
@@ -158,9 +301,7 @@ impl Durable for MemoryJobs {
             sink.record(&[State::queue_change(name, q)])?;
         }
         for r in s.jobs.values() {
-            let job =
-                Change::Job { job: Cow::Borrowed(&r.job), token: r.token.as_ref().map(Cow::Borrowed), seq: r.seq };
-            sink.record(&[job])?;
+            sink.record_binary(CHANGES, |w| write_record(w, r));
         }
         for state in s.schedules.values() {
             sink.record(&[Change::Schedule(Cow::Borrowed(state))])?;
@@ -469,8 +610,20 @@ impl MemoryJobs {
         let (out, written) = {
             let mut s = lock(&self.state);
             let out = f(&mut s, now);
-            let changes = s.take_changes();
-            let written = (!changes.is_empty()).then(|| self.journal.append(store::JOBS, &changes));
+            let written = if s.dirty.schedules.is_empty() {
+                let dirty = std::mem::take(&mut s.dirty);
+                let written = (!dirty.jobs.is_empty() || !dirty.queues.is_empty())
+                    .then(|| self.journal.append_binary(store::JOBS, CHANGES, |w| s.write_changes(&dirty, w)));
+                // Hand the marks' allocations back for the next operation.
+                let (mut jobs, mut queues) = (dirty.jobs, dirty.queues);
+                jobs.clear();
+                queues.clear();
+                (s.dirty.jobs, s.dirty.queues) = (jobs, queues);
+                written
+            } else {
+                let changes = s.take_changes();
+                Some(self.journal.append(store::JOBS, &changes))
+            };
             (out, written)
         };
         if let Some(written) = written {

@@ -7,8 +7,9 @@
 //! waiting on it; the others wait for the batch that covers them. The journal's own thread only
 //! writes records nobody waits for, fsyncs under `everysec` and probes the log after a failure.
 //!
-//! Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>` (frames
-//! of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
+//! Records are JSON, or binary ([`crate::codec`]) on the hot paths; each store's `replay` reads
+//! both. Files in the data dir: `LOCK` (held by the one process that owns the dir), `log-<gen>`
+//! (frames of [`crate::wal`]) and `snapshot-<gen>`. A snapshot holds, per store, the journal sequence it
 //! was cut at (taken under the store's lock) and records that rebuild its state; at start the
 //! newest snapshot is loaded, then every log of its generation or later is replayed, skipping each
 //! store's records at or below its cut. Compaction starts a new log generation, writes a snapshot
@@ -30,7 +31,7 @@ use switchboard_core::{Error, Result};
 use tokio::sync::Notify;
 
 use crate::config::SyncPolicy;
-use crate::{lock, wal};
+use crate::{codec, lock, wal};
 
 /// The store tag of each durable store, the second field of every record (never reuse a value).
 pub(crate) mod store {
@@ -124,6 +125,7 @@ impl Ticket {
             // Let the tasks ready on this worker append theirs first: one write then covers them.
             tokio::task::yield_now().await;
         }
+        let mut yields = 0;
         loop {
             if shared.written.load(Ordering::Acquire) >= seq {
                 return shared.outcome(seq);
@@ -148,12 +150,26 @@ impl Ticket {
                 }
                 Err(std::sync::TryLockError::WouldBlock) => false,
             };
+            if led {
+                after_batch(&shared);
+            }
             if !led && shared.written.load(Ordering::Acquire) < seq {
+                if yields < MAX_YIELDS_WHILE_WRITING {
+                    // Another request is writing a batch (a few microseconds): run the tasks ready
+                    // on this worker meanwhile rather than park it and be woken by a syscall.
+                    yields += 1;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 notified.await;
             }
         }
     }
 }
+
+/// How many times a waiter whose record another request is writing yields before it sleeps
+/// until that batch ends.
+const MAX_YIELDS_WHILE_WRITING: u32 = 2;
 
 impl Journal {
     /// `Ok` unless the journal cannot be written (a write failed: disk full, file too large, I/O
@@ -170,8 +186,22 @@ impl Journal {
         )))
     }
 
-    /// Appends `record` of `store`; call it under the lock that guards the change it records.
+    /// Appends `record` of `store` as JSON; call it under the lock that guards the change it
+    /// records.
     pub(crate) fn append<R: Serialize + ?Sized>(&self, store: u8, record: &R) -> Ticket {
+        self.append_with(store, |body| serde_json::to_writer(body, record))
+    }
+
+    /// Appends a binary record of `store` (see [`crate::codec`]) of `kind`, which `encode` writes;
+    /// call it under the lock that guards the change it records.
+    pub(crate) fn append_binary(&self, store: u8, kind: u8, encode: impl FnOnce(&mut codec::Writer<'_>)) -> Ticket {
+        self.append_with(store, |body| {
+            encode(&mut codec::Writer::new(body, kind));
+            Ok(())
+        })
+    }
+
+    fn append_with(&self, store: u8, encode: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>) -> Ticket {
         let Some(owner) = &self.0 else { return Ticket(Waiting::Done) };
         thread_local! {
             // Encoding into a reused buffer spares an allocation and a free per record.
@@ -180,7 +210,7 @@ impl Journal {
         let shared = &owner.shared;
         let seq = SCRATCH.with_borrow_mut(|body| {
             body.clear();
-            serde_json::to_writer(&mut *body, record)?;
+            encode(body)?;
             let mut pending = lock(&shared.pending);
             pending.last_seq += 1;
             let seq = pending.last_seq;
@@ -229,10 +259,14 @@ impl Drop for Owner {
         let mut log = lock(&self.shared.log);
         lead(&self.shared, &mut log);
         if let Some(log) = log.as_mut() {
+            if let Some((_, retired)) = log.retired.take() {
+                let _ = retired.sync_data();
+            }
             let _ = log.file.sync_data();
         }
         *log = None;
         drop(log);
+        self.shared.batch_done.notify_waiters();
         // A compaction still running must not delete files once the lock is released.
         let mut compaction = lock(&self.shared.compaction);
         while compaction.running.is_some_and(|id| id != std::thread::current().id()) {
@@ -267,9 +301,15 @@ struct Shared {
     compaction_done: Condvar,
 }
 
+/// A batch buffer larger than this (after a burst) is freed rather than kept as the spare.
+const MAX_KEPT_BUFFER: usize = 4 << 20;
+
 #[derive(Default)]
 struct Pending {
+    /// Frames appended and not yet taken by a batch.
     buf: Vec<u8>,
+    /// The other buffer, empty: the next batch's `buf`.
+    spare: Vec<u8>,
     last_seq: u64,
     shutdown: bool,
 }
@@ -281,6 +321,11 @@ struct Log {
     bytes: u64,
     /// Written under `everysec` since the last fsync.
     unsynced: bool,
+    /// The previous generation's log while its tail may not be fsynced yet (not under
+    /// `always`), with its generation: fsynced by the compaction the new generation started and
+    /// at the latest before the new log is ([`sync_retired`]), so a crash never keeps a later
+    /// record while losing an earlier one.
+    retired: Option<(u64, File)>,
 }
 
 impl Shared {
@@ -319,6 +364,8 @@ pub(crate) struct Sink<'a> {
     store: u8,
     cut: u64,
     out: Vec<u8>,
+    /// The record being encoded (one allocation for the whole snapshot).
+    body: Vec<u8>,
 }
 
 impl Sink<'_> {
@@ -330,9 +377,17 @@ impl Sink<'_> {
 
     /// Adds one record that rebuilds part of the state.
     pub(crate) fn record<R: Serialize + ?Sized>(&mut self, record: &R) -> serde_json::Result<()> {
-        let body = serde_json::to_vec(record)?;
-        wal::encode(&mut self.out, self.cut, self.store, &body);
+        self.body.clear();
+        serde_json::to_writer(&mut self.body, record)?;
+        wal::encode(&mut self.out, self.cut, self.store, &self.body);
         Ok(())
+    }
+
+    /// Adds one binary record (see [`Journal::append_binary`]) that rebuilds part of the state.
+    pub(crate) fn record_binary(&mut self, kind: u8, encode: impl FnOnce(&mut codec::Writer<'_>)) {
+        self.body.clear();
+        encode(&mut codec::Writer::new(&mut self.body, kind));
+        wal::encode(&mut self.out, self.cut, self.store, &self.body);
     }
 }
 
@@ -528,7 +583,7 @@ impl Recovery {
         *lock(&shared.stores) = stores.iter().map(|(tag, s)| (*tag, Arc::downgrade(s))).collect();
         let generation = self.next_generation;
         let file = open_log(&shared.dir, generation)?;
-        *lock(&shared.log) = Some(Log { file, generation, bytes: 0, unsynced: false });
+        *lock(&shared.log) = Some(Log { file, generation, bytes: 0, unsynced: false, retired: None });
         let thread_shared = shared.clone();
         let writer = std::thread::Builder::new()
             .name("switchboard-journal".into())
@@ -553,14 +608,18 @@ fn open_log(dir: &Path, generation: u64) -> Result<File> {
 /// Writes everything appended so far as one batch: one `write` and, under `always`, one fsync.
 /// Called with the log's lock held (`log`), so batches never overlap and stay in order.
 fn lead(shared: &Arc<Shared>, log: &mut Option<Log>) {
+    // Only a batch (under the log's lock, held here) moves it.
+    let written = shared.written.load(Ordering::Acquire);
     let (through, mut batch) = {
         let mut pending = lock(&shared.pending);
-        (pending.last_seq, std::mem::take(&mut pending.buf))
+        if pending.last_seq <= written {
+            return;
+        }
+        // Appends go on into the spare buffer meanwhile: two buffers keep their capacity, so
+        // neither grows through reallocations nor is freed per batch.
+        let spare = std::mem::take(&mut pending.spare);
+        (pending.last_seq, std::mem::replace(&mut pending.buf, spare))
     };
-    let written = shared.written.load(Ordering::Acquire);
-    if through <= written {
-        return;
-    }
     match log.as_mut() {
         None => push_failure(shared, written + 1, through, "the journal is closed"),
         Some(_) if shared.unwritable.load(Ordering::Acquire) => {
@@ -590,24 +649,40 @@ fn lead(shared: &Arc<Shared>, log: &mut Option<Log>) {
         }
     }
     shared.written.store(through, Ordering::Release);
-    shared.batch_done.notify_waiters();
     batch.clear();
-    {
-        let mut pending = lock(&shared.pending);
-        if pending.buf.is_empty() {
-            // Hand the allocation back for the next appends.
-            pending.buf = batch;
-        }
+    if batch.capacity() <= MAX_KEPT_BUFFER {
+        lock(&shared.pending).spare = batch;
     }
+}
+
+/// What follows a batch, once the log's lock is released: its waiters are woken (a woken worker
+/// may take this thread's core, so never while the lock is held: every waiter would stall), then
+/// a log grown past `compact_log_bytes` starts a new generation and a compaction.
+fn after_batch(shared: &Arc<Shared>) {
+    shared.batch_done.notify_waiters();
+    let mut log = match shared.log.try_lock() {
+        Ok(log) => log,
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        // The batch under way does it.
+        Err(std::sync::TryLockError::WouldBlock) => return,
+    };
     if let Some(log) = log.as_mut()
         && log.bytes >= shared.compact_log_bytes
         && !shared.unwritable.load(Ordering::Acquire)
         && lock(&shared.compaction).running.is_none()
     {
-        let _ = log.file.sync_data();
         match open_log(&shared.dir, log.generation + 1) {
             Ok(next) => {
-                *log = Log { file: next, generation: log.generation + 1, bytes: 0, unsynced: false };
+                // The old log's last second is fsynced off this path (an fsync of tens of MiB
+                // would stall every waiter): see `Log::retired`.
+                let old = std::mem::replace(&mut log.file, next);
+                if log.unsynced
+                    && let Some((_, earlier)) = log.retired.replace((log.generation, old))
+                {
+                    // Not expected: the compaction that fsyncs it ended before this one starts.
+                    let _ = earlier.sync_data();
+                }
+                (log.generation, log.bytes, log.unsynced) = (log.generation + 1, 0, false);
                 start_compaction(shared, log.generation);
             }
             Err(e) => tracing::error!(error = %e, "data dir: cannot start a new log; compaction postponed"),
@@ -645,8 +720,9 @@ fn background(shared: Arc<Shared>) {
                     .unwrap_or_else(|e| e.into_inner().0);
             }
         }
+        lead(&shared, &mut lock(&shared.log));
+        after_batch(&shared);
         let mut log = lock(&shared.log);
-        lead(&shared, &mut log);
         let Some(open) = log.as_mut() else { return };
         let now = Instant::now();
         if shared.unwritable.load(Ordering::Acquire) {
@@ -660,18 +736,33 @@ fn background(shared: Arc<Shared>) {
             }
             continue;
         }
-        if open.unsynced && now.duration_since(last_sync) >= Duration::from_secs(1) {
+        if (open.unsynced || open.retired.is_some()) && now.duration_since(last_sync) >= Duration::from_secs(1) {
             open.unsynced = false;
             let file = open.file.try_clone();
             drop(log);
             last_sync = now;
-            if let Err(e) = file.and_then(|f| f.sync_data()) {
+            if let Err(e) = sync_retired(&shared).and(file).and_then(|f| f.sync_data()) {
                 // What was written may not be on disk: refuse writes until a probe is fsynced.
                 refuse(&shared, e.to_string());
                 next_probe = now + PROBE_INTERVAL;
             }
         }
     }
+}
+
+/// Fsyncs the retired log, if any (outside the log's lock), and forgets it once it is on disk.
+fn sync_retired(shared: &Shared) -> std::io::Result<()> {
+    let retired = match lock(&shared.log).as_ref().and_then(|l| l.retired.as_ref()) {
+        Some((generation, file)) => (*generation, file.try_clone()?),
+        None => return Ok(()),
+    };
+    retired.1.sync_data()?;
+    if let Some(log) = lock(&shared.log).as_mut()
+        && log.retired.as_ref().is_some_and(|(generation, _)| *generation == retired.0)
+    {
+        log.retired = None;
+    }
+    Ok(())
 }
 
 fn push_failure(shared: &Shared, first: u64, last: u64, why: &str) {
@@ -793,7 +884,8 @@ fn start_compaction(shared: &Arc<Shared>, generation: u64) {
     }
 }
 
-/// Writes `snapshot-<generation>` from every store and deletes the files it covers.
+/// Writes `snapshot-<generation>` from every store (after fsyncing the previous log, see
+/// `Log::retired`) and deletes the files it covers.
 fn compact(shared: &Shared, generation: u64) -> Result<()> {
     let stores: Vec<(u8, Weak<dyn Durable>)> = lock(&shared.stores).clone();
     let mut out = Vec::new();
@@ -803,9 +895,14 @@ fn compact(shared: &Shared, generation: u64) -> Result<()> {
         let Some(store) = store.upgrade() else {
             return Err(Error::Unavailable("data dir: compaction skipped: the engine is stopping".into()));
         };
-        let mut sink = Sink { shared, store: tag, cut: 0, out: std::mem::take(&mut out) };
+        let mut sink = Sink { shared, store: tag, cut: 0, out: std::mem::take(&mut out), body: Vec::new() };
         store.snapshot(&mut sink).map_err(|e| Error::Internal(format!("data dir: snapshot of store {tag}: {e}")))?;
         out = sink.out;
+    }
+    if let Err(e) = sync_retired(shared) {
+        // What the previous log holds may not be on disk: refuse writes until a probe is fsynced.
+        refuse(shared, e.to_string());
+        return Err(Error::Unavailable(format!("data dir: cannot fsync the previous log: {e}")));
     }
     let dir = &shared.dir;
     let path = dir.join(file_name("snapshot", generation));

@@ -11,6 +11,7 @@
 //!   failed write, snapshots and compaction, the dir lock, and [`data_dir_status`].
 //! - `wal`: the journal's checksummed record frames and the scan telling a torn tail from
 //!   corruption.
+//! - `codec`: the compact binary encoding of the hottest journal records (JSON for the rest).
 //! - `session`: `MemorySessions`, the [`switchboard_core::SessionStore`].
 //! - `denylist`: `MemoryDenylist`, the [`switchboard_core::TokenDenylist`].
 //! - `ratelimit`: `MemoryRateLimiter`, the [`switchboard_core::RateLimiter`].
@@ -31,6 +32,7 @@
 
 mod broker;
 mod cache;
+mod codec;
 mod config;
 mod conversation;
 mod denylist;

@@ -13,8 +13,8 @@ use switchboard_core::message::{
 use switchboard_core::{ConversationId, MessageId, Result, Timestamp, UserId};
 
 use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
-use crate::lock;
 use crate::sweeper::Sweepable;
+use crate::{codec, lock};
 
 #[derive(Default)]
 pub(crate) struct MemoryMessages {
@@ -53,6 +53,62 @@ impl<'a> Change<'a> {
     }
 }
 
+/// The kind byte of a binary record of one message as it now stands, as [`Change::Put`] holds
+/// it: the conversation, the message (content as JSON text), its receipts, the cache's expiry and
+/// its count bound.
+const PUT: u8 = 1;
+
+fn status_of(rank: u8) -> serde_json::Result<DeliveryStatus> {
+    [DeliveryStatus::Sent, DeliveryStatus::Delivered, DeliveryStatus::Read]
+        .into_iter()
+        .find(|s| s.rank() == rank)
+        .ok_or_else(|| codec::error("unknown delivery status"))
+}
+
+/// Writes the [`PUT`] record of `stored` in `cache`.
+fn write_put(w: &mut codec::Writer<'_>, conversation: &ConversationId, cache: &Cache, stored: &Stored, max_len: u32) {
+    let m = &stored.message;
+    w.str(conversation.as_str()).str(m.id.as_str()).str(m.conversation_id.as_str()).str(m.sender.as_str());
+    w.json(&m.content).i64(m.created_at.as_millis()).opt_i64(m.edited_at.map(Timestamp::as_millis));
+    w.u8(u8::from(m.deleted)).u8(m.status.rank()).u64(u64::from(m.delivered_count)).u64(u64::from(m.read_count));
+    w.u64(stored.receipts.len() as u64);
+    for (user, status) in &stored.receipts {
+        w.str(user.as_str()).u8(status.rank());
+    }
+    w.i64(cache.expires_at.as_millis()).u64(u64::from(max_len));
+}
+
+/// Reads a [`PUT`] record back.
+fn read_put(mut r: codec::Reader<'_>) -> serde_json::Result<Change<'static>> {
+    let count = |v: u64| u32::try_from(v).map_err(|_| codec::error("count out of range"));
+    let conversation = Cow::Owned(r.parse("conversation id")?);
+    let (id, conversation_id, sender) = (r.parse("message id")?, r.parse("conversation id")?, r.parse("user id")?);
+    let (content, created_at) = (r.json()?, Timestamp::from_millis(r.i64()?));
+    let edited_at = r.opt_i64()?.map(Timestamp::from_millis);
+    let (deleted, status) = (r.u8()? != 0, status_of(r.u8()?)?);
+    let (delivered_count, read_count) = (count(r.u64()?)?, count(r.u64()?)?);
+    let message = Message {
+        id,
+        conversation_id,
+        sender,
+        content,
+        created_at,
+        edited_at,
+        deleted,
+        status,
+        delivered_count,
+        read_count,
+    };
+    let mut receipts = Vec::new();
+    for _ in 0..r.u64()? {
+        receipts.push((Cow::Owned(r.parse("user id")?), status_of(r.u8()?)?));
+    }
+    let expires_at = Timestamp::from_millis(r.i64()?);
+    let max_len = count(r.u64()?)?;
+    r.end()?;
+    Ok(Change::Put { conversation, message: Cow::Owned(message), receipts, expires_at, max_len })
+}
+
 impl MemoryMessages {
     pub(crate) fn new(journal: Journal) -> Self {
         MemoryMessages { state: Mutex::default(), journal }
@@ -79,7 +135,11 @@ impl Durable for MemoryMessages {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
-        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let changes: Vec<Change<'_>> = match codec::Reader::of(record) {
+            Some((PUT, r)) => vec![read_put(r)?],
+            Some(_) => return Err(codec::error("unknown message record")),
+            None => serde_json::from_slice(record)?,
+        };
         let mut state = lock(&self.state);
         for change in changes {
             match change {
@@ -111,8 +171,8 @@ impl Durable for MemoryMessages {
         for (conversation, cache) in state.iter() {
             let touch = Change::Touch { conversation: Cow::Borrowed(conversation), expires_at: cache.expires_at };
             sink.record(&[touch])?;
-            for (_, id) in cache.messages.keys() {
-                sink.record(&Vec::from_iter(Change::put(conversation, cache, id, u32::MAX)))?;
+            for stored in cache.messages.values() {
+                sink.record_binary(PUT, |w| write_put(w, conversation, cache, stored, u32::MAX));
             }
         }
         Ok(())
@@ -221,13 +281,21 @@ impl MessageStore for MemoryMessages {
                 },
             };
             cache.trim(bounds.max_len as usize);
-            let change = match outcome.duplicate {
-                false => Change::put(conversation, cache, &message.id, bounds.max_len),
+            let stored = match outcome.duplicate {
+                false => cache.index.get(&message.id).and_then(|c| cache.messages.get(&(*c, message.id.clone()))),
                 true => None,
             };
-            let change = change
-                .unwrap_or(Change::Touch { conversation: Cow::Borrowed(conversation), expires_at: cache.expires_at });
-            (outcome, self.journal.append(store::MESSAGES, &[change]))
+            let written = match stored {
+                Some(stored) => self
+                    .journal
+                    .append_binary(store::MESSAGES, PUT, |w| write_put(w, conversation, cache, stored, bounds.max_len)),
+                None => {
+                    let touch =
+                        Change::Touch { conversation: Cow::Borrowed(conversation), expires_at: cache.expires_at };
+                    self.journal.append(store::MESSAGES, &[touch])
+                }
+            };
+            (outcome, written)
         };
         written.wait().await?;
         Ok(outcome)

@@ -10,8 +10,8 @@ use switchboard_core::ratelimit::algorithms::{LimiterState, evaluate};
 use switchboard_core::{Decision, Policy, RateLimitKey, RateLimitRequest, RateLimiter, Result, Timestamp};
 
 use crate::journal::{self, Durable, Journal, Sink, store};
-use crate::lock;
 use crate::sweeper::Sweepable;
+use crate::{codec, lock};
 
 #[derive(Default)]
 pub(crate) struct MemoryRateLimiter {
@@ -28,6 +28,49 @@ enum Change<'a> {
     Reset(Cow<'a, RateLimitKey>),
 }
 
+/// The kind byte of a binary record: one check's new key states, each a key, its state and its
+/// expiry (see [`write_set`]), up to the record's end.
+const SETS: u8 = 1;
+
+/// Writes one key's new state into a [`SETS`] record.
+fn write_set(w: &mut codec::Writer<'_>, key: &RateLimitKey, state: &LimiterState, expires_at_ms: i64) {
+    w.str(key.as_str());
+    match state {
+        LimiterState::Gcra { tat } => {
+            w.u8(0).f64(*tat);
+        }
+        LimiterState::Window { index, curr, prev } => {
+            w.u8(1).i64(*index).u64(*curr).u64(*prev);
+        }
+        LimiterState::Log { entries } => {
+            w.u8(2).u64(entries.len() as u64);
+            for at in entries {
+                w.i64(*at);
+            }
+        }
+    }
+    w.i64(expires_at_ms);
+}
+
+/// Reads one key's state written by [`write_set`].
+fn read_set(r: &mut codec::Reader<'_>) -> serde_json::Result<(RateLimitKey, LimiterState, i64)> {
+    let key = r.parse("rate-limit key")?;
+    let state = match r.u8()? {
+        0 => LimiterState::Gcra { tat: r.f64()? },
+        1 => LimiterState::Window { index: r.i64()?, curr: r.u64()?, prev: r.u64()? },
+        2 => {
+            let n = r.u64()?;
+            let mut entries = std::collections::VecDeque::new();
+            for _ in 0..n {
+                entries.push_back(r.i64()?);
+            }
+            LimiterState::Log { entries }
+        }
+        _ => return Err(codec::error("unknown rate-limit state")),
+    };
+    Ok((key, state, r.i64()?))
+}
+
 impl MemoryRateLimiter {
     pub(crate) fn new(journal: Journal) -> Self {
         MemoryRateLimiter { state: Mutex::default(), journal }
@@ -40,7 +83,18 @@ impl Durable for MemoryRateLimiter {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
-        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let changes: Vec<Change<'_>> = match codec::Reader::of(record) {
+            Some((SETS, mut r)) => {
+                let mut changes = Vec::new();
+                while !r.is_empty() {
+                    let (key, state, expires_at_ms) = read_set(&mut r)?;
+                    changes.push(Change::Set(Cow::Owned(key), Cow::Owned(state), expires_at_ms));
+                }
+                changes
+            }
+            Some(_) => return Err(codec::error("unknown rate-limit record")),
+            None => serde_json::from_slice(record)?,
+        };
         let mut map = lock(&self.state);
         for change in changes {
             match change {
@@ -57,7 +111,7 @@ impl Durable for MemoryRateLimiter {
         let map = lock(&self.state);
         sink.begin();
         for (key, e) in map.iter() {
-            sink.record(&[Change::Set(Cow::Borrowed(key), Cow::Borrowed(&e.state), e.expires_at_ms)])?;
+            sink.record_binary(SETS, |w| write_set(w, key, &e.state, e.expires_at_ms));
         }
         Ok(())
     }
@@ -94,14 +148,14 @@ impl RateLimiter for MemoryRateLimiter {
                     decisions.push(decision);
                 }
             }
-            let changes: Vec<Change<'_>> = requests
-                .iter()
-                .filter_map(|r| {
-                    let e = map.get(&r.key)?;
-                    Some(Change::Set(Cow::Borrowed(&r.key), Cow::Borrowed(&e.state), e.expires_at_ms))
-                })
-                .collect();
-            (decisions, self.journal.append(store::RATE_LIMITS, &changes))
+            let written = self.journal.append_binary(store::RATE_LIMITS, SETS, |w| {
+                for request in requests {
+                    if let Some(e) = map.get(&request.key) {
+                        write_set(w, &request.key, &e.state, e.expires_at_ms);
+                    }
+                }
+            });
+            (decisions, written)
         };
         written.wait().await?;
         Ok(decisions)

@@ -12,8 +12,8 @@ use switchboard_core::{
 };
 
 use crate::journal::{self, Durable, Journal, Sink, store};
-use crate::lock;
 use crate::sweeper::Sweepable;
+use crate::{codec, lock};
 
 #[derive(Default)]
 pub(crate) struct MemorySessions {
@@ -30,6 +30,9 @@ enum Change<'a> {
     Touch(Cow<'a, SessionId>, Timestamp, Timestamp),
 }
 
+/// The kind byte of a binary touch record: the session id, its new last activity and expiry (ms).
+const TOUCH: u8 = 1;
+
 impl MemorySessions {
     pub(crate) fn new(journal: Journal) -> Self {
         MemorySessions { state: Mutex::default(), journal }
@@ -42,7 +45,16 @@ impl Durable for MemorySessions {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
-        let changes: Vec<Change<'_>> = serde_json::from_slice(record)?;
+        let changes: Vec<Change<'_>> = match codec::Reader::of(record) {
+            Some((TOUCH, mut r)) => {
+                let id: SessionId = r.parse("session id")?;
+                let (last_active_at, expires_at) = (Timestamp::from_millis(r.i64()?), Timestamp::from_millis(r.i64()?));
+                r.end()?;
+                vec![Change::Touch(Cow::Owned(id), last_active_at, expires_at)]
+            }
+            Some(_) => return Err(codec::error("unknown session record")),
+            None => serde_json::from_slice(record)?,
+        };
         let mut state = lock(&self.state);
         for change in changes {
             match change {
@@ -188,9 +200,11 @@ impl SessionStore for MemorySessions {
                 s.expires_at = now.plus(std::time::Duration::from_millis(s.idle_ttl_ms)).min(s.absolute_expires_at);
                 s.clone()
             });
-            let written = session
-                .as_ref()
-                .map(|s| self.journal.append(store::SESSIONS, &[Change::Touch(Cow::Borrowed(id), now, s.expires_at)]));
+            let written = session.as_ref().map(|s| {
+                self.journal.append_binary(store::SESSIONS, TOUCH, |w| {
+                    w.str(id.as_str()).i64(now.as_millis()).i64(s.expires_at.as_millis());
+                })
+            });
             (session, written)
         };
         if let Some(written) = written {

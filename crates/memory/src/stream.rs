@@ -15,8 +15,8 @@ use switchboard_core::{
 
 use crate::broker::MemoryBroker;
 use crate::journal::{self, Durable, Journal, Sink, Ticket, store};
-use crate::lock;
 use crate::sweeper::Sweepable;
+use crate::{codec, lock};
 
 /// Streams and cursors in memory. See [`StreamStore`] and [`CursorStore`] for the contracts.
 ///
@@ -59,6 +59,47 @@ enum Change<'a> {
     },
 }
 
+/// The kind byte of a binary publication record: the channel, the publication (offset, data as
+/// JSON text, time, excluded device, only devices) and the stream's retention and expiry, as
+/// [`Change::Published`] holds them.
+const PUBLISHED: u8 = 1;
+
+/// Writes the [`PUBLISHED`] record of `publication` appended to `s`.
+fn write_published(w: &mut codec::Writer<'_>, channel: &ChannelName, s: &Stream, publication: &Publication) {
+    w.str(channel.as_str()).u64(publication.offset).json(&publication.data).i64(publication.time.as_millis());
+    w.opt_bytes(publication.exclude_device.as_ref().map(|d| d.as_str().as_bytes()));
+    w.u64(publication.only_devices.len() as u64);
+    for device in &publication.only_devices {
+        w.str(device.as_str());
+    }
+    w.u64(u64::from(s.retention.max_len)).u64(millis_of(s.retention.max_age)).i64(s.expires_at.as_millis());
+}
+
+/// Reads a [`PUBLISHED`] record back.
+fn read_published(mut r: codec::Reader<'_>) -> serde_json::Result<Change<'static>> {
+    let channel = r.parse("channel")?;
+    let (offset, data, time) = (r.u64()?, r.json()?, Timestamp::from_millis(r.i64()?));
+    let exclude_device = match r.opt_str()? {
+        Some(d) => Some(DeviceId::new(d).map_err(|_| codec::error("invalid device id"))?),
+        None => None,
+    };
+    let mut only_devices = Vec::new();
+    for _ in 0..r.u64()? {
+        only_devices.push(r.parse("device id")?);
+    }
+    let publication = Publication { offset, data, time, exclude_device, only_devices };
+    let max_len = u32::try_from(r.u64()?).map_err(|_| codec::error("max_len out of range"))?;
+    let (max_age_ms, expires_at) = (r.u64()?, Timestamp::from_millis(r.i64()?));
+    r.end()?;
+    Ok(Change::Published {
+        channel: Cow::Owned(channel),
+        publication: Cow::Owned(publication),
+        max_len,
+        max_age_ms,
+        expires_at,
+    })
+}
+
 fn millis_of(d: Duration) -> u64 {
     d.as_millis().min(u64::MAX as u128) as u64
 }
@@ -74,16 +115,6 @@ impl<'a> Change<'a> {
             expires_at: s.expires_at,
         }
     }
-
-    fn published(channel: &'a ChannelName, s: &Stream, publication: &'a Publication) -> Self {
-        Change::Published {
-            channel: Cow::Borrowed(channel),
-            publication: Cow::Borrowed(publication),
-            max_len: s.retention.max_len,
-            max_age_ms: millis_of(s.retention.max_age),
-            expires_at: s.expires_at,
-        }
-    }
 }
 
 impl Durable for MemoryStreams {
@@ -92,8 +123,13 @@ impl Durable for MemoryStreams {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
+        let change = match codec::Reader::of(record) {
+            Some((PUBLISHED, r)) => read_published(r)?,
+            Some(_) => return Err(codec::error("unknown stream record")),
+            None => serde_json::from_slice(record)?,
+        };
         let mut state = lock(&self.state);
-        match serde_json::from_slice(record)? {
+        match change {
             Change::Stream { channel, epoch, top, max_len, max_age_ms, expires_at } => {
                 let retention = Retention { max_len, max_age: Duration::from_millis(max_age_ms) };
                 let stream = Stream { epoch: epoch.into_owned(), top, entries: VecDeque::new(), retention, expires_at };
@@ -130,7 +166,7 @@ impl Durable for MemoryStreams {
             }
             sink.record(&head)?;
             for publication in &stream.entries {
-                sink.record(&Change::published(channel, stream, publication))?;
+                sink.record_binary(PUBLISHED, |w| write_published(w, channel, stream, publication));
             }
         }
         for (user, devices) in &state.cursors {
@@ -241,7 +277,9 @@ impl StreamStore for MemoryStreams {
             };
             // Delivered before the lock is released: live order is offset order.
             self.broker.deliver(channel, &stream.epoch, &publication);
-            let written = self.journal.append(store::STREAMS, &Change::published(channel, stream, &publication));
+            let written = self
+                .journal
+                .append_binary(store::STREAMS, PUBLISHED, |w| write_published(w, channel, stream, &publication));
             stream.entries.push_back(publication);
             while stream.entries.len() > retention.max_len as usize {
                 stream.entries.pop_front();

@@ -3,7 +3,8 @@
 //!
 //! A frame is `len: u32 LE`, `header_crc: u32 LE` (CRC-32 of the four length bytes),
 //! `payload_crc: u32 LE` (CRC-32 of the payload), then `len` payload bytes. A payload is
-//! `seq: u64 LE`, `store: u8`, then the store's JSON record. Logs and snapshots use the same frames.
+//! `seq: u64 LE`, `store: u8`, then the store's record (JSON, or binary: see [`crate::codec`]).
+//! Logs and snapshots use the same frames.
 
 /// Bytes before a frame's payload.
 pub(crate) const HEADER: usize = 12;

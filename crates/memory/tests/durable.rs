@@ -11,13 +11,14 @@ use switchboard_core::InboxFilter;
 use switchboard_core::conversation::{ConversationKind, ConversationSpec};
 use switchboard_core::message::{CacheBounds, DeliveryStatus, InboxPost, NewMessage};
 use switchboard_core::notification::{Mark, NotificationRetention};
+use switchboard_core::ratelimit::{Algorithm, Policy};
 use switchboard_core::{
     Backoff, ChannelName, ConversationId, DeviceId, DeviceInfo, Due, Engine, EnqueueOutcome, JobId, JobRetention,
     JobState, JobType, LeaseToken, MessageId, NewJob, NewNotification, NewPublication, NewSession, NotificationId,
     Priority, QueueName, Retention, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition, Timestamp,
     TokenId, UnreadTotals, UserConversation, UserId,
 };
-use switchboard_core::{RateLimitKey, RateLimitRequest};
+use switchboard_core::{RateLimitKey, RateLimitRequest, SessionId};
 use switchboard_memory::{MemoryConfig, SyncPolicy};
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -685,4 +686,69 @@ async fn the_sweep_records_the_last_refresh_of_a_device_that_went_offline() {
     assert_eq!(after.devices.len(), 1);
     assert!(!after.devices[0].online);
     assert_eq!(after.devices[0].last_seen, refreshed_at, "the refresh's time, recorded by the sweep");
+}
+
+/// The state `fixtures/json-journal` holds, checked on `engine`: a data dir written before the
+/// hottest records were binary (every record JSON).
+async fn assert_json_journal_state(engine: &Engine, century_policy: impl Fn(Algorithm) -> Policy) {
+    let (ana, bo) = (user("ana"), user("bo"));
+    let id = SessionId::custom("session_id", "fixture-session-0123456789abcdef0123").unwrap();
+    let session = engine.sessions.get(&id).await.unwrap().expect("the session");
+    assert!(session.last_active_at > session.created_at, "the touch replayed");
+    // Each key was checked once: a second check leaves what it leaves on a fresh engine.
+    let fresh = switchboard_memory::engine(MemoryConfig::default()).unwrap();
+    for (key, algorithm) in
+        [("rl/gcra", Algorithm::Gcra), ("rl/window", Algorithm::SlidingWindow), ("rl/log", Algorithm::SlidingLog)]
+    {
+        let limit =
+            RateLimitRequest { key: RateLimitKey::new(key).unwrap(), policy: century_policy(algorithm), cost: 1 };
+        let reference = fresh.rate_limiter.status(&limit.key, &limit.policy).await.unwrap();
+        fresh.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap();
+        let expected = fresh.rate_limiter.status(&limit.key, &limit.policy).await.unwrap();
+        let replayed = engine.rate_limiter.status(&limit.key, &limit.policy).await.unwrap();
+        assert_eq!(replayed.remaining, expected.remaining, "{key}");
+        assert_ne!(replayed.remaining, reference.remaining, "{key} was used");
+    }
+    let done = engine.jobs.get(&JobId::new("j1").unwrap()).await.unwrap().expect("j1");
+    assert_eq!((done.state, done.result.as_deref()), (JobState::Completed, Some(&b"42"[..])));
+    assert_eq!(engine.jobs.get(&JobId::new("j2").unwrap()).await.unwrap().expect("j2").state, JobState::Waiting);
+    let c1 = ConversationId::new("c1").unwrap();
+    let entry = engine.inbox.get(&bo, &c1).await.unwrap().expect("bo's entry");
+    assert_eq!((entry.unread, entry.last_message_id.as_ref().map(MessageId::as_str)), (2, Some("m2")));
+    assert_eq!(engine.inbox.totals(&ana).await.unwrap().unread, 0, "the sender's own posts are not unread");
+    let recent = engine.messages.recent(&c1, 10, None).await.unwrap();
+    let ids: Vec<&str> = recent.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec!["m2", "m1"]);
+    let history = engine.streams.history(&ChannelName::new("chat:c1").unwrap(), 10).await.unwrap();
+    let data: Vec<&serde_json::Value> = history.publications.iter().map(|p| &p.data).collect();
+    assert_eq!(data, vec![&json!({"n": 0}), &json!({"n": 1})]);
+}
+
+/// A data dir whose records are all JSON (written before touches, rate-limit states, job
+/// changes, inbox posts, message puts and publications were binary) still reads, and keeps
+/// reading once binary records follow.
+#[tokio::test]
+async fn a_journal_of_json_records_still_reads_and_binary_records_follow_it() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/json-journal");
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.0.join(entry.file_name())).unwrap();
+    }
+    let century = |algorithm| Policy::gcra(3, 100 * 365 * 24 * 3600 * 1000).with_algorithm(algorithm);
+    {
+        let engine = open(&dir.0);
+        assert_json_journal_state(&engine, century).await;
+        // New records (binary) after the old ones.
+        let limit =
+            RateLimitRequest { key: RateLimitKey::new("rl/new").unwrap(), policy: century(Algorithm::Gcra), cost: 1 };
+        engine.rate_limiter.check(std::slice::from_ref(&limit)).await.unwrap();
+        let post = InboxPost { at: Timestamp::now(), ..post("c1", "m3", &user("ana")) };
+        engine.inbox.record_post(&[user("ana"), user("bo")], &post).await.unwrap();
+    }
+    let engine = open(&dir.0);
+    let key = RateLimitKey::new("rl/new").unwrap();
+    assert!(engine.rate_limiter.status(&key, &century(Algorithm::Gcra)).await.unwrap().remaining < 3);
+    assert_eq!(engine.inbox.get(&user("bo"), &ConversationId::new("c1").unwrap()).await.unwrap().unwrap().unread, 3);
 }
