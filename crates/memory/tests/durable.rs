@@ -829,3 +829,32 @@ async fn leases_and_completions_are_small_records_that_replay_onto_the_job() {
     assert_eq!((counts.active, counts.completed, counts.completed_total), (0, 1, 1));
     assert_eq!(jobs.enqueue(&[again]).await.unwrap()[0].outcome, EnqueueOutcome::Created, "the key was freed");
 }
+
+/// A fetch that first takes back a lease that ran out and then leases the job again changed more
+/// than the lease: the job's record is whole, so the lost lease's error survives a restart.
+#[tokio::test]
+async fn a_job_leased_again_after_its_lease_ran_out_keeps_the_error_across_a_restart() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    let id = JobId::new("again").unwrap();
+    let token = {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        jobs.enqueue(&[new_job("work", "again")]).await.unwrap();
+        let first = LeaseToken::generate().unwrap();
+        let short = Some(Duration::from_millis(50));
+        jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&first), short, &keep).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = LeaseToken::generate().unwrap();
+        let long = Some(Duration::from_secs(3600));
+        let fetched =
+            jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&second), long, &keep).await.unwrap();
+        assert_eq!(fetched.jobs.len(), 1);
+        second
+    };
+    let engine = open(&dir.0);
+    let job = engine.jobs.get(&id).await.unwrap().expect("the job");
+    assert_eq!((job.state, job.attempts), (JobState::Active, 2));
+    assert_eq!(job.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), vec!["lease expired"]);
+    engine.jobs.complete(&id, &token, None, &keep).await.unwrap();
+}
