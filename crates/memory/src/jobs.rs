@@ -613,11 +613,12 @@ impl State {
         while let Some(id) = first_due(self, JobState::Delayed) {
             self.refile(&id, |j| j.state = JobState::Waiting);
         }
-        let mut died = false;
+        let (mut died, mut lost) = (false, false);
         while let Some(id) = first_due(self, JobState::Active) {
             if let Some(q) = self.queues.get_mut(queue) {
                 q.count_failure(now);
             }
+            lost = true;
             self.refile(&id, |j| {
                 push_error(j, "lease expired", now);
                 if j.attempts < j.max_attempts {
@@ -629,6 +630,10 @@ impl State {
                     died = true;
                 }
             });
+        }
+        if lost {
+            // The queue's failure total changed with the jobs taken back.
+            self.dirty.queues.push(queue.clone());
         }
         if died {
             self.trim_dead(queue, retention, now);

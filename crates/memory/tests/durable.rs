@@ -858,3 +858,25 @@ async fn a_job_leased_again_after_its_lease_ran_out_keeps_the_error_across_a_res
     assert_eq!(job.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), vec!["lease expired"]);
     engine.jobs.complete(&id, &token, None, &keep).await.unwrap();
 }
+
+/// A lease that runs out is counted as a failure of its queue when the job is taken back, and
+/// that count is journalled with the job.
+#[tokio::test]
+async fn a_lease_taken_back_counts_its_failure_across_a_restart() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        jobs.enqueue(&[new_job("work", "lost")]).await.unwrap();
+        let token = LeaseToken::generate().unwrap();
+        let short = Some(Duration::from_millis(50));
+        jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), short, &keep).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let counts = jobs.counts(&work, &keep).await.unwrap();
+        assert_eq!((counts.waiting, counts.failed_total), (1, 1));
+    }
+    let engine = open(&dir.0);
+    let counts = engine.jobs.counts(&work, &keep).await.unwrap();
+    assert_eq!((counts.waiting, counts.active, counts.failed_total), (1, 0, 1));
+}
