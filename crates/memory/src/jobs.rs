@@ -44,12 +44,18 @@ enum Change<'a> {
 }
 
 /// The kind byte of a binary record: one operation's job and queue changes, each a tag
-/// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`]) and its fields, up to the record's end. An operation
-/// that changes a schedule is written as JSON ([`Change`]).
+/// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`], [`JOB_LEASED`], [`JOB_COMPLETED`]) and its fields, up
+/// to the record's end. An operation that changes a schedule is written as JSON ([`Change`]).
 const CHANGES: u8 = 1;
+/// A whole job, its lease token and its index tie-breaker ([`write_record`]).
 const JOB: u8 = 1;
 const JOB_REMOVED: u8 = 2;
 const QUEUE: u8 = 3;
+/// A lease: only the fields a fetch changes ([`write_lease`]), applied to the job as replay
+/// already holds it.
+const JOB_LEASED: u8 = 4;
+/// A completion: only the fields a completion changes ([`write_completion`]), applied likewise.
+const JOB_COMPLETED: u8 = 5;
 
 /// Writes a whole job (every field, in declaration order) into a binary record.
 fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
@@ -78,6 +84,73 @@ fn write_record(w: &mut codec::Writer<'_>, r: &Record) {
     w.u8(JOB);
     write_job(w, &r.job);
     w.opt_bytes(r.token.as_ref().map(|t| t.as_str().as_bytes())).u64(r.seq);
+}
+
+/// Writes a [`JOB_LEASED`] change: the job became active under a lease. The state (active) is
+/// the tag's; the attempt count, start, lease end and token are the job's values now.
+fn write_lease(w: &mut codec::Writer<'_>, r: &Record) {
+    let j = &r.job;
+    w.u8(JOB_LEASED).str(j.id.as_str()).u64(u64::from(j.attempts));
+    w.opt_i64(j.started_at.map(Timestamp::as_millis)).opt_i64(j.lease_expires_at.map(Timestamp::as_millis));
+    w.opt_bytes(r.token.as_ref().map(|t| t.as_str().as_bytes())).u64(r.seq);
+}
+
+/// Writes a [`JOB_COMPLETED`] change: the job completed (which ends its lease and frees its
+/// unique key); its finish time and result are its values now.
+fn write_completion(w: &mut codec::Writer<'_>, r: &Record) {
+    let j = &r.job;
+    w.u8(JOB_COMPLETED).str(j.id.as_str()).opt_i64(j.finished_at.map(Timestamp::as_millis));
+    w.opt_bytes(j.result.as_deref()).u64(r.seq);
+}
+
+/// A move read from a [`JOB_LEASED`] or [`JOB_COMPLETED`] change.
+enum Move {
+    Leased { attempts: u32, started_at: Option<Timestamp>, lease_expires_at: Option<Timestamp>, token: LeaseToken },
+    Completed { finished_at: Option<Timestamp>, result: Option<Vec<u8>> },
+}
+
+/// One change read back from a record, in record order.
+enum Step<'a> {
+    Change(Box<Change<'a>>),
+    /// A job's id, its new index tie-breaker and its move.
+    Move(JobId, u64, Move),
+}
+
+/// Reads one change (its tag, then its fields) of a binary [`CHANGES`] record.
+fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
+    let time = |v: Option<i64>| v.map(Timestamp::from_millis);
+    Ok(Step::Change(Box::new(match r.u8()? {
+        JOB => {
+            let job = Cow::Owned(read_job(r)?);
+            let token = match r.opt_str()? {
+                Some(t) => Some(Cow::Owned(read_token(t)?)),
+                None => None,
+            };
+            Change::Job { job, token, seq: r.u64()? }
+        }
+        JOB_REMOVED => Change::JobRemoved(Cow::Owned(r.parse("job id")?)),
+        QUEUE => Change::Queue {
+            name: Cow::Owned(r.parse("queue")?),
+            paused: r.u8()? != 0,
+            completed_total: r.u64()?,
+            failed_total: r.u64()?,
+        },
+        JOB_LEASED => {
+            let id = r.parse("job id")?;
+            let attempts = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
+            let (started_at, lease_expires_at) = (time(r.opt_i64()?), time(r.opt_i64()?));
+            let token = read_token(r.opt_str()?.ok_or_else(|| codec::error("a lease without its token"))?)?;
+            let change = Move::Leased { attempts, started_at, lease_expires_at, token };
+            return Ok(Step::Move(id, r.u64()?, change));
+        }
+        JOB_COMPLETED => {
+            let id = r.parse("job id")?;
+            let finished_at = time(r.opt_i64()?);
+            let result = r.opt_bytes()?.map(<[u8]>::to_vec);
+            return Ok(Step::Move(id, r.u64()?, Move::Completed { finished_at, result }));
+        }
+        _ => return Err(codec::error("unknown job change")),
+    })))
 }
 
 /// Reads a job written by [`write_job`].
@@ -131,10 +204,21 @@ fn read_job(r: &mut codec::Reader<'_>) -> serde_json::Result<Job> {
     })
 }
 
+/// How an operation changed a job it marked, which picks the job's change in the binary record.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Any change: the whole job is written.
+    Whole,
+    /// Only leased by a fetch: a [`JOB_LEASED`] change is enough.
+    Leased,
+    /// Only completed: a [`JOB_COMPLETED`] change is enough.
+    Completed,
+}
+
 /// What an operation touched, turned into its journal record once it is done.
 #[derive(Default)]
 struct Dirty {
-    jobs: Vec<JobId>,
+    jobs: Vec<(JobId, Mark)>,
     queues: Vec<QueueName>,
     schedules: Vec<ScheduleName>,
 }
@@ -162,12 +246,20 @@ impl State {
     /// the state as it stands: no job is cloned.
     fn write_changes(&self, dirty: &Dirty, w: &mut codec::Writer<'_>) {
         // Operations mark a handful of jobs; a bulk enqueue marks each once.
-        let seen = |i: usize, id: &JobId| dirty.jobs.len() <= 64 && dirty.jobs[..i].contains(id);
-        for (i, id) in dirty.jobs.iter().enumerate() {
+        // Past that, a job marked twice is written at each mark, in order, which replays the same.
+        let few = dirty.jobs.len() <= 64;
+        let seen = |i: usize, id: &JobId| few && dirty.jobs[..i].iter().any(|(other, _)| other == id);
+        for (i, (id, mark)) in dirty.jobs.iter().enumerate() {
             if seen(i, id) {
                 continue;
             }
+            // A move alone is written as such; a job changed more than once is written whole.
+            let alone = || !few || !dirty.jobs[i + 1..].iter().any(|(other, _)| other == id);
             match self.jobs.get(id) {
+                Some(r) if *mark == Mark::Leased && r.job.state == JobState::Active && alone() => write_lease(w, r),
+                Some(r) if *mark == Mark::Completed && r.job.state == JobState::Completed && alone() => {
+                    write_completion(w, r);
+                }
                 Some(r) => write_record(w, r),
                 None => {
                     w.u8(JOB_REMOVED).str(id.as_str());
@@ -186,7 +278,7 @@ impl State {
         let dirty = std::mem::take(&mut self.dirty);
         let mut changes: Vec<Change<'static>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for id in dirty.jobs {
+        for (id, _) in dirty.jobs {
             if seen.insert(id.clone()) {
                 changes.push(self.job_change(&id));
             }
@@ -221,6 +313,32 @@ impl State {
         self.jobs.insert(rec.job.id.clone(), rec);
     }
 
+    /// Applies a move read back from the journal to the job replay already holds.
+    fn apply_move(&mut self, id: &JobId, seq: u64, change: Move) -> serde_json::Result<()> {
+        let rec = self.jobs.get_mut(id).ok_or_else(|| codec::error("a move of a job never written"))?;
+        let queue = self.queues.entry(rec.job.queue.clone()).or_default();
+        queue.index(rec.job.state).remove(&key(rec));
+        match change {
+            Move::Leased { attempts, started_at, lease_expires_at, token } => {
+                let j = &mut rec.job;
+                (j.state, j.attempts, j.started_at, j.lease_expires_at) =
+                    (JobState::Active, attempts, started_at, lease_expires_at);
+                rec.token = Some(token);
+            }
+            Move::Completed { finished_at, result } => {
+                let j = &mut rec.job;
+                (j.state, j.finished_at, j.result, j.lease_expires_at) =
+                    (JobState::Completed, finished_at, result, None);
+                rec.token = None;
+                queue.release_key(&rec.job);
+            }
+        }
+        rec.seq = seq;
+        queue.index(rec.job.state).insert(key(rec), id.clone());
+        self.next_seq = self.next_seq.max(seq);
+        Ok(())
+    }
+
     /// Removes a job (in any state) from its index, its unique key and the records.
     fn unfile(&mut self, id: &JobId) {
         let Some(rec) = self.jobs.remove(id) else { return };
@@ -237,36 +355,29 @@ impl Durable for MemoryJobs {
     }
 
     fn replay(&self, record: &[u8]) -> serde_json::Result<()> {
-        let changes: Vec<Change<'_>> = match codec::Reader::of(record) {
+        let steps: Vec<Step<'_>> = match codec::Reader::of(record) {
             Some((CHANGES, mut r)) => {
-                let mut changes = Vec::new();
+                let mut steps = Vec::new();
                 while !r.is_empty() {
-                    changes.push(match r.u8()? {
-                        JOB => {
-                            let job = Cow::Owned(read_job(&mut r)?);
-                            let token = match r.opt_str()? {
-                                Some(t) => Some(Cow::Owned(read_token(t)?)),
-                                None => None,
-                            };
-                            Change::Job { job, token, seq: r.u64()? }
-                        }
-                        JOB_REMOVED => Change::JobRemoved(Cow::Owned(r.parse("job id")?)),
-                        QUEUE => Change::Queue {
-                            name: Cow::Owned(r.parse("queue")?),
-                            paused: r.u8()? != 0,
-                            completed_total: r.u64()?,
-                            failed_total: r.u64()?,
-                        },
-                        _ => return Err(codec::error("unknown job change")),
-                    });
+                    steps.push(read_change(&mut r)?);
                 }
-                changes
+                steps
             }
             Some(_) => return Err(codec::error("unknown job record")),
-            None => serde_json::from_slice(record)?,
+            None => serde_json::from_slice::<Vec<Change<'_>>>(record)?
+                .into_iter()
+                .map(|c| Step::Change(Box::new(c)))
+                .collect(),
         };
         let mut s = lock(&self.state);
-        for change in changes {
+        for step in steps {
+            let change = match step {
+                Step::Move(id, seq, change) => {
+                    s.apply_move(&id, seq, change)?;
+                    continue;
+                }
+                Step::Change(change) => *change,
+            };
             match change {
                 Change::Job { job, token, seq } => s.restore(job.into_owned(), token.map(Cow::into_owned), seq),
                 Change::JobRemoved(id) => s.unfile(&id),
@@ -447,7 +558,7 @@ impl State {
     fn refile(&mut self, id: &JobId, edit: impl FnOnce(&mut Job)) -> Option<&mut Record> {
         let State { jobs, queues, next_seq, dirty, .. } = self;
         let rec = jobs.get_mut(id)?;
-        dirty.jobs.push(id.clone());
+        dirty.jobs.push((id.clone(), Mark::Whole));
         let queue = queues.get_mut(&rec.job.queue)?;
         queue.index(rec.job.state).remove(&key(rec));
         edit(&mut rec.job);
@@ -464,6 +575,13 @@ impl State {
         Some(rec)
     }
 
+    /// Marks how the job [`State::refile`] just moved changed (it marks [`Mark::Whole`]).
+    fn mark(&mut self, mark: Mark) {
+        if let Some(last) = self.dirty.jobs.last_mut() {
+            last.1 = mark;
+        }
+    }
+
     /// Drops the finished jobs of `state` (completed or dead) beyond `max` or older than `max_age`.
     fn trim(&mut self, queue: &QueueName, state: JobState, max: u64, max_age: Duration, now: Timestamp) {
         let Some(q) = self.queues.get_mut(queue) else { return };
@@ -475,7 +593,7 @@ impl State {
             }
             if let Some((_, id)) = index.pop_first() {
                 self.jobs.remove(&id);
-                self.dirty.jobs.push(id);
+                self.dirty.jobs.push((id, Mark::Whole));
             }
         }
     }
@@ -495,11 +613,12 @@ impl State {
         while let Some(id) = first_due(self, JobState::Delayed) {
             self.refile(&id, |j| j.state = JobState::Waiting);
         }
-        let mut died = false;
+        let (mut died, mut lost) = (false, false);
         while let Some(id) = first_due(self, JobState::Active) {
             if let Some(q) = self.queues.get_mut(queue) {
                 q.count_failure(now);
             }
+            lost = true;
             self.refile(&id, |j| {
                 push_error(j, "lease expired", now);
                 if j.attempts < j.max_attempts {
@@ -511,6 +630,10 @@ impl State {
                     died = true;
                 }
             });
+        }
+        if lost {
+            // The queue's failure total changed with the jobs taken back.
+            self.dirty.queues.push(queue.clone());
         }
         if died {
             self.trim_dead(queue, retention, now);
@@ -557,7 +680,7 @@ impl State {
         if let Some(k) = &new.unique_key {
             queue.unique.insert(k.clone(), new.id.clone());
         }
-        self.dirty.jobs.push(new.id.clone());
+        self.dirty.jobs.push((new.id.clone(), Mark::Whole));
         self.dirty.queues.push(new.queue.clone());
         self.next_seq += 1;
         let rec = Record { job, token: None, seq: self.next_seq };
@@ -578,7 +701,7 @@ impl State {
     /// Removes a job that is not active from its index, its unique key and the records.
     fn drop_job(&mut self, id: &JobId) -> Option<JobState> {
         let rec = self.jobs.remove(id)?;
-        self.dirty.jobs.push(id.clone());
+        self.dirty.jobs.push((id.clone(), Mark::Whole));
         if let Some(q) = self.queues.get_mut(&rec.job.queue) {
             q.index(rec.job.state).remove(&key(&rec));
             q.release_key(&rec.job);
@@ -694,6 +817,7 @@ impl JobStore for MemoryJobs {
                     };
                     rec.token = Some(token.clone());
                     jobs.push(LeasedJob { job: rec.job.clone(), lease_token: token.clone() });
+                    s.mark(Mark::Leased);
                 }
                 if let Some(q) = s.queues.get(name) {
                     let firsts = [q.delayed.first_key_value(), q.active.first_key_value()];
@@ -722,6 +846,7 @@ impl JobStore for MemoryJobs {
                 j.finished_at = Some(now);
                 j.result = result.map(<[u8]>::to_vec);
             });
+            s.mark(Mark::Completed);
             s.dirty.queues.push(queue.clone());
             if let Some(q) = s.queues.get_mut(&queue) {
                 q.completed_total += 1;
@@ -801,7 +926,7 @@ impl JobStore for MemoryJobs {
         self.journal.writable()?;
         self.with(|s, _| {
             s.leased(id, token)?.job.progress = Some(progress.to_vec());
-            s.dirty.jobs.push(id.clone());
+            s.dirty.jobs.push((id.clone(), Mark::Whole));
             Ok(())
         })
         .await?

@@ -752,3 +752,131 @@ async fn a_journal_of_json_records_still_reads_and_binary_records_follow_it() {
     assert!(engine.rate_limiter.status(&key, &century(Algorithm::Gcra)).await.unwrap().remaining < 3);
     assert_eq!(engine.inbox.get(&user("bo"), &ConversationId::new("c1").unwrap()).await.unwrap().unwrap().unread, 3);
 }
+
+/// A data dir whose job records are all whole jobs (written before leases and completions were
+/// written as moves) still reads: a completed job, a job whose lease ran out while down, a
+/// waiting job.
+#[tokio::test]
+async fn a_journal_of_whole_job_records_still_reads() {
+    let dir = TempDir::new();
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/binary-jobs-journal");
+    for entry in std::fs::read_dir(&fixture).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.0.join(entry.file_name())).unwrap();
+    }
+    let engine = open(&dir.0);
+    let (jobs, keep, id) = (&engine.jobs, JobRetention::default(), |s: &str| JobId::new(s).unwrap());
+    let done = jobs.get(&id("j1")).await.unwrap().expect("j1");
+    assert_eq!((done.state, done.attempts, done.result.as_deref()), (JobState::Completed, 1, Some(&b"7"[..])));
+    let counts = jobs.counts(&QueueName::new("work").unwrap(), &keep).await.unwrap();
+    assert_eq!((counts.waiting, counts.active, counts.completed, counts.completed_total), (2, 0, 1, 1));
+    let expired = jobs.get(&id("j2")).await.unwrap().expect("j2");
+    assert_eq!((expired.state, expired.attempts), (JobState::Waiting, 1));
+    assert_eq!(expired.errors.last().map(|e| e.message.as_str()), Some("lease expired"));
+    assert_eq!(jobs.get(&id("j3")).await.unwrap().expect("j3").state, JobState::Waiting);
+}
+
+fn log_bytes(dir: &Path) -> u64 {
+    logs(dir).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum()
+}
+
+/// A lease and a completion are journalled as the job's move, not the whole job: both survive a
+/// restart (the lease token still completes the job, its unique key stays held, then is freed),
+/// and each record is smaller than the job's first one.
+#[tokio::test]
+async fn leases_and_completions_are_small_records_that_replay_onto_the_job() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    let payload = vec![b'x'; 500];
+    let job = NewJob { unique_key: Some("the-key".into()), payload: payload.clone(), ..new_job("work", "moved") };
+    let (token, sizes) = {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        let before = log_bytes(&dir.0);
+        jobs.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        let enqueued = log_bytes(&dir.0) - before;
+        let token = LeaseToken::generate().unwrap();
+        let lease = Some(Duration::from_secs(3600));
+        let fetched =
+            jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), lease, &keep).await.unwrap();
+        assert_eq!(fetched.jobs.len(), 1);
+        (token, (enqueued, log_bytes(&dir.0) - before - enqueued))
+    };
+    let (enqueued, leased) = sizes;
+    assert!(enqueued > 500 && leased < 200, "enqueue {enqueued} bytes, lease {leased} bytes");
+    let engine = open(&dir.0);
+    let jobs = &engine.jobs;
+    let active = jobs.get(&JobId::new("moved").unwrap()).await.unwrap().expect("the leased job");
+    assert_eq!((active.state, active.attempts, active.payload.len()), (JobState::Active, 1, 500));
+    assert!(active.started_at.is_some() && active.lease_expires_at.is_some());
+    let again = NewJob { id: JobId::new("other").unwrap(), ..job.clone() };
+    assert_eq!(
+        jobs.enqueue(std::slice::from_ref(&again)).await.unwrap()[0].outcome,
+        EnqueueOutcome::DuplicateUniqueKey
+    );
+    let before = log_bytes(&dir.0);
+    jobs.complete(&active.id, &token, Some(b"ok"), &keep).await.unwrap();
+    let completed = log_bytes(&dir.0) - before;
+    assert!(completed < 200, "completion {completed} bytes");
+    drop(engine);
+    let engine = open(&dir.0);
+    let jobs = &engine.jobs;
+    let done = jobs.get(&JobId::new("moved").unwrap()).await.unwrap().expect("the completed job");
+    assert_eq!((done.state, done.result.as_deref(), done.payload), (JobState::Completed, Some(&b"ok"[..]), payload));
+    assert_eq!((done.lease_expires_at, done.attempts), (None, 1));
+    let counts = jobs.counts(&work, &keep).await.unwrap();
+    assert_eq!((counts.active, counts.completed, counts.completed_total), (0, 1, 1));
+    assert_eq!(jobs.enqueue(&[again]).await.unwrap()[0].outcome, EnqueueOutcome::Created, "the key was freed");
+}
+
+/// A fetch that first takes back a lease that ran out and then leases the job again changed more
+/// than the lease: the job's record is whole, so the lost lease's error survives a restart.
+#[tokio::test]
+async fn a_job_leased_again_after_its_lease_ran_out_keeps_the_error_across_a_restart() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    let id = JobId::new("again").unwrap();
+    let token = {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        jobs.enqueue(&[new_job("work", "again")]).await.unwrap();
+        let first = LeaseToken::generate().unwrap();
+        let short = Some(Duration::from_millis(50));
+        jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&first), short, &keep).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = LeaseToken::generate().unwrap();
+        let long = Some(Duration::from_secs(3600));
+        let fetched =
+            jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&second), long, &keep).await.unwrap();
+        assert_eq!(fetched.jobs.len(), 1);
+        second
+    };
+    let engine = open(&dir.0);
+    let job = engine.jobs.get(&id).await.unwrap().expect("the job");
+    assert_eq!((job.state, job.attempts), (JobState::Active, 2));
+    assert_eq!(job.errors.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), vec!["lease expired"]);
+    engine.jobs.complete(&id, &token, None, &keep).await.unwrap();
+}
+
+/// A lease that runs out is counted as a failure of its queue when the job is taken back, and
+/// that count is journalled with the job.
+#[tokio::test]
+async fn a_lease_taken_back_counts_its_failure_across_a_restart() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        jobs.enqueue(&[new_job("work", "lost")]).await.unwrap();
+        let token = LeaseToken::generate().unwrap();
+        let short = Some(Duration::from_millis(50));
+        jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), short, &keep).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let counts = jobs.counts(&work, &keep).await.unwrap();
+        assert_eq!((counts.waiting, counts.failed_total), (1, 1));
+    }
+    let engine = open(&dir.0);
+    let counts = engine.jobs.counts(&work, &keep).await.unwrap();
+    assert_eq!((counts.waiting, counts.active, counts.failed_total), (1, 0, 1));
+}
