@@ -334,14 +334,22 @@ impl RedisServer {
 
     /// Runs `redis-cli -p <port> <args...>` and returns its output (for test set-up only).
     pub fn cli(&self, args: &[&str]) -> String {
+        self.try_cli(args).unwrap_or_else(|e| panic!("redis-cli {args:?}: {e}"))
+    }
+
+    /// [`RedisServer::cli`] that answers a failure (the server closed the connection, as a
+    /// master does to its clients while a failover demotes it) instead of panicking.
+    pub fn try_cli(&self, args: &[&str]) -> Result<String, String> {
         require_tool("redis-cli");
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(args)
             .output()
             .expect("run redis-cli");
-        assert!(out.status.success(), "redis-cli {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn shutdown(&mut self) {
