@@ -223,6 +223,8 @@ async fn create_then_read(
                     read_us.push(t.elapsed().as_micros() as u64);
                     changed.fetch_add(changes.len(), Ordering::Relaxed);
                     i += 1;
+                    // Every client takes its turn (see `measure`).
+                    tokio::task::yield_now().await;
                 }
                 anyhow::Ok((create_us, read_us))
             })
@@ -231,6 +233,7 @@ async fn create_then_read(
     let (mut creates, mut reads) = (Vec::new(), Vec::new());
     for t in tasks {
         let (c, r) = t.await??;
+        anyhow::ensure!(!c.is_empty(), "a client made no call: not a figure at concurrency {concurrency}");
         creates.extend(c);
         reads.extend(r);
     }

@@ -72,15 +72,27 @@ where
                     op(task, i).await?;
                     latencies_us.push(t.elapsed().as_micros() as u64);
                     i += 1;
+                    // A client waits for its answer before it asks again, so the others get their
+                    // turn. An operation that never suspends (the memory engine's) would otherwise
+                    // keep its worker thread until the deadline: one client per core would run,
+                    // not `concurrency`.
+                    tokio::task::yield_now().await;
                 }
                 anyhow::Ok(latencies_us)
             })
         })
         .collect();
     let mut all = Vec::new();
+    let mut idle_clients = 0;
     for t in tasks {
-        all.extend(t.await??);
+        let latencies_us = t.await??;
+        idle_clients += usize::from(latencies_us.is_empty());
+        all.extend(latencies_us);
     }
+    anyhow::ensure!(
+        idle_clients == 0,
+        "{name}: {idle_clients} of {concurrency} clients made no call in {duration:?}: not a figure at that concurrency"
+    );
     Ok(Figures::from_latencies(name, all, started.elapsed()))
 }
 
