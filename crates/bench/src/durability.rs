@@ -44,6 +44,15 @@ pub(crate) struct DurabilityArgs {
     /// Workloads to run on each target.
     #[arg(long, value_delimiter = ',', default_value = "create,touch,rate-limit,jobs,posts")]
     workloads: Vec<Workload>,
+    /// After the table, this many rounds of each workload on the memory engine and right after it
+    /// on durable `everysec` (fresh engines each time), and the median of their ratios: a target
+    /// measured right after the other sees nearly the same machine, where the table's rows are
+    /// tens of seconds apart.
+    #[arg(long, default_value_t = 0)]
+    paired_rounds: usize,
+    /// Seconds per workload in each paired round.
+    #[arg(long, default_value_t = 2)]
+    paired_seconds: u64,
 }
 
 /// A target of `--targets`.
@@ -96,30 +105,89 @@ pub(crate) async fn run(args: DurabilityArgs) -> anyhow::Result<()> {
         Target::Redis => args.redis_url.is_some().then_some(("redis", None)),
     });
     for (name, sync) in targets {
-        let dir = root.join(format!("switchboard-bench-durable-{}-{}", std::process::id(), name.replace(' ', "-")));
-        let _ = std::fs::remove_dir_all(&dir);
-        let sb = match (name, sync) {
-            ("redis", _) => {
-                EngineKind::Redis.build(args.redis_url.as_deref(), &format!("sbdur:{}:", std::process::id())).await?
-            }
-            (_, None) => {
-                Switchboard::new(switchboard_memory::engine(MemoryConfig::default())?, SwitchboardConfig::default())?
-            }
-            (_, Some(sync)) => {
-                let mut config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
-                if let Some(mib) = args.compact_log_mib {
-                    config.compact_log_bytes = mib << 20;
-                }
-                Switchboard::new(switchboard_memory::engine(config)?, SwitchboardConfig::default())?
-            }
-        };
-        for figures in workloads(&sb, name, &args.workloads, c, duration).await? {
+        for figures in on_target(&args, &root, name, sync, &args.workloads, c, duration).await? {
             figures.print_padded(W);
         }
-        drop(sb);
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if args.paired_rounds > 0 {
+        paired(&args, &root, c).await?;
     }
     Ok(())
+}
+
+/// Runs `which` on a fresh engine of the target `name` (a fresh data dir when `sync` is given).
+async fn on_target(
+    args: &DurabilityArgs,
+    root: &std::path::Path,
+    name: &str,
+    sync: Option<SyncPolicy>,
+    which: &[Workload],
+    c: usize,
+    duration: Duration,
+) -> anyhow::Result<Vec<Figures>> {
+    let dir = root.join(format!("switchboard-bench-durable-{}-{}", std::process::id(), name.replace(' ', "-")));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sb = match (name, sync) {
+        ("redis", _) => {
+            EngineKind::Redis.build(args.redis_url.as_deref(), &format!("sbdur:{}:", std::process::id())).await?
+        }
+        (_, None) => {
+            Switchboard::new(switchboard_memory::engine(MemoryConfig::default())?, SwitchboardConfig::default())?
+        }
+        (_, Some(sync)) => {
+            let mut config = MemoryConfig { data_dir: Some(dir.clone()), sync, ..MemoryConfig::default() };
+            if let Some(mib) = args.compact_log_mib {
+                config.compact_log_bytes = mib << 20;
+            }
+            Switchboard::new(switchboard_memory::engine(config)?, SwitchboardConfig::default())?
+        }
+    };
+    let figures = workloads(&sb, name, which, c, duration).await;
+    drop(sb);
+    let _ = std::fs::remove_dir_all(&dir);
+    figures
+}
+
+/// `--paired-rounds`: each workload on memory then at once on `everysec`, round after round; prints
+/// the median `everysec / memory` ratio of each workload and every round's ratio.
+async fn paired(args: &DurabilityArgs, root: &std::path::Path, c: usize) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.paired_seconds);
+    let mut ratios: Vec<(Workload, Vec<f64>)> = args.workloads.iter().map(|w| (*w, Vec::new())).collect();
+    for _ in 0..args.paired_rounds {
+        for (workload, ratios) in &mut ratios {
+            let which = std::slice::from_ref(workload);
+            let memory = on_target(args, root, "memory", None, which, c, duration).await?;
+            let durable =
+                on_target(args, root, "durable everysec", Some(SyncPolicy::EverySec), which, c, duration).await?;
+            ratios.push(durable[0].rate() / memory[0].rate());
+        }
+    }
+    println!();
+    println!(
+        "paired: everysec / memory, {} rounds of {}s per target (memory, then everysec at once)",
+        args.paired_rounds, args.paired_seconds
+    );
+    println!("| {:<12} | {:>6} | rounds", "workload", "median");
+    println!("|{:-<14}|{:->8}|--------", "", "");
+    for (workload, mut ratios) in ratios {
+        let rounds = ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" ");
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        println!("| {:<12} | {median:>6.2} | {rounds}", workload.label());
+    }
+    Ok(())
+}
+
+impl Workload {
+    fn label(self) -> &'static str {
+        match self {
+            Workload::Create => "create",
+            Workload::Touch => "touch",
+            Workload::RateLimit => "rate-limit",
+            Workload::Jobs => "jobs",
+            Workload::Posts => "posts",
+        }
+    }
 }
 
 async fn workloads(

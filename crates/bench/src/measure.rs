@@ -22,8 +22,12 @@ impl Figures {
 
     /// Prints the row with the workload's name padded to `width`.
     pub(crate) fn print_padded(&self, width: usize) {
-        let rate = self.ops as f64 / self.elapsed.as_secs_f64();
-        println!("| {:<width$} | {:>10.0} | {:>8} | {:>8} |", self.name, rate, self.p50_us, self.p99_us);
+        println!("| {:<width$} | {:>10.0} | {:>8} | {:>8} |", self.name, self.rate(), self.p50_us, self.p99_us);
+    }
+
+    /// Operations per second.
+    pub(crate) fn rate(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64()
     }
 
     /// The figures of `latencies_us` (one per operation) over `elapsed`.
