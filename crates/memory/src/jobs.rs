@@ -44,8 +44,8 @@ enum Change<'a> {
 }
 
 /// The kind byte of a binary record: one operation's job and queue changes, each a tag
-/// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`], [`JOB_LEASED`], [`JOB_COMPLETED`]) and its fields, up
-/// to the record's end. An operation that changes a schedule is written as JSON ([`Change`]).
+/// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`], [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`],
+/// [`JOB_PROGRESS`]) and its fields, up to the record's end. An operation that changes a schedule is written as JSON ([`Change`]).
 const CHANGES: u8 = 1;
 /// A whole job, its lease token and its index tie-breaker ([`write_record`]).
 const JOB: u8 = 1;
@@ -56,6 +56,10 @@ const QUEUE: u8 = 3;
 const JOB_LEASED: u8 = 4;
 /// A completion: only the fields a completion changes ([`write_completion`]), applied likewise.
 const JOB_COMPLETED: u8 = 5;
+/// A heartbeat: the lease's new end ([`write_extension`]), applied likewise.
+const JOB_EXTENDED: u8 = 6;
+/// A progress report: the job's progress now ([`write_progress`]), applied likewise.
+const JOB_PROGRESS: u8 = 7;
 
 /// Writes a whole job (every field, in declaration order) into a binary record.
 fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
@@ -103,10 +107,24 @@ fn write_completion(w: &mut codec::Writer<'_>, r: &Record) {
     w.opt_bytes(j.result.as_deref()).u64(r.seq);
 }
 
-/// A move read from a [`JOB_LEASED`] or [`JOB_COMPLETED`] change.
+/// Writes a [`JOB_EXTENDED`] change: a heartbeat moved the active job's lease end.
+fn write_extension(w: &mut codec::Writer<'_>, r: &Record) {
+    let j = &r.job;
+    w.u8(JOB_EXTENDED).str(j.id.as_str()).opt_i64(j.lease_expires_at.map(Timestamp::as_millis)).u64(r.seq);
+}
+
+/// Writes a [`JOB_PROGRESS`] change: the active job's progress now.
+fn write_progress(w: &mut codec::Writer<'_>, r: &Record) {
+    w.u8(JOB_PROGRESS).str(r.job.id.as_str()).opt_bytes(r.job.progress.as_deref()).u64(r.seq);
+}
+
+/// A move read from a [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`] or [`JOB_PROGRESS`]
+/// change.
 enum Move {
     Leased { attempts: u32, started_at: Option<Timestamp>, lease_expires_at: Option<Timestamp>, token: LeaseToken },
     Completed { finished_at: Option<Timestamp>, result: Option<Vec<u8>> },
+    Extended { lease_expires_at: Option<Timestamp> },
+    Progressed { progress: Option<Vec<u8>> },
 }
 
 /// One change read back from a record, in record order.
@@ -148,6 +166,16 @@ fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
             let finished_at = time(r.opt_i64()?);
             let result = r.opt_bytes()?.map(<[u8]>::to_vec);
             return Ok(Step::Move(id, r.u64()?, Move::Completed { finished_at, result }));
+        }
+        JOB_EXTENDED => {
+            let id = r.parse("job id")?;
+            let lease_expires_at = time(r.opt_i64()?);
+            return Ok(Step::Move(id, r.u64()?, Move::Extended { lease_expires_at }));
+        }
+        JOB_PROGRESS => {
+            let id = r.parse("job id")?;
+            let progress = r.opt_bytes()?.map(<[u8]>::to_vec);
+            return Ok(Step::Move(id, r.u64()?, Move::Progressed { progress }));
         }
         _ => return Err(codec::error("unknown job change")),
     })))
@@ -213,6 +241,10 @@ enum Mark {
     Leased,
     /// Only completed: a [`JOB_COMPLETED`] change is enough.
     Completed,
+    /// Only its lease extended by a heartbeat: a [`JOB_EXTENDED`] change is enough.
+    Extended,
+    /// Only its progress reported: a [`JOB_PROGRESS`] change is enough.
+    Progressed,
 }
 
 /// What an operation touched, turned into its journal record once it is done.
@@ -259,6 +291,12 @@ impl State {
                 Some(r) if *mark == Mark::Leased && r.job.state == JobState::Active && alone() => write_lease(w, r),
                 Some(r) if *mark == Mark::Completed && r.job.state == JobState::Completed && alone() => {
                     write_completion(w, r);
+                }
+                Some(r) if *mark == Mark::Extended && r.job.state == JobState::Active && alone() => {
+                    write_extension(w, r);
+                }
+                Some(r) if *mark == Mark::Progressed && r.job.state == JobState::Active && alone() => {
+                    write_progress(w, r);
                 }
                 Some(r) => write_record(w, r),
                 None => {
@@ -332,6 +370,8 @@ impl State {
                 rec.token = None;
                 queue.release_key(&rec.job);
             }
+            Move::Extended { lease_expires_at } => rec.job.lease_expires_at = lease_expires_at,
+            Move::Progressed { progress } => rec.job.progress = progress,
         }
         rec.seq = seq;
         queue.index(rec.job.state).insert(key(rec), id.clone());
@@ -917,7 +957,9 @@ impl JobStore for MemoryJobs {
             let end = s
                 .refile(id, |j| j.lease_expires_at = Some(now.plus(lease.unwrap_or(j.lease))))
                 .and_then(|r| r.job.lease_expires_at);
-            end.ok_or_else(|| Error::Internal("heartbeat lost the job".into()))
+            let end = end.ok_or_else(|| Error::Internal("heartbeat lost the job".into()))?;
+            s.mark(Mark::Extended);
+            Ok(end)
         })
         .await?
     }
@@ -926,7 +968,7 @@ impl JobStore for MemoryJobs {
         self.journal.writable()?;
         self.with(|s, _| {
             s.leased(id, token)?.job.progress = Some(progress.to_vec());
-            s.dirty.jobs.push((id.clone(), Mark::Whole));
+            s.dirty.jobs.push((id.clone(), Mark::Progressed));
             Ok(())
         })
         .await?

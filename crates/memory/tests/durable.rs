@@ -830,6 +830,52 @@ async fn leases_and_completions_are_small_records_that_replay_onto_the_job() {
     assert_eq!(jobs.enqueue(&[again]).await.unwrap()[0].outcome, EnqueueOutcome::Created, "the key was freed");
 }
 
+/// A heartbeat and a progress report are journalled as the job's move too: after a restart the
+/// lease ends when the heartbeat said (a lease that would have run out meanwhile without it is not
+/// taken back), the progress is the last one reported, and the token still completes the job.
+#[tokio::test]
+async fn heartbeats_and_progress_are_small_records_that_replay_onto_the_job() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    let job = NewJob { payload: vec![b'x'; 500], ..new_job("work", "beating") };
+    let id = JobId::new("beating").unwrap();
+    let token = LeaseToken::generate().unwrap();
+    let (first_end, end, sizes) = {
+        let engine = open(&dir.0);
+        let jobs = &engine.jobs;
+        jobs.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        let short = Some(Duration::from_secs(1));
+        let fetched =
+            jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), short, &keep).await.unwrap();
+        let first_end = fetched.jobs[0].job.lease_expires_at.expect("a lease end");
+        let before = log_bytes(&dir.0);
+        let end = jobs.heartbeat(&id, &token, Some(Duration::from_secs(3600))).await.unwrap();
+        let beat = log_bytes(&dir.0) - before;
+        jobs.progress(&id, &token, br#"{"done":40}"#).await.unwrap();
+        jobs.progress(&id, &token, br#"{"done":80}"#).await.unwrap();
+        let reported = (log_bytes(&dir.0) - before - beat) / 2;
+        (first_end, end, (beat, reported))
+    };
+    assert!(sizes.0 < 120 && sizes.1 < 120, "heartbeat {} bytes, progress {} bytes", sizes.0, sizes.1);
+    // Past the first lease's end: only the heartbeat's keeps the job active.
+    while Timestamp::now() <= first_end.plus(Duration::from_millis(50)) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let engine = open(&dir.0);
+    let jobs = &engine.jobs;
+    let other = LeaseToken::generate().unwrap();
+    let fetched = jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&other), None, &keep).await.unwrap();
+    assert!(fetched.jobs.is_empty(), "the extended lease was taken back");
+    let active = jobs.get(&id).await.unwrap().expect("the job");
+    assert_eq!((active.state, active.lease_expires_at, active.attempts), (JobState::Active, Some(end), 1));
+    assert_eq!(active.progress.as_deref(), Some(&br#"{"done":80}"#[..]));
+    assert_eq!(active.payload.len(), 500);
+    jobs.complete(&id, &token, None, &keep).await.unwrap();
+    drop(engine);
+    let done = open(&dir.0).jobs.get(&id).await.unwrap().expect("the completed job");
+    assert_eq!((done.state, done.progress.as_deref()), (JobState::Completed, Some(&br#"{"done":80}"#[..])));
+}
+
 /// A fetch that first takes back a lease that ran out and then leases the job again changed more
 /// than the lease: the job's record is whole, so the lost lease's error survives a restart.
 #[tokio::test]
