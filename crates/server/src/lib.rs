@@ -109,8 +109,13 @@ pub async fn serve(
     let config = state.config().clone();
     config.validate().map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
     let sb = state.sb().clone();
-    if !sb.is_running() {
-        sb.start().map_err(std::io::Error::other)?;
+    // Servers may share one node (one `Switchboard`, two listeners): when two start at once, the
+    // one whose start loses the race serves on the node the other one started.
+    if !sb.is_running()
+        && let Err(e) = sb.start()
+        && !sb.is_running()
+    {
+        return Err(std::io::Error::other(e));
     }
     let served = serve_started(listener, state, shutdown, &config).await;
     let report = sb.shutdown(config.drain_timeout).await;
