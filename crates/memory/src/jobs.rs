@@ -45,7 +45,8 @@ enum Change<'a> {
 
 /// The kind byte of a binary record: one operation's job and queue changes, each a tag
 /// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`], [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`],
-/// [`JOB_PROGRESS`]) and its fields, up to the record's end. An operation that changes a schedule is written as JSON ([`Change`]).
+/// [`JOB_PROGRESS`]) and its fields, up to the record's end. An operation that changes a
+/// schedule is written as JSON ([`Change`]).
 const CHANGES: u8 = 1;
 /// A whole job, its lease token and its index tie-breaker ([`write_record`]).
 const JOB: u8 = 1;
