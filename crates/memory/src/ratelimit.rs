@@ -141,6 +141,15 @@ impl RateLimiter for MemoryRateLimiter {
             if !evaluations.iter().all(|e| e.consumed.is_some()) {
                 return Ok(evaluations.into_iter().map(|e| e.current).collect());
             }
+            // Written from the evaluations (a key checked twice is written twice, the later state
+            // last, as the map keeps it), then applied.
+            let written = self.journal.append_binary(store::RATE_LIMITS, SETS, |w| {
+                for (request, evaluation) in requests.iter().zip(&evaluations) {
+                    if let Some((_, state, expires_at_ms)) = &evaluation.consumed {
+                        write_set(w, &request.key, state, *expires_at_ms);
+                    }
+                }
+            });
             let mut decisions = Vec::with_capacity(requests.len());
             for (request, evaluation) in requests.iter().zip(evaluations) {
                 if let Some((decision, state, expires_at_ms)) = evaluation.consumed {
@@ -148,13 +157,6 @@ impl RateLimiter for MemoryRateLimiter {
                     decisions.push(decision);
                 }
             }
-            let written = self.journal.append_binary(store::RATE_LIMITS, SETS, |w| {
-                for request in requests {
-                    if let Some(e) = map.get(&request.key) {
-                        write_set(w, &request.key, &e.state, e.expires_at_ms);
-                    }
-                }
-            });
             (decisions, written)
         };
         written.wait().await?;
