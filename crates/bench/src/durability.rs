@@ -172,7 +172,8 @@ async fn paired(args: &DurabilityArgs, root: &std::path::Path, c: usize) -> anyh
     for (workload, mut ratios) in ratios {
         let rounds = ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" ");
         ratios.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
+        let mid = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 1 { ratios[mid] } else { (ratios[mid - 1] + ratios[mid]) / 2.0 };
         println!("| {:<12} | {median:>6.2} | {rounds}", workload.label());
     }
     Ok(())
