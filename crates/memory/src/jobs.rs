@@ -45,7 +45,7 @@ enum Change<'a> {
 
 /// The kind byte of a binary record: one operation's job and queue changes, each a tag
 /// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`], [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`],
-/// [`JOB_PROGRESS`]) and its fields, up to the record's end. An operation that changes a
+/// [`JOB_PROGRESS`], [`JOB_FAILED`]) and its fields, up to the record's end. An operation that changes a
 /// schedule is written as JSON ([`Change`]).
 const CHANGES: u8 = 1;
 /// A whole job, its lease token and its index tie-breaker ([`write_record`]).
@@ -61,6 +61,9 @@ const JOB_COMPLETED: u8 = 5;
 const JOB_EXTENDED: u8 = 6;
 /// A progress report: the job's progress now ([`write_progress`]), applied likewise.
 const JOB_PROGRESS: u8 = 7;
+/// A failure: the job's new state and times and the error it added ([`write_failure`]), applied
+/// likewise.
+const JOB_FAILED: u8 = 8;
 
 /// Writes a whole job (every field, in declaration order) into a binary record.
 fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
@@ -119,13 +122,24 @@ fn write_progress(w: &mut codec::Writer<'_>, r: &Record) {
     w.u8(JOB_PROGRESS).str(r.job.id.as_str()).opt_bytes(r.job.progress.as_deref()).u64(r.seq);
 }
 
-/// A move read from a [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`] or [`JOB_PROGRESS`]
-/// change.
+/// Writes a [`JOB_FAILED`] change: a failure moved the job out of `active` (waiting, delayed or
+/// dead) and added its last error.
+fn write_failure(w: &mut codec::Writer<'_>, r: &Record, error: &JobError) {
+    let j = &r.job;
+    let state = JobState::ALL.iter().position(|s| *s == j.state).unwrap_or_default() as u8;
+    w.u8(JOB_FAILED).str(j.id.as_str()).u8(state).i64(j.run_at.as_millis());
+    w.opt_i64(j.finished_at.map(Timestamp::as_millis));
+    w.u64(u64::from(error.attempt)).str(&error.message).i64(error.at.as_millis()).u64(r.seq);
+}
+
+/// A move read from a [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`], [`JOB_PROGRESS`] or
+/// [`JOB_FAILED`] change.
 enum Move {
     Leased { attempts: u32, started_at: Option<Timestamp>, lease_expires_at: Option<Timestamp>, token: LeaseToken },
     Completed { finished_at: Option<Timestamp>, result: Option<Vec<u8>> },
     Extended { lease_expires_at: Option<Timestamp> },
     Progressed { progress: Option<Vec<u8>> },
+    Failed { state: JobState, run_at: Timestamp, finished_at: Option<Timestamp>, error: JobError },
 }
 
 /// One change read back from a record, in record order.
@@ -177,6 +191,17 @@ fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
             let id = r.parse("job id")?;
             let progress = r.opt_bytes()?.map(<[u8]>::to_vec);
             return Ok(Step::Move(id, r.u64()?, Move::Progressed { progress }));
+        }
+        JOB_FAILED => {
+            let id = r.parse("job id")?;
+            let state = *JobState::ALL.get(r.u8()? as usize).ok_or_else(|| codec::error("unknown job state"))?;
+            if !matches!(state, JobState::Waiting | JobState::Delayed | JobState::Dead) {
+                return Err(codec::error("a failure into a state a failure never leads to"));
+            }
+            let (run_at, finished_at) = (Timestamp::from_millis(r.i64()?), time(r.opt_i64()?));
+            let attempt = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
+            let error = JobError { attempt, message: r.str()?.to_owned(), at: Timestamp::from_millis(r.i64()?) };
+            return Ok(Step::Move(id, r.u64()?, Move::Failed { state, run_at, finished_at, error }));
         }
         _ => return Err(codec::error("unknown job change")),
     })))
@@ -246,6 +271,8 @@ enum Mark {
     Extended,
     /// Only its progress reported: a [`JOB_PROGRESS`] change is enough.
     Progressed,
+    /// Only failed (out of `active`, one error added): a [`JOB_FAILED`] change is enough.
+    Failed,
 }
 
 /// What an operation touched, turned into its journal record once it is done.
@@ -298,6 +325,12 @@ impl State {
                 }
                 Some(r) if *mark == Mark::Progressed && r.job.state == JobState::Active && alone() => {
                     write_progress(w, r);
+                }
+                Some(r) if *mark == Mark::Failed && r.job.state != JobState::Active && alone() => {
+                    match r.job.errors.last() {
+                        Some(error) => write_failure(w, r, error),
+                        None => write_record(w, r),
+                    }
                 }
                 Some(r) => write_record(w, r),
                 None => {
@@ -373,6 +406,15 @@ impl State {
             }
             Move::Extended { lease_expires_at } => rec.job.lease_expires_at = lease_expires_at,
             Move::Progressed { progress } => rec.job.progress = progress,
+            Move::Failed { state, run_at, finished_at, error } => {
+                let j = &mut rec.job;
+                (j.state, j.run_at, j.finished_at, j.lease_expires_at) = (state, run_at, finished_at, None);
+                keep_error(j, error);
+                rec.token = None;
+                if state == JobState::Dead {
+                    queue.release_key(&rec.job);
+                }
+            }
         }
         rec.seq = seq;
         queue.index(rec.job.state).insert(key(rec), id.clone());
@@ -585,7 +627,12 @@ fn key(r: &Record) -> (i64, u64) {
 }
 
 fn push_error(job: &mut Job, message: &str, now: Timestamp) {
-    job.errors.push(JobError { attempt: job.attempts, message: cut_error(message).into_owned(), at: now });
+    keep_error(job, JobError { attempt: job.attempts, message: cut_error(message).into_owned(), at: now });
+}
+
+/// Adds `error` to the job's errors, keeping the newest [`MAX_KEPT_ERRORS`].
+fn keep_error(job: &mut Job, error: JobError) {
+    job.errors.push(error);
     if job.errors.len() > MAX_KEPT_ERRORS {
         let extra = job.errors.len() - MAX_KEPT_ERRORS;
         job.errors.drain(..extra);
@@ -922,24 +969,29 @@ impl JobStore for MemoryJobs {
                 q.count_failure(now);
             }
             s.dirty.queues.push(queue.clone());
-            let rec = s.refile(id, |j| {
-                push_error(j, error, now);
-                match delay {
-                    Some(0) => {
-                        j.state = JobState::Waiting;
-                        j.run_at = now;
+            let moved = s
+                .refile(id, |j| {
+                    push_error(j, error, now);
+                    match delay {
+                        Some(0) => {
+                            j.state = JobState::Waiting;
+                            j.run_at = now;
+                        }
+                        Some(ms) => {
+                            j.state = JobState::Delayed;
+                            j.run_at = now.plus(Duration::from_millis(ms));
+                        }
+                        None => {
+                            j.state = JobState::Dead;
+                            j.finished_at = Some(now);
+                        }
                     }
-                    Some(ms) => {
-                        j.state = JobState::Delayed;
-                        j.run_at = now.plus(Duration::from_millis(ms));
-                    }
-                    None => {
-                        j.state = JobState::Dead;
-                        j.finished_at = Some(now);
-                    }
-                }
-            });
-            let outcome = match rec.map(|r| (r.job.state, r.job.run_at)) {
+                })
+                .map(|r| (r.job.state, r.job.run_at));
+            if moved.is_some() {
+                s.mark(Mark::Failed);
+            }
+            let outcome = match moved {
                 Some((JobState::Dead, _)) | None => FailOutcome { state: JobState::Dead, retry_at: None },
                 Some((state, run_at)) => FailOutcome { state, retry_at: Some(run_at) },
             };

@@ -15,8 +15,8 @@ use switchboard_core::ratelimit::{Algorithm, Policy};
 use switchboard_core::{
     Backoff, ChannelName, ConversationId, DeviceId, DeviceInfo, Due, Engine, EnqueueOutcome, JobId, JobRetention,
     JobState, JobType, LeaseToken, MessageId, NewJob, NewNotification, NewPublication, NewSession, NotificationId,
-    Priority, QueueName, Retention, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition, Timestamp,
-    TokenId, UnreadTotals, UserConversation, UserId,
+    Priority, QueueName, Retention, Retry, Schedule, ScheduleName, ScheduleSpec, SessionData, StreamPosition,
+    Timestamp, TokenId, UnreadTotals, UserConversation, UserId,
 };
 use switchboard_core::{RateLimitKey, RateLimitRequest, SessionId};
 use switchboard_memory::{MemoryConfig, SyncPolicy};
@@ -874,6 +874,60 @@ async fn heartbeats_and_progress_are_small_records_that_replay_onto_the_job() {
     drop(engine);
     let done = open(&dir.0).jobs.get(&id).await.unwrap().expect("the completed job");
     assert_eq!((done.state, done.progress.as_deref()), (JobState::Completed, Some(&br#"{"done":80}"#[..])));
+}
+
+/// Leases job `id` of `queue` and fails it with `message` (retried at once while attempts are
+/// left); the outcome's state and the bytes the failure added to the log.
+async fn lease_and_fail(engine: &Engine, dir: &Path, queue: &QueueName, id: &JobId, message: &str) -> (JobState, u64) {
+    let (keep, token) = (JobRetention::default(), LeaseToken::generate().unwrap());
+    let fetched = engine.jobs.fetch(std::slice::from_ref(queue), std::slice::from_ref(&token), None, &keep).await;
+    assert_eq!(fetched.unwrap().jobs[0].job.id, *id);
+    let before = log_bytes(dir);
+    let outcome = engine.jobs.fail(id, &token, message, Retry::After(Duration::ZERO), 0.0, &keep).await.unwrap();
+    (outcome.state, log_bytes(dir) - before)
+}
+
+/// A failure is journalled as the job's move too: after a restart the retried job waits with its
+/// error, the dead one is finished with both errors and its unique key freed, and the queue's
+/// failure total counts both.
+#[tokio::test]
+async fn failures_are_small_records_that_replay_onto_the_job() {
+    let dir = TempDir::new();
+    let work = QueueName::new("work").unwrap();
+    let job = NewJob {
+        payload: vec![b'x'; 500],
+        max_attempts: 2,
+        unique_key: Some("once".into()),
+        ..new_job("work", "failing")
+    };
+    let id = JobId::new("failing").unwrap();
+    let first = {
+        let engine = open(&dir.0);
+        engine.jobs.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        lease_and_fail(&engine, &dir.0, &work, &id, "first failure").await
+    };
+    let second = {
+        let engine = open(&dir.0);
+        let waiting = engine.jobs.get(&id).await.unwrap().expect("the job");
+        assert_eq!((waiting.state, waiting.attempts, waiting.lease_expires_at), (JobState::Waiting, 1, None));
+        assert_eq!(
+            waiting.errors.iter().map(|e| (e.attempt, e.message.as_str())).collect::<Vec<_>>(),
+            [(1, "first failure")]
+        );
+        lease_and_fail(&engine, &dir.0, &work, &id, "second failure").await
+    };
+    assert_eq!((first.0, second.0), (JobState::Waiting, JobState::Dead));
+    assert!(first.1 < 200 && second.1 < 200, "failures of {} and {} bytes", first.1, second.1);
+    let engine = open(&dir.0);
+    let dead = engine.jobs.get(&id).await.unwrap().expect("the dead job");
+    assert_eq!((dead.state, dead.attempts, dead.payload.len()), (JobState::Dead, 2, 500));
+    assert!(dead.finished_at.is_some() && dead.lease_expires_at.is_none());
+    let errors: Vec<_> = dead.errors.iter().map(|e| (e.attempt, e.message.as_str())).collect();
+    assert_eq!(errors, [(1, "first failure"), (2, "second failure")]);
+    let counts = engine.jobs.counts(&work, &JobRetention::default()).await.unwrap();
+    assert_eq!((counts.dead, counts.waiting, counts.failed_total), (1, 0, 2));
+    let again = NewJob { id: JobId::new("again").unwrap(), ..job };
+    assert_eq!(engine.jobs.enqueue(&[again]).await.unwrap()[0].outcome, EnqueueOutcome::Created, "the key was freed");
 }
 
 /// A fetch that first takes back a lease that ran out and then leases the job again changed more
