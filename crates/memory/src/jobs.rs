@@ -45,7 +45,7 @@ enum Change<'a> {
 
 /// The kind byte of a binary record: one operation's job and queue changes, each a tag
 /// ([`JOB`], [`JOB_REMOVED`], [`QUEUE`], [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`],
-/// [`JOB_PROGRESS`], [`JOB_FAILED`]) and its fields, up to the record's end. An operation that changes a
+/// [`JOB_PROGRESS`], [`JOB_FAILED`], [`JOB_RELEASED`]) and its fields, up to the record's end. An operation that changes a
 /// schedule is written as JSON ([`Change`]).
 const CHANGES: u8 = 1;
 /// A whole job, its lease token and its index tie-breaker ([`write_record`]).
@@ -64,6 +64,9 @@ const JOB_PROGRESS: u8 = 7;
 /// A failure: the job's new state and times and the error it added ([`write_failure`]), applied
 /// likewise.
 const JOB_FAILED: u8 = 8;
+/// A release: the job waits again with its attempt given back ([`write_release`]), applied
+/// likewise.
+const JOB_RELEASED: u8 = 9;
 
 /// Writes a whole job (every field, in declaration order) into a binary record.
 fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
@@ -132,14 +135,20 @@ fn write_failure(w: &mut codec::Writer<'_>, r: &Record, error: &JobError) {
     w.u64(u64::from(error.attempt)).str(&error.message).i64(error.at.as_millis()).u64(r.seq);
 }
 
-/// A move read from a [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`], [`JOB_PROGRESS`] or
-/// [`JOB_FAILED`] change.
+/// Writes a [`JOB_RELEASED`] change: the job left `active` for `waiting` without a failure.
+fn write_release(w: &mut codec::Writer<'_>, r: &Record) {
+    w.u8(JOB_RELEASED).str(r.job.id.as_str()).u64(u64::from(r.job.attempts)).u64(r.seq);
+}
+
+/// A move read from a [`JOB_LEASED`], [`JOB_COMPLETED`], [`JOB_EXTENDED`], [`JOB_PROGRESS`],
+/// [`JOB_FAILED`] or [`JOB_RELEASED`] change.
 enum Move {
     Leased { attempts: u32, started_at: Option<Timestamp>, lease_expires_at: Option<Timestamp>, token: LeaseToken },
     Completed { finished_at: Option<Timestamp>, result: Option<Vec<u8>> },
     Extended { lease_expires_at: Option<Timestamp> },
     Progressed { progress: Option<Vec<u8>> },
     Failed { state: JobState, run_at: Timestamp, finished_at: Option<Timestamp>, error: JobError },
+    Released { attempts: u32 },
 }
 
 /// One change read back from a record, in record order.
@@ -202,6 +211,11 @@ fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
             let attempt = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
             let error = JobError { attempt, message: r.str()?.to_owned(), at: Timestamp::from_millis(r.i64()?) };
             return Ok(Step::Move(id, r.u64()?, Move::Failed { state, run_at, finished_at, error }));
+        }
+        JOB_RELEASED => {
+            let id = r.parse("job id")?;
+            let attempts = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
+            return Ok(Step::Move(id, r.u64()?, Move::Released { attempts }));
         }
         _ => return Err(codec::error("unknown job change")),
     })))
@@ -273,6 +287,8 @@ enum Mark {
     Progressed,
     /// Only failed (out of `active`, one error added): a [`JOB_FAILED`] change is enough.
     Failed,
+    /// Only released (back to `waiting`): a [`JOB_RELEASED`] change is enough.
+    Released,
 }
 
 /// What an operation touched, turned into its journal record once it is done.
@@ -331,6 +347,9 @@ impl State {
                         Some(error) => write_failure(w, r, error),
                         None => write_record(w, r),
                     }
+                }
+                Some(r) if *mark == Mark::Released && r.job.state == JobState::Waiting && alone() => {
+                    write_release(w, r);
                 }
                 Some(r) => write_record(w, r),
                 None => {
@@ -414,6 +433,11 @@ impl State {
                 if state == JobState::Dead {
                     queue.release_key(&rec.job);
                 }
+            }
+            Move::Released { attempts } => {
+                let j = &mut rec.job;
+                (j.state, j.attempts, j.lease_expires_at) = (JobState::Waiting, attempts, None);
+                rec.token = None;
             }
         }
         rec.seq = seq;
@@ -1031,10 +1055,13 @@ impl JobStore for MemoryJobs {
         self.journal.writable()?;
         self.with(|s, _| {
             s.leased(id, token)?;
-            s.refile(id, |j| {
+            let released = s.refile(id, |j| {
                 j.state = JobState::Waiting;
                 j.attempts = j.attempts.saturating_sub(1);
             });
+            if released.is_some() {
+                s.mark(Mark::Released);
+            }
             Ok(())
         })
         .await?

@@ -930,6 +930,37 @@ async fn failures_are_small_records_that_replay_onto_the_job() {
     assert_eq!(engine.jobs.enqueue(&[again]).await.unwrap()[0].outcome, EnqueueOutcome::Created, "the key was freed");
 }
 
+/// A release is journalled as the job's move too: after a restart the job waits with its attempt
+/// given back and its unique key still held, and the old token no longer completes it.
+#[tokio::test]
+async fn a_release_is_a_small_record_that_replays_onto_the_job() {
+    let dir = TempDir::new();
+    let (keep, work) = (JobRetention::default(), QueueName::new("work").unwrap());
+    let job = NewJob { payload: vec![b'x'; 500], unique_key: Some("held".into()), ..new_job("work", "released") };
+    let id = JobId::new("released").unwrap();
+    let token = LeaseToken::generate().unwrap();
+    let released = {
+        let engine = open(&dir.0);
+        engine.jobs.enqueue(std::slice::from_ref(&job)).await.unwrap();
+        let fetched = engine.jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&token), None, &keep);
+        assert_eq!(fetched.await.unwrap().jobs.len(), 1);
+        let before = log_bytes(&dir.0);
+        engine.jobs.release(&id, &token).await.unwrap();
+        log_bytes(&dir.0) - before
+    };
+    assert!(released < 100, "release {released} bytes");
+    let engine = open(&dir.0);
+    let waiting = engine.jobs.get(&id).await.unwrap().expect("the job");
+    assert_eq!((waiting.state, waiting.attempts, waiting.lease_expires_at), (JobState::Waiting, 0, None));
+    assert!(engine.jobs.complete(&id, &token, None, &keep).await.is_err(), "the released lease completed the job");
+    let again = NewJob { id: JobId::new("other").unwrap(), ..job };
+    assert_eq!(engine.jobs.enqueue(&[again]).await.unwrap()[0].outcome, EnqueueOutcome::DuplicateUniqueKey);
+    let next = LeaseToken::generate().unwrap();
+    let fetched = engine.jobs.fetch(std::slice::from_ref(&work), std::slice::from_ref(&next), None, &keep).await;
+    let leased = &fetched.unwrap().jobs[0].job;
+    assert_eq!((leased.id.as_str(), leased.attempts), ("released", 1));
+}
+
 /// A fetch that first takes back a lease that ran out and then leases the job again changed more
 /// than the lease: the job's record is whole, so the lost lease's error survives a restart.
 #[tokio::test]
