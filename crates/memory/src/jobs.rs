@@ -68,11 +68,25 @@ const JOB_FAILED: u8 = 8;
 /// likewise.
 const JOB_RELEASED: u8 = 9;
 
+/// A job state as one byte: its place in [`JobState::ALL`].
+fn state_byte(state: JobState) -> u8 {
+    JobState::ALL.iter().position(|s| *s == state).unwrap_or_default() as u8
+}
+
+/// Reads a state written by [`state_byte`].
+fn read_state(r: &mut codec::Reader<'_>) -> serde_json::Result<JobState> {
+    JobState::ALL.get(r.u8()? as usize).copied().ok_or_else(|| codec::error("unknown job state"))
+}
+
+/// Reads a count written as a `u64` that must fit a `u32` (attempts).
+fn read_u32(r: &mut codec::Reader<'_>) -> serde_json::Result<u32> {
+    u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))
+}
+
 /// Writes a whole job (every field, in declaration order) into a binary record.
 fn write_job(w: &mut codec::Writer<'_>, j: &Job) {
-    let state = JobState::ALL.iter().position(|s| *s == j.state).unwrap_or_default() as u8;
     w.str(j.id.as_str()).str(j.queue.as_str()).str(j.job_type.as_str()).bytes(&j.payload);
-    w.i64(i64::from(j.priority)).u8(state).u64(u64::from(j.attempts)).u64(u64::from(j.max_attempts));
+    w.i64(i64::from(j.priority)).u8(state_byte(j.state)).u64(u64::from(j.attempts)).u64(u64::from(j.max_attempts));
     match j.backoff {
         Backoff::Exponential { base_ms, max_ms, jitter } => w.u8(0).u64(base_ms).u64(max_ms).u8(u8::from(jitter)),
         Backoff::Fixed { delay_ms } => w.u8(1).u64(delay_ms),
@@ -129,8 +143,7 @@ fn write_progress(w: &mut codec::Writer<'_>, r: &Record) {
 /// dead) and added its last error.
 fn write_failure(w: &mut codec::Writer<'_>, r: &Record, error: &JobError) {
     let j = &r.job;
-    let state = JobState::ALL.iter().position(|s| *s == j.state).unwrap_or_default() as u8;
-    w.u8(JOB_FAILED).str(j.id.as_str()).u8(state).i64(j.run_at.as_millis());
+    w.u8(JOB_FAILED).str(j.id.as_str()).u8(state_byte(j.state)).i64(j.run_at.as_millis());
     w.opt_i64(j.finished_at.map(Timestamp::as_millis));
     w.u64(u64::from(error.attempt)).str(&error.message).i64(error.at.as_millis()).u64(r.seq);
 }
@@ -179,7 +192,7 @@ fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
         },
         JOB_LEASED => {
             let id = r.parse("job id")?;
-            let attempts = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
+            let attempts = read_u32(r)?;
             let (started_at, lease_expires_at) = (time(r.opt_i64()?), time(r.opt_i64()?));
             let token = read_token(r.opt_str()?.ok_or_else(|| codec::error("a lease without its token"))?)?;
             let change = Move::Leased { attempts, started_at, lease_expires_at, token };
@@ -203,18 +216,18 @@ fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
         }
         JOB_FAILED => {
             let id = r.parse("job id")?;
-            let state = *JobState::ALL.get(r.u8()? as usize).ok_or_else(|| codec::error("unknown job state"))?;
+            let state = read_state(r)?;
             if !matches!(state, JobState::Waiting | JobState::Delayed | JobState::Dead) {
                 return Err(codec::error("a failure into a state a failure never leads to"));
             }
             let (run_at, finished_at) = (Timestamp::from_millis(r.i64()?), time(r.opt_i64()?));
-            let attempt = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
+            let attempt = read_u32(r)?;
             let error = JobError { attempt, message: r.str()?.to_owned(), at: Timestamp::from_millis(r.i64()?) };
             return Ok(Step::Move(id, r.u64()?, Move::Failed { state, run_at, finished_at, error }));
         }
         JOB_RELEASED => {
             let id = r.parse("job id")?;
-            let attempts = u32::try_from(r.u64()?).map_err(|_| codec::error("integer out of range"))?;
+            let attempts = read_u32(r)?;
             return Ok(Step::Move(id, r.u64()?, Move::Released { attempts }));
         }
         _ => return Err(codec::error("unknown job change")),
@@ -223,19 +236,18 @@ fn read_change<'a>(r: &mut codec::Reader<'a>) -> serde_json::Result<Step<'a>> {
 
 /// Reads a job written by [`write_job`].
 fn read_job(r: &mut codec::Reader<'_>) -> serde_json::Result<Job> {
-    let int = |v: u64| u32::try_from(v).map_err(|_| codec::error("integer out of range"));
     let (id, queue, job_type) = (r.parse("job id")?, r.parse("queue")?, r.parse("job type")?);
     let payload = r.bytes()?.to_vec();
     let priority = i32::try_from(r.i64()?).map_err(|_| codec::error("priority out of range"))?;
-    let state = *JobState::ALL.get(r.u8()? as usize).ok_or_else(|| codec::error("unknown job state"))?;
-    let (attempts, max_attempts) = (int(r.u64()?)?, int(r.u64()?)?);
+    let state = read_state(r)?;
+    let (attempts, max_attempts) = (read_u32(r)?, read_u32(r)?);
     let backoff = match r.u8()? {
         0 => Backoff::Exponential { base_ms: r.u64()?, max_ms: r.u64()?, jitter: r.u8()? != 0 },
         1 => Backoff::Fixed { delay_ms: r.u64()? },
-        2 => Backoff::Polynomial { base_ms: r.u64()?, exponent: int(r.u64()?)?, max_ms: r.u64()? },
+        2 => Backoff::Polynomial { base_ms: r.u64()?, exponent: read_u32(r)?, max_ms: r.u64()? },
         _ => return Err(codec::error("unknown backoff")),
     };
-    let lease = Duration::new(r.u64()?, int(r.u64()?)?);
+    let lease = Duration::new(r.u64()?, read_u32(r)?);
     let unique_key = r.opt_str()?.map(str::to_owned);
     let (created_at, run_at) = (Timestamp::from_millis(r.i64()?), Timestamp::from_millis(r.i64()?));
     let mut at = || r.opt_i64().map(|v| v.map(Timestamp::from_millis));
@@ -245,7 +257,7 @@ fn read_job(r: &mut codec::Reader<'_>) -> serde_json::Result<Job> {
     let count = r.u64()?;
     let mut errors = Vec::new();
     for _ in 0..count {
-        let attempt = int(r.u64()?)?;
+        let attempt = read_u32(r)?;
         let message = r.str()?.to_owned();
         errors.push(JobError { attempt, message, at: Timestamp::from_millis(r.i64()?) });
     }
